@@ -1,0 +1,279 @@
+"""The case log: one SQLite row per scored case, shared by the app, the CLI and batches.
+
+What is stored is what the model saw and said (pixel digest, lab values, probability,
+threshold, band, validity, warnings, model identity) and never who the patient is: no name,
+ID, birth date, accession number, file name or path. Every write opens its own short-lived
+connection in WAL mode with a busy timeout, so app sessions (threads) and a CLI batch
+(another process) can write at once without losing a row.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import re
+import sqlite3
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import pandas as pd
+
+from pneumo import config
+from pneumo.errors import PneumoError
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 10_000
+ORIGINS = ("app", "cli", "batch")
+
+_SCHEMA_V1 = """
+CREATE TABLE IF NOT EXISTS cases (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    time            TEXT NOT NULL,              -- UTC ISO 8601
+    origin          TEXT NOT NULL CHECK (origin IN ('app', 'cli', 'batch')),
+    image_digest    TEXT,                       -- sha256 of the pixels, never a file name
+    labs            TEXT NOT NULL,              -- JSON {panel key: value | null}
+    probability     REAL NOT NULL,
+    label           TEXT NOT NULL,
+    threshold       REAL,
+    band            TEXT,
+    validity        TEXT,
+    warnings        TEXT NOT NULL,              -- JSON list of plain-word warnings
+    contribution    TEXT,                       -- JSON {image, labs}
+    model_name      TEXT,
+    model_version   TEXT,
+    weights_sha256  TEXT,
+    batch_id        TEXT,
+    row_index       INTEGER
+);
+CREATE UNIQUE INDEX IF NOT EXISTS cases_batch_row ON cases (batch_id, row_index);
+CREATE INDEX IF NOT EXISTS cases_time ON cases (time);
+"""
+
+_COLUMNS = ("time", "origin", "image_digest", "labs", "probability", "label", "threshold", "band",
+            "validity", "warnings", "contribution", "model_name", "model_version", "weights_sha256",
+            "batch_id", "row_index")
+
+# A batch row scored again after a kill replaces its first record instead of adding a second.
+_INSERT = (f"INSERT INTO cases ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
+           "ON CONFLICT (batch_id, row_index) DO UPDATE SET "
+           + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS if c not in ("batch_id", "row_index")))
+
+# Lab dict keys that name a person or a file are dropped, whatever their value.
+_IDENTIFIER_KEY = re.compile(r"(patient|name|mrn|subject|accession|birth|dob|path|file|^id$|_id$|^id_)",
+                             re.IGNORECASE)
+_LAB_KEY = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+# Path-like or image-file-like tokens in a warning are replaced: a warning never names a file.
+_PATHLIKE = re.compile(r"(?:[A-Za-z]:)?[^\s'\"]*[\\/][^\s'\"]*"
+                       r"|[^\s'\"]+\.(?:dcm|dicom|png|jpe?g|tiff?|bmp|gif|csv|json)\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One case to record (the batch uses record_many with these)."""
+    result: Any
+    labs: Any = None
+    origin: str = "batch"
+    batch_id: str | None = None
+    row_index: int | None = None
+
+
+def _get(result: Any, name: str, default: Any = None) -> Any:
+    """Result attribute or dict key: works with predictor.Result, a look-alike, or a dict."""
+    if isinstance(result, Mapping):
+        return result.get(name, default)
+    return getattr(result, name, default)
+
+
+def _number(value: Any) -> float | None:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def clean_labs(labs: Any) -> dict[str, float | None]:
+    """Only numeric values under lab-looking keys survive; identifiers and text never do."""
+    if labs is None:
+        return {}
+    values = getattr(labs, "values", labs)      # a LabReading carries .values
+    if callable(values) or not isinstance(values, Mapping):
+        return {}
+    out: dict[str, float | None] = {}
+    for key, value in values.items():
+        if not isinstance(key, str) or not _LAB_KEY.match(key) or _IDENTIFIER_KEY.search(key):
+            continue
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            out[key] = None
+        elif isinstance(value, bool) or isinstance(value, str):
+            continue                          # text is never a lab value here (it may be a name)
+        elif (x := _number(value)) is not None:
+            out[key] = x
+    return out
+
+
+def clean_warnings(warnings: Any) -> list[str]:
+    if not warnings:
+        return []
+    if isinstance(warnings, str):
+        warnings = [warnings]
+    return [" ".join(_PATHLIKE.sub("<file>", str(w)).split()) for w in warnings]
+
+
+def _digest(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).lower()
+    if not _HEX64.match(text):
+        raise PneumoError("case log: image_digest must be a sha256 hex digest of the pixels")
+    return text
+
+
+def _row_values(entry: LogEntry) -> tuple:
+    if entry.origin not in ORIGINS:
+        raise PneumoError(f"case log: origin must be one of {', '.join(ORIGINS)}, not {entry.origin!r}")
+    r = entry.result
+    probability = _number(_get(r, "probability"))
+    if probability is None:
+        raise PneumoError("case log: the result has no probability")
+    model = _get(r, "model") or {}
+    contribution = _get(r, "modality_contribution")
+    contribution = ({k: _number(v) for k, v in contribution.items() if k in ("image", "labs")}
+                    if isinstance(contribution, Mapping) else None)
+    return (datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            entry.origin,
+            _digest(_get(r, "image_digest")),
+            json.dumps(clean_labs(entry.labs), sort_keys=True),
+            probability,
+            str(_get(r, "label", "")),
+            _number(_get(r, "threshold")),
+            None if _get(r, "band") is None else str(_get(r, "band")),
+            None if _get(r, "validity") is None else str(_get(r, "validity")),
+            json.dumps(clean_warnings(_get(r, "warnings"))),
+            None if contribution is None else json.dumps(contribution, sort_keys=True),
+            _str_or_none(model.get("name") if isinstance(model, Mapping) else None),
+            _str_or_none(model.get("version") if isinstance(model, Mapping) else None),
+            _str_or_none(model.get("weights_sha256") if isinstance(model, Mapping) else None),
+            entry.batch_id,
+            None if entry.row_index is None else int(entry.row_index))
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+class CaseLog:
+    """The case log at `path` (default config.home_dir()/"cases.sqlite")."""
+
+    def __init__(self, path: str | os.PathLike | None = None):
+        self.path = Path(path) if path is not None else config.home_dir() / "cases.sqlite"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._init_schema()
+
+    # -- connections ---------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        except sqlite3.Error as err:
+            raise PneumoError(f"cannot open the case log: {err}") from None
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        return conn
+
+    def _init_schema(self) -> None:
+        new = not self.path.exists()
+        try:
+            with closing(self._connect()) as conn:
+                # WAL is a property of the file: set once, every later connection gets it.
+                if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    conn.execute("PRAGMA journal_mode = WAL")
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                if version > SCHEMA_VERSION:
+                    raise PneumoError(f"the case log was written by a newer pneumo (schema {version}, "
+                                      f"this one reads {SCHEMA_VERSION})")
+                if version < SCHEMA_VERSION:
+                    conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        for stmt in filter(str.strip, _SCHEMA_V1.split(";")):
+                            conn.execute(stmt)
+                        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                        conn.execute("COMMIT")
+                    except BaseException:
+                        conn.execute("ROLLBACK")
+                        raise
+        except sqlite3.Error as err:
+            raise PneumoError(f"cannot open the case log: {err}") from None
+        if new and os.name == "posix":
+            self.path.chmod(0o600)            # clinical values: readable by this user only
+
+    # -- writing -------------------------------------------------------------------------
+    def record(self, result: Any, *, labs: Any = None, origin: str, batch_id: str | None = None,
+               row_index: int | None = None) -> int:
+        """Store one scored case; returns its row id. `labs`: panel key -> value, or a LabReading."""
+        return self.record_many([LogEntry(result, labs, origin, batch_id, row_index)])[0]
+
+    def record_many(self, entries: Iterable[LogEntry]) -> list[int]:
+        """Store several cases in one transaction (all or none); returns their row ids."""
+        rows = [_row_values(e) for e in entries]
+        if not rows:
+            return []
+        try:
+            with closing(self._connect()) as conn:
+                conn.execute("BEGIN IMMEDIATE")   # take the write lock now: waits, never deadlocks
+                try:
+                    ids = [conn.execute(_INSERT + " RETURNING id", row).fetchone()[0] for row in rows]
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+        except sqlite3.Error as err:
+            raise PneumoError(f"cannot write the case log: {err}") from None
+        return ids
+
+    # -- reading -------------------------------------------------------------------------
+    def _query(self, sql: str, params: tuple = ()) -> pd.DataFrame:
+        try:
+            with closing(self._connect()) as conn:
+                return pd.read_sql_query(sql, conn, params=params)
+        except (sqlite3.Error, pd.errors.DatabaseError) as err:
+            raise PneumoError(f"cannot read the case log: {err}") from None
+
+    def recent(self, limit: int = 200) -> pd.DataFrame:
+        """The newest `limit` cases, newest first; labs/warnings/contribution decoded from JSON."""
+        frame = self._query("SELECT * FROM cases ORDER BY id DESC LIMIT ?", (int(limit),))
+        for col in ("labs", "warnings", "contribution"):
+            frame[col] = frame[col].map(lambda s: None if s is None else json.loads(s))
+        return frame
+
+    def count(self, *, batch_id: str | None = None) -> int:
+        sql, params = ("SELECT COUNT(*) AS n FROM cases", ())
+        if batch_id is not None:
+            sql, params = sql + " WHERE batch_id = ?", (batch_id,)
+        return int(self._query(sql, params)["n"].iloc[0])
+
+    def batch_rows(self, batch_id: str) -> set[int]:
+        """Row indices already logged for a batch (resume uses this)."""
+        frame = self._query("SELECT row_index FROM cases WHERE batch_id = ?", (batch_id,))
+        return {int(x) for x in frame["row_index"].dropna()}
+
+    def export_csv(self, path: str | os.PathLike) -> int:
+        """Write the whole log as CSV (formula-safe cells); returns the number of rows."""
+        frame = self._query("SELECT * FROM cases ORDER BY id")
+        try:
+            from pneumo.csv_safe import write_safe_csv
+        except ImportError:                   # until pneumo.csv_safe lands
+            write_safe_csv = None
+        if write_safe_csv is not None:
+            write_safe_csv(frame, path)
+        else:
+            from pneumo.batch import safe_cell
+            with open(path, "w", newline="", encoding="utf-8") as fh:
+                writer = csv.writer(fh)
+                writer.writerow(frame.columns)
+                for row in frame.itertuples(index=False):
+                    writer.writerow([safe_cell(v) for v in row])
+        return len(frame)

@@ -1,0 +1,144 @@
+"""`python -m pneumo ...`: the command line. Each subcommand delegates to one library
+module; this file only parses arguments and turns typed errors into one line on stderr.
+
+Exit codes: 0 ok, 2 bad input (one line on stderr, never a traceback), 1 internal error.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from pneumo.errors import PneumoError
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up chatter is not for users
+
+
+def _add_case_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--image", help="chest X-ray: PNG, JPEG, TIFF or DICOM")
+    p.add_argument("--labs", help="lab panel: wide/long CSV or FHIR R4 JSON")
+    p.add_argument("--model", help="bundle folder (default: the shipped model)")
+
+
+def _load_case(args):
+    from pneumo.predictor import Case, Predictor
+
+    if not args.image and not args.labs:
+        raise PneumoError("give --image, --labs or both")
+    for flag, value in (("--image", args.image), ("--labs", args.labs)):
+        if value and not Path(value).is_file():
+            raise PneumoError(f"{flag} {value}: no such file")
+    predictor = Predictor.load(args.model)
+    case = Case.from_sources(image=args.image, labs=args.labs, panel=predictor.panel,
+                             name=Path(args.image).name if args.image else None)
+    return predictor, case
+
+
+def cmd_predict(args) -> int:
+    predictor, case = _load_case(args)
+    result = predictor.predict(case)
+    _log(result, case, "cli", args)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print(f"{result.label}  p={result.probability:.3f}  (threshold {result.threshold:.3f}, {result.band})")
+        contrib = result.modality_contribution
+        print(f"  image moved the risk {contrib['image']:+.3f}, labs {contrib['labs']:+.3f}")
+        for warning in result.warnings:
+            print(f"  warning: {warning}")
+    return 0
+
+
+def cmd_explain(args) -> int:
+    from pneumo.explain_io import write_explanation
+
+    predictor, case = _load_case(args)
+    explanation = predictor.explain(case)
+    _log(explanation.result, case, "cli", args)
+    paths = write_explanation(explanation, case, Path(args.out))
+    for path in paths:
+        print(path)
+    return 0
+
+
+def _log(result, case, origin, args) -> None:
+    if getattr(args, "no_log", False):
+        return
+    from pneumo.audit import CaseLog
+
+    labs = case.labs.values if case.labs is not None else {}
+    CaseLog().record(result, labs=labs, origin=origin)
+
+
+def cmd_history(args) -> int:
+    from pneumo.audit import CaseLog
+
+    frame = CaseLog().recent(args.limit)
+    print(frame.to_string(index=False) if len(frame) else "no cases logged yet")
+    return 0
+
+
+def _delegate(module: str):
+    """A subcommand implemented by a module's own main(argv)."""
+    def run(args) -> int:
+        import importlib
+
+        return int(importlib.import_module(module).main(args.rest) or 0)
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pneumo", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("predict", help="score one case")
+    _add_case_args(p)
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.add_argument("--no-log", action="store_true", help="do not write the case log")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("explain", help="score one case and write Grad-CAM, SHAP and contribution")
+    _add_case_args(p)
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--no-log", action="store_true")
+    p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser("history", help="print the most recent logged cases")
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(func=cmd_history)
+
+    for name, module, text in (
+        ("batch", "pneumo.batch", "score a manifest CSV (see `batch --help`)"),
+        ("train", "pneumo.train", "train a model bundle (see `train --help`)"),
+        ("experiment", "pneumo.experiments", "run the paper's protocol from a config"),
+        ("tables", "pneumo.tables", "print the paper's Tables 1-2 beside ours"),
+        ("bench", "pneumo.bench", "measure speed and memory, write JSON"),
+    ):
+        p = sub.add_parser(name, help=text, add_help=False)
+        p.add_argument("rest", nargs=argparse.REMAINDER)
+        p.set_defaults(func=_delegate(module))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except PneumoError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # noqa: BLE001 - the contract is one line, never a traceback
+        if os.environ.get("PNEUMO_DEBUG"):
+            raise
+        print(f"internal error: {type(err).__name__}: {err} (set PNEUMO_DEBUG=1 for details)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

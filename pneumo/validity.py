@@ -1,0 +1,96 @@
+"""Should this model read this image at all? Cheap checks on the pixels and the header,
+then a learned one: how far the image embedding lies from the training films
+(Mahalanobis distance in a PCA space, thresholds set on the validation split).
+
+Outcomes: accept, warn (read it, but say why to doubt it), refuse (do not read it)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+LATERAL_VIEWS = {"LL", "RL", "LATERAL", "LAT", "LLD", "RLD"}
+
+
+@dataclass
+class Verdict:
+    outcome: str = "accept"                    # accept | warn | refuse
+    reasons: list[str] = field(default_factory=list)
+    distance: float | None = None              # Mahalanobis distance, when measured
+
+    def add(self, outcome: str, reason: str) -> None:
+        rank = {"accept": 0, "warn": 1, "refuse": 2}
+        if rank[outcome] > rank[self.outcome]:
+            self.outcome = outcome
+        self.reasons.append(reason)
+
+
+def cheap_checks(pixels: np.ndarray, meta, model_input: np.ndarray) -> Verdict:
+    """Header and pixel statistics. `model_input` is the preprocessed (S, S, 1) image."""
+    verdict = Verdict()
+    if getattr(meta, "was_color", False) and getattr(meta, "color_spread", 0.0) > 0.04:
+        verdict.add("refuse", "a colour image: radiographs are grayscale (a photograph?)")
+    view = (getattr(meta, "view_position", None) or "").upper()
+    if view in LATERAL_VIEWS:
+        verdict.add("warn", f"view position {view}: the model was trained on frontal films")
+    aspect = meta.width / max(meta.height, 1)
+    if not 0.6 <= aspect <= 2.2:
+        verdict.add("warn", f"unusual aspect ratio {aspect:.2f} for a chest film")
+    x = model_input[..., 0]
+    if float(x.std()) < 0.04:
+        verdict.add("refuse", "almost no contrast: a blank or flat image")
+    # Films are smooth at this scale; noise and text are not.
+    roughness = float(np.abs(np.diff(x, axis=0)).mean() + np.abs(np.diff(x, axis=1)).mean())
+    if roughness > 0.12:
+        verdict.add("refuse", "the image is mostly fine-grained noise or text, not a radiograph")
+    elif roughness > 0.07:
+        verdict.add("warn", "unusually sharp texture for a chest film")
+    return verdict
+
+
+@dataclass
+class EmbeddingGate:
+    """Mahalanobis distance of an image embedding from the training embeddings."""
+    mean: np.ndarray
+    components: np.ndarray      # (k, D) PCA axes
+    scales: np.ndarray          # (k,) sd along each axis
+    warn_at: float
+    refuse_at: float
+
+    @classmethod
+    def fit(cls, train: np.ndarray, val: np.ndarray, *, k: int = 32,
+            warn_quantile: float = 0.99, refuse_factor: float = 1.5) -> "EmbeddingGate":
+        """PCA on train; warn above the val quantile; refuse beyond refuse_factor x the
+        largest val distance (no in-distribution val film would be refused)."""
+        mean = train.mean(axis=0)
+        centred = train - mean
+        _, s, vt = np.linalg.svd(centred, full_matrices=False)
+        k = min(k, vt.shape[0])
+        scales = s[:k] / np.sqrt(max(len(train) - 1, 1)) + 1e-6
+        gate = cls(mean, vt[:k], scales, 0.0, 0.0)
+        d_val = gate.distance(val)
+        gate.warn_at = float(np.quantile(d_val, warn_quantile))
+        gate.refuse_at = float(d_val.max() * refuse_factor)
+        return gate
+
+    def distance(self, emb: np.ndarray) -> np.ndarray:
+        z = (np.atleast_2d(emb) - self.mean) @ self.components.T / self.scales
+        return np.sqrt((z ** 2).sum(axis=1))
+
+    def judge(self, emb: np.ndarray, verdict: Verdict) -> Verdict:
+        d = float(self.distance(emb)[0])
+        verdict.distance = d
+        if d > self.refuse_at:
+            verdict.add("refuse", "this image is unlike the chest films the model was trained on")
+        elif d > self.warn_at:
+            verdict.add("warn", "unusual image for this model: interpret with care")
+        return verdict
+
+    def to_arrays(self) -> dict:
+        return {"mean": self.mean, "components": self.components, "scales": self.scales,
+                "thresholds": np.array([self.warn_at, self.refuse_at])}
+
+    @classmethod
+    def from_arrays(cls, arrays) -> "EmbeddingGate":
+        warn_at, refuse_at = (float(v) for v in arrays["thresholds"])
+        return cls(arrays["mean"], arrays["components"], arrays["scales"], warn_at, refuse_at)
