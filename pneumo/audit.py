@@ -8,7 +8,6 @@ connection in WAL mode with a busy timeout, so app sessions (threads) and a CLI 
 """
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -23,6 +22,7 @@ from typing import Any, Iterable, Mapping
 import pandas as pd
 
 from pneumo import config
+from pneumo.csv_safe import write_safe_csv
 from pneumo.errors import PneumoError
 
 SCHEMA_VERSION = 1
@@ -101,8 +101,8 @@ def clean_labs(labs: Any) -> dict[str, float | None]:
     """Only numeric values under lab-looking keys survive; identifiers and text never do."""
     if labs is None:
         return {}
-    values = getattr(labs, "values", labs)      # a LabReading carries .values
-    if callable(values) or not isinstance(values, Mapping):
+    values = labs if isinstance(labs, Mapping) else getattr(labs, "values", None)  # a LabReading: .values
+    if not isinstance(values, Mapping):
         return {}
     out: dict[str, float | None] = {}
     for key, value in values.items():
@@ -263,17 +263,5 @@ class CaseLog:
     def export_csv(self, path: str | os.PathLike) -> int:
         """Write the whole log as CSV (formula-safe cells); returns the number of rows."""
         frame = self._query("SELECT * FROM cases ORDER BY id")
-        try:
-            from pneumo.csv_safe import write_safe_csv
-        except ImportError:                   # until pneumo.csv_safe lands
-            write_safe_csv = None
-        if write_safe_csv is not None:
-            write_safe_csv(frame, path)
-        else:
-            from pneumo.batch import safe_cell
-            with open(path, "w", newline="", encoding="utf-8") as fh:
-                writer = csv.writer(fh)
-                writer.writerow(frame.columns)
-                for row in frame.itertuples(index=False):
-                    writer.writerow([safe_cell(v) for v in row])
+        write_safe_csv(frame, path)
         return len(frame)

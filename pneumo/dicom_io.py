@@ -28,6 +28,7 @@ _KNOWN_PHOTOMETRIC = frozenset(
     {"RGB", "YBR_FULL", "YBR_FULL_422", "YBR_PARTIAL_420", "YBR_PARTIAL_422", "YBR_ICT",
      "YBR_RCT", "PALETTE COLOR", "ARGB", "CMYK", "HSV", "XYB"}) | set(_GRAY)
 _CS = re.compile(r"^[A-Z0-9 _]{1,16}$")  # the DICOM Code String character set
+_TERM = re.compile(r"^[A-Z _]{1,16}$")   # view/body-part terms: letters only, so no ID number passes
 
 
 def looks_like_dicom(data: bytes) -> bool:
@@ -47,13 +48,13 @@ def _get(ds, keyword):
         return None
 
 
-def _code(ds, keyword) -> str | None:
+def _code(ds, keyword, pattern=_CS) -> str | None:
     """A Code String attribute, kept only if it is one (no free text can pass)."""
     value = _get(ds, keyword)
     if isinstance(value, (list, tuple)) or hasattr(value, "__iter__") and not isinstance(value, str):
         value = next(iter(value), None)
     text = str(value).strip().upper() if value is not None else ""
-    return text if _CS.match(text) else None
+    return text if pattern.match(text) else None
 
 
 def _int(ds, keyword) -> int | None:
@@ -135,7 +136,8 @@ def read_dicom(data: bytes, max_pixels: int) -> tuple[np.ndarray, dict]:
     pixels = _to_unit(arr, ds, photometric)
     fields = dict(source_format="dicom", width=cols, height=rows, bit_depth=bits_stored,
                   mode=photometric, photometric=photometric, modality=modality,
-                  view_position=_code(ds, "ViewPosition"), body_part=_code(ds, "BodyPartExamined"),
+                  view_position=_code(ds, "ViewPosition", _TERM),
+                  body_part=_code(ds, "BodyPartExamined", _TERM),
                   was_color=False, color_spread=0.0)
     return pixels, fields
 

@@ -107,6 +107,7 @@ def test_fhir_observation_and_bundle():
         {"resource": _obs("99999-9", 1, "mg/dL")},
     ]}
     r = parse_labs(json.dumps(bundle).encode(), PANEL)
+    assert parse_labs(bundle, PANEL).values == r.values          # an already-parsed resource too
     assert r.values["wbc"] == 14.2 and r.values["glucose"] == pytest.approx(126.112)
     assert r.values["hemoglobin"] is None and r.values["potassium"] == 4.4
     assert r.unknown == ["99999-9"] and r.errors == []

@@ -126,7 +126,7 @@ def load(csv_path: str | os.PathLike, *, root: str | os.PathLike | None = None,
     for c in carried:
         frame[c] = raw[c].to_numpy()
     frame["image_path_given"] = raw["image_path"].to_numpy()
-    frame["error"] = ["; ".join(e) if e else None for e in errors]
+    frame["error"] = pd.Series(["; ".join(e) if e else None for e in errors], dtype=object)   # None, not NaN
 
     description = {
         "source": "manifest", "manifest": csv_path.name, "root": str(root.resolve()),

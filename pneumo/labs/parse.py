@@ -293,6 +293,8 @@ def parse_labs(source: Any, panel: LabPanel | None = None, *, fmt: str | None = 
         panel = default_panel()
     if fmt is not None and fmt not in FORMATS:
         raise LabError(f"unknown lab format {fmt!r} (one of {', '.join(FORMATS)})")
+    if isinstance(source, dict) and (fmt == "fhir" or (fmt is None and "resourceType" in source)):
+        return _validate(observation_entries(source), panel)     # an already-parsed FHIR resource
     if isinstance(source, dict) and fmt in (None, "dict"):
         return _validate(_dict_entries(source), panel)
     if fmt == "dict":

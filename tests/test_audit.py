@@ -1,0 +1,218 @@
+"""The case log: round trip, WAL, schema version, no identifiers, concurrent writers."""
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pneumo import config
+from pneumo.audit import SCHEMA_VERSION, CaseLog, LogEntry
+from pneumo.errors import PneumoError
+
+DIGEST = "ab" * 32
+
+
+@dataclass
+class FakeResult:
+    """The Result attributes the log reads (duck typing: pneumo.predictor.Result has these)."""
+    probability: float = 0.73
+    label: str = "PNEUMONIA"
+    threshold: float = 0.5
+    band: str = "clear"
+    modalities: dict = field(default_factory=lambda: {"image": True, "labs": True})
+    modality_contribution: dict = field(default_factory=lambda: {"image": 0.2, "labs": 0.03})
+    imputed: list = field(default_factory=list)
+    out_of_range: list = field(default_factory=list)
+    validity: str = "accept"
+    warnings: list = field(default_factory=list)
+    model: dict = field(default_factory=lambda: {"name": "pneumo-fusion", "version": "1.0.0",
+                                                 "weights_sha256": "cd" * 32})
+    image_digest: str | None = DIGEST
+
+
+def test_round_trip(tmp_path):
+    log = CaseLog(tmp_path / "cases.sqlite")
+    row_id = log.record(FakeResult(warnings=["labs missing: crp"]), labs={"wbc": 14.2, "crp": None},
+                        origin="app")
+    assert row_id == 1 and log.count() == 1
+    rec = log.recent().iloc[0]
+    assert rec["probability"] == pytest.approx(0.73) and rec["label"] == "PNEUMONIA"
+    assert rec["threshold"] == 0.5 and rec["band"] == "clear" and rec["validity"] == "accept"
+    assert rec["labs"] == {"wbc": 14.2, "crp": None}
+    assert rec["warnings"] == ["labs missing: crp"]
+    assert rec["contribution"] == {"image": 0.2, "labs": 0.03}
+    assert rec["model_name"] == "pneumo-fusion" and rec["model_version"] == "1.0.0"
+    assert rec["weights_sha256"] == "cd" * 32 and rec["image_digest"] == DIGEST
+    assert rec["origin"] == "app" and rec["time"].endswith("Z") and "T" in rec["time"]
+
+
+def test_dict_result_and_lab_reading(tmp_path):
+    class Reading:                        # a LabReading look-alike: only .values is read
+        values = {"wbc": 9.0, "crp": 12.0}
+    log = CaseLog(tmp_path / "c.sqlite")
+    log.record({"probability": 0.2, "label": "NORMAL", "threshold": 0.5, "image_digest": None},
+               labs=Reading(), origin="cli")
+    rec = log.recent().iloc[0]
+    assert rec["labs"] == {"crp": 12.0, "wbc": 9.0} and rec["image_digest"] is None
+
+
+def test_wal_and_schema_version(tmp_path):
+    path = tmp_path / "cases.sqlite"
+    CaseLog(path).record(FakeResult(), labs={}, origin="cli")
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(PneumoError, match="newer pneumo"):
+        CaseLog(path)
+
+
+def test_default_path_under_pneumo_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("PNEUMO_HOME", str(tmp_path / "home"))
+    log = CaseLog()
+    assert log.path == tmp_path / "home" / "cases.sqlite" and log.path.exists()
+
+
+def test_bad_input_is_refused(tmp_path):
+    log = CaseLog(tmp_path / "c.sqlite")
+    with pytest.raises(PneumoError, match="origin"):
+        log.record(FakeResult(), labs={}, origin="web")
+    with pytest.raises(PneumoError, match="sha256"):   # a file name in the digest slot never gets in
+        log.record(FakeResult(image_digest="DOE_JANE.dcm"), labs={}, origin="app")
+    with pytest.raises(PneumoError, match="probability"):
+        log.record(FakeResult(probability=None), labs={}, origin="app")
+    assert log.count() == 0
+
+
+def test_batch_row_recorded_twice_is_one_row(tmp_path):
+    log = CaseLog(tmp_path / "c.sqlite")
+    log.record_many([LogEntry(FakeResult(probability=0.1), {}, "batch", "b1", 7),
+                     LogEntry(FakeResult(probability=0.2), {}, "batch", "b1", 8)])
+    log.record(FakeResult(probability=0.9), labs={}, origin="batch", batch_id="b1", row_index=7)
+    assert log.count() == 2 and log.count(batch_id="b1") == 2 and log.batch_rows("b1") == {7, 8}
+    assert sorted(log.recent()["probability"]) == [0.2, 0.9]
+
+
+def test_export_csv_is_formula_safe(tmp_path):
+    log = CaseLog(tmp_path / "c.sqlite")
+    log.record(FakeResult(band="=HYPERLINK(\"http://x\")"), labs={}, origin="app")
+    out = tmp_path / "log.csv"
+    assert log.export_csv(out) == 1
+    text = out.read_text()
+    assert "'=HYPERLINK" in text and ",=HYPERLINK" not in text
+
+
+def _dicom_with_identifiers(path: Path) -> None:
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = pydicom.Dataset()
+    ds.file_meta = meta
+    ds.PatientName, ds.PatientID, ds.PatientBirthDate = "DOE^JANE", "MRN55501234", "19450317"
+    ds.AccessionNumber, ds.Modality, ds.ViewPosition = "ACC77889911", "DX", "PA"
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    yy, xx = np.mgrid[0:128, 0:128]
+    pixels = ((np.sin(xx / 9.0) + np.cos(yy / 13.0) + 2) * 1000).astype(np.uint16)
+    ds.Rows, ds.Columns, ds.SamplesPerPixel = 128, 128, 1
+    ds.PhotometricInterpretation, ds.BitsAllocated, ds.BitsStored, ds.HighBit = "MONOCHROME2", 16, 12, 11
+    ds.PixelRepresentation, ds.PixelData = 0, pixels.tobytes()
+    ds.save_as(path, enforce_file_format=True)
+
+
+def test_no_identifier_ever_reaches_the_db(tmp_path):
+    from pneumo.imaging import pixel_digest, read_image
+
+    secrets = ["DOE^JANE", "DOE_JANE", "MRN55501234", "55501234", "19450317", "ACC77889911",
+               "DOE_JANE_MRN55501234.dcm", "scans"]
+    dcm = tmp_path / "scans" / "DOE_JANE_MRN55501234.dcm"
+    dcm.parent.mkdir()
+    _dicom_with_identifiers(dcm)
+    xray = read_image(dcm)
+    result = FakeResult(image_digest=pixel_digest(xray.pixels),
+                        warnings=[f"could not read {dcm}", "film DOE_JANE_MRN55501234.dcm is rotated"])
+    result.case_id, result.source, result.meta = "ACC77889911", str(dcm), xray.meta  # extra attributes: ignored
+    labs = {"wbc": 12.5, "patient_name": "DOE^JANE", "patient_id": "MRN55501234", "mrn": 55501234,
+            "birth_date": "19450317", "accession": "ACC77889911", "file": str(dcm), "path": dcm.name,
+            "crp": "DOE^JANE"}
+    home = tmp_path / "home"
+    log = CaseLog(home / "cases.sqlite")
+    log.record(result, labs=labs, origin="app")
+    log.record(result, labs=labs, origin="batch", batch_id="b", row_index=1)
+    log.export_csv(home / "export.csv")
+    blob = b"".join(p.read_bytes() for p in home.iterdir())   # the DB, its WAL and shm, the export
+    assert blob.count(result.image_digest.encode()) >= 2
+    for secret in secrets:
+        assert secret.encode() not in blob, f"{secret!r} leaked into the case log"
+    assert log.recent().iloc[0]["labs"] == {"wbc": 12.5}
+
+
+_WRITER = textwrap.dedent("""
+    import sys, time
+    from pathlib import Path
+    from pneumo import config
+from pneumo.audit import CaseLog
+    db, go, n = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+    log = CaseLog(db)
+    (go.parent / "ready").touch()
+    while not go.exists():
+        time.sleep(0.005)
+    for i in range(n):
+        log.record({"probability": i / n, "label": "NORMAL", "threshold": 0.5, "image_digest": None},
+                   labs={"wbc": float(i)}, origin="batch", batch_id="proc", row_index=i)
+""")
+
+
+def test_concurrent_writers_lose_no_row(tmp_path):
+    n = 200
+    db, go = tmp_path / "cases.sqlite", tmp_path / "go"
+    log = CaseLog(db)
+    script = tmp_path / "writer.py"
+    script.write_text(_WRITER)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(config.REPO_ROOT),
+                                                                     os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.Popen([sys.executable, str(script), str(db), str(go), str(n)], env=env)
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "ready").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "writer process did not start"
+        time.sleep(0.01)
+    errors: list[BaseException] = []
+
+    def session(name: str) -> None:       # like one app session: its own CaseLog, one write per case
+        try:
+            mine = CaseLog(db)
+            for i in range(n):
+                mine.record(FakeResult(probability=i / n), labs={"wbc": float(i)}, origin="app")
+        except BaseException as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=session, args=(f"s{k}",)) for k in range(2)]
+    t0 = time.monotonic()
+    go.touch()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert proc.wait(timeout=60) == 0
+    seconds = time.monotonic() - t0
+    assert not errors, errors
+    frame = log.recent(10_000)
+    assert len(frame) == 3 * n == log.count()
+    assert frame["id"].is_unique
+    assert (frame["origin"] == "app").sum() == 2 * n and log.batch_rows("proc") == set(range(n))
+    print(f"concurrent writers: 2 threads + 1 process x {n} rows -> {len(frame)} rows in {seconds:.2f} s "
+          f"({len(frame) / seconds:.0f} rows/s), 0 lost")
