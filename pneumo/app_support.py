@@ -479,3 +479,83 @@ def history_frame(frame: pd.DataFrame) -> pd.DataFrame:
     out["Model"] = col("model_version", "model", "version")
     out["Origin"] = col("origin")
     return out
+
+
+def what_if_range(test, current: float | None) -> tuple[float, float, float]:
+    """A slider span for one lab: the reference range widened, kept inside the plausible range."""
+    lo = test.ref_low if test.ref_low is not None else test.plaus_low
+    hi = test.ref_high if test.ref_high is not None else test.plaus_high
+    span = max(hi - lo, 1e-6)
+    lo, hi = lo - span, hi + span
+    if current is not None:
+        lo, hi = min(lo, current), max(hi, current)
+    lo, hi = max(lo, test.plaus_low), min(hi, test.plaus_high)
+    raw = (hi - lo) / 200  # about 200 steps, each a round 1, 2 or 5 x 10^k
+    exp = 10 ** math.floor(math.log10(raw))
+    step = next(m * exp for m in (1, 2, 5, 10) if m * exp >= raw - 1e-12)
+    lo, hi = math.floor(lo / step) * step, math.ceil(hi / step) * step
+    return float(f"{lo:.6g}"), float(f"{hi:.6g}"), float(f"{step:.6g}")
+
+
+def save_uploads(files: list[tuple[str, bytes]], dest: Path) -> list[str]:
+    """Write uploaded (name, bytes) into dest: zips are extracted safely, other files by their
+    base name only. Returns the refused archive members."""
+    refused: list[str] = []
+    for name, data in files:
+        if name.lower().endswith(".zip"):
+            refused += extract_zip(data, dest)[1]
+        else:
+            (Path(dest) / safe_filename(name)).write_bytes(data)
+    return refused
+
+
+def count_rows(csv_path: Path) -> int:
+    """Data rows of a CSV (for a progress bar; quoted newlines make it an estimate)."""
+    with open(csv_path, "rb") as fh:
+        return max(sum(1 for line in fh if line.strip()) - 1, 0)
+
+
+def read_bundle(bundle_dir: Path | None = None) -> tuple[dict, dict]:
+    """(bundle.json, metrics.json) of a bundle folder, {} for what is missing; no TensorFlow."""
+    folder = Path(bundle_dir) if bundle_dir else config.default_model_dir()
+    out = []
+    for name in ("bundle.json", "metrics.json"):
+        try:
+            out.append(json.loads((folder / name).read_text()))
+        except (OSError, ValueError):
+            out.append({})
+    return out[0], out[1]
+
+
+def bundle_panel(meta: dict):
+    """The bundle's lab panel (with its training medians), else the default panel."""
+    from pneumo.labs import LabPanel, default_panel
+
+    for key in ("panel", "lab_panel", "labs"):
+        if isinstance(meta.get(key), dict):
+            try:
+                return LabPanel.from_dict(meta[key])
+            except Exception:  # noqa: BLE001 - a malformed panel falls back to the default
+                break
+    return default_panel()
+
+
+def versions(meta: dict) -> pd.DataFrame:
+    """pneumo, TensorFlow and Keras versions (package metadata: no import) and the weights digest."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import pneumo
+
+    rows = [("pneumo", getattr(pneumo, "__version__", "?"))]
+    for label, dists in (("TensorFlow", ("tensorflow-cpu", "tensorflow")), ("Keras", ("keras",))):
+        for dist in dists:
+            try:
+                rows.append((label, version(dist)))
+                break
+            except PackageNotFoundError:
+                continue
+    rows.append(("Model weights sha256", meta.get("weights_sha256") or "—"))
+    for k in ("tensorflow_version", "keras_version"):
+        if meta.get(k):
+            rows.append((f"trained with {k.split('_')[0]}", meta[k]))
+    return pd.DataFrame(rows, columns=["Component", "Version"])

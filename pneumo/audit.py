@@ -246,7 +246,7 @@ class CaseLog:
         """The newest `limit` cases, newest first; labs/warnings/contribution decoded from JSON."""
         frame = self._query("SELECT * FROM cases ORDER BY id DESC LIMIT ?", (int(limit),))
         for col in ("labs", "warnings", "contribution"):
-            frame[col] = frame[col].map(lambda s: None if s is None else json.loads(s))
+            frame[col] = frame[col].astype(object).map(lambda s: json.loads(s) if isinstance(s, str) else None)
         return frame
 
     def count(self, *, batch_id: str | None = None) -> int:

@@ -14,7 +14,6 @@ import argparse
 import csv
 import io
 import os
-import re
 import sys
 import time
 import uuid
@@ -25,13 +24,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from pneumo.csv_safe import safe_cell
+from pneumo.cohorts.manifest import resolve_inside
 from pneumo.errors import ManifestError, PneumoError
 from pneumo.imaging import read_image
-
-try:
-    from pneumo.cohorts.manifest import resolve_inside
-except ImportError:  # until pneumo.cohorts.manifest lands
-    resolve_inside = None
 
 ROW = "row"
 IMAGE_PATH = "image_path"
@@ -159,18 +154,6 @@ def _out_columns(header: list[str]) -> tuple[list[str], dict[str, str]]:
 
 # ---- per row: path, image, labs ---------------------------------------------------------
 
-def _resolve(root: Path, rel: str) -> Path:
-    if resolve_inside is not None:
-        return resolve_inside(root, rel)
-    # Fallback: the real path (symlinks followed) must lie under the real root.
-    if os.path.isabs(rel) or re.match(r"^[A-Za-z]:[\\/]", rel):
-        raise ManifestError(f"image_path {_one_line(rel, 80)!r} is absolute; give it relative to the root")
-    path = (root / rel).resolve()
-    if not path.is_relative_to(root.resolve()):
-        raise ManifestError(f"image_path {_one_line(rel, 80)!r} resolves outside the root folder")
-    return path
-
-
 def _lab_columns(header: list[str], panel) -> list[str]:
     """Manifest columns that name a panel test (key, name, alias, LOINC, or 'name [unit]')."""
     if panel is None:
@@ -198,7 +181,7 @@ def _prepare(item: _Item, root: Path, lab_cols: list[str], panel, make_case) -> 
             raise ManifestError(f"row has {len(item.extra)} more cells than the header")
         rel = (item.row.get(IMAGE_PATH) or "").strip()
         labs = _read_labs(item.row, lab_cols, panel)
-        image = read_image(_resolve(root, rel)) if rel else None
+        image = read_image(resolve_inside(root, rel)) if rel else None
         if image is None and labs is None:
             raise ManifestError("row has no image_path and no lab values")
         item.case, item.labs = make_case(image=image, labs=labs), labs

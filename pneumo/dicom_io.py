@@ -144,7 +144,7 @@ def read_dicom(data: bytes, max_pixels: int) -> tuple[np.ndarray, dict]:
 
 def _to_unit(arr: np.ndarray, ds, photometric: str) -> np.ndarray:
     """Modality LUT -> VOI (LUT or window) -> [0, 1] by the VOI output range -> 0 = black."""
-    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+    from pydicom.pixels import apply_modality_lut, apply_voi, apply_voi_lut
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -155,8 +155,10 @@ def _to_unit(arr: np.ndarray, ds, photometric: str) -> np.ndarray:
         values, lo, hi = modality_out, None, None
         try:
             if _get(ds, "VOILUTSequence"):
-                lut = np.asarray(ds.VOILUTSequence[0].LUTData, dtype=np.float64).ravel()
-                values = apply_voi_lut(values, ds, index=0)
+                # The LUT's own output range (its descriptor's bit count is often wrong).
+                entries, first = ds.VOILUTSequence[0].LUTDescriptor[:2]
+                lut = apply_voi(np.arange(first, first + (entries or 65536)), ds, index=0)
+                values = apply_voi(values, ds, index=0)
                 lo, hi = float(lut.min()), float(lut.max())
             elif _get(ds, "WindowCenter") is not None and _get(ds, "WindowWidth") is not None:
                 values = apply_voi_lut(values, ds, index=0, prefer_lut=False)

@@ -131,7 +131,7 @@ def preprocess(pixels: np.ndarray, size: int = 224) -> np.ndarray:
         raise ImageError(f"preprocess needs pixels in [0, 1], got [{lo:.3g}, {hi:.3g}]")
     size = int(size)
     if arr.shape != (size, size):
-        arr = np.asarray(Image.fromarray(arr).resize((size, size), RESAMPLE,
+        arr = np.array(Image.fromarray(arr).resize((size, size), RESAMPLE,
                                                      reducing_gap=REDUCING_GAP), dtype=np.float32)
     else:
         arr = arr.copy()  # never hand back (or clip) the caller's own array
@@ -175,6 +175,8 @@ def _read_bytes(source, max_bytes: int) -> bytes:
 
 
 def _sniff(data: bytes) -> tuple[str, list[str]] | None:
+    if data[128:132] == b"DICM":  # first: a DICOM preamble may itself be a TIFF header
+        return "dicom", []
     for magic, fmt, plugins in _MAGIC:
         if data.startswith(magic):
             return fmt, plugins

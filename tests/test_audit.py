@@ -164,8 +164,7 @@ def test_no_identifier_ever_reaches_the_db(tmp_path):
 _WRITER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from pneumo import config
-from pneumo.audit import CaseLog
+    from pneumo.audit import CaseLog
     db, go, n = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
     log = CaseLog(db)
     (go.parent / "ready").touch()

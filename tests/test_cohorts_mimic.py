@@ -81,7 +81,7 @@ def test_pneumonia_codes():
 
 
 def test_fake_hosp_selection(hosp):
-    c = mimic.load(hosp)
+    c = mimic.load(hosp, lookback_hours=0)   # window opens at admittime: pre-admission labs out
     f = c.frame.set_index("hadm_id")
     assert sorted(f.index) == [20000001 + i for i in range(7)]          # late-lab admissions dropped
     assert f["label"].to_dict() == {20000001 + i: int(i < 3) for i in range(7)}
@@ -198,7 +198,8 @@ def test_real_mimic_demo():
         assert c.panel[key].median == pytest.approx(train[key].median())
     assert (c.counts()[1] >= 1).all()
     assert np.isfinite(c.lab_matrix()).mean() > 0.8
-    wide = mimic.load(lookback_hours=24)
-    print(f"with 24 h lookback (ED labs): {wide.description['n_admissions']} admissions, "
-          f"{wide.description['n_pneumonia']} pneumonia, {wide.description['n_tests']} tests")
-    assert wide.description["n_admissions"] >= d["n_admissions"]
+    assert (d["n_admissions"], d["n_pneumonia"], d["n_tests"]) == (211, 20, 20)  # data README
+    strict = mimic.load(lookback_hours=0)
+    print(f"without ED labs (window opens at admittime): {strict.description['n_admissions']} "
+          f"admissions, {strict.description['n_pneumonia']} pneumonia")
+    assert strict.description["n_admissions"] <= d["n_admissions"]

@@ -99,3 +99,5 @@ def test_real_kermany_mimic():
     assert paper.frame["label"].sum() == 50 and (paper.frame["label"] == 0).sum() == 500
     check_no_leak(paper, labs)
     assert paper.description["semi_real"] and paper.semi_real
+    assert paper.description["notes"].startswith(
+        "semi-real: real Kermany images paired class-conditionally with real MIMIC-IV demo lab panels of different people")

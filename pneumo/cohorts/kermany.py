@@ -94,6 +94,7 @@ def load(root: str | os.PathLike | None = None, *, val_fraction: float = 0.1, se
 
     description = {
         "source": "kermany",
+        "title": "Kermany",
         "citation": "Kermany et al., Cell 2018; Mendeley Data v2 (CC BY 4.0)",
         "root": str(root),
         "params": {"val_fraction": val_fraction, "seed": seed},

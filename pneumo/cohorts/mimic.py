@@ -3,9 +3,9 @@
 Selection, in order:
 1. label 1 = the admission carries a pneumonia code: ICD-9 480-486 or 487.0 (stored without the
    dot: '486', '4821', '4870') or ICD-10 J12-J18; every other admission is 0 ("other").
-2. lab rows with a numeric value (valuenum) charted in [admittime, admittime + window_hours]
-   (the window opens at admission: ED labs drawn before admittime are not used); the first
-   value by charttime of each test is kept. Admissions with no lab in the window are dropped.
+2. lab rows with a numeric value (valuenum) charted in
+   [admittime - lookback_hours, admittime + window_hours] (default 24 h each side, so ED labs
+   drawn before the formal admission count); the first value by charttime of each test is kept. Admissions with no lab in the window are dropped.
 3. tests present in >= min_presence of the admissions of EACH class are kept.
 Splits are by patient (subject_id), stratified by label, seeded; imputation medians come from
 the train split only."""
@@ -126,13 +126,14 @@ def _order(keys: list[str], tests: dict[str, LabTest]) -> list[str]:
 def load(root: str | os.PathLike | None = None, *, window_hours: float = 24, min_presence: float = 0.8,
          cxr_metadata: str | os.PathLike | None = None, cxr_root: str | os.PathLike | None = None,
          split_fractions: Sequence[float] = (0.6, 0.2, 0.2), seed: int = 0,
-         lookback_hours: float = 0) -> Cohort:
+         lookback_hours: float = 24) -> Cohort:
     """Load MIMIC-IV hosp tables as a lab Cohort (one row per admission with labs in the window).
 
     root: the hosp folder (default config.mimic_dir()), v1.0 column names, gzipped CSVs.
     window_hours: labs charted from admittime to admittime + window_hours count (first value).
-    lookback_hours: also count labs charted up to this long BEFORE admittime (ED labs); default 0,
-        so the window is [admittime, admittime + window_hours].
+    lookback_hours: also count labs charted up to this long BEFORE admittime; default 24, so
+        emergency-department labs drawn before the formal admission count as admission labs
+        (the window is [admittime - 24 h, admittime + 24 h]: 211 admissions on the demo).
     min_presence: keep a test present in at least this share of each class's admissions.
     cxr_metadata, cxr_root: optional MIMIC-CXR-JPG metadata CSV and image root; each admission then
         gets its earliest frontal image taken during the stay (see mimic_cxr.attach).
@@ -206,6 +207,7 @@ def load(root: str | os.PathLike | None = None, *, window_hours: float = 24, min
     demo = "demo" in str(root.resolve()).lower()
     description = {
         "source": "mimic-iv-demo" if demo else "mimic-iv",
+        "title": "MIMIC-IV demo" if demo else "MIMIC-IV",
         "root": str(root),
         "params": {"window_hours": window_hours, "lookback_hours": lookback_hours,
                    "window": "admittime - lookback_hours to admittime + window_hours",

@@ -95,7 +95,7 @@ def pair(images: Cohort, labs: Cohort, *, n_pos: int | None = None, n_neg: int |
     description = {
         "source": name,
         "semi_real": True,
-        "notes": (f"semi-real: real {images.name} images paired class-conditionally with real {labs.name} lab "
+        "notes": (f"semi-real: real {_title(images)} images paired class-conditionally with real {_title(labs)} lab "
                   "panels of different people; pairing within split, so no test image or panel was seen in training"),
         "params": {"n_pos": n_pos, "n_neg": n_neg, "preset": preset, "seed": seed,
                    "split_fractions": None if split_fractions is None else [float(x) for x in split_fractions]},
@@ -115,6 +115,10 @@ def _source(cohort: Cohort) -> str:
     return str(cohort.description.get("source", cohort.name))
 
 
+def _title(cohort: Cohort) -> str:
+    return str(cohort.description.get("title", cohort.name))
+
+
 def _summary(cohort: Cohort) -> dict:
-    keep = ("source", "params", "counts", "n_admissions", "n_pneumonia", "tests", "official_counts", "notes")
+    keep = ("source", "title", "params", "counts", "n_admissions", "n_pneumonia", "tests", "official_counts", "notes")
     return {"name": cohort.name, **{k: cohort.description[k] for k in keep if k in cohort.description}}

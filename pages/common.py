@@ -1,0 +1,155 @@
+"""Shared pieces of the pages: the cached model, the sidebar, small widgets. A helper
+module, not a page (only the files st.navigation lists are pages)."""
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import streamlit as st
+
+from pneumo import config
+from pneumo.app_support import DISCLAIMER
+from pneumo.errors import PneumoError
+
+ASSETS = config.REPO_ROOT / "assets"
+
+
+class ModelLoader:
+    """Loads the Predictor in a background thread, so the first page draws at once."""
+
+    def __init__(self, bundle_dir: str):
+        self._done = threading.Event()
+        self.predictor = None
+        self.error: str | None = None
+        threading.Thread(target=self._load, args=(bundle_dir,), daemon=True, name="pneumo-model").start()
+
+    def _load(self, bundle_dir: str) -> None:
+        try:
+            from pneumo.predictor import Predictor
+
+            self.predictor = Predictor.load(bundle_dir)
+        except PneumoError as err:
+            self.error = str(err)
+        except ImportError as err:
+            self.error = f"the model code is not available ({err})"
+        except Exception as err:  # noqa: BLE001 - shown as one line, the app stays up
+            self.error = f"the model could not be loaded: {type(err).__name__}: {err}"
+        finally:
+            self._done.set()
+
+    @property
+    def ready(self) -> bool:
+        return self._done.is_set()
+
+    def wait(self, timeout: float | None = None):
+        self._done.wait(timeout)
+        return self.predictor
+
+
+@st.cache_resource(show_spinner=False)
+def _loader(bundle_dir: str) -> ModelLoader:
+    return ModelLoader(bundle_dir)
+
+
+def loader() -> ModelLoader:
+    return _loader(str(config.default_model_dir()))
+
+
+def predictor_or_stop():
+    """The loaded Predictor; without one, say why in one line and stop the page."""
+    ld = loader()
+    if not ld.ready:
+        with st.spinner("Loading the model (once after start-up)…"):
+            ld.wait()
+    if ld.predictor is None:
+        st.error(f"No model available: {ld.error}")
+        _loader.clear()  # try again on the next run: the bundle may appear later
+        st.stop()
+    return ld.predictor
+
+
+@st.cache_data(show_spinner=False, ttl=60)
+def bundle_summary(bundle_dir: str) -> dict | None:
+    """Name, version and threshold straight from bundle.json: cheap, no TensorFlow."""
+    path = Path(bundle_dir) / "bundle.json"
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    thr = meta.get("threshold")
+    if isinstance(thr, dict):
+        thr = thr.get("value")
+    return {"name": meta.get("name", "?"), "version": meta.get("version", "?"), "threshold": thr}
+
+
+def sidebar() -> None:
+    st.logo(str(ASSETS / "logo.svg"), size="large")
+    with st.sidebar:
+        st.markdown(f"<div class='pneumo-disclaimer'><b>{DISCLAIMER}</b></div>", unsafe_allow_html=True)
+        summary = bundle_summary(str(config.default_model_dir()))
+        if summary is None:
+            st.caption("Model: no bundle found (see the Model card page).")
+        else:
+            thr = summary["threshold"]
+            thr_text = f"{thr:.3f}" if isinstance(thr, (int, float)) else "?"
+            st.markdown(f"<div class='pneumo-meta'>Model <b>{summary['name']}</b> v{summary['version']}"
+                        f"<br>Operating threshold {thr_text}</div>", unsafe_allow_html=True)
+        data_ok = config.kermany_dir().is_dir()
+        st.caption("Example data: available" if data_ok else
+                   "Example data: not found (set PNEUMO_DATA_DIR to enable examples)")
+
+
+def style() -> None:
+    css = (ASSETS / "style.css").read_text()
+    st.markdown(f"<style>{css}</style>", unsafe_allow_html=True)
+
+
+def panel():
+    """The model's lab panel: from the loaded Predictor, else the default panel (same keys),
+    so the form draws before the model has finished loading."""
+    ld = loader()
+    if ld.ready and ld.predictor is not None:
+        return ld.predictor.panel
+    from pneumo.labs import default_panel
+
+    return default_panel()
+
+
+def log_once(key: str, result, case) -> None:
+    """Record a scored case in the case log once, not on every rerun of the page."""
+    logged = st.session_state.setdefault("logged_cases", set())
+    if key in logged:
+        return
+    from pneumo.audit import CaseLog
+
+    try:
+        CaseLog().record(result, labs=case.labs, origin="app")
+    except PneumoError as err:
+        st.warning(f"The case was not logged: {err}")
+    logged.add(key)
+
+
+def what_if(pred, case, probability: float) -> None:
+    """Change one lab and see the probability move (Predictor.what_if)."""
+    from pneumo.app_support import fmt_number, short_name, what_if_range
+
+    st.markdown("**What if a lab were different?**")
+    keys = list(pred.panel.keys)
+    values = case.labs.values if case.labs is not None else {}
+    default = max(keys, key=lambda k: values.get(k) is not None)  # a given lab, if any
+    k = st.selectbox("Lab", keys, index=keys.index(default), key="whatif_lab",
+                     format_func=lambda k: f"{pred.panel[k].name} ({pred.panel[k].unit})")
+    t = pred.panel[k]
+    current = values.get(k)
+    lo, hi, step = what_if_range(t, current)
+    start = current if current is not None else t.impute_value()
+    new = st.slider(f"{short_name(t.key, t.name)} ({t.unit})", lo, hi, float(min(max(start, lo), hi)), step,
+                    key=f"whatif_{k}", help=f"now {fmt_number(current) if current is not None else 'not given'}")
+    try:
+        p = pred.what_if(case, {k: float(new)})
+    except PneumoError as err:
+        st.error(str(err))
+        return
+    st.metric("P(pneumonia) with this value", f"{p:.3f}", delta=f"{p - probability:+.3f}",
+              delta_color="inverse")

@@ -1,0 +1,234 @@
+"""Hostile and unsuitable inputs: each refused with the right error type and a one-line
+message that names the reason, before any large allocation."""
+from __future__ import annotations
+
+import io
+import os
+import struct
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from PIL import Image
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+from pneumo.errors import ImageError, UnsupportedImageError
+from pneumo.imaging import read_image
+
+PYDICOM_FILES = Path(pydicom.data.__file__).parent / "test_files"
+GRAY = (np.add.outer(np.arange(96), np.arange(128)) % 256).astype(np.uint8)
+
+
+def encode(img: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def png_with_header(width: int, height: int) -> bytes:
+    """A tiny PNG whose IHDR declares width x height (8-bit gray) and whose IDAT is a stub."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+            + chunk(b"IDAT", zlib.compress(b"\x00" * 4096)) + chunk(b"IEND", b""))
+
+
+def dicom(rows=96, cols=128, *, modality="DX", photometric="MONOCHROME2", samples=1,
+          pixel_bytes: bytes | None = None, **attrs) -> bytes:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.PatientName, ds.PatientID = "DOE^JANE", "123456"
+    ds.Modality, ds.Rows, ds.Columns = modality, rows, cols
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = samples, photometric
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    if samples > 1:
+        ds.PlanarConfiguration = 0
+    frames = int(attrs.get("NumberOfFrames", 1))
+    ds.PixelData = pixel_bytes if pixel_bytes is not None else bytes(rows * cols * samples * frames * 2)
+    for key, value in attrs.items():
+        setattr(ds, key, value)
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue()
+
+
+def refused(data, error=ImageError, match: str = "", **kw) -> str:
+    """Assert a refusal of exactly this kind, quickly, with a one-line message; return it."""
+    start = time.perf_counter()
+    with pytest.raises(error) as err:
+        read_image(data, **kw)
+    message = str(err.value)
+    assert "\n" not in message and message.strip() == message and message
+    assert match.lower() in message.lower(), message
+    if error is ImageError:
+        assert not isinstance(err.value, UnsupportedImageError), message
+    assert time.perf_counter() - start < 2.0
+    for ident in ("DOE", "JANE", "123456"):
+        assert ident not in message
+    return message
+
+
+# --- not an image at all -------------------------------------------------------------------
+
+def test_empty_bytes_and_empty_file(tmp_path):
+    refused(b"", match="empty")
+    (tmp_path / "x.png").write_bytes(b"")
+    refused(tmp_path / "x.png", match="empty")
+    refused(io.BytesIO(b""), match="empty")
+
+
+def test_random_bytes_named_png(tmp_path):
+    path = tmp_path / "chest.png"
+    path.write_bytes(np.random.default_rng(1).integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    message = refused(path, match="not a recognised image")
+    refused(path.read_bytes(), name="chest.png", match=".png")
+    assert "chest" not in message  # a file name may hold a patient's name
+
+
+def test_text_and_pdf_are_not_images():
+    refused(b"patient,wbc\n1,12.3\n" * 20, match="not a recognised image")
+    refused(b"%PDF-1.4\n" + bytes(500), match="not a recognised image")
+
+
+def test_missing_file_and_folder(tmp_path):
+    refused(tmp_path / "absent.png", match="not found")
+    refused(tmp_path, match="folder")
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "TIFF"])
+def test_truncated_at_half(fmt):
+    data = encode(Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 300), dtype=np.uint8)), fmt)
+    refused(data[: len(data) // 2], match="truncated or corrupt" if fmt != "TIFF" else "")
+
+
+def test_corrupt_png_chunk():
+    data = bytearray(encode(Image.fromarray(GRAY), "PNG"))
+    data[60:80] = bytes(20)  # inside IDAT: the CRC or the zlib stream breaks
+    refused(bytes(data), match="PNG")
+
+
+# --- too big, too small, too many frames --------------------------------------------------
+
+def test_decompression_bomb_png_is_refused_from_its_header():
+    bomb = png_with_header(50_000, 50_000)
+    assert len(bomb) < 200
+    refused(bomb, UnsupportedImageError, match="pixel budget")
+
+
+def test_png_over_the_budget_names_its_size():
+    message = refused(png_with_header(10_000, 10_000), UnsupportedImageError, match="pixel budget")
+    assert "10000x10000" in message
+    refused(encode(Image.fromarray(GRAY), "PNG"), UnsupportedImageError, match="pixel budget",
+            max_pixels=5_000)
+
+
+def test_huge_dimension_dicom_is_refused_before_decoding():
+    data = dicom(60_000, 60_000, pixel_bytes=bytes(1000))
+    message = refused(data, UnsupportedImageError, match="pixel budget")
+    assert "60000x60000" in message
+
+
+def test_too_small():
+    refused(encode(Image.fromarray(GRAY[:50, :]), "PNG"), UnsupportedImageError, match="at least 64")
+    refused(encode(Image.fromarray(np.zeros((200, 63), np.uint8)), "JPEG"), UnsupportedImageError,
+            match="at least 64")
+    refused(dicom(32, 32), UnsupportedImageError, match="at least 64")
+
+
+def test_animated_gif_apng_and_multipage_tiff():
+    frames = [Image.fromarray(GRAY), Image.fromarray(255 - GRAY), Image.fromarray(GRAY // 2)]
+    gif = encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    refused(gif, UnsupportedImageError, match="multi-frame GIF (3 frames)")
+    apng = encode(frames[0], "PNG", save_all=True, append_images=frames[1:])
+    refused(apng, UnsupportedImageError, match="multi-frame PNG")
+    tiff = encode(frames[0], "TIFF", save_all=True, append_images=frames[1:])
+    refused(tiff, UnsupportedImageError, match="multi-frame TIFF")
+    assert read_image(encode(frames[0], "GIF")).pixels.shape == (96, 128)  # one frame is fine
+
+
+# --- DICOM that must not be read ---------------------------------------------------------
+
+def test_dicom_pixel_data_shorter_or_longer_than_declared():
+    full = 96 * 128 * 2
+    refused(dicom(pixel_bytes=bytes(full // 2)), match="pixel data")
+    refused(dicom(pixel_bytes=bytes(full * 2)), match="pixel data")
+    assert read_image(dicom(pixel_bytes=bytes(full))).pixels.shape == (96, 128)
+
+
+def test_truncated_dicom_file():
+    data = dicom()
+    refused(data[: len(data) // 2], match="pixel data")
+    refused(data[:300])
+
+
+@pytest.mark.parametrize("name, code", [("CT_small.dcm", "CT"), ("MR_small.dcm", "MR")])
+def test_ct_and_mr_are_refused(name, code):
+    path = PYDICOM_FILES / name
+    if not path.is_file():
+        pytest.skip(f"{name} does not ship with this pydicom")
+    refused(path, UnsupportedImageError, match=f"modality is {code}")
+
+
+@pytest.mark.parametrize("modality", ["US", "NM", "PT", "MG", "XA", "SEG"])
+def test_other_modalities_are_refused(modality):
+    refused(dicom(modality=modality), UnsupportedImageError, match=f"modality is {modality}")
+
+
+def test_a_free_text_modality_is_not_echoed():
+    message = refused(dicom(modality="DOE^JANE"), UnsupportedImageError, match="unrecognised")
+    assert "DOE" not in message
+
+
+def test_accepted_modalities_and_missing_modality():
+    for modality in ("CR", "DX", "RG", "OT"):
+        assert read_image(dicom(modality=modality)).meta.modality == modality
+    ds = pydicom.dcmread(io.BytesIO(dicom()))
+    del ds.Modality
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    assert read_image(buf.getvalue()).meta.modality is None
+
+
+@pytest.mark.parametrize("photometric", ["RGB", "YBR_FULL"])
+def test_colour_dicom(photometric):
+    refused(dicom(photometric=photometric, samples=3), UnsupportedImageError,
+            match=f"colour DICOM (photometric {photometric}")
+
+
+def test_palette_dicom():
+    refused(dicom(photometric="PALETTE COLOR"), UnsupportedImageError, match="colour DICOM")
+
+
+def test_multiframe_dicom():
+    refused(dicom(NumberOfFrames=3), UnsupportedImageError, match="multi-frame DICOM (3 frames)")
+
+
+def test_dicom_without_pixels():
+    ds = pydicom.dcmread(io.BytesIO(dicom()))
+    del ds.PixelData
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    refused(buf.getvalue(), match="no pixel data")
+    del ds.Rows
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    refused(buf.getvalue(), match="Rows/Columns")
+
+
+def test_oversized_file_is_refused_before_reading(tmp_path):
+    path = tmp_path / "big.png"
+    with open(path, "wb") as fh:  # sparse: no disk is used
+        fh.truncate(10 * 1024 * 1024)
+    refused(path, UnsupportedImageError, match="larger", max_pixels=100_000)
+    refused(io.BytesIO(bytes(2 * 1024 * 1024)), UnsupportedImageError, match="larger", max_pixels=100_000)
+    assert os.path.getsize(path) == 10 * 1024 * 1024
