@@ -125,12 +125,12 @@ if expl.shap_values:
     left, right = st.columns([3, 2], gap="large")
     left.plotly_chart(sup.shap_figure(sup.shap_frame(expl.shap_values, expl.lab_display)),
                       config={"displayModeBar": False})
-    left.caption("SHAP values: red pushed towards pneumonia, blue away; '(imputed)' = not given, "
-                 "the training median was used.")
+    left.caption("SHAP values: how much each lab moved P(pneumonia); red towards pneumonia, blue away. "
+                 "A test not given is treated as not measured.")
     with right:
         common.what_if(pred, case, r.probability)
 else:
-    st.info("No labs given: the answer rests on the film alone.")
+    st.caption("No labs given, so there is nothing to attribute here.")
 
 example = sup.SEMI_REAL_LABEL if ss.get("example") and not upload else None
 d1, d2, _ = st.columns([1, 1, 2])

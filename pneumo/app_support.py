@@ -23,22 +23,7 @@ SEMI_REAL_LABEL = ("Semi-real example: a real chest X-ray (Kermany test set) wit
 # Colours shared by every figure: one calm blue, a warm red for pneumonia, gray for normal.
 BLUE, RED, GREEN, GRAY = "#1f5fa8", "#c0392b", "#2e8b57", "#8a96a3"
 
-try:  # the paper's numbers live in pneumo.tables when that module exists
-    from pneumo.tables import PAPER_TABLES  # type: ignore  # noqa: F401
-except Exception:  # noqa: BLE001 - any failure there must not break the app
-    PAPER_TABLES = {
-        "table1": [  # test accuracy % / test loss %, Ivanova et al. 2024, Table 1
-            {"model": "Single modality CXR [1]", "accuracy": 93.0, "loss": 4.81},
-            {"model": "Single modality CXR [3]", "accuracy": 92.8, "loss": 3.93},
-            {"model": "NSGANETV2 [4]", "accuracy": 93.5, "loss": 4.11},
-            {"model": "Proposed fusion, balanced", "accuracy": 95.9, "loss": 2.14},
-            {"model": "Proposed fusion, imbalanced", "accuracy": 96.0, "loss": 2.11},
-        ],
-        "table2": {  # imbalanced fusion, Table 2
-            "train": {"roc_auc": 0.9827, "pr_auc": 0.9627, "f1": 0.9577, "mcc": 0.9583},
-            "test": {"roc_auc": 0.9780, "pr_auc": 0.9480, "f1": 0.9501, "mcc": 0.9455},
-        },
-    }
+from pneumo.tables import MODEL_NAMES, PAPER_TABLES, REGIME_NAMES  # noqa: E402,F401 - one source of the paper's figures
 
 METRIC_NAMES = {"accuracy": "Accuracy", "roc_auc": "ROC AUC", "pr_auc": "PR AUC", "f1": "F1",
                 "mcc": "MCC", "loss": "Loss", "sensitivity": "Sensitivity",
@@ -122,9 +107,9 @@ def shap_frame(shap_values: dict[str, float], lab_display: list[dict]) -> pd.Dat
     rows = []
     for key, val in shap_values.items():
         d = info.get(key, {})
-        text = f"{short_name(key, d.get('name'))} {fmt_number(d.get('value'))} {d.get('unit', '')}".strip()
-        if d.get("imputed"):
-            text += " (imputed)"
+        name = short_name(key, d.get("name"))
+        text = (f"{name} not given" if d.get("imputed") or d.get("value") is None
+                else f"{name} {fmt_number(d.get('value'))} {d.get('unit', '')}".strip())
         rows.append({"key": key, "label": text, "value": float(val)})
     frame = pd.DataFrame(rows, columns=["key", "label", "value"])
     return frame.reindex(frame["value"].abs().sort_values(ascending=False).index).reset_index(drop=True)
@@ -343,31 +328,34 @@ def _mean(e: dict, split: str, metric: str) -> float | None:
 
 
 def paper_table1(entries: list[dict]) -> pd.DataFrame:
-    """The paper's Table 1 rows, then ours: test accuracy % and test loss (x100, as printed)."""
-    rows = [{"Source": "paper", "Model": r["model"], "Test accuracy %": r["accuracy"],
-             "Test loss %": r["loss"]} for r in PAPER_TABLES["table1"]]
-    for e in entries:
-        acc, loss = _mean(e, "test", "accuracy"), _mean(e, "test", "loss")
-        if acc is None:
-            continue
-        rows.append({"Source": "ours", "Model": entry_name(e), "Test accuracy %": round(100 * acc, 1),
-                     "Test loss %": round(100 * loss, 2) if loss is not None else None})
+    """Table 1: each paper row with our matching (model, regime) per experiment; test
+    accuracy % and test loss % (x100, as the paper prints them)."""
+    rows = []
+    for ref in PAPER_TABLES["table1"]["rows"]:
+        base = {"Paper row": ref["model"], "Paper acc %": ref["test_accuracy_pct"],
+                "Paper loss %": ref["test_loss_pct"]}
+        model, regime = ref["ours"]
+        matches = [e for e in entries if e["model"] == model and e["regime"] == regime]
+        for e in matches or [None]:
+            acc = _mean(e, "test", "accuracy") if e else None
+            loss = _mean(e, "test", "loss") if e else None
+            rows.append({**base, "Ours": entry_name(e) if e else "—",
+                         "Our acc %": None if acc is None else round(100 * acc, 1),
+                         "Our loss %": None if loss is None else round(100 * loss, 2)})
     return pd.DataFrame(rows)
 
 
 def paper_table2(entries: list[dict]) -> pd.DataFrame:
-    """Table 2 (imbalanced fusion, train and test) beside each of our fusion entries."""
+    """Table 2 (fusion, imbalanced): paper train/test beside each of our matching entries."""
+    spec = PAPER_TABLES["table2"]
     rows = []
-    for split in ("train", "test"):
-        ref = PAPER_TABLES["table2"][split]
-        rows.append({"Source": "paper", "Model": "fusion · imbalanced", "Split": split,
-                     **{METRIC_NAMES[m]: ref[m] for m in ("roc_auc", "pr_auc", "f1", "mcc")}})
+    for key, label in spec["metrics"].items():
+        row = {"Metric": label, "Paper train": spec["train"][key], "Paper test": spec["test"][key]}
         for e in entries:
-            if e["model"] != "fusion":
-                continue
-            vals = {METRIC_NAMES[m]: _round(_mean(e, split, m)) for m in ("roc_auc", "pr_auc", "f1", "mcc")}
-            if any(v is not None for v in vals.values()):
-                rows.append({"Source": "ours", "Model": entry_name(e), "Split": split, **vals})
+            if e["model"] == spec["model"] and e["regime"] == spec["regime"]:
+                row[f"{e['experiment']} train"] = _round(_mean(e, "train", key))
+                row[f"{e['experiment']} test"] = _round(_mean(e, "test", key))
+        rows.append(row)
     return pd.DataFrame(rows)
 
 

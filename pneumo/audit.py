@@ -68,8 +68,10 @@ _IDENTIFIER_KEY = re.compile(r"(patient|name|mrn|subject|accession|birth|dob|pat
 _LAB_KEY = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 # Path-like or image-file-like tokens in a warning are replaced: a warning never names a file.
-_PATHLIKE = re.compile(r"(?:[A-Za-z]:)?[^\s'\"]*[\\/][^\s'\"]*"
-                       r"|[^\s'\"]+\.(?:dcm|dicom|png|jpe?g|tiff?|bmp|gif|csv|json)\b", re.IGNORECASE)
+_PATHLIKE = re.compile(r"(?<![^\s'\"(\[])(?:[A-Za-z]:[\\/]|\\\\|~?/|\.\.?/)\S*"   # /abs, ~/x, ./x, C:\\x
+                       r"|\S*\\\S*"                                               # any backslash path
+                       r"|[^\s'\"]+\.(?:dcm|dicom|png|jpe?g|tiff?|bmp|gif|csv|json)\b",  # a file name
+                       re.IGNORECASE)
 
 
 @dataclass(frozen=True)

@@ -139,7 +139,7 @@ def _count_rows(path: Path) -> int:
     return max(sum(1 for _ in _records(path)) - 1, 0)
 
 
-def _out_columns(header: list[str]) -> tuple[list[str], dict[str, str]]:
+def _out_columns(header: list[str]) -> list[str]:
     """OUT's columns and the renaming of manifest columns that clash with ours (e.g. a ground-truth `label`)."""
     taken = {ROW, *ADDED}
     rename = {}
@@ -149,7 +149,7 @@ def _out_columns(header: list[str]) -> tuple[list[str], dict[str, str]]:
             name = "manifest_" + name
         rename[h] = name
         taken.add(name)
-    return [ROW, *(rename[h] for h in header), *ADDED], rename
+    return [ROW, *(rename[h] for h in header), *ADDED]
 
 
 # ---- per row: path, image, labs ---------------------------------------------------------
@@ -311,7 +311,7 @@ def run_batch(manifest_csv: str | os.PathLike, out_csv: str | os.PathLike, *, ro
     root = Path(root) if root is not None else manifest.resolve().parent
     if not root.is_dir():
         raise ManifestError(f"root folder not found: {root}")
-    columns, rename = _out_columns(header)
+    columns = _out_columns(header)
     out.parent.mkdir(parents=True, exist_ok=True)
     done, batch_id = _recover(out, columns) if resume else (set(), None)
     if not resume:

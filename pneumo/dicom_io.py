@@ -28,7 +28,7 @@ _KNOWN_PHOTOMETRIC = frozenset(
     {"RGB", "YBR_FULL", "YBR_FULL_422", "YBR_PARTIAL_420", "YBR_PARTIAL_422", "YBR_ICT",
      "YBR_RCT", "PALETTE COLOR", "ARGB", "CMYK", "HSV", "XYB"}) | set(_GRAY)
 _CS = re.compile(r"^[A-Z0-9 _]{1,16}$")  # the DICOM Code String character set
-_TERM = re.compile(r"^[A-Z _]{1,16}$")   # view/body-part terms: letters only, so no ID number passes
+_TERM = re.compile(r"^[A-Z _]{1,16}$")  # view/body-part terms: letters only, so no ID passes
 
 
 def looks_like_dicom(data: bytes) -> bool:
@@ -43,7 +43,7 @@ def _get(ds, keyword):
     """A value or None: a corrupt element must not raise out of a metadata look-up."""
     try:
         value = ds.get(keyword)
-        return None if value is None or value == "" else value
+        return None if value is None or isinstance(value, str) and not value.strip() else value
     except Exception:
         return None
 
@@ -51,8 +51,8 @@ def _get(ds, keyword):
 def _code(ds, keyword, pattern=_CS) -> str | None:
     """A Code String attribute, kept only if it is one (no free text can pass)."""
     value = _get(ds, keyword)
-    if isinstance(value, (list, tuple)) or hasattr(value, "__iter__") and not isinstance(value, str):
-        value = next(iter(value), None)
+    if not isinstance(value, (str, bytes)) and hasattr(value, "__iter__"):
+        value = next(iter(value), None)  # multi-valued: the first value
     text = str(value).strip().upper() if value is not None else ""
     return text if pattern.match(text) else None
 
@@ -83,9 +83,13 @@ def read_dicom(data: bytes, max_pixels: int) -> tuple[np.ndarray, dict]:
         shown = modality if modality in _KNOWN_MODALITIES else "an unrecognised code"
         raise UnsupportedImageError(
             f"DICOM modality is {shown}, not a plain radiograph (accepted: CR, DX, RG, OT)")
+    if _code(ds, "PresentationIntentType") == "FOR PROCESSING":
+        raise UnsupportedImageError("DICOM is a 'For Processing' (raw detector) image; "
+                                    "send the 'For Presentation' version")
     frames = _int(ds, "NumberOfFrames") or 1
     if frames > 1:
-        raise UnsupportedImageError(f"multi-frame DICOM ({frames} frames); send a single radiograph")
+        raise UnsupportedImageError(
+            f"multi-frame DICOM ({frames} frames); send a single radiograph")
     samples = _int(ds, "SamplesPerPixel") or 1
     photometric = _code(ds, "PhotometricInterpretation")
     if photometric is None and samples == 1:
@@ -101,7 +105,8 @@ def read_dicom(data: bytes, max_pixels: int) -> tuple[np.ndarray, dict]:
         raise UnsupportedImageError(
             f"DICOM declares {cols}x{rows} pixels, over the pixel budget of {max_pixels:,}")
     if min(rows, cols) < 64:
-        raise UnsupportedImageError(f"image is {cols}x{rows} pixels; at least 64 px per side is needed")
+        raise UnsupportedImageError(
+            f"image is {cols}x{rows} pixels; at least 64 px per side is needed")
     if "PixelData" not in ds:
         raise ImageError("DICOM has no pixel data: not an image")
     bits_alloc, bits_stored = _int(ds, "BitsAllocated"), _int(ds, "BitsStored")
@@ -186,5 +191,6 @@ def _window_output_range(ds) -> tuple[float, float]:
         y_min, y_max = float(-(2 ** (bits - 1))), float(2 ** (bits - 1) - 1)
     slope, intercept = _get(ds, "RescaleSlope"), _get(ds, "RescaleIntercept")
     if slope is not None and intercept is not None:
-        y_min, y_max = y_min * float(slope) + float(intercept), y_max * float(slope) + float(intercept)
+        slope, intercept = float(slope), float(intercept)
+        y_min, y_max = y_min * slope + intercept, y_max * slope + intercept
     return y_min, y_max

@@ -199,7 +199,8 @@ def _read(source, max_pixels: int, name: str | None, draft: int | None) -> XRay:
         raise ImageError("empty file (0 bytes)")
     sniffed = _sniff(data)
     if sniffed is None:
-        raise _not_an_image(name)
+        is_path = isinstance(source, (str, os.PathLike))
+        raise _not_an_image(name or (os.fspath(source) if is_path else None))
     fmt, plugins = sniffed
     if fmt == "dicom":
         pixels, fields = read_dicom(data, max_pixels)
@@ -212,7 +213,7 @@ def _read_pil(data: bytes, fmt: str, plugins: list[str], max_pixels: int,
     label = fmt.upper()
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore")  # bomb/EXIF warnings: we check sizes ourselves
             img = Image.open(io.BytesIO(data), formats=plugins)  # reads the header only
     except Image.DecompressionBombError:
         raise UnsupportedImageError(
@@ -227,7 +228,9 @@ def _read_pil(data: bytes, fmt: str, plugins: list[str], max_pixels: int,
         raise UnsupportedImageError(
             f"image is {width}x{height} pixels; at least {MIN_SIDE} px per side is needed")
     try:
-        frames = getattr(img, "n_frames", 1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            frames = getattr(img, "n_frames", 1)
     except Exception:
         raise ImageError(f"not a readable {label} image (corrupt frame table)") from None
     if frames > 1 and img.format != "MPO":  # MPO: a camera's stereo JPEG; frame 0 is the photo
@@ -235,7 +238,9 @@ def _read_pil(data: bytes, fmt: str, plugins: list[str], max_pixels: int,
     try:
         if draft and img.format == "JPEG" and min(width, height) >= 2 * draft:
             img.draft(img.mode, (draft, draft))  # DCT scaling, never below size x size
-        img.load()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # PIL's "corrupt EXIF" noise; real failures raise
+            img.load()
         pixels, bit_depth, was_color, spread = _to_gray(img)
     except PneumoError:
         raise
@@ -251,7 +256,7 @@ def _to_gray(img: Image.Image) -> tuple[np.ndarray, int, bool, float]:
     """Any PIL mode -> (float32 gray in [0, 1], bit depth used to scale, was_color, spread)."""
     mode = img.mode
     if mode in ("1", "L"):
-        arr = np.asarray(img.convert("L"), dtype=np.float32)
+        arr = np.asarray(img if mode == "L" else img.convert("L"), dtype=np.float32)
         return arr * np.float32(1 / 255), 1 if mode == "1" else 8, False, 0.0
     if mode in ("LA", "La"):  # drop alpha by compositing on black
         la = np.asarray(img.convert("LA"), dtype=np.float32)

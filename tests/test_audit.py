@@ -215,3 +215,12 @@ def test_concurrent_writers_lose_no_row(tmp_path):
     assert (frame["origin"] == "app").sum() == 2 * n and log.batch_rows("proc") == set(range(n))
     print(f"concurrent writers: 2 threads + 1 process x {n} rows -> {len(frame)} rows in {seconds:.2f} s "
           f"({len(frame) / seconds:.0f} rows/s), 0 lost")
+
+
+def test_warnings_lose_paths_but_keep_units():
+    from pneumo.audit import clean_warnings
+
+    assert clean_warnings(["wbc 14.2 10*3/uL above range", "eGFR 50 mL/min/1.73m2"]) == \
+        ["wbc 14.2 10*3/uL above range", "eGFR 50 mL/min/1.73m2"]
+    assert clean_warnings(["could not read /srv/pacs/DOE.dcm", r"C:\scans\x.png", "film a_b.DCM rotated"]) == \
+        ["could not read <file>", "<file>", "film <file> rotated"]

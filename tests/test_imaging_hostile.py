@@ -90,7 +90,7 @@ def test_empty_bytes_and_empty_file(tmp_path):
 def test_random_bytes_named_png(tmp_path):
     path = tmp_path / "chest.png"
     path.write_bytes(np.random.default_rng(1).integers(0, 256, 5000, dtype=np.uint8).tobytes())
-    message = refused(path, match="not a recognised image")
+    message = refused(path, match="not a recognised image (despite the .png name)")
     refused(path.read_bytes(), name="chest.png", match=".png")
     assert "chest" not in message  # a file name may hold a patient's name
 
@@ -184,6 +184,7 @@ def test_other_modalities_are_refused(modality):
     refused(dicom(modality=modality), UnsupportedImageError, match=f"modality is {modality}")
 
 
+@pytest.mark.filterwarnings("ignore:Invalid value for VR CS")
 def test_a_free_text_modality_is_not_echoed():
     message = refused(dicom(modality="DOE^JANE"), UnsupportedImageError, match="unrecognised")
     assert "DOE" not in message
@@ -207,6 +208,11 @@ def test_colour_dicom(photometric):
 
 def test_palette_dicom():
     refused(dicom(photometric="PALETTE COLOR"), UnsupportedImageError, match="colour DICOM")
+
+
+def test_for_processing_dicom():
+    refused(dicom(PresentationIntentType="FOR PROCESSING"), UnsupportedImageError,
+            match="For Processing")
 
 
 def test_multiframe_dicom():

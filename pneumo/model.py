@@ -1,0 +1,299 @@
+"""The intermediate-fusion network (paper section 2.3) and its single-modality baselines.
+
+Two Keras models composed into one:
+  image_encoder: image (S,S,1) in [0,1] -> img_early, img_late   (MobileNetV2 branch)
+  fusion_head:   img_early, img_late, image_present, labs, lab_missing -> probs (2,)
+so image embeddings can be cached (experiments, SHAP, what-if) and the head reused.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+import numpy as np
+
+import keras
+from keras import layers, ops
+
+EARLY_LAYER = "block_2_add"     # end of the first residual bottleneck stage (stride 4)
+LAST_CONV_LAYER = "out_relu"    # last conv activation: Grad-CAM target
+INPUT_NAMES = ("image", "image_present", "labs", "lab_missing")
+HEAD_INPUT_NAMES = ("img_early", "img_late", "image_present", "labs", "lab_missing")
+
+
+def _set_seed(seed: int | None) -> None:
+    if seed is not None:
+        keras.utils.set_random_seed(int(seed))
+
+
+# ----------------------------------------------------------------------------- image branch
+def build_image_encoder(size: int = 224, alpha: float = 0.35, weights: str | None = None) -> keras.Model:
+    """image (S,S,1) float [0,1] -> (img_early, img_late), both global-average-pooled.
+
+    weights: None (random), "imagenet" (needs internet once), or a path to a saved
+    encoder `.weights.h5` (e.g. the offline Kermany-pretrained backbone, pneumo.pretrain)."""
+    image = keras.Input((size, size, 1), name="image")
+    rgb = layers.Concatenate(axis=-1, name="gray_to_rgb")([image, image, image])
+    scaled = layers.Rescaling(2.0, offset=-1.0, name="to_pm1")(rgb)   # MobileNetV2 expects [-1, 1]
+    imagenet = weights == "imagenet"
+    base = keras.applications.MobileNetV2(input_tensor=scaled, alpha=alpha, include_top=False,
+                                          weights="imagenet" if imagenet else None)
+    early = layers.GlobalAveragePooling2D(name="img_early")(base.get_layer(EARLY_LAYER).output)
+    late = layers.GlobalAveragePooling2D(name="img_late")(base.get_layer(LAST_CONV_LAYER).output)
+    encoder = keras.Model(image, [early, late], name="image_encoder")
+    if weights not in (None, "imagenet", "none"):
+        encoder.load_weights(str(weights))
+    return encoder
+
+
+# ----------------------------------------------------------------------------- lab branch
+@keras.saving.register_keras_serializable(package="pneumo")
+class LabTokens(layers.Layer):
+    """Per-test tokens: value * w_t + b_t + e_t, or a learned per-test missing token m_t + e_t."""
+
+    def __init__(self, n_tests: int, d_model: int, **kw):
+        super().__init__(**kw)
+        self.n_tests, self.d_model = int(n_tests), int(d_model)
+
+    def build(self, input_shape):
+        shape = (self.n_tests, self.d_model)
+        self.value_w = self.add_weight(name="value_w", shape=shape, initializer="glorot_uniform")
+        self.value_b = self.add_weight(name="value_b", shape=shape, initializer="zeros")
+        self.test_emb = self.add_weight(name="test_emb", shape=shape, initializer="glorot_uniform")
+        self.missing_tok = self.add_weight(name="missing_tok", shape=shape, initializer="glorot_uniform")
+
+    def call(self, inputs):
+        labs, missing = inputs
+        value_tok = labs[:, :, None] * self.value_w + self.value_b
+        m = missing[:, :, None]
+        return (1.0 - m) * value_tok + m * self.missing_tok + self.test_emb
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0][0], self.n_tests, self.d_model)
+
+    def get_config(self):
+        return {**super().get_config(), "n_tests": self.n_tests, "d_model": self.d_model}
+
+
+def _transformer_block(x, d_model: int, heads: int, dropout: float, i: int):
+    att = layers.MultiHeadAttention(heads, key_dim=max(1, d_model // heads), dropout=dropout,
+                                    name=f"lab_attention_{i}")(x, x)
+    x = layers.LayerNormalization(epsilon=1e-6, name=f"lab_norm_a_{i}")(layers.Add(name=f"lab_res_a_{i}")([x, att]))
+    ff = layers.Dense(2 * d_model, activation="relu", name=f"lab_ff1_{i}")(x)
+    ff = layers.Dense(d_model, name=f"lab_ff2_{i}")(layers.Dropout(dropout, name=f"lab_ff_drop_{i}")(ff))
+    return layers.LayerNormalization(epsilon=1e-6, name=f"lab_norm_b_{i}")(layers.Add(name=f"lab_res_b_{i}")([x, ff]))
+
+
+def build_fusion_head(n_tests: int, early_dim: int, late_dim: int, d_model: int = 32, heads: int = 4,
+                      layers_n: int = 1, pooled_dim: int = 16, fusion_units: int = 64,
+                      dropout: float = 0.3, attn_dropout: float = 0.1) -> keras.Model:
+    """(img_early, img_late, image_present, labs, lab_missing) -> probs (2,) softmax."""
+    img_early = keras.Input((early_dim,), name="img_early")
+    img_late = keras.Input((late_dim,), name="img_late")
+    present = keras.Input((1,), name="image_present")
+    labs = keras.Input((n_tests,), name="labs")
+    missing = keras.Input((n_tests,), name="lab_missing")
+
+    # lab branch: tests as tokens through a small transformer
+    x = LabTokens(n_tests, d_model, name="lab_tokens")([labs, missing])
+    for i in range(layers_n):
+        x = _transformer_block(x, d_model, heads, attn_dropout, i)
+    lab_tokens = layers.Flatten(name="lab_emb_tokens")(x)
+    lab_pooled = layers.Dense(pooled_dim, activation="relu", name="lab_emb_pooled")(
+        layers.GlobalAveragePooling1D(name="lab_pool")(x))
+
+    # image branch: an absent image contributes zeros, and its absence is an input itself
+    early = layers.Multiply(name="img_early_gated")([img_early, present])
+    late = layers.Multiply(name="img_late_gated")([img_late, present])
+
+    fused = layers.Concatenate(name="fusion_concat")([early, late, present, lab_tokens, lab_pooled])
+    h = layers.Dense(fusion_units, activation="relu", name="fusion_dense")(fused)
+    h = layers.Dropout(dropout, name="fusion_dropout")(h)
+    probs = layers.Dense(2, activation="softmax", name="probs")(h)
+    return keras.Model([img_early, img_late, present, labs, missing], probs, name="fusion_head")
+
+
+def build_fusion_model(size: int = 224, n_tests: int = 20, alpha: float = 0.35,
+                       weights: str | None = None, encoder: keras.Model | None = None,
+                       head: keras.Model | None = None, **head_kw) -> keras.Model:
+    """image_encoder + fusion_head composed: inputs {image, image_present, labs, lab_missing}."""
+    encoder = encoder or build_image_encoder(size, alpha, weights)
+    if head is None:
+        e_dim, l_dim = (int(t.shape[-1]) for t in encoder.outputs)
+        head = build_fusion_head(n_tests, e_dim, l_dim, **head_kw)
+    size = int(encoder.inputs[0].shape[1])
+    n_tests = int(head.get_layer("labs").output.shape[-1])
+    inputs = {"image": keras.Input((size, size, 1), name="image"),
+              "image_present": keras.Input((1,), name="image_present"),
+              "labs": keras.Input((n_tests,), name="labs"),
+              "lab_missing": keras.Input((n_tests,), name="lab_missing")}
+    early, late = encoder(inputs["image"])
+    probs = head([early, late, inputs["image_present"], inputs["labs"], inputs["lab_missing"]])
+    return keras.Model(inputs, probs, name="pneumo_fusion")
+
+
+def compile_for_training(model: keras.Model, lr: float = 1e-3) -> keras.Model:
+    """Categorical cross-entropy (paper eq. 1) with Adam."""
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss="categorical_crossentropy")
+    return model
+
+
+# ----------------------------------------------------------------------------- features + baselines
+@dataclass
+class Features:
+    """One batch of cases as the head sees them. labs: standardised, NaN or anything where
+    lab_missing == 1; img_*: cached encoder embeddings (rows with image_present 0 are ignored)."""
+    img_early: np.ndarray      # (n, C1) float32
+    img_late: np.ndarray       # (n, C2) float32
+    image_present: np.ndarray  # (n,) 0/1
+    labs: np.ndarray           # (n, T) standardised
+    lab_missing: np.ndarray    # (n, T) 0/1
+
+    def __len__(self) -> int:
+        return int(self.image_present.shape[0])
+
+    def head_inputs(self) -> dict[str, np.ndarray]:
+        """Arrays keyed by head input name: absent values zeroed (the mask carries them)."""
+        m = self.lab_missing.astype("float32")
+        pres = self.image_present.astype("float32").reshape(-1, 1)
+        return {"img_early": np.nan_to_num(self.img_early.astype("float32")) * pres,
+                "img_late": np.nan_to_num(self.img_late.astype("float32")) * pres,
+                "image_present": pres,
+                "labs": np.where(m > 0, 0.0, np.nan_to_num(self.labs)).astype("float32"),
+                "lab_missing": m}
+
+    def subset(self, idx) -> "Features":
+        return Features(self.img_early[idx], self.img_late[idx], self.image_present[idx],
+                        self.labs[idx], self.lab_missing[idx])
+
+    def without_image(self) -> "Features":
+        return replace(self, image_present=np.zeros_like(self.image_present))
+
+    def without_labs(self) -> "Features":
+        return replace(self, lab_missing=np.ones_like(self.lab_missing))
+
+
+def modality_dropout(f: Features, rng: np.random.Generator, p_image: float = 0.2, p_labs: float = 0.2,
+                     p_test: float = 0.1) -> Features:
+    """Randomly drop the image, or the whole panel, or single tests (never both modalities)."""
+    n = len(f)
+    u = rng.random(n)
+    drop_img = (u < p_image) & (f.lab_missing.min(axis=1) < 1)   # keep the image if the panel is empty anyway
+    drop_labs = (u >= p_image) & (u < p_image + p_labs) & (f.image_present > 0)
+    miss = f.lab_missing.astype("float32").copy()
+    miss[drop_labs] = 1.0
+    miss = np.maximum(miss, (rng.random(miss.shape) < p_test).astype("float32"))
+    present = np.where(drop_img, 0.0, f.image_present).astype("float32")
+    return replace(f, image_present=present, lab_missing=miss)
+
+
+class Classifier(Protocol):
+    """What experiments swap: learn in fit, score in predict_proba (P(pneumonia), shape (n,))."""
+    def fit(self, X: Features, y: np.ndarray, X_val: Features | None = None,
+            y_val: np.ndarray | None = None) -> "Classifier": ...
+    def predict_proba(self, X: Features) -> np.ndarray: ...
+
+
+def _class_weight(y: np.ndarray) -> dict[int, float]:
+    counts = np.bincount(y.astype(int), minlength=2).astype(float)
+    return {c: float(len(y) / (2.0 * max(counts[c], 1.0))) for c in (0, 1)}
+
+
+class FusionClassifier:
+    """The fusion head trained on cached image embeddings with modality dropout."""
+    view = "fusion"   # which modalities the classifier sees: fusion | image | labs
+
+    def __init__(self, d_model: int = 32, heads: int = 4, layers_n: int = 1, fusion_units: int = 64,
+                 dropout: float = 0.3, lr: float = 1e-3, epochs: int = 60, batch_size: int = 64,
+                 patience: int = 8, class_weight: bool = True, modality_dropout: bool = True,
+                 seed: int = 0, verbose: int = 0, log=None):
+        self.params = dict(d_model=d_model, heads=heads, layers_n=layers_n, fusion_units=fusion_units,
+                           dropout=dropout)
+        self.lr, self.epochs, self.batch_size, self.patience = lr, epochs, batch_size, patience
+        self.class_weight, self.modality_dropout, self.seed = class_weight, modality_dropout, seed
+        self.verbose, self.log = verbose, log
+        self.head: keras.Model | None = None
+        self.history: list[dict] = []
+
+    def _view(self, X: Features) -> Features:
+        return {"fusion": X, "image": X.without_labs(), "labs": X.without_image()}[self.view]
+
+    def fit(self, X, y, X_val=None, y_val=None):
+        from pneumo.train import fit_head   # the one head-training loop lives in train.py
+        _set_seed(self.seed)
+        self.head = build_fusion_head(X.labs.shape[1], X.img_early.shape[1], X.img_late.shape[1], **self.params)
+        self.history = fit_head(self.head, self._view(X), np.asarray(y), None if X_val is None else self._view(X_val),
+                                None if y_val is None else np.asarray(y_val), lr=self.lr, epochs=self.epochs,
+                                batch_size=self.batch_size, patience=self.patience,
+                                class_weight=_class_weight(np.asarray(y)) if self.class_weight else None,
+                                modality_dropout=self.modality_dropout and self.view == "fusion",
+                                seed=self.seed, log=self.log)
+        return self
+
+    def predict_proba(self, X):
+        if self.head is None:
+            raise RuntimeError("fit before predict_proba")
+        return predict_head(self.head, self._view(X))
+
+
+class ImageOnly(FusionClassifier):
+    """Same MobileNetV2 features and head, the lab panel always absent."""
+    view = "image"
+
+
+class LabsOnly(FusionClassifier):
+    """Same lab transformer and head, the image always absent."""
+    view = "labs"
+
+
+class LateFusion:
+    """Mean of the image-only and labs-only probabilities."""
+
+    def __init__(self, **kw):
+        self.image, self.labs = ImageOnly(**kw), LabsOnly(**kw)
+
+    def fit(self, X, y, X_val=None, y_val=None):
+        self.image.fit(X, y, X_val, y_val)
+        self.labs.fit(X, y, X_val, y_val)
+        return self
+
+    def predict_proba(self, X):
+        return 0.5 * (self.image.predict_proba(X) + self.labs.predict_proba(X))
+
+
+class GradientBoostingLabs:
+    """sklearn HistGradientBoostingClassifier on lab values (NaN native for missing)."""
+
+    def __init__(self, seed: int = 0, **kw):
+        from sklearn.ensemble import HistGradientBoostingClassifier
+        kw.setdefault("max_iter", 200)
+        kw.setdefault("learning_rate", 0.05)
+        kw.setdefault("early_stopping", True)
+        self.clf = HistGradientBoostingClassifier(random_state=seed, class_weight="balanced", **kw)
+
+    @staticmethod
+    def _x(X: Features) -> np.ndarray:
+        return np.where(X.lab_missing > 0, np.nan, X.labs).astype("float64")
+
+    def fit(self, X, y, X_val=None, y_val=None):
+        self.clf.fit(self._x(X), np.asarray(y).astype(int))
+        return self
+
+    def predict_proba(self, X):
+        return self.clf.predict_proba(self._x(X))[:, 1]
+
+
+def predict_head(head: keras.Model, X: Features, batch_size: int = 512) -> np.ndarray:
+    """P(pneumonia) from the head on cached embeddings, shape (n,)."""
+    inputs = X.head_inputs()
+    out = head.predict([inputs[k] for k in HEAD_INPUT_NAMES], batch_size=batch_size, verbose=0)
+    return np.asarray(out)[:, 1].astype("float64")
+
+
+def embed_images(encoder: keras.Model, images: np.ndarray, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Encoder embeddings for (n,S,S[,1]) images; uint8 (0-255) or float [0,1] accepted."""
+    x = images.astype("float32") / 255.0 if images.dtype == np.uint8 else images.astype("float32")
+    if x.ndim == 3:
+        x = x[..., None]
+    early, late = encoder.predict(x, batch_size=batch_size, verbose=0)
+    return np.asarray(early, "float32"), np.asarray(late, "float32")
