@@ -274,8 +274,11 @@ def _score(items: list[_Item], predictor) -> None:
         try:
             results = list(predictor.predict_many([it.case for it in ready]))
             if len(results) == len(ready):
-                for it, res in zip(ready, results):
-                    it.result = res
+                for it, res in zip(ready, results):   # a refused case comes back as its error
+                    if isinstance(res, BaseException):
+                        it.error = _error_text(res)
+                    else:
+                        it.result = res
                 return
         except Exception:  # noqa: BLE001 - some case in the chunk is bad: find which, below
             pass

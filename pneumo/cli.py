@@ -80,15 +80,6 @@ def cmd_history(args) -> int:
     return 0
 
 
-def _delegate(module: str):
-    """A subcommand implemented by a module's own main(argv)."""
-    def run(args) -> int:
-        import importlib
-
-        return int(importlib.import_module(module).main(args.rest) or 0)
-    return run
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pneumo", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -109,22 +100,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=50)
     p.set_defaults(func=cmd_history)
 
-    for name, module, text in (
-        ("batch", "pneumo.batch", "score a manifest CSV (see `batch --help`)"),
-        ("train", "pneumo.train", "train a model bundle (see `train --help`)"),
-        ("experiment", "pneumo.experiments", "run the paper's protocol from a config"),
-        ("tables", "pneumo.tables", "print the paper's Tables 1-2 beside ours"),
-        ("bench", "pneumo.bench", "measure speed and memory, write JSON"),
+    for name, text in (
+        ("batch", "score a manifest CSV (see `batch --help`)"),
+        ("train", "train a model bundle (see `train --help`)"),
+        ("experiment", "run the paper's protocol from a config"),
+        ("tables", "print the paper's Tables 1-2 beside ours"),
+        ("bench", "measure speed and memory, write JSON"),
     ):
-        p = sub.add_parser(name, help=text, add_help=False)
-        p.add_argument("rest", nargs=argparse.REMAINDER)
-        p.set_defaults(func=_delegate(module))
+        sub.add_parser(name, help=text, add_help=False)   # listed in --help; main() delegates
     return parser
 
 
+DELEGATED = {"batch": "pneumo.batch", "train": "pneumo.train", "experiment": "pneumo.experiments",
+             "tables": "pneumo.tables", "bench": "pneumo.bench"}
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
+        if argv and argv[0] in DELEGATED:   # the module parses its own arguments, --help included
+            import importlib
+
+            return int(importlib.import_module(DELEGATED[argv[0]]).main(argv[1:]) or 0)
+        args = build_parser().parse_args(argv)
         return args.func(args)
     except PneumoError as err:
         print(f"error: {err}", file=sys.stderr)

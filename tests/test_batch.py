@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -262,3 +261,29 @@ def test_on_a_terminal_progress_rewrites_one_line():
         bar.update(i, i)
     bar.close()
     assert buf.getvalue().startswith("\r  1/3") and buf.getvalue().endswith("3/3  " + buf.getvalue().split()[-2] + " cases/s\n")
+
+
+class ErrorsInPlacePredictor(FakePredictor):
+    """Like pneumo.predictor.Predictor.predict_many: a refused case is returned as its error."""
+
+    def predict_many(self, cases):
+        self.many_calls.append(len(cases))
+        out = []
+        for c in cases:
+            try:
+                out.append(self.predict(c))
+            except UnsupportedImageError as err:
+                out.append(err)
+        return out
+
+
+def test_predict_many_returning_errors_in_place(tmp_path):
+    for i in range(5):
+        write_png(tmp_path / f"{i}.png", i, level=0.0 if i == 2 else None)
+    write_manifest(tmp_path / "m.csv", [{"image_path": f"{i}.png"} for i in range(5)])
+    pred = ErrorsInPlacePredictor()
+    log = CaseLog(tmp_path / "c.sqlite")
+    s = run_batch(tmp_path / "m.csv", tmp_path / "o.csv", predictor=pred, log=log, progress=False)
+    got = read_out(tmp_path / "o.csv")
+    assert pred.many_calls == [5] and (s.scored, s.errors) == (4, 1) and log.count() == 4
+    assert "black" in got[2]["error"] and got[2]["probability"] == ""

@@ -1,0 +1,197 @@
+"""Offline backbone initialisation: train the MobileNetV2 image classifier on Kermany TRAIN.
+
+No ImageNet download here, so the image branch starts from a backbone trained image-only on
+the patient-disjoint Kermany train split (never the carved val, never the official test).
+Images go through pneumo.imaging.load_for_model (the one preprocessing path) once, into a
+uint8 cache (cache/kermany_<size>.npz), then train with radiograph-safe augmentation.
+
+    python -m pneumo.pretrain --size 128 --alpha 0.35 [--epochs 30] [--max-minutes 45]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pneumo import config
+from pneumo.errors import PneumoError
+
+CACHE_DIR = config.REPO_ROOT / "cache"
+
+
+def set_threads(n: int | None = None) -> None:
+    """Keep TF to the cores we were given (PNEUMO_TF_THREADS, default 2): the machine is shared."""
+    import tensorflow as tf
+    n = int(n or os.environ.get("PNEUMO_TF_THREADS", 2))
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(n)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        pass   # already initialised: keep what is set
+
+
+def backbone_path(size: int, alpha: float) -> Path:
+    return CACHE_DIR / "backbone" / f"mobilenetv2_a{alpha:g}_{size}.weights.h5"
+
+
+def image_cache(paths, size: int, cache_file: Path | None = None, log=print) -> np.ndarray:
+    """(n, size, size) uint8 of the preprocessed images, cached in one .npz keyed by path list."""
+    from pneumo.imaging import load_for_model
+    paths = [str(p) for p in paths]
+    if cache_file is not None and cache_file.exists():
+        z = np.load(cache_file, allow_pickle=False)
+        if list(z["paths"]) == paths:
+            return z["x"]
+        log(f"image cache {cache_file.name} is for another image list: rebuilding")
+    t0 = time.time()
+    x = np.empty((len(paths), size, size), np.uint8)
+    for i, p in enumerate(paths):
+        arr, _ = load_for_model(p, size)
+        x[i] = np.round(arr[..., 0] * 255.0).astype(np.uint8)
+        if (i + 1) % 1000 == 0:
+            log(f"  preprocessed {i + 1}/{len(paths)} images ({time.time() - t0:.0f}s)")
+    if cache_file is not None:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache_file, x=x, paths=np.array(paths))
+    log(f"preprocessed {len(paths)} images at {size}px in {time.time() - t0:.0f}s")
+    return x
+
+
+def kermany_cache(size: int, log=print):
+    """The Kermany cohort and its uint8 image cache (row order = cohort.frame order)."""
+    from pneumo.cohorts import kermany
+    cohort = kermany.load()
+    x = image_cache(cohort.frame["image_path"].tolist(), size, CACHE_DIR / f"kermany_{size}.npz", log)
+    return cohort, x
+
+
+def augmenter(seed: int = 0):
+    """Radiograph-safe augmentation: small rotation/shift/zoom, brightness/contrast. No horizontal
+    flip: the cardiac silhouette and the side markers are lateralised, a flip makes a non-anatomy."""
+    import keras
+    from keras import layers
+    return keras.Sequential([
+        layers.RandomRotation(7 / 360, fill_mode="nearest", seed=seed),
+        layers.RandomTranslation(0.06, 0.06, fill_mode="nearest", seed=seed + 1),
+        layers.RandomZoom(0.1, fill_mode="nearest", seed=seed + 2),
+        layers.RandomBrightness(0.1, value_range=(0.0, 1.0), seed=seed + 3),
+        layers.RandomContrast(0.15, seed=seed + 4),
+    ], name="augment")
+
+
+def _dataset(x: np.ndarray, y: np.ndarray, batch: int, seed: int, augment: bool, weights: np.ndarray | None):
+    import tensorflow as tf
+    aug = augmenter(seed) if augment else None
+
+    def prep(xb, yb, *w):
+        xb = tf.cast(xb, tf.float32)[..., None] / 255.0
+        if aug is not None:
+            xb = tf.clip_by_value(aug(xb, training=True), 0.0, 1.0)
+        return (xb, tf.one_hot(yb, 2)) + tuple(w)
+
+    parts = (x, y.astype("int32")) + ((weights.astype("float32"),) if weights is not None else ())
+    ds = tf.data.Dataset.from_tensor_slices(parts)
+    if augment:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch).map(prep, num_parallel_calls=1).prefetch(2)
+
+
+def fit_backbone(x_train, y_train, x_val, y_val, *, size: int, alpha: float = 0.35, epochs: int = 30,
+                 batch: int = 32, lr: float = 2e-3, patience: int = 6, max_minutes: float = 45.0,
+                 seed: int = 0, log=print):
+    """Train encoder + softmax classifier; early stopping on val ROC AUC; returns (encoder, history)."""
+    import keras
+    from sklearn.metrics import roc_auc_score
+    from pneumo.model import build_image_encoder
+    keras.utils.set_random_seed(seed)
+    encoder = build_image_encoder(size, alpha, weights=None)
+    image = keras.Input((size, size, 1), name="image")
+    _, late = encoder(image)
+    probs = keras.layers.Dense(2, activation="softmax", name="probs")(
+        keras.layers.Dropout(0.2, name="drop")(late))
+    clf = keras.Model(image, probs, name="image_classifier")
+    clf.compile(optimizer=keras.optimizers.Adam(lr), loss="categorical_crossentropy")
+    counts = np.bincount(y_train, minlength=2)
+    cw = len(y_train) / (2.0 * counts)                      # ~3:1 pneumonia in Kermany train
+    train_ds = _dataset(x_train, y_train, batch, seed, True, cw[y_train])
+    val_x = x_val.astype("float32")[..., None] / 255.0
+    best, best_auc, bad, history, t0 = None, -1.0, 0, [], time.time()
+    cur_lr = lr
+    for epoch in range(1, epochs + 1):
+        te = time.time()
+        h = clf.fit(train_ds, epochs=1, verbose=0)
+        p = clf.predict(val_x, batch_size=128, verbose=0)[:, 1]
+        auc = float(roc_auc_score(y_val, p))
+        vloss = float(-np.mean(np.log(np.clip(np.where(y_val == 1, p, 1 - p), 1e-7, 1))))
+        acc = float(np.mean((p >= 0.5) == y_val))
+        row = dict(epoch=epoch, loss=float(h.history["loss"][-1]), val_loss=vloss, val_auc=auc, val_acc=acc,
+                   lr=cur_lr, seconds=round(time.time() - te, 1))
+        history.append(row)
+        log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+        if auc > best_auc + 1e-4:
+            best_auc, bad, best = auc, 0, clf.get_weights()
+        else:
+            bad += 1
+            if bad % 2 == 0:   # plateau: halve the learning rate
+                cur_lr /= 2.0
+                clf.optimizer.learning_rate.assign(cur_lr)
+        if bad >= patience:
+            log(f"early stop: no val AUC gain for {patience} epochs")
+            break
+        if (time.time() - t0) / 60 > max_minutes:
+            log(f"time budget of {max_minutes} min reached")
+            break
+    clf.set_weights(best)
+    log(f"best val AUC {best_auc:.4f}; {time.time() - t0:.0f}s")
+    return encoder, history
+
+
+def pretrain(size: int = 128, alpha: float = 0.35, epochs: int = 30, max_minutes: float = 45.0,
+             seed: int = 0, out: Path | None = None, log=print) -> Path:
+    """Pretrain on Kermany train (carved val for early stopping) and save the encoder weights."""
+    set_threads()
+    t0 = time.time()
+    cohort, x = kermany_cache(size, log)
+    t_cache = time.time() - t0
+    split = cohort.frame["split"].to_numpy()
+    y = cohort.frame["label"].to_numpy().astype(int)
+    tr, va = split == "train", split == "val"
+    log(f"pretrain on Kermany train: {tr.sum()} images ({np.bincount(y[tr]).tolist()} normal/pneumonia), "
+        f"val {va.sum()}; test never read")
+    encoder, history = fit_backbone(x[tr], y[tr], x[va], y[va], size=size, alpha=alpha, epochs=epochs,
+                                    max_minutes=max_minutes, seed=seed, log=log)
+    out = Path(out) if out else backbone_path(size, alpha)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    encoder.save_weights(str(out))
+    meta = {"size": size, "alpha": alpha, "seed": seed, "train_images": int(tr.sum()), "val_images": int(va.sum()),
+            "history": history, "cache_seconds": round(t_cache, 1), "train_seconds": round(time.time() - t0 - t_cache, 1),
+            "data": cohort.description.get("notes", "")}
+    out.with_suffix("").with_suffix(".json").write_text(json.dumps(meta, indent=1))
+    log(f"saved backbone {out}")
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m pneumo.pretrain", description=__doc__.splitlines()[0])
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--alpha", type=float, default=0.35)
+    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--max-minutes", type=float, default=45.0)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=None)
+    a = ap.parse_args(argv)
+    try:
+        pretrain(a.size, a.alpha, a.epochs, a.max_minutes, a.seed, a.out, log=lambda s: print(s, flush=True))
+    except PneumoError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

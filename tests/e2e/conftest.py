@@ -1,0 +1,132 @@
+"""A real app and a real browser: `streamlit run app.py` on a free port (PNEUMO_HOME in a temp
+dir), Debian's chromium driven by Playwright. Screenshots go to tests/e2e/artifacts/."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pneumo import config
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).parent / "artifacts"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_demo_results(folder: Path) -> None:
+    """A small results file so the metrics page has curves where results/ is still empty."""
+    rng = np.random.default_rng(0)
+    y = [0] * 60 + [1] * 20
+    entries = []
+    for model, regime, sep in (("fusion", "imbalanced", 0.55), ("fusion", "adasyn", 0.5),
+                               ("image_only", "imbalanced", 0.4)):
+        p = [np.clip(np.array(y) * sep + rng.uniform(0, 1 - sep, len(y)), 0, 1).round(4).tolist() for _ in range(3)]
+        stat = lambda m: {"mean": m, "sd": 0.01, "ci_low": m - 0.02, "ci_high": m + 0.02}  # noqa: E731
+        entries.append({"model": model, "regime": regime,
+                        "runs": [{"seed": s, "threshold": 0.5} for s in range(3)],
+                        "summary": {"test": {k: stat(v) for k, v in (("accuracy", 0.9), ("roc_auc", 0.93),
+                                                                      ("pr_auc", 0.85), ("f1", 0.8), ("mcc", 0.74),
+                                                                      ("loss", 0.25))}},
+                        "test_cases": {"case_id": [f"c{i}" for i in range(len(y))], "y": y, "p": p}})
+    (folder / "e2e-demo.json").write_text(json.dumps(
+        {"schema": "pneumo.results/1", "experiment": "e2e-demo", "cohort": {"semi_real": True},
+         "n_runs": 3, "entries": entries}))
+
+
+@pytest.fixture(scope="session")
+def app_url(tmp_path_factory):
+    """Start the app once for the session; yield its URL; stop it."""
+    if shutil.which("streamlit", path=str(Path(sys.executable).parent)) is None:
+        pytest.skip("streamlit is not installed in this environment")
+    tmp = tmp_path_factory.mktemp("e2e")
+    env = dict(os.environ, PNEUMO_HOME=str(tmp / "home"), TF_CPP_MIN_LOG_LEVEL="3")
+    if not any(config.results_dir().glob("*.json")):
+        (tmp / "results").mkdir()
+        write_demo_results(tmp / "results")
+        env["PNEUMO_RESULTS_DIR"] = str(tmp / "results")
+    port = _free_port()
+    log = open(tmp / "streamlit.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                             "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+                            cwd=config.REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log.flush()
+                pytest.fail("the app did not start:\n" + (tmp / "streamlit.log").read_text()[-3000:])
+            time.sleep(0.3)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # our own process group: streamlit and its children
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"chromium not found at {CHROMIUM} (make system-deps installs it)")
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    ARTIFACTS.mkdir(exist_ok=True)
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    pg = context.new_page()
+    pg.set_default_timeout(30_000)
+    yield pg
+    context.close()
+
+
+@pytest.fixture
+def shot():
+    return take_screenshot
+
+
+def take_screenshot(page, name: str) -> Path:
+    """Screenshots in tests/e2e/artifacts/ (git-ignored): the first screen at 1280x800, and the
+    whole page (Streamlit scrolls an inner container, so the viewport is stretched to fit it)."""
+    page.screenshot(path=str(ARTIFACTS / f"{name}-viewport.png"))
+    height = page.evaluate("() => { const m = document.querySelector('[data-testid=\"stMain\"]');"
+                           " return m ? m.scrollHeight : document.body.scrollHeight; }")
+    size = page.viewport_size
+    page.set_viewport_size({"width": size["width"], "height": max(size["height"], int(height) + 40)})
+    page.wait_for_timeout(500)  # let plotly re-layout to the new size
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size(size)
+    return path

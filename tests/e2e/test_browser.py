@@ -1,0 +1,94 @@
+"""The app in a real browser: a Kermany film + the example labs, a colour photo, the metrics
+page, and the app at a narrow width. Full-page screenshots go to tests/e2e/artifacts/."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from pneumo import app_support as sup
+from pneumo import config
+
+pytestmark = pytest.mark.e2e
+BUNDLE = config.default_model_dir() / "bundle.json"
+needs_model = pytest.mark.skipif(not BUNDLE.is_file(), reason=f"shipped model not found at {BUNDLE.parent}")
+MODEL_WAIT = 120_000  # ms: the first case also waits for TensorFlow and the model to load
+
+
+def _open(page, url, path=""):
+    page.goto(f"{url}/{path}")
+    page.get_by_role("heading", level=1).first.wait_for()
+
+
+def _upload_film(page, path):
+    page.locator("[data-testid='stFileUploaderDropzoneInput']").first.set_input_files(str(path))
+
+
+def test_first_screen_and_sidebar(page, app_url, shot):
+    _open(page, app_url)
+    assert page.get_by_text("Second opinion").first.is_visible()
+    assert page.get_by_text("not a diagnosis").first.is_visible()
+    shot(page, "01-first-screen")
+
+
+@pytest.mark.data
+@needs_model
+def test_kermany_film_with_example_labs(page, app_url, shot):
+    film = sup.example_images()["pneumonia"]
+    _open(page, app_url)
+    _upload_film(page, film)
+    page.get_by_text("File (CSV or FHIR JSON)").click()
+    page.locator("[data-testid='stFileUploaderDropzoneInput']").nth(1).set_input_files(
+        str(sup.example_labs("pneumonia")))
+    page.get_by_text("P(pneumonia)").first.wait_for(timeout=MODEL_WAIT)
+    page.get_by_text("Grad-CAM").first.wait_for()
+    text = page.locator("[data-testid='stMain']").inner_text()
+    assert re.search(r"P\(pneumonia\)\s*\d\.\d\d", text), text[:500]
+    assert re.search(r"PNEUMONIA|NORMAL", text)
+    assert page.locator("[data-testid='stImage'] img").count() >= 2  # the film and its Grad-CAM
+    page.locator(".js-plotly-plot").first.wait_for()
+    assert page.get_by_text("Download the case report").is_visible()
+    shot(page, "02-kermany-with-labs")
+
+
+@needs_model
+def test_colour_photo_is_refused(page, app_url, shot, tmp_path):
+    from PIL import Image
+    from skimage import data as skdata
+
+    photo = tmp_path / "astronaut.png"
+    Image.fromarray(skdata.astronaut()).save(photo)
+    _open(page, app_url)
+    _upload_film(page, photo)
+    err = page.locator("[data-testid='stAlertContentError']").first
+    err.wait_for(timeout=MODEL_WAIT)
+    assert re.search(r"refused|colour", err.inner_text())
+    assert not page.get_by_text("P(pneumonia) with this value").count()
+    shot(page, "03-colour-photo-refused")
+
+
+def test_metrics_page_draws_charts(page, app_url, shot):
+    _open(page, app_url, "metrics")
+    page.locator(".js-plotly-plot").first.wait_for()
+    assert page.locator(".js-plotly-plot").count() >= 1
+    assert page.get_by_text("Imbalanced vs ADASYN").first.is_visible()
+    shot(page, "04-metrics")
+
+
+@pytest.mark.parametrize("path", ["batch", "model_card", "history"])
+def test_other_pages_render(page, app_url, shot, path):
+    _open(page, app_url, path)
+    assert not page.locator("[data-testid='stException']").count()
+    assert page.get_by_text("not a diagnosis").first.is_visible()
+    shot(page, f"05-{path}")
+
+
+@pytest.mark.data
+def test_example_case_on_a_narrow_window(page, app_url, shot):
+    page.set_viewport_size({"width": 420, "height": 860})
+    _open(page, app_url)
+    page.get_by_role("button", name="Load an example case").click()
+    page.get_by_text("Semi-real example").first.wait_for()
+    if BUNDLE.is_file():
+        page.get_by_text("P(pneumonia)").first.wait_for(timeout=MODEL_WAIT)
+    shot(page, "06-narrow-example")

@@ -1,0 +1,198 @@
+"""pneumo.app_support and pneumo.report: the app's library side, without streamlit."""
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pneumo import app_support as sup
+from pneumo.labs import default_panel
+from pneumo.report import render_case_report
+
+
+def test_app_support_does_not_import_streamlit():
+    for mod in ("app_support.py", "report.py"):
+        text = (Path(sup.__file__).parent / mod).read_text()
+        assert not re.search(r"^\s*(import|from)\s+streamlit", text, re.M), mod
+
+
+def test_shap_frame_sorted_by_magnitude_with_readable_labels():
+    display = [{"key": "wbc", "name": "White blood cells", "value": 16.2, "unit": "10*3/uL", "imputed": False},
+               {"key": "bun", "name": "Urea nitrogen (BUN)", "value": 27.0, "unit": "mg/dL", "imputed": False},
+               {"key": "rdw", "name": "Red cell distribution width (RDW)", "value": None, "unit": "%",
+                "imputed": True}]
+    frame = sup.shap_frame({"wbc": 0.05, "bun": -0.08, "rdw": 0.001}, display)
+    assert frame["key"].tolist() == ["bun", "wbc", "rdw"]
+    assert frame.loc[1, "label"] == "WBC 16.2 10*3/uL"
+    assert frame.loc[0, "label"] == "BUN 27 mg/dL"
+    assert frame.loc[2, "label"] == "RDW not given"
+
+
+def test_contribution_sentence():
+    assert sup.contribution_sentence({"image": 0.41, "labs": 0.06}) == \
+        "The film moved the risk +0.41, the labs +0.06."
+    assert sup.contribution_sentence({"image": 0.41, "labs": 0.0}, {"image": True, "labs": False}) == \
+        "The film moved the risk +0.41."
+
+
+def test_lab_form_helpers():
+    panel = default_panel()
+    wbc = panel["wbc"]
+    assert sup.range_flag(wbc, 16.2) == "high" and sup.range_flag(wbc, 2.0) == "low"
+    assert sup.range_flag(wbc, 7.0) is None and sup.range_flag(wbc, None) is None
+    assert "4–11 10*3/uL" in sup.lab_help(wbc)
+    assert sup.form_values({"wbc": 7.0, "bun": None}) == {"wbc": 7.0}
+    assert sup.form_values({"wbc": None}) is None
+    lo, hi, step = sup.what_if_range(wbc, 30.0)
+    assert lo <= 4 and hi >= 30 and step > 0 and lo >= wbc.plaus_low
+
+
+def test_case_key_is_stable_and_distinct():
+    assert sup.case_key("a" * 64, {"wbc": 7.0}) == sup.case_key("a" * 64, {"wbc": 7.0})
+    assert sup.case_key("a" * 64, {"wbc": 7.0}) != sup.case_key("a" * 64, {"wbc": 7.1})
+    assert sup.case_key("a" * 64, None) != sup.case_key("b" * 64, None)
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def test_extract_zip_refuses_traversal(tmp_path):
+    dest = tmp_path / "out"
+    dest.mkdir()
+    data = _zip({"images/a.png": b"A", "../evil.txt": b"x", "/abs/evil.txt": b"x",
+                 "images/../../evil2.txt": b"x", "C:/win.txt": b"x", "ok/b.png": b"B"})
+    n, refused = sup.extract_zip(data, dest)
+    assert n == 2
+    assert sorted(refused) == sorted(["../evil.txt", "/abs/evil.txt", "images/../../evil2.txt", "C:/win.txt"])
+    assert (dest / "images" / "a.png").read_bytes() == b"A"
+    assert not (tmp_path / "evil.txt").exists() and not (tmp_path / "evil2.txt").exists()
+
+
+def test_save_uploads_uses_base_names(tmp_path):
+    refused = sup.save_uploads([("../../x.png", b"1"), ("dir\\y.png", b"2"), ("z.zip", _zip({"q.png": b"3"}))],
+                               tmp_path)
+    assert refused == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["q.png", "x.png", "y.png"]
+
+
+def test_csv_bytes_escapes_formulas():
+    text = sup.csv_bytes(pd.DataFrame({"image_path": ["=HYPERLINK(\"x\")", "a.png"], "probability": [0.5, 0.7]}))
+    assert b"'=HYPERLINK" in text and b"0.5" in text
+
+
+def _results_file(folder: Path, name="exp") -> Path:
+    rng = np.random.default_rng(0)
+    y = [0] * 40 + [1] * 10
+    entries = []
+    for model, regime in (("fusion", "imbalanced"), ("fusion", "adasyn"), ("image_only", "imbalanced")):
+        runs_p = [np.clip(np.array(y) * 0.6 + rng.uniform(0, 0.4, len(y)), 0, 1).tolist() for _ in range(2)]
+        stat = {"mean": 0.9, "sd": 0.01, "ci_low": 0.88, "ci_high": 0.92}
+        entries.append({"model": model, "regime": regime,
+                        "runs": [{"seed": s, "threshold": 0.5, "train": {}, "test": {}} for s in range(2)],
+                        "summary": {"test": {m: stat for m in ("accuracy", "roc_auc", "pr_auc", "f1", "mcc", "loss")},
+                                    "train": {m: {"mean": 0.95, "sd": 0.01} for m in ("roc_auc", "pr_auc", "f1", "mcc")}},
+                        "test_cases": {"case_id": [str(i) for i in range(len(y))], "y": y, "p": runs_p}})
+    doc = {"schema": "pneumo.results/1", "experiment": name, "cohort": {"semi_real": True}, "n_runs": 2,
+           "entries": entries}
+    path = folder / f"{name}.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_metrics_entries_tables_and_curves(tmp_path):
+    _results_file(tmp_path)
+    (tmp_path / "broken.json").write_text("{not json")
+    models = tmp_path / "models" / "m1"
+    models.mkdir(parents=True)
+    (models / "metrics.json").write_text(json.dumps({"test": {"accuracy": 0.91, "roc_auc": 0.95},
+                                                     "test_cases": {"y": [0, 1, 0, 1], "p": [0.1, 0.9, 0.4, 0.6]}}))
+    entries = sup.load_entries(tmp_path, tmp_path / "models")
+    assert any("error" in e for e in entries)
+    good = [e for e in entries if "error" not in e]
+    assert len(good) == 4
+    table = sup.metrics_table(good)
+    assert table.loc[0, "ROC AUC"] == "0.900 ± 0.010 [0.880, 0.920]"
+    assert set(table.columns) >= {"Accuracy", "ROC AUC", "PR AUC", "F1", "MCC"}
+    for kind in ("roc", "pr", "calibration"):
+        cs = sup.curves(good, kind)
+        assert len(cs) == 4 and all(len(c["x"]) == len(c["y"]) > 1 for c in cs)
+        sup.curve_figure(cs, kind)
+    cm, t = sup.confusion(good[0])
+    assert cm.sum() == 100 and t == 0.5
+    t1, t2 = sup.paper_table1(good), sup.paper_table2(good)
+    assert 96.0 in t1["Paper acc %"].tolist() and 90.0 in t1["Our acc %"].tolist()
+    assert t2.loc[0, "Paper test"] == 0.978 and "exp test" in t2.columns
+    pairs = sup.regime_pairs(good)
+    assert pairs.loc[0, "imbalanced"] == 0.9 and pairs.loc[0, "adasyn"] == 0.9
+
+
+def test_history_frame_shortens_digest():
+    frame = pd.DataFrame({"time": ["2026-01-01T00:00:00Z"], "image_digest": ["ab" * 32], "probability": [0.81234],
+                          "label": ["PNEUMONIA"], "validity": ["accept"], "model_version": ["1.0"],
+                          "origin": ["app"], "labs": [{"wbc": 7}]})
+    out = sup.history_frame(frame)
+    assert out.loc[0, "Image"] == "ab" * 6 and out.loc[0, "P(pneumonia)"] == 0.812
+    assert "labs" not in out.columns
+    assert sup.history_frame(pd.DataFrame()).empty
+
+
+# --- the report ------------------------------------------------------------------------
+
+@dataclass
+class _Result:
+    probability: float = 0.83
+    label: str = "PNEUMONIA"
+    threshold: float = 0.42
+    band: str = "clear"
+    modalities: dict = field(default_factory=lambda: {"image": True, "labs": True})
+    modality_contribution: dict = field(default_factory=lambda: {"image": 0.41, "labs": 0.06})
+    validity: str = "warn"
+    warnings: list = field(default_factory=lambda: ["unusual <b>aspect</b> ratio"])
+    model: dict = field(default_factory=lambda: {"name": "pneumo-fusion", "version": "1.2.0",
+                                                 "weights_sha256": "f" * 64})
+    image_digest: str = "a" * 64
+
+
+@dataclass
+class _Explanation:
+    result: _Result = field(default_factory=_Result)
+    shap_values: dict = field(default_factory=lambda: {"wbc": 0.05, "sodium": -0.01})
+    shap_base: float = 0.3
+    lab_display: list = field(default_factory=lambda: [
+        {"key": "wbc", "name": "White blood cells", "value": 16.2, "unit": "10*3/uL", "ref_low": 4, "ref_high": 11,
+         "imputed": False, "out_of_range": True},
+        {"key": "sodium", "name": "Sodium <script>", "value": None, "unit": "meq/L", "ref_low": 135,
+         "ref_high": 145, "imputed": True, "out_of_range": False}])
+    contribution: dict = field(default_factory=lambda: {"image": 0.41, "labs": 0.06})
+
+
+def test_case_report_is_self_contained_and_escaped():
+    pixels = np.linspace(0, 1, 64 * 48, dtype=np.float32).reshape(64, 48)
+    over = np.zeros((64, 48, 3), np.uint8)
+    html = render_case_report(_Explanation(), pixels, over, example_label=sup.SEMI_REAL_LABEL)
+    assert html.startswith("<!doctype html>")
+    assert html.count("data:image/png;base64,") == 2
+    assert not re.search(r"""(src|href)=['"](?!data:)""", html), "no external assets"
+    assert "<script>" not in html and "&lt;script&gt;" in html and "&lt;b&gt;aspect" in html
+    for text in ("PNEUMONIA", "0.830", "0.420", "The film moved the risk +0.41, the labs +0.06.",
+                 "WBC 16.2 10*3/uL", "+0.0500", "pneumo-fusion", "1.2.0", "f" * 64,
+                 "not a diagnosis", "Semi-real example", "imputed"):
+        assert text in html, text
+
+
+def test_case_report_without_image_or_labs():
+    exp = _Explanation(shap_values={}, lab_display=[])
+    html = render_case_report(exp)
+    assert "data:image" not in html and "not a diagnosis" in html and "Semi-real" not in html
