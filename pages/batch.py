@@ -9,6 +9,7 @@ from pages import common
 from pneumo import app_support as sup
 from pneumo.errors import PneumoError
 
+common.require_frame()
 ss = st.session_state
 st.title("Batch")
 st.caption("A manifest CSV with an `image_path` column (relative to the image folder) and, optionally, "

@@ -15,6 +15,17 @@ from pneumo.errors import PneumoError
 ASSETS = config.REPO_ROOT / "assets"
 
 
+def require_frame() -> None:
+    """Every page calls this first. A process whose first session opens on a page URL runs
+    the pages/ folder the old (v1) way: each file a page, app.py's frame skipped. Switch to
+    app.py's st.navigation and run again."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 class ModelLoader:
     """Loads the Predictor in a background thread, so the first page draws at once."""
 

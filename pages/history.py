@@ -1,9 +1,12 @@
 """History: the cases scored here and by the CLI or batches, newest first; no identifiers."""
 import streamlit as st
 
+from pages import common
+
 from pneumo import app_support as sup
 from pneumo.errors import PneumoError
 
+common.require_frame()
 st.title("History")
 st.caption("Every scored case is logged with a digest of its pixels, never a name, ID or file name.")
 try:

@@ -1,8 +1,11 @@
 """Metrics comparison: every stored experiment and shipped bundle, side by side."""
 import streamlit as st
 
+from pages import common
+
 from pneumo import app_support as sup
 
+common.require_frame()
 st.title("Metrics comparison")
 entries = sup.load_entries()
 for bad in [e for e in entries if "error" in e]:

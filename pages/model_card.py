@@ -4,9 +4,12 @@ import json
 
 import streamlit as st
 
+from pages import common
+
 from pneumo import app_support as sup
 from pneumo import config
 
+common.require_frame()
 meta, metrics = sup.read_bundle()
 st.title("Model card")
 if not meta:

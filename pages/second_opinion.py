@@ -11,6 +11,7 @@ from pneumo.explain import overlay
 from pneumo.labs import parse_labs
 from pneumo.report import render_case_report
 
+common.require_frame()
 ss = st.session_state
 ss.setdefault("upload_gen", 0)
 panel = common.panel()

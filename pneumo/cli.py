@@ -32,7 +32,7 @@ def _load_case(args):
             raise PneumoError(f"{flag} {value}: no such file")
     predictor = Predictor.load(args.model)
     case = Case.from_sources(image=args.image, labs=args.labs, panel=predictor.panel,
-                             name=Path(args.image).name if args.image else None)
+                             name=Path(args.image).name if args.image else None, strict=True)
     return predictor, case
 
 

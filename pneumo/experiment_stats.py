@@ -19,6 +19,8 @@ METRICS = ("accuracy", "loss", "roc_auc", "pr_auc", "f1", "mcc", "precision", "r
            "sensitivity", "specificity", "brier", "ece")
 EPS = 1e-7
 ECE_BINS = 10
+CI_METHOD = ("hierarchical percentile bootstrap: each replicate resamples the test cases and the runs "
+             "(with replacement) and averages the drawn runs' metrics, each at its own val threshold")
 
 
 def _div(a, b):

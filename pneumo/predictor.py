@@ -27,10 +27,14 @@ class Case:
     case_id: str | None = None
 
     @classmethod
-    def from_sources(cls, image=None, labs=None, *, panel, name=None) -> "Case":
-        """Read an image (path/bytes/file) and labs (path/bytes/dict); typed errors on bad input."""
+    def from_sources(cls, image=None, labs=None, *, panel, name=None, strict=False) -> "Case":
+        """Read an image (path/bytes/file) and labs (path/bytes/dict); typed errors on bad input.
+        strict: a refused lab value raises LabError (the CLI); otherwise it becomes a warning
+        and the test counts as not measured (the app shows the reason beside the form)."""
         xray = read_image(image, name=name) if image is not None else None
         reading = parse_labs(labs, panel) if labs is not None else None
+        if strict and reading is not None:
+            reading.raise_for_errors()
         return cls(xray, reading, name)
 
 
@@ -145,7 +149,7 @@ class Predictor:
         imputed = list(reading.missing) if reading is not None else list(self.panel.keys)
         if reading is not None:
             warnings += [f"{i.key}: {i.reason}" for i in reading.errors]
-            warnings += list(getattr(reading, "warnings", []) or [])
+            warnings += [f"{i.key}: {i.reason}" for i in reading.warnings]
         if not has_image:
             warnings.append("no image: the answer rests on the labs alone")
         if not has_labs:

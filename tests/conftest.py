@@ -32,3 +32,42 @@ def pytest_runtest_setup(item):
 @pytest.fixture(scope="session")
 def data_dir():
     return config.data_dir()
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory):
+    """An untrained but complete bundle (64 px, default panel, reference set): for testing
+    the Predictor's plumbing and maths without the shipped model."""
+    import numpy as np
+
+    from pneumo.bundle import save_bundle
+    from pneumo.labs import default_panel
+    from pneumo.model import build_fusion_model
+    from pneumo.reference import write_reference
+
+    import keras
+
+    keras.utils.set_random_seed(0)
+    panel = default_panel()
+    medians = {t.key: t.impute_value() for t in panel}
+    panel = panel.with_medians(medians)
+    head = dict(d_model=16, heads=2, layers_n=1, pooled_dim=8, fusion_units=16)
+    model = build_fusion_model(size=64, n_tests=len(panel), alpha=0.35, **head)
+    meta = {"name": "tiny-test-bundle", "version": "0.0.1", "image_size": 64,
+            "architecture": {"kind": "fusion", "image_size": 64, "alpha": 0.35,
+                             "n_tests": len(panel), "head": head},
+            "lab_panel": panel.to_dict(),
+            "lab_standardisation": {"mean": medians,
+                                    "sd": {k: max(abs(v) * 0.2, 1.0) for k, v in medians.items()}},
+            "threshold": 0.5, "threshold_rule": "fixed (test bundle)", "temperature": 1.0,
+            "training_data": {"description": "untrained test bundle"}}
+    out = tmp_path_factory.mktemp("bundle")
+    save_bundle(out, model, meta, {"test": {}})
+    rng = np.random.default_rng(0)
+    late_dim = int(model.get_layer("image_encoder").outputs[1].shape[-1])
+    background = np.array([[medians[k] * (1 + 0.1 * rng.normal()) for k in panel.keys]
+                           for _ in range(30)], np.float32)
+    background[::4, 3] = np.nan
+    write_reference(out, rng.normal(size=(200, late_dim)), rng.normal(size=(80, late_dim)),
+                    background)
+    return out

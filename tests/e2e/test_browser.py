@@ -78,8 +78,8 @@ def test_metrics_page_draws_charts(page, app_url, shot):
 @pytest.mark.parametrize("path", ["batch", "model_card", "history"])
 def test_other_pages_render(page, app_url, shot, path):
     _open(page, app_url, path)
+    page.get_by_text("not a diagnosis").first.wait_for(timeout=10_000)  # the shared sidebar
     assert not page.locator("[data-testid='stException']").count()
-    assert page.get_by_text("not a diagnosis").first.is_visible()
     shot(page, f"05-{path}")
 
 

@@ -1,0 +1,86 @@
+"""A bundle's reference set: what the Predictor compares each case with.
+
+`reference.npz` beside the weights holds (a) the embedding gate of pneumo.validity, fitted on
+the training films' embeddings with thresholds from the validation films, and (b) the SHAP
+background: training lab panels (raw values, NaN = not measured). Its sha256 is recorded in
+bundle.json["weights"], so it is verified on load like the weights.
+
+    python -m pneumo.reference --bundle models/pneumo-fusion
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from pneumo.bundle import sha256_file
+from pneumo.validity import EmbeddingGate
+
+REFERENCE_FILE = "reference.npz"
+
+
+def write_reference(bundle_dir, train_late: np.ndarray, val_late: np.ndarray,
+                    background: np.ndarray) -> Path:
+    """Fit the gate, save it with the background, record the digest in bundle.json."""
+    bundle_dir = Path(bundle_dir)
+    gate = EmbeddingGate.fit(train_late, val_late)
+    path = bundle_dir / REFERENCE_FILE
+    np.savez(path, background=np.asarray(background, np.float32), **gate.to_arrays())
+    meta_path = bundle_dir / "bundle.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta["weights"][REFERENCE_FILE] = sha256_file(path)
+    meta["reference"] = {"gate": "Mahalanobis distance of img_late in a 32-axis PCA of the "
+                                 "training films; warn above the 99th percentile of validation "
+                                 "films, refuse beyond 1.5x the largest validation distance",
+                         "warn_at": gate.warn_at, "refuse_at": gate.refuse_at,
+                         "n_train": int(len(train_late)), "n_val": int(len(val_late)),
+                         "shap_background": int(len(background))}
+    meta_path.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    return path
+
+
+def read_reference(bundle_dir) -> tuple[EmbeddingGate | None, np.ndarray | None]:
+    path = Path(bundle_dir) / REFERENCE_FILE
+    if not path.is_file():
+        return None, None
+    with np.load(path, allow_pickle=False) as z:
+        return EmbeddingGate.from_arrays(z), np.asarray(z["background"], np.float32)
+
+
+def build_for_bundle(bundle_dir, *, max_background: int = 100, seed: int = 0) -> Path:
+    """Embed the Kermany train/val films with the bundle's encoder and take the SHAP
+    background from the MIMIC train panels (the cohorts the shipped model was trained on)."""
+    from pneumo.bundle import load_bundle
+    from pneumo.cohorts import kermany, mimic
+    from pneumo.model import embed_images
+    from pneumo.pretrain import image_cache
+
+    bundle = load_bundle(bundle_dir)
+    cohort = kermany.load()
+    frame = cohort.frame
+    x = image_cache(frame["image_path"].tolist(), bundle.image_size,
+                    Path("cache") / f"kermany_{bundle.image_size}.npz", log=lambda *_: None)
+    _, late = embed_images(bundle.image_encoder, x)
+    train_late = late[(frame["split"] == "train").to_numpy()]
+    val_late = late[(frame["split"] == "val").to_numpy()]
+    labs = mimic.load()
+    train = labs.frame[labs.frame["split"] == "train"]
+    matrix = train[bundle.panel.keys].to_numpy(np.float32)
+    rng = np.random.default_rng(seed)
+    if len(matrix) > max_background:
+        matrix = matrix[rng.choice(len(matrix), max_background, replace=False)]
+    return write_reference(bundle_dir, train_late, val_late, matrix)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pneumo.reference", description=__doc__)
+    parser.add_argument("--bundle", required=True)
+    args = parser.parse_args(argv)
+    print(build_for_bundle(args.bundle))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

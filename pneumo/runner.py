@@ -1,0 +1,111 @@
+"""ModelRunner: a loaded bundle behind three compiled calls (embed, head, Grad-CAM).
+
+Everything model-shaped the Predictor needs lives here: the fixed-signature tf.functions
+(no retracing per case), lab standardisation, temperature calibration, the validity gate
+and the SHAP background. The Predictor itself only sees numpy arrays."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import tensorflow as tf  # noqa: E402
+
+from pneumo.bundle import load_bundle  # noqa: E402
+from pneumo.model import LAST_CONV_LAYER  # noqa: E402
+from pneumo.reference import read_reference  # noqa: E402
+
+
+class ModelRunner:
+    def __init__(self, bundle):
+        import keras
+
+        self.bundle = bundle
+        self.panel = bundle.panel
+        self.threshold = float(bundle.threshold)
+        self.image_size = int(bundle.image_size)
+        self.name, self.version = bundle.name, bundle.version
+        self.meta = bundle.meta
+        metrics_file = bundle.path / "metrics.json"
+        self.metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+        # the validity gate and the SHAP background (n, T raw training panels, NaN = missing)
+        self.gate, self.background = read_reference(bundle.path)
+        if self.background is None:   # a bundle without a reference set: the panel medians
+            self.background = np.array([[t.impute_value() for t in self.panel]], np.float32)
+        encoder, head = bundle.image_encoder, bundle.fusion_head
+        self.early_dim, self.late_dim = (int(t.shape[-1]) for t in encoder.outputs)
+        n, s = len(self.panel), self.image_size
+        conv_model = keras.Model(encoder.inputs,
+                                 [encoder.get_layer(LAST_CONV_LAYER).output, *encoder.outputs])
+
+        @tf.function(input_signature=[tf.TensorSpec((None, s, s, 1), tf.float32)])
+        def embed(images):
+            return encoder(images, training=False)
+
+        head_sig = [tf.TensorSpec((None, self.early_dim), tf.float32),
+                    tf.TensorSpec((None, self.late_dim), tf.float32),
+                    tf.TensorSpec((None, 1), tf.float32),
+                    tf.TensorSpec((None, n), tf.float32),
+                    tf.TensorSpec((None, n), tf.float32)]
+
+        @tf.function(input_signature=head_sig)
+        def head_fn(early, late, present, labs, missing):
+            return head([early, late, present, labs, missing], training=False)
+
+        @tf.function(input_signature=[tf.TensorSpec((1, s, s, 1), tf.float32), *head_sig[2:]])
+        def cam(image, present, labs, missing):
+            with tf.GradientTape() as tape:
+                conv, early, late = conv_model(image, training=False)
+                tape.watch(conv)
+                probs = head([early, late, present, labs, missing], training=False)
+                score = tf.math.log(probs[:, 1] + 1e-7) - tf.math.log(probs[:, 0] + 1e-7)
+            grads = tape.gradient(score, conv)
+            weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
+            heat = tf.nn.relu(tf.reduce_sum(weights * conv, axis=-1))[0]
+            return heat / (tf.reduce_max(heat) + 1e-9)
+
+        self._embed, self._head, self._cam = embed, head_fn, cam
+
+    @classmethod
+    def load(cls, bundle_dir) -> "ModelRunner":
+        return cls(load_bundle(bundle_dir))
+
+    def model_info(self) -> dict:
+        from pneumo.bundle import WEIGHTS_FILE
+
+        return {"name": self.name, "version": self.version,
+                "weights_sha256": self.meta["weights"][WEIGHTS_FILE]}
+
+    def lab_inputs(self, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Raw values (n, T) with NaN = missing -> (standardised values, missing mask)."""
+        return self.bundle.lab_inputs(matrix)
+
+    def calibrate(self, p_raw: np.ndarray) -> np.ndarray:
+        return self.bundle.calibrate(p_raw)
+
+    def embed(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(n, S, S, 1) float [0,1] -> (early, late) embeddings; batches of 64."""
+        early, late = [], []
+        for i in range(0, len(images), 64):
+            e, l = self._embed(tf.constant(images[i:i + 64], tf.float32))
+            early.append(e.numpy())
+            late.append(l.numpy())
+        return np.concatenate(early), np.concatenate(late)
+
+    def head(self, early, late, present, labs_raw) -> np.ndarray:
+        """Calibrated P(pneumonia) for rows of (embeddings, image present, raw lab values)."""
+        present = np.asarray(present, np.float32).reshape(-1, 1)
+        z, missing = self.lab_inputs(labs_raw)
+        early = np.asarray(early, np.float32) * present
+        late = np.asarray(late, np.float32) * present
+        probs = self._head(early, late, present, z, missing).numpy()
+        return self.calibrate(probs[:, 1])
+
+    def grad_cam(self, x: np.ndarray, labs_raw: np.ndarray) -> np.ndarray:
+        """Coarse Grad-CAM heat (h, w) in [0,1] of the pneumonia log-odds for one image."""
+        z, missing = self.lab_inputs(labs_raw)
+        heat = self._cam(tf.constant(x[None], tf.float32), tf.ones((1, 1)), z, missing)
+        return heat.numpy()

@@ -1,0 +1,348 @@
+"""Fit one fusion model on a cohort and write a bundle.
+
+Recipe (any cohort): frozen image encoder (Kermany-pretrained backbone, ImageNet or random)
+-> two image embeddings per image, computed once -> fusion head trained on them with modality
+dropout, class weights and early stopping on val -> temperature scaling on val -> threshold
+on val (Youden J on the calibrated val probabilities) -> bundle + val/test metrics.
+
+    python -m pneumo.train --preset shipped --out models/pneumo-fusion
+    python -m pneumo.train --cohort synthetic --out /tmp/b --image-size 64 --epochs 1
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pneumo import metrics as M
+from pneumo.calibration import apply_temperature, fit_temperature
+from pneumo.errors import PneumoError
+from pneumo.model import (HEAD_INPUT_NAMES, Features, build_fusion_head, build_fusion_model,
+                          build_image_encoder, embed_images, modality_dropout, predict_head)
+
+VIEWS = {"fusion": lambda f: f, "image_only": Features.without_labs, "labs_only": Features.without_image}
+HEAD_DEFAULTS = dict(d_model=32, heads=4, layers_n=1, pooled_dim=16, fusion_units=64, dropout=0.3)
+
+
+def _log_loss(y, p) -> float:
+    p = np.clip(p, 1e-7, 1 - 1e-7)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
+def fit_head(head, X: Features | list[Features], y, X_val=None, y_val=None, *, lr=1e-3, epochs=60, batch_size=64,
+             patience=8, class_weight=None, modality_dropout=True, seed=0, log=None) -> list[dict]:
+    """Train the head on cached embeddings; fresh modality dropout each epoch; early stopping on
+    the val log loss averaged over the views the model must answer (full, image only, labs only).
+    X may be a list of variants of the same rows (augmented image embeddings): each epoch draws one per row."""
+    import keras
+    head.compile(optimizer=keras.optimizers.Adam(lr), loss="categorical_crossentropy")
+    rng = np.random.default_rng(seed)
+    y = np.asarray(y).astype(int)
+    sw = np.ones(len(y), "float32") if class_weight is None else np.array([class_weight[c] for c in y], "float32")
+    views = [v for v in VIEWS.values()] if modality_dropout else [VIEWS["fusion"]]
+    best, best_loss, bad, history = head.get_weights(), np.inf, 0, []
+    for epoch in range(1, epochs + 1):
+        t = time.time()
+        Xe = _mix(X, rng) if isinstance(X, list) else X
+        Xe = modality_dropout_fn(Xe, rng) if modality_dropout else Xe
+        inputs = Xe.head_inputs()
+        h = head.fit([inputs[k] for k in HEAD_INPUT_NAMES], np.eye(2)[y], sample_weight=sw,
+                     batch_size=batch_size, epochs=1, shuffle=True, verbose=0)
+        row = {"epoch": epoch, "loss": float(h.history["loss"][-1])}
+        if X_val is not None:
+            yv = np.asarray(y_val).astype(int)
+            losses = [_log_loss(yv, predict_head(head, view(X_val))) for view in views]
+            row["val_loss"] = float(np.mean(losses))
+            row["val_auc"] = M.metric_fn("roc_auc")(yv, predict_head(head, X_val))
+            if row["val_loss"] < best_loss - 1e-4:
+                best_loss, bad, best = row["val_loss"], 0, head.get_weights()
+            else:
+                bad += 1
+        row["seconds"] = round(time.time() - t, 2)
+        history.append(row)
+        if log:
+            log("head " + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+        if X_val is not None and bad >= patience:
+            break
+    if X_val is not None:
+        head.set_weights(best)
+    return history
+
+
+modality_dropout_fn = modality_dropout   # the parameter of fit_head shadows the function's name
+
+
+def _mix(variants: list[Features], rng) -> Features:
+    pick = rng.integers(0, len(variants), len(variants[0]))
+    early = np.stack([v.img_early for v in variants])[pick, np.arange(len(pick))]
+    late = np.stack([v.img_late for v in variants])[pick, np.arange(len(pick))]
+    f = variants[0]
+    return Features(early, late, f.image_present, f.labs, f.lab_missing)
+
+
+# ----------------------------------------------------------------------------- cohort -> features
+def load_images(paths: list[str], size: int, log=print) -> np.ndarray:
+    """uint8 (n, S, S) for the given paths, reusing the Kermany image cache where it covers them."""
+    from pneumo.pretrain import CACHE_DIR, image_cache
+    cache = CACHE_DIR / f"kermany_{size}.npz"
+    known = {}
+    if cache.exists():
+        z = np.load(cache, allow_pickle=False)
+        known = {p: i for i, p in enumerate(z["paths"].tolist())}
+        xk = z["x"]
+    todo = sorted({p for p in paths if p not in known})
+    xt = image_cache(todo, size, None, log) if todo else np.empty((0, size, size), np.uint8)
+    at = {p: i for i, p in enumerate(todo)}
+    return np.stack([xk[known[p]] if p in known else xt[at[p]] for p in paths]) if paths else xt
+
+
+def lab_standardisation(frame, keys) -> dict:
+    """Mean/sd per test over the train rows (NaN ignored); sd 0 or undefined -> 1."""
+    tr = frame[frame["split"] == "train"]
+    mean = {k: float(np.nanmean(tr[k])) if tr[k].notna().any() else 0.0 for k in keys}
+    sd = {k: float(np.nanstd(tr[k])) if tr[k].notna().sum() > 1 else 1.0 for k in keys}
+    return {"mean": mean, "sd": {k: (v if v > 0 else 1.0) for k, v in sd.items()}}
+
+
+def cohort_features(cohort, encoder, size: int, std: dict, aug_copies: int = 0, seed: int = 0, log=print):
+    """Features for every row of the cohort (+ `aug_copies` augmented image embeddings per row)."""
+    frame = cohort.frame
+    keys = cohort.lab_keys
+    has_img = frame["image_path"].notna().to_numpy()
+    paths = frame.loc[has_img, "image_path"].astype(str).tolist()
+    t = time.time()
+    x = load_images(paths, size, log)
+    early_dim, late_dim = (int(o.shape[-1]) for o in encoder.outputs)
+    early = np.zeros((len(frame), early_dim), "float32")
+    late = np.zeros((len(frame), late_dim), "float32")
+    if len(paths):
+        early[has_img], late[has_img] = embed_images(encoder, x)
+    augmented = []
+    if aug_copies and len(paths):
+        import tensorflow as tf
+        from pneumo.pretrain import augmenter
+        aug = augmenter(seed + 100)
+        for c in range(aug_copies):
+            xa = np.concatenate([np.asarray(tf.clip_by_value(aug(x[i:i + 256, ..., None].astype("float32") / 255.0,
+                                                                   training=True), 0, 1)) for i in range(0, len(x), 256)])
+            e, l = np.zeros_like(early), np.zeros_like(late)
+            e[has_img], l[has_img] = embed_images(encoder, xa)
+            augmented.append((e, l))
+    log(f"embedded {len(paths)} images (+{aug_copies} augmented copies) in {time.time() - t:.0f}s")
+    if keys:
+        raw = frame[keys].to_numpy("float64")
+        mean = np.array([std["mean"][k] for k in keys]); sd = np.array([std["sd"][k] for k in keys])
+        missing = ~np.isfinite(raw)
+        labs = np.where(missing, 0.0, (np.nan_to_num(raw) - mean) / sd)
+    else:
+        labs, missing = np.zeros((len(frame), 1)), np.ones((len(frame), 1), bool)
+    f = Features(early, late, has_img.astype("float32"), labs.astype("float32"), missing.astype("float32"))
+    return f, augmented
+
+
+# ----------------------------------------------------------------------------- evaluation
+def evaluate_views(head, X: Features, y, temps: dict, thresholds: dict) -> tuple[dict, dict]:
+    """Calibrated probabilities and metrics per view at each view's val-chosen threshold."""
+    probs, out = {}, {}
+    for name, view in VIEWS.items():
+        p = apply_temperature(predict_head(head, view(X)), temps[name])
+        probs[name] = p
+        out[name] = M.binary_metrics(y, p, thresholds[name])
+    return probs, out
+
+
+def calibrate_on_val(head, X_val: Features, y_val) -> tuple[dict, dict, dict]:
+    """Per view: temperature (val log loss), threshold (Youden J on calibrated val probs), before/after."""
+    temps, thr, report = {}, {}, {}
+    for name, view in VIEWS.items():
+        raw = predict_head(head, view(X_val))
+        temps[name] = fit_temperature(y_val, raw)
+        cal = apply_temperature(raw, temps[name])
+        thr[name] = M.youden_threshold(y_val, cal)
+        report[name] = {"temperature": temps[name], "threshold": thr[name],
+                        "val_brier_before": M.binary_metrics(y_val, raw)["brier"], "val_ece_before": M.ece(y_val, raw),
+                        "val_brier_after": M.binary_metrics(y_val, cal)["brier"], "val_ece_after": M.ece(y_val, cal)}
+    return temps, thr, report
+
+
+def _split_idx(frame, name) -> np.ndarray:
+    return np.flatnonzero((frame["split"] == name).to_numpy())
+
+
+def train(cohort, out: str | Path, *, image_size: int = 224, alpha: float = 0.35, backbone: str | None = None,
+          head_kw: dict | None = None, epochs: int = 80, lr: float = 1e-3, batch_size: int = 64, patience: int = 10,
+          class_weight: bool = True, aug_copies: int = 0, seed: int = 0, name: str = "pneumo-fusion",
+          version: str = "0.1.0", n_boot: int = 1000, timings: dict | None = None, log=print) -> dict:
+    """Fit, calibrate, threshold, evaluate and save a bundle; returns the metrics dict (also metrics.json)."""
+    import keras
+    from pneumo.bundle import save_bundle
+    timings = dict(timings or {})
+    keras.utils.set_random_seed(seed)
+    head_kw = {**HEAD_DEFAULTS, **(head_kw or {})}
+    if cohort.panel is None or not cohort.lab_keys:
+        raise PneumoError(f"cohort {cohort.name!r} has no lab panel; the fusion model needs one (labs may be missing)")
+    frame, keys = cohort.frame, cohort.lab_keys
+    tr, va, te = (_split_idx(frame, s) for s in ("train", "val", "test"))
+    if len(tr) == 0 or len(va) == 0 or len(np.unique(frame["label"].to_numpy()[va])) < 2:
+        raise PneumoError("training needs a train split and a val split holding both classes")
+    y = frame["label"].to_numpy().astype(int)
+
+    t = time.time()
+    encoder = build_image_encoder(image_size, alpha, weights=backbone)
+    encoder.trainable = False
+    std = lab_standardisation(frame, keys)
+    panel = cohort.panel
+    if any(test.median is None for test in panel):
+        panel = panel.with_medians({k: float(np.nanmedian(frame.iloc[tr][k])) for k in keys
+                                    if frame.iloc[tr][k].notna().any()})
+    X, aug = cohort_features(cohort, encoder, image_size, std, aug_copies, seed, log)
+    timings["embed_seconds"] = round(time.time() - t, 1)
+
+    t = time.time()
+    keras.utils.set_random_seed(seed)
+    head = build_fusion_head(len(keys), X.img_early.shape[1], X.img_late.shape[1], **head_kw)
+    counts = np.bincount(y[tr], minlength=2).astype(float)
+    cw = {c: float(len(tr) / (2 * max(counts[c], 1))) for c in (0, 1)} if class_weight else None
+    variants = [X.subset(tr)] + [Features(e[tr], l[tr], X.image_present[tr], X.labs[tr], X.lab_missing[tr])
+                                 for e, l in aug]
+    history = fit_head(head, variants, y[tr], X.subset(va), y[va], lr=lr, epochs=epochs, batch_size=batch_size,
+                       patience=patience, class_weight=cw, seed=seed, log=log)
+    timings["head_seconds"] = round(time.time() - t, 1)
+
+    temps, thr, cal = calibrate_on_val(head, X.subset(va), y[va])
+    log("calibration on val: " + "; ".join(f"{v}: T={c['temperature']:.3f} thr={c['threshold']:.3f} "
+                                            f"ECE {c['val_ece_before']:.3f}->{c['val_ece_after']:.3f}"
+                                            for v, c in cal.items()))
+    _, val_metrics = evaluate_views(head, X.subset(va), y[va], temps, thr)
+    metrics = {"cohort": cohort.description, "semi_real": bool(cohort.semi_real), "val": val_metrics,
+               "calibration": cal, "threshold_rule": THRESHOLD_RULE, "history": history}
+    if len(te):
+        metrics.update(_test_report(head, X.subset(te), y[te], temps, thr, n_boot, seed, log))
+
+    model = build_fusion_model(encoder=encoder, head=head)
+    meta = {
+        "name": name, "version": version, "image_size": image_size,
+        "architecture": {"kind": "fusion", "image_size": image_size, "alpha": alpha, "n_tests": len(keys),
+                         "early_layer": "block_2_add", "last_conv_layer": "out_relu", "head": head_kw,
+                         "backbone_init": str(backbone) if backbone else "random"},
+        "lab_panel": panel.to_dict(), "lab_standardisation": std,
+        "threshold": thr["fusion"], "threshold_rule": THRESHOLD_RULE, "temperature": temps["fusion"],
+        "views": {v: {"threshold": thr[v], "temperature": temps[v]} for v in VIEWS},
+        "training_data": cohort.description, "semi_real": bool(cohort.semi_real),
+        "training": {"epochs_run": len(history), "seed": seed, "class_weight": cw, "modality_dropout": True,
+                     "aug_copies": aug_copies, "lr": lr, "batch_size": batch_size},
+    }
+    metrics["timings_seconds"] = timings
+    save_bundle(out, model, meta, metrics)
+    log(f"bundle written to {out}")
+    return metrics
+
+
+THRESHOLD_RULE = ("Youden J (sensitivity + specificity - 1) maximised on the calibrated validation "
+                  "probabilities; calibration = temperature scaling on logit(p) fitted on validation")
+
+
+def _test_report(head, X: Features, y, temps, thr, n_boot: int, seed: int, log) -> dict:
+    probs, test = evaluate_views(head, X, y, temps, thr)
+    ci = {}
+    for view in ("fusion", "image_only", "labs_only"):
+        ci[view] = {m: M.bootstrap_ci(y, probs[view], M.metric_fn(m, thr[view]), n=n_boot, seed=seed)
+                    for m in ("roc_auc", "accuracy", "pr_auc")}
+    gain = {m: M.paired_bootstrap(y, probs["fusion"], probs["image_only"], M.metric_fn(m), n=n_boot, seed=seed)
+            for m in ("roc_auc", "pr_auc", "loss")}
+    curves = {v: {"roc": M.roc_points(y, probs[v]), "pr": M.pr_points(y, probs[v]),
+                  "calibration": M.calibration_bins(y, probs[v])} for v in ("fusion", "image_only")}
+    for v, m in test.items():
+        log(f"TEST {v}: AUC {m['roc_auc']:.4f} acc {m['accuracy']:.4f} sens {m['sensitivity']:.3f} "
+            f"spec {m['specificity']:.3f} F1 {m['f1']:.3f} MCC {m['mcc']:.3f} (thr {m['threshold']:.3f})")
+    log(f"TEST gain of labs (fusion - image only) AUC {gain['roc_auc']['diff']:+.4f} "
+        f"[{gain['roc_auc']['low']:+.4f}, {gain['roc_auc']['high']:+.4f}]")
+    return {"test": test, "test_ci": ci, "test_gain_labs_over_image_only": gain, "test_curves": curves,
+            "test_probabilities": {v: [round(float(p), 5) for p in probs[v]] for v in probs},
+            "test_labels": [int(v) for v in y]}
+
+
+# ----------------------------------------------------------------------------- CLI
+PRESETS = {"shipped": dict(cohort="kermany+mimic", image_size=128, alpha=0.35, backbone="pretrained", aug_copies=2,
+                           epochs=80, name="pneumo-fusion", version="1.0.0")}
+
+
+def load_cohort(spec: str, *, seed: int = 0, size: int = 64, tmpdir: Path | None = None):
+    from pneumo.cohorts import kermany, manifest, mimic, paired, synthetic
+    if spec == "kermany+mimic":
+        return paired.pair(kermany.load(), mimic.load(), seed=seed)
+    if spec == "synthetic":
+        return synthetic.make(96, size=size, seed=seed, tmpdir=tmpdir or Path("cache/synthetic"))
+    if spec.endswith(".csv"):
+        return manifest.load(spec)
+    raise PneumoError(f"unknown cohort {spec!r}: use kermany+mimic, synthetic or a manifest .csv")
+
+
+def resolve_backbone(spec: str | None, size: int, alpha: float, log=print) -> str | None:
+    """pretrained -> the Kermany backbone (pretraining it first when absent); none; imagenet; a path."""
+    from pneumo import pretrain
+    if spec in (None, "none", "random"):
+        return None
+    if spec == "pretrained":
+        path = pretrain.backbone_path(size, alpha)
+        if not path.exists():
+            log(f"no pretrained backbone at {path}: pretraining on Kermany train first (long)")
+            pretrain.pretrain(size, alpha, log=log)
+        return str(path)
+    if spec != "imagenet" and not Path(spec).is_file():
+        raise PneumoError(f"backbone weights not found: {spec}")
+    return spec
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m pneumo.train", description="Fit the fusion model and write a bundle.")
+    ap.add_argument("--preset", choices=sorted(PRESETS))
+    ap.add_argument("--cohort", help="kermany+mimic | synthetic | manifest.csv")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--image-size", type=int)
+    ap.add_argument("--alpha", type=float)
+    ap.add_argument("--backbone", help="pretrained (default) | imagenet | none | path.weights.h5")
+    ap.add_argument("--epochs", type=int)
+    ap.add_argument("--aug-copies", type=int)
+    ap.add_argument("--no-class-weights", action="store_true")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--name"); ap.add_argument("--version")
+    ap.add_argument("--bootstrap", type=int, default=1000)
+    a = ap.parse_args(argv)
+    cfg = dict(cohort="synthetic", image_size=224, alpha=0.35, backbone="pretrained", aug_copies=0, epochs=80,
+               name="pneumo-fusion", version="0.1.0")
+    cfg.update(PRESETS.get(a.preset, {}))
+    cfg.update({k: v for k, v in vars(a).items() if k in cfg and v is not None})
+    log = lambda s: print(s, flush=True)
+    try:
+        from pneumo.pretrain import set_threads
+        set_threads()
+        t0 = time.time()
+        timings = {}
+        cohort = load_cohort(cfg["cohort"], seed=a.seed, size=cfg["image_size"], tmpdir=a.out.parent / ".synthetic")
+        log(f"cohort {cohort.name}: {cohort.description.get('counts', len(cohort))}")
+        t = time.time()
+        backbone = resolve_backbone(cfg["backbone"], cfg["image_size"], cfg["alpha"], log)
+        timings["backbone_seconds_this_run"] = round(time.time() - t, 1)
+        if backbone and backbone.endswith(".weights.h5"):
+            info = Path(backbone[: -len(".weights.h5")] + ".json")
+            if info.exists():
+                pj = json.loads(info.read_text())
+                timings["pretrain_seconds"] = pj.get("train_seconds")
+                timings["pretrain_cache_seconds"] = pj.get("cache_seconds")
+        train(cohort, a.out, image_size=cfg["image_size"], alpha=cfg["alpha"], backbone=backbone,
+              epochs=cfg["epochs"], class_weight=not a.no_class_weights, aug_copies=cfg["aug_copies"], seed=a.seed,
+              name=cfg["name"], version=cfg["version"], n_boot=a.bootstrap, timings=timings, log=log)
+        log(f"done in {time.time() - t0:.0f}s")
+    except PneumoError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""The command-line contracts (DESIGN.md): JSON shape, exit 2 with one line on bad input."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pneumo import config
+
+ROOT = Path(__file__).resolve().parent.parent
+HAS_MODEL = (config.default_model_dir() / "bundle.json").exists()
+needs_model = pytest.mark.skipif(not HAS_MODEL, reason="no shipped model bundle yet")
+
+
+def run_cli(*args, home):
+    env = dict(os.environ, PNEUMO_HOME=str(home), PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "pneumo", *map(str, args)], capture_output=True,
+                          text=True, env=env, cwd=ROOT, timeout=180)
+
+
+def assert_one_line_error(proc, *words):
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    for word in words:
+        assert word.lower() in lines[0].lower(), lines[0]
+
+
+def test_help_lists_every_subcommand(tmp_path):
+    proc = run_cli("--help", home=tmp_path)
+    assert proc.returncode == 0
+    for name in ("predict", "explain", "batch", "train", "experiment", "tables", "history", "bench"):
+        assert name in proc.stdout
+
+
+def test_missing_file_and_no_inputs(tmp_path):
+    assert_one_line_error(run_cli("predict", "--image", tmp_path / "nope.png", home=tmp_path),
+                          "no such file")
+    assert_one_line_error(run_cli("predict", home=tmp_path), "--image")
+
+
+@needs_model
+def test_bad_inputs_exit_2_with_one_line(tmp_path):
+    fake = tmp_path / "film.png"
+    fake.write_bytes(b"this is not an image at all" * 10)
+    assert_one_line_error(run_cli("predict", "--image", fake, "--json", home=tmp_path))
+    labs = tmp_path / "labs.csv"
+    labs.write_text("glucose,sodium\nabc,9999\n")
+    proc = run_cli("predict", "--labs", labs, "--json", home=tmp_path)
+    assert_one_line_error(proc, "glucose", "sodium")
+    photo = tmp_path / "photo.png"
+    rng = np.random.default_rng(0)
+    Image.fromarray((rng.random((300, 300, 3)) * 255).astype(np.uint8)).save(photo)
+    assert_one_line_error(run_cli("predict", "--image", photo, home=tmp_path), "refused")
+
+
+@needs_model
+@pytest.mark.data
+def test_predict_json_contract_on_a_real_film(tmp_path):
+    image = next((config.kermany_dir() / "test" / "PNEUMONIA").glob("*.jpeg"))
+    labs = ROOT / "assets" / "example_labs_pneumonia.csv"
+    proc = run_cli("predict", "--image", image, "--labs", labs, "--json", home=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert 0.0 <= out["probability"] <= 1.0
+    assert out["label"] in ("PNEUMONIA", "NORMAL")
+    assert out["label"] == ("PNEUMONIA" if out["probability"] >= out["threshold"] else "NORMAL")
+    assert set(out["modality_contribution"]) == {"image", "labs"}
+    assert isinstance(out["warnings"], list)
+    assert out["model"]["name"] and out["model"]["version"]
+    history = run_cli("history", home=tmp_path)
+    assert history.returncode == 0 and out["label"] in history.stdout
+    assert image.name not in history.stdout
+
+
+@needs_model
+def test_dicom_identifiers_never_reach_the_output(tmp_path):
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.PatientName, ds.PatientID, ds.PatientBirthDate = "DOE^JANE", "MRN998877", "19700101"
+    ds.AccessionNumber, ds.Modality, ds.ViewPosition = "ACC445566", "DX", "PA"
+    yy, xx = np.mgrid[0:256, 0:256] / 256
+    pixels = (2000 + 1500 * np.sin(3 * xx) * np.cos(2 * yy)).astype(np.uint16)
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.PixelData = pixels.tobytes()
+    path = tmp_path / "DOE_JANE.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    proc = run_cli("predict", "--image", path, "--json", home=tmp_path)
+    history = run_cli("history", home=tmp_path)
+    everything = proc.stdout + proc.stderr + history.stdout + b"".join(
+        p.read_bytes() for p in tmp_path.glob("cases.sqlite*")).decode("latin-1")
+    for secret in ("DOE", "JANE", "MRN998877", "19700101", "ACC445566"):
+        assert secret not in everything

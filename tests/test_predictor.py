@@ -1,0 +1,112 @@
+"""The Predictor's contracts on an untrained tiny bundle: shapes, identities, refusals."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pneumo.errors import BundleError, PneumoError, UnsupportedImageError
+from pneumo.predictor import Case, Predictor
+
+
+@pytest.fixture(scope="module")
+def predictor(tiny_bundle):
+    return Predictor.load(tiny_bundle)
+
+
+def film(tmp_path, w=320, h=256, name="film.png"):
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    img = 0.45 + 0.25 * np.sin(4 * xx) * np.cos(3 * yy) + 0.1 * np.exp(-((xx - .5) ** 2) * 20)
+    path = tmp_path / name
+    Image.fromarray((img.clip(0, 1) * 255).astype(np.uint8)).save(path)
+    return path
+
+
+LABS = {"wbc": 16.0, "sodium": 131, "glucose": 140, "hemoglobin": 12.1, "creatinine": 1.1}
+
+
+def test_predict_result_fields(predictor, tmp_path):
+    case = Case.from_sources(film(tmp_path), LABS, panel=predictor.panel)
+    result = predictor.predict(case)
+    assert 0 <= result.probability <= 1
+    assert result.label == ("PNEUMONIA" if result.probability >= result.threshold else "NORMAL")
+    assert result.modalities == {"image": True, "labs": True}
+    assert "wbc" not in result.imputed and "rdw" in result.imputed
+    assert len(result.image_digest) == 64
+    d = result.to_dict()
+    assert {"probability", "label", "threshold", "modality_contribution", "warnings", "model"} <= set(d)
+    assert all(isinstance(w, str) for w in d["warnings"])
+
+
+def test_contributions_sum_to_full_minus_empty(predictor, tmp_path):
+    case = Case.from_sources(film(tmp_path), LABS, panel=predictor.panel)
+    result = predictor.predict(case)
+    empty = predictor.what_if(Case(labs=None), {})
+    c = result.modality_contribution
+    assert c["image"] + c["labs"] == pytest.approx(result.probability - empty, abs=1e-5)
+
+
+def test_single_modality_cases(predictor, tmp_path):
+    image_only = predictor.predict(Case.from_sources(film(tmp_path), None, panel=predictor.panel))
+    assert image_only.modalities == {"image": True, "labs": False}
+    assert image_only.modality_contribution["labs"] == pytest.approx(0, abs=1e-6)
+    labs_only = predictor.predict(Case.from_sources(None, LABS, panel=predictor.panel))
+    assert labs_only.modalities == {"image": False, "labs": True}
+    assert any("no image" in w for w in labs_only.warnings)
+    with pytest.raises(PneumoError):
+        predictor.predict(Case())
+
+
+def test_explain_shap_adds_up_and_gradcam_at_original_resolution(predictor, tmp_path):
+    case = Case.from_sources(film(tmp_path, 300, 200), LABS, panel=predictor.panel)
+    exp = predictor.explain(case)
+    total = exp.shap_base + sum(exp.shap_values.values())
+    assert total == pytest.approx(exp.result.probability, abs=1e-3)
+    assert exp.gradcam.shape == (200, 300) and exp.overlay.shape == (200, 300, 3)
+    assert 0 <= exp.gradcam.min() and exp.gradcam.max() <= 1
+    assert len(exp.lab_display) == len(predictor.panel)
+    assert exp.to_dict()["result"]["probability"] == exp.result.probability
+
+
+def test_what_if_moves_with_labs_and_reuses_the_embedding(predictor, tmp_path):
+    case = Case.from_sources(film(tmp_path), LABS, panel=predictor.panel)
+    base = predictor.predict(case).probability
+    assert predictor.what_if(case, {}) == pytest.approx(base, abs=1e-6)
+    moved = predictor.what_if(case, {"wbc": 35.0, "sodium": 120.0})
+    assert 0 <= moved <= 1
+
+
+def test_predict_many_matches_predict(predictor, tmp_path):
+    cases = [Case.from_sources(film(tmp_path, 300 + 20 * i, 256, f"f{i}.png"), LABS,
+                               panel=predictor.panel) for i in range(3)]
+    many = predictor.predict_many(cases)
+    for case, result in zip(cases, many):
+        assert result.probability == pytest.approx(predictor.predict(case).probability, abs=1e-5)
+
+
+def test_colour_photo_refused(predictor, tmp_path):
+    rng = np.random.default_rng(1)
+    path = tmp_path / "photo.png"
+    Image.fromarray((rng.random((200, 200, 3)) * 255).astype(np.uint8)).save(path)
+    with pytest.raises(UnsupportedImageError, match="refused"):
+        predictor.predict(Case.from_sources(path, None, panel=predictor.panel))
+
+
+def test_strict_labs_raise(predictor):
+    from pneumo.errors import LabError
+
+    with pytest.raises(LabError, match="glucose"):
+        Case.from_sources(None, {"glucose": "abc"}, panel=predictor.panel, strict=True)
+    lenient = Case.from_sources(None, {"glucose": "abc", "wbc": 9}, panel=predictor.panel)
+    assert any("glucose" in w for w in predictor.predict(lenient).warnings)
+
+
+def test_tampered_bundle_refused(tiny_bundle, tmp_path):
+    import shutil
+
+    copy = tmp_path / "b"
+    shutil.copytree(tiny_bundle, copy)
+    weights = copy / "model.weights.h5"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(BundleError, match="sha256"):
+        Predictor.load(copy)
