@@ -39,7 +39,9 @@ class ModelLoader:
         try:
             from pneumo.predictor import Predictor
 
-            self.predictor = Predictor.load(bundle_dir)
+            predictor = Predictor.load(bundle_dir)
+            _warm_up(predictor)
+            self.predictor = predictor
         except PneumoError as err:
             self.error = str(err)
         except ImportError as err:
@@ -56,6 +58,28 @@ class ModelLoader:
     def wait(self, timeout: float | None = None):
         self._done.wait(timeout)
         return self.predictor
+
+
+def _warm_up(predictor) -> None:
+    """Explain one made-up case before the first user does: the first call pays for graph
+    tracing and SHAP's JIT (tens of seconds on a busy CPU), later ones take a fraction of a second."""
+    import numpy as np
+
+    from pneumo.imaging import ImageMeta, XRay
+    from pneumo.labs import parse_labs
+    from pneumo.predictor import Case
+
+    yy, xx = np.mgrid[0:256, 0:256] / 256.0
+    film = (0.3 + 0.4 * np.exp(-((xx - 0.5) / 0.15) ** 2) + 0.1 * yy).astype(np.float32)
+    meta = ImageMeta(source_format="png", width=256, height=256, bit_depth=8, mode="L", photometric=None,
+                     modality=None, view_position=None, body_part=None, was_color=False, color_spread=0.0)
+    labs = parse_labs({t.key: t.impute_value() for t in predictor.panel}, predictor.panel)
+    for case in (Case(XRay(film, meta), labs), Case(None, labs)):
+        try:
+            predictor.explain(case)
+            return
+        except PneumoError:
+            continue  # a refused made-up film: warm the labs path alone
 
 
 @st.cache_resource(show_spinner=False)

@@ -60,10 +60,9 @@ else:
     st.caption("No imbalanced or ADASYN entries in this selection.")
 
 st.subheader("The paper beside ours")
-a, b = st.columns(2, gap="large")
-a.markdown("**Table 1** · test accuracy and loss (%)")
-a.dataframe(sup.paper_table1(chosen), hide_index=True)
-b.markdown("**Table 2** · imbalanced fusion, train and test")
-b.dataframe(sup.paper_table2(chosen), hide_index=True)
+st.markdown("**Table 1** · test accuracy and loss (%): each paper row beside our matching model and regime")
+st.dataframe(sup.paper_table1(chosen), hide_index=True)
+st.markdown("**Table 2** · fusion on imbalanced classes, train and test")
+st.dataframe(sup.paper_table2(chosen), hide_index=True)
 st.caption("Paper: Ivanova et al., 2024 (MIMIC-IV images and labs of the same patients). Ours: open "
            "semi-real pairs, so the numbers are comparable in protocol, not in data.")

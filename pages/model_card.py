@@ -17,8 +17,7 @@ if not meta:
             "`python -m pneumo train` or set PNEUMO_MODEL_DIR.", icon=":material/description:")
     st.stop()
 
-thr = meta.get("threshold")
-thr_value = thr.get("value") if isinstance(thr, dict) else thr
+thr_value = meta.get("threshold")
 st.markdown(f"**{meta.get('name', '?')}** · version {meta.get('version', '?')} · created {meta.get('created', '?')}")
 
 st.subheader("Intended use")
@@ -40,24 +39,33 @@ st.subheader("The lab panel")
 st.dataframe(sup.panel_table(sup.bundle_panel(meta)), hide_index=True)
 
 st.subheader("Performance (held-out test set)")
-test = metrics.get("test") if isinstance(metrics.get("test"), dict) else metrics
-nums = {sup.METRIC_NAMES.get(k, k): v for k, v in (test or {}).items() if isinstance(v, (int, float))}
-if nums:
-    cols = st.columns(min(len(nums), 6))
-    for i, (name, v) in enumerate(nums.items()):
-        cols[i % len(cols)].metric(name, f"{v:.3f}")
+view = (metrics.get("test") or {}).get("fusion") or {}
+ci = (metrics.get("test_ci") or {}).get("fusion") or {}
+shown = [m for m in ("roc_auc", "pr_auc", "accuracy", "f1", "mcc", "sensitivity", "specificity", "brier")
+         if isinstance(view.get(m), (int, float))]
+if shown:
+    cols = st.columns(4)
+    for i, m in enumerate(shown):
+        c = ci.get(m) or {}
+        cols[i % 4].metric(sup.METRIC_NAMES.get(m, m), f"{view[m]:.3f}",
+                           help=f"95% bootstrap CI {c['low']:.3f}–{c['high']:.3f}" if "low" in c else None)
+    st.caption("Fusion model (film + labs) on the test split of its training cohort; the Metrics page "
+               "compares it with the image-only and labs-only views and with the paper.")
 else:
-    st.caption("The bundle holds no metrics.json.")
+    st.caption("The bundle holds no test metrics (metrics.json).")
 
 st.subheader("Threshold and calibration")
-how = (thr.get("how") or thr.get("method")) if isinstance(thr, dict) else meta.get("threshold_method")
-st.markdown(f"Operating threshold **{thr_value if thr_value is not None else '?'}**"
-            + (f", chosen by {how}." if how else ".") +
-            " Probabilities are calibrated on the validation split; the Metrics page shows the "
-            "calibration curve of each experiment.")
-calib = meta.get("calibration")
-if calib:
-    st.code(json.dumps(calib, indent=2)[:2000], language="json")
+st.markdown(f"Operating threshold **{thr_value:.3f}**." if isinstance(thr_value, (int, float)) else
+            "Operating threshold: not recorded.")
+if meta.get("threshold_rule"):
+    st.markdown(f"How it was chosen: {meta['threshold_rule']}")
+if meta.get("temperature") is not None:
+    st.markdown(f"Probabilities are calibrated by temperature scaling (T = {float(meta['temperature']):.3f}), "
+                "fitted on the validation split.")
+cal = (metrics.get("calibration") or {}).get("fusion")
+if cal and cal.get("val_ece_before") is not None:
+    st.markdown(f"Expected calibration error on validation: {cal['val_ece_before']:.3f} before, "
+                f"{cal['val_ece_after']:.3f} after.")
 
 st.subheader("Limitations")
 st.markdown("""

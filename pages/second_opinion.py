@@ -38,41 +38,41 @@ st.title("Second opinion")
 st.caption("A chest X-ray and/or the admission labs in; a calibrated probability of pneumonia, "
            "the reasons, and any reason not to trust it, out.")
 
+st.subheader("1 · Chest X-ray")
 left, right = st.columns(2, gap="large")
-with left:
-    st.subheader("1 · Chest X-ray")
-    upload = st.file_uploader("PNG, JPEG or DICOM (frontal chest film)", key=f"image_{ss.upload_gen}",
-                              on_change=lambda: ss.update(example=None))
+upload = left.file_uploader("PNG, JPEG or DICOM (frontal chest film)", key=f"image_{ss.upload_gen}",
+                            on_change=lambda: ss.update(example=None))
+with right:
     if examples:
         c1, c2 = st.columns([1, 1], vertical_alignment="bottom")
-        c1.selectbox("Example", ["pneumonia", "normal"], key="example_kind",
+        c1.selectbox("Or try an example", ["pneumonia", "normal"], key="example_kind",
                      format_func=lambda k: f"{k.capitalize()} example")
         c2.button("Load an example case", on_click=load_example, type="primary")
     if ss.get("example") and not upload:
         st.markdown(f"<div class='pneumo-semi'>{sup.SEMI_REAL_LABEL}</div>", unsafe_allow_html=True)
 
-with right:
-    st.subheader("2 · Admission labs (optional)")
-    mode = st.radio("Labs from", ["Form", "File (CSV or FHIR JSON)"], horizontal=True, key="labs_mode")
-    labs_source = None
-    if mode == "Form":
-        with st.form("labs_form", border=False):
-            cols = st.columns(4)
-            for i, t in enumerate(panel):
+st.subheader("2 · Admission labs (optional)")
+mode = st.radio("Labs from", ["Form", "File (CSV or FHIR JSON)"], horizontal=True, key="labs_mode")
+labs_source = None
+if mode == "Form":
+    with st.form("labs_form", border=False):
+        tests = list(panel)
+        for row in range(0, len(tests), 5):  # one st.columns per row keeps the order when stacked
+            for col, t in zip(st.columns(5), tests[row:row + 5]):
                 flag = sup.range_flag(t, ss.get(f"lab_{t.key}"))
-                cols[i % 4].number_input(f"{sup.short_name(t.key, t.name)} ({t.unit})" + (f" · {flag}" if flag else ""),
-                                         value=None, key=f"lab_{t.key}", help=sup.lab_help(t),
-                                         placeholder=sup.ref_text(t), format="%g", step=0.1)
-            st.form_submit_button("Use these labs", on_click=apply_form)
-        labs_source = ss.get("form_labs")
-        flagged = [f"{sup.short_name(t.key, t.name)} {sup.fmt_number(ss.get(f'lab_{t.key}'))} ({sup.range_flag(t, ss.get(f'lab_{t.key}'))})"
-                   for t in panel if sup.range_flag(t, ss.get(f"lab_{t.key}"))]
-        if flagged and labs_source:
-            st.markdown(f"<span class='pneumo-flag'>Outside the reference range:</span> {', '.join(flagged)}",
-                        unsafe_allow_html=True)
-    else:
-        lab_file = st.file_uploader("A wide or long CSV, or a FHIR R4 Bundle", type=["csv", "json"], key="labs_file")
-        labs_source = lab_file.getvalue() if lab_file else None
+                col.number_input(f"{sup.short_name(t.key, t.name)} ({t.unit})" + (f" · {flag}" if flag else ""),
+                                 value=None, key=f"lab_{t.key}", help=sup.lab_help(t),
+                                 placeholder=sup.ref_text(t, unit=False), format="%g", step=0.1)
+        st.form_submit_button("Use these labs", on_click=apply_form)
+    labs_source = ss.get("form_labs")
+    flagged = [f"{sup.short_name(t.key, t.name)} {sup.fmt_number(ss.get(f'lab_{t.key}'))} ({sup.range_flag(t, ss.get(f'lab_{t.key}'))})"
+               for t in panel if sup.range_flag(t, ss.get(f"lab_{t.key}"))]
+    if flagged and labs_source:
+        st.markdown(f"<span class='pneumo-flag'>Outside the reference range:</span> {', '.join(flagged)}",
+                    unsafe_allow_html=True)
+else:
+    lab_file = st.file_uploader("A wide or long CSV, or a FHIR R4 Bundle", type=["csv", "json"], key="labs_file")
+    labs_source = lab_file.getvalue() if lab_file else None
 
 image_bytes = upload.getvalue() if upload else (examples[ss.example].read_bytes() if ss.get("example") in examples else None)
 if image_bytes is None and not labs_source:
@@ -134,9 +134,9 @@ else:
     st.caption("No labs given, so there is nothing to attribute here.")
 
 example = sup.SEMI_REAL_LABEL if ss.get("example") and not upload else None
-d1, d2, _ = st.columns([1, 1, 2])
+d1, d2, _ = st.columns([3, 2, 2])
 d1.download_button("Download the case report (HTML)", file_name="pneumo-case-report.html", mime="text/html",
                    data=render_case_report(expl, case.image.pixels if case.image is not None else None, over,
                                            example_label=example), icon=":material/download:")
-d2.download_button("Download the result (JSON)", file_name="pneumo-result.json", mime="application/json",
+d2.download_button("Result as JSON", file_name="pneumo-result.json", mime="application/json",
                    data=json.dumps(expl.to_dict(), indent=2), icon=":material/data_object:")

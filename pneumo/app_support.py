@@ -51,11 +51,12 @@ def fmt_number(value: float | None, digits: int = 3) -> str:
     return f"{float(value):.{digits}g}"
 
 
-def ref_text(test) -> str:
+def ref_text(test, unit: bool = True) -> str:
     lo, hi = getattr(test, "ref_low", None), getattr(test, "ref_high", None)
     if lo is None and hi is None:
         return "no reference range"
-    return f"{fmt_number(lo)}–{fmt_number(hi)} {test.unit}"
+    text = f"{fmt_number(lo)}–{fmt_number(hi)}"
+    return f"{text} {test.unit}" if unit else text
 
 
 def lab_label(test) -> str:
@@ -223,26 +224,30 @@ def load_entries(results_dir: Path | None = None, models_dir: Path | None = None
             entries.append({"experiment": path.stem, "error": f"{path.name}: {err}"})
     for path in sorted(models_dir.glob("*/metrics.json")) if models_dir.is_dir() else []:
         try:
-            entries.append(_bundle_entry(path, json.loads(path.read_text())))
-        except (OSError, ValueError, KeyError, TypeError) as err:
+            entries += _bundle_entries(path, json.loads(path.read_text()))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
             entries.append({"experiment": f"bundle:{path.parent.name}", "error": f"{path}: {err}"})
     return entries
 
 
-def _bundle_entry(path: Path, doc: dict) -> dict:
-    """A bundle's metrics.json as one entry: a single run, test metrics as point values."""
-    test = doc.get("test") if isinstance(doc.get("test"), dict) else {
-        k: v for k, v in doc.items() if isinstance(v, (int, float))}
-    summary = {"test": {k: {"mean": v} for k, v in test.items() if isinstance(v, (int, float))}}
-    if isinstance(doc.get("train"), dict):
-        summary["train"] = {k: {"mean": v} for k, v in doc["train"].items() if isinstance(v, (int, float))}
-    cases = doc.get("test_cases")
-    if cases and cases.get("p") and not isinstance(cases["p"][0], list):
-        cases = {**cases, "p": [cases["p"]]}  # one run: wrap the probabilities
-    return {"experiment": f"bundle:{path.parent.name}", "model": doc.get("model", "fusion"),
-            "regime": doc.get("regime", "shipped"), "semi_real": bool(doc.get("semi_real", True)),
-            "summary": summary, "runs": [{"threshold": doc.get("threshold", 0.5)}],
-            "test_cases": cases, "source": str(path.relative_to(path.parents[1]))}
+def _bundle_entries(path: Path, doc: dict) -> list[dict]:
+    """A bundle's metrics.json (pneumo.train: test metrics per view, bootstrap CIs, test
+    probabilities) as one single-run entry per view: fusion, image_only, labs_only."""
+    test, ci = doc.get("test") or {}, doc.get("test_ci") or {}
+    probs, labels = doc.get("test_probabilities") or {}, doc.get("test_labels")
+    out = []
+    for view, metrics in test.items():
+        if not isinstance(metrics, dict):
+            continue
+        summary = {"test": {m: {"mean": v, **{k: (ci.get(view, {}).get(m) or {}).get(k2)
+                                               for k, k2 in (("ci_low", "low"), ("ci_high", "high"))}}
+                            for m, v in metrics.items() if isinstance(v, (int, float))}}
+        cases = {"y": labels, "p": [probs[view]]} if labels and view in probs else None
+        out.append({"experiment": f"bundle:{path.parent.name}", "model": view, "regime": "shipped",
+                    "semi_real": bool(doc.get("semi_real", True)), "summary": summary,
+                    "runs": [{"threshold": metrics.get("threshold", 0.5)}], "test_cases": cases,
+                    "source": f"{path.parent.name}/metrics.json"})
+    return out
 
 
 def entry_name(e: dict) -> str:
@@ -269,7 +274,7 @@ def metrics_table(entries: list[dict], split: str = "test") -> pd.DataFrame:
                "Runs": len(e.get("runs") or [])}
         row.update({METRIC_NAMES[m]: _stat_text(stats.get(m)) for m in TABLE_METRICS})
         rows.append(row)
-    return pd.DataFrame(rows)
+    return _dashes(pd.DataFrame(rows))
 
 
 def _pooled(e: dict) -> tuple[np.ndarray, np.ndarray] | None:
@@ -342,7 +347,12 @@ def paper_table1(entries: list[dict]) -> pd.DataFrame:
             rows.append({**base, "Ours": entry_name(e) if e else "—",
                          "Our acc %": None if acc is None else round(100 * acc, 1),
                          "Our loss %": None if loss is None else round(100 * loss, 2)})
-    return pd.DataFrame(rows)
+    return _dashes(pd.DataFrame(rows))
+
+
+def _dashes(frame: pd.DataFrame) -> pd.DataFrame:
+    """Missing cells shown as '—' rather than 'None'."""
+    return frame.astype(object).where(frame.notna(), "—")
 
 
 def paper_table2(entries: list[dict]) -> pd.DataFrame:
@@ -356,7 +366,7 @@ def paper_table2(entries: list[dict]) -> pd.DataFrame:
                 row[f"{e['experiment']} train"] = _round(_mean(e, "train", key))
                 row[f"{e['experiment']} test"] = _round(_mean(e, "test", key))
         rows.append(row)
-    return pd.DataFrame(rows)
+    return _dashes(pd.DataFrame(rows))
 
 
 def _round(v: float | None) -> float | None:
@@ -371,7 +381,7 @@ def regime_pairs(entries: list[dict], metric: str = "roc_auc") -> pd.DataFrame:
             table.setdefault((e["experiment"], e["model"]), {})[e["regime"]] = _round(_mean(e, "test", metric))
     rows = [{"Experiment": x, "Model": m, "imbalanced": r.get("imbalanced"), "adasyn": r.get("adasyn")}
             for (x, m), r in table.items()]
-    return pd.DataFrame(rows, columns=["Experiment", "Model", "imbalanced", "adasyn"])
+    return _dashes(pd.DataFrame(rows, columns=["Experiment", "Model", "imbalanced", "adasyn"]))
 
 
 # --- uploads, examples, other tables ---------------------------------------------------

@@ -171,6 +171,7 @@ def balance_train(frame: pd.DataFrame, lab_keys: list[str], *, seed: int = 0,
     out = frame.copy()
     out["is_synthetic"] = False
     out["seed_case_id"] = out["case_id"].astype(str)
+    out["neighbour_case_id"] = None
     train = out[out["split"] == "train"].reset_index(drop=True)
     values = train[lab_keys].to_numpy(dtype=np.float64)
     scaler = LabScaler.fit(values)     # train statistics only: val/test never inform the synthesis

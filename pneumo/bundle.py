@@ -69,6 +69,11 @@ class Bundle:
         z = np.where(missing, 0.0, (np.nan_to_num(v) - self.lab_mean) / self.lab_sd)
         return z.astype("float32"), missing.astype("float32")
 
+    def calibration_for(self, view: str) -> tuple[float, float]:
+        """(temperature, threshold) fitted on val for a view: fusion | image_only | labs_only."""
+        v = self.meta.get("views", {}).get(view)
+        return (float(v["temperature"]), float(v["threshold"])) if v else (self.temperature, self.threshold)
+
     def calibrate(self, p_raw) -> np.ndarray:
         from pneumo.calibration import apply_temperature
         return apply_temperature(p_raw, self.temperature)

@@ -13,6 +13,8 @@ So the interval carries both test-sampling and training (seed) variability.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 METRICS = ("accuracy", "loss", "roc_auc", "pr_auc", "f1", "mcc", "precision", "recall",
@@ -23,14 +25,16 @@ CI_METHOD = ("hierarchical percentile bootstrap: each replicate resamples the te
              "(with replacement) and averages the drawn runs' metrics, each at its own val threshold")
 
 
-def _div(a, b):
+def _div(a, b, empty=np.nan):
+    """a / b, `empty` where b == 0 (pneumo.metrics gives NaN for an undefined ratio)."""
     a, b = np.asarray(a, float), np.asarray(b, float)
-    return np.divide(a, b, out=np.zeros(np.broadcast(a, b).shape), where=b != 0)
+    return np.divide(a, b, out=np.full(np.broadcast(a, b).shape, empty), where=b != 0)
 
 
 def weighted_metrics(y: np.ndarray, p: np.ndarray, threshold: float, W: np.ndarray) -> dict[str, np.ndarray]:
     """Every metric for each row of W (B, n) of case weights; returns {metric: (B,) array}.
-    Undefined ranking metrics (a replicate without both classes) are NaN."""
+    Same definitions as pneumo.metrics.binary_metrics (undefined ratios NaN; MCC 0 when its
+    denominator is 0, as sklearn; ranking metrics and MCC NaN without both classes)."""
     y = np.asarray(y, dtype=float)
     p = np.asarray(p, dtype=float)
     W = np.atleast_2d(np.asarray(W, dtype=float))
@@ -42,7 +46,7 @@ def weighted_metrics(y: np.ndarray, p: np.ndarray, threshold: float, W: np.ndarr
            "specificity": _div(tn, neg), "f1": _div(2 * tp, 2 * tp + fp + fn)}
     out["sensitivity"] = out["recall"]
     denom = np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
-    out["mcc"] = _div(tp * tn - fp * fn, denom)
+    out["mcc"] = np.where((pos > 0) & (neg > 0), _div(tp * tn - fp * fn, denom, 0.0), np.nan)
     pc = np.clip(p, EPS, 1 - EPS)
     out["loss"] = _div(W @ -(y * np.log(pc) + (1 - y) * np.log(1 - pc)), n)
     out["brier"] = _div(W @ (p - y) ** 2, n)
@@ -70,22 +74,15 @@ def _ranking(y, p, W, pos, neg) -> dict[str, np.ndarray]:
 
 
 def point_metrics(y, p, threshold) -> dict[str, float]:
-    """The metrics of one run on all its cases (unit weights)."""
-    return {k: float(v[0]) for k, v in weighted_metrics(y, p, threshold, np.ones((1, len(y)))).items()}
+    """The metrics of one run on all its cases: pneumo.metrics.binary_metrics, the one definition."""
+    from pneumo.metrics import binary_metrics
+    return binary_metrics(y, p, threshold)
 
 
 def youden_threshold(y, p) -> float:
-    """The threshold maximising sensitivity + specificity - 1 (Youden's J) on these cases;
-    the midpoint between the cut score and the next lower score, so it generalises."""
-    y, p = np.asarray(y).astype(int), np.asarray(p, dtype=float)
-    if y.min() == y.max():
-        return 0.5
-    cuts = np.unique(p)[::-1]
-    sens = np.array([(p[y == 1] >= c).mean() for c in cuts])
-    spec = np.array([(p[y == 0] < c).mean() for c in cuts])
-    best = int(np.argmax(sens + spec - 1))
-    lower = cuts[best + 1] if best + 1 < len(cuts) else 0.0
-    return float((cuts[best] + lower) / 2)
+    """Youden's J threshold, as pneumo.metrics chooses it (the bundle's rule too)."""
+    from pneumo.metrics import youden_threshold as youden
+    return youden(y, p)
 
 
 def case_weights(n_cases: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
@@ -101,7 +98,9 @@ def per_run_replicates(y, probs, thresholds, W) -> dict[str, np.ndarray]:
 
 def mean_over_drawn_runs(reps: np.ndarray, run_draws: np.ndarray) -> np.ndarray:
     """(B,) mean of each replicate's drawn runs; reps (runs, B), run_draws (B, k) run indices."""
-    return np.nanmean(reps[run_draws, np.arange(reps.shape[1])[:, None]], axis=1)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)   # a replicate where a metric is undefined in every drawn run
+        return np.nanmean(reps[run_draws, np.arange(reps.shape[1])[:, None]], axis=1)
 
 
 def percentile_ci(samples: np.ndarray, level: float = 0.95) -> tuple[float | None, float | None]:

@@ -167,7 +167,9 @@ def run_experiment(cfg: ExperimentConfig, *, out_dir: str | os.PathLike | None =
         emb = cache.embed(frame.loc[frame["image_path"].notna(), "image_path"].astype(str).tolist(), progress)
         progress(f"embeddings: {emb.computed} computed, {len(emb.paths) - emb.computed} from cache, {emb.seconds:.1f} s")
         t_embed = emb.seconds
-        cells = _grid(cfg, frame, keys, emb, encoder, finetune, progress)
+        from threadpoolctl import threadpool_limits
+        with threadpool_limits(limits=1, user_api="openmp"):   # OpenMP spin-waits crawl on shared cores (gbm: 60 s -> 1 s)
+            cells = _grid(cfg, frame, keys, emb, encoder, finetune, progress)
     results = _assemble(cfg, cohort, frame, cells, enc_desc | {"weights_sha256": cache.weights_sha},
                         time.perf_counter() - t0, t_embed, finetune)
     out = Path(out_dir) if out_dir is not None else config.results_dir()
@@ -209,7 +211,7 @@ def _grid(cfg, frame, keys, emb, encoder, finetune, progress) -> dict:
                 balanced, balance_report = balance_train(frame, keys, seed=seed)
                 train = balanced[balanced["split"] == "train"].reset_index(drop=True)
             X_train, y_train = features(train, emb, scaler, keys), train["label"].to_numpy(int)
-            fitted: dict = {}
+            fitted, epochs = {}, {}
             for name in cfg.models:
                 step += 1
                 t = time.perf_counter()
@@ -220,6 +222,7 @@ def _grid(cfg, frame, keys, emb, encoder, finetune, progress) -> dict:
                 else:
                     model = make_model(name, regime, seed, cfg.train).fit(X_train, y_train, feats["val"], ys["val"])
                     predict = (lambda m: lambda s: m.predict_proba(feats[s]))(model)
+                    epochs[name] = len(getattr(model, "history", None) or []) or None
                 fitted[name] = predict
                 p = {s: predict(s) for s in ("val", "test", "train")}
                 threshold = stats.youden_threshold(ys["val"], p["val"])
@@ -227,7 +230,8 @@ def _grid(cfg, frame, keys, emb, encoder, finetune, progress) -> dict:
                        "train": stats.point_metrics(ys["train"], p["train"], threshold),
                        "test": stats.point_metrics(ys["test"], p["test"], threshold),
                        "val": stats.point_metrics(ys["val"], p["val"], threshold),
-                       "n_train": int(len(train)), "seconds": round(time.perf_counter() - t, 2), "p_test": p["test"]}
+                       "n_train": int(len(train)), "epochs": epochs.get(name),
+                       "seconds": round(time.perf_counter() - t, 2), "p_test": p["test"]}
                 if balance_report is not None:
                     rec["balance"] = balance_report
                 cells[(name, regime)].append(rec)
@@ -388,6 +392,16 @@ def summary_table(results: dict, metrics=("mcc", "pr_auc", "f1", "roc_auc", "acc
     return "\n".join(lines)
 
 
+def _limit_tf_threads() -> None:
+    """TensorFlow takes every core by default; the grid shares a small machine (PNEUMO_TF_THREADS, default 2)."""
+    try:
+        import tensorflow as tf
+        tf.config.threading.set_intra_op_parallelism_threads(int(os.environ.get("PNEUMO_TF_THREADS", 2)))
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except (ImportError, RuntimeError):
+        pass   # already initialised by the caller: keep its setting
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pneumo experiment", description=__doc__.split("\n")[0])
     parser.add_argument("config", help="experiment config (TOML), e.g. configs/paper.toml")
@@ -396,6 +410,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="train the whole network end to end per fit instead of caching frozen embeddings (GPU)")
     args = parser.parse_args(argv)
     cfg = load_config(args.config)
+    _limit_tf_threads()
     log = lambda line: print(line, flush=True)
     results, path = run_experiment(cfg, out_dir=args.out, finetune=args.finetune, progress=log)
     print(summary_table(results))

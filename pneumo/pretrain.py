@@ -110,6 +110,9 @@ def fit_backbone(x_train, y_train, x_val, y_val, *, size: int, alpha: float = 0.
     from pneumo.model import build_image_encoder
     keras.utils.set_random_seed(seed)
     encoder = build_image_encoder(size, alpha, weights=None)
+    for layer in encoder.layers:   # Keras' 0.999 needs thousands of steps to settle: from scratch val scores stay constant
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = 0.9
     image = keras.Input((size, size, 1), name="image")
     _, late = encoder(image)
     probs = keras.layers.Dense(2, activation="softmax", name="probs")(

@@ -34,10 +34,12 @@ def _log_loss(y, p) -> float:
 
 
 def fit_head(head, X: Features | list[Features], y, X_val=None, y_val=None, *, lr=1e-3, epochs=60, batch_size=64,
-             patience=8, class_weight=None, modality_dropout=True, seed=0, log=None) -> list[dict]:
+             patience=8, class_weight=None, modality_dropout=True, lab_noise=0.3, seed=0, log=None) -> list[dict]:
     """Train the head on cached embeddings; fresh modality dropout each epoch; early stopping on
     the val log loss averaged over the views the model must answer (full, image only, labs only).
-    X may be a list of variants of the same rows (augmented image embeddings): each epoch draws one per row."""
+    X may be a list of variants of the same rows (augmented image embeddings): each epoch draws one per row.
+    lab_noise: sd of Gaussian noise on standardised lab values, because a semi-real cohort reuses a
+    few panels per class and the head would otherwise memorise them instead of reading the values."""
     import keras
     head.compile(optimizer=keras.optimizers.Adam(lr), loss="categorical_crossentropy")
     rng = np.random.default_rng(seed)
@@ -48,7 +50,10 @@ def fit_head(head, X: Features | list[Features], y, X_val=None, y_val=None, *, l
     for epoch in range(1, epochs + 1):
         t = time.time()
         Xe = _mix(X, rng) if isinstance(X, list) else X
-        Xe = modality_dropout_fn(Xe, rng) if modality_dropout else Xe
+        Xe = modality_dropout_fn(Xe, rng, p_test=0.15) if modality_dropout else Xe
+        if lab_noise:
+            Xe = Features(Xe.img_early, Xe.img_late, Xe.image_present,
+                          Xe.labs + rng.normal(0, lab_noise, Xe.labs.shape).astype("float32"), Xe.lab_missing)
         inputs = Xe.head_inputs()
         h = head.fit([inputs[k] for k in HEAD_INPUT_NAMES], np.eye(2)[y], sample_weight=sw,
                      batch_size=batch_size, epochs=1, shuffle=True, verbose=0)
@@ -169,6 +174,13 @@ def calibrate_on_val(head, X_val: Features, y_val) -> tuple[dict, dict, dict]:
     return temps, thr, report
 
 
+def _portable(d):
+    """A cohort description without local folder paths (a bundle travels to other machines)."""
+    if isinstance(d, dict):
+        return {k: _portable(v) for k, v in d.items() if k not in ("root", "cxr_root")}
+    return [_portable(v) for v in d] if isinstance(d, list) else d
+
+
 def _split_idx(frame, name) -> np.ndarray:
     return np.flatnonzero((frame["split"] == name).to_numpy())
 
@@ -218,7 +230,7 @@ def train(cohort, out: str | Path, *, image_size: int = 224, alpha: float = 0.35
                                             f"ECE {c['val_ece_before']:.3f}->{c['val_ece_after']:.3f}"
                                             for v, c in cal.items()))
     _, val_metrics = evaluate_views(head, X.subset(va), y[va], temps, thr)
-    metrics = {"cohort": cohort.description, "semi_real": bool(cohort.semi_real), "val": val_metrics,
+    metrics = {"cohort": _portable(cohort.description), "semi_real": bool(cohort.semi_real), "val": val_metrics,
                "calibration": cal, "threshold_rule": THRESHOLD_RULE, "history": history}
     if len(te):
         metrics.update(_test_report(head, X.subset(te), y[te], temps, thr, n_boot, seed, log))
@@ -232,7 +244,7 @@ def train(cohort, out: str | Path, *, image_size: int = 224, alpha: float = 0.35
         "lab_panel": panel.to_dict(), "lab_standardisation": std,
         "threshold": thr["fusion"], "threshold_rule": THRESHOLD_RULE, "temperature": temps["fusion"],
         "views": {v: {"threshold": thr[v], "temperature": temps[v]} for v in VIEWS},
-        "training_data": cohort.description, "semi_real": bool(cohort.semi_real),
+        "training_data": _portable(cohort.description), "semi_real": bool(cohort.semi_real),
         "training": {"epochs_run": len(history), "seed": seed, "class_weight": cw, "modality_dropout": True,
                      "aug_copies": aug_copies, "lr": lr, "batch_size": batch_size},
     }
@@ -267,7 +279,7 @@ def _test_report(head, X: Features, y, temps, thr, n_boot: int, seed: int, log) 
 
 
 # ----------------------------------------------------------------------------- CLI
-PRESETS = {"shipped": dict(cohort="kermany+mimic", image_size=128, alpha=0.35, backbone="pretrained", aug_copies=2,
+PRESETS = {"shipped": dict(cohort="kermany+mimic", image_size=128, alpha=0.35, backbone="pretrained", aug_copies=1,
                            epochs=80, name="pneumo-fusion", version="1.0.0")}
 
 

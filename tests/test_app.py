@@ -21,7 +21,7 @@ from streamlit.testing.v1 import AppTest  # noqa: E402
 
 PAGES = ["pages/second_opinion.py", "pages/batch.py", "pages/metrics.py", "pages/model_card.py",
          "pages/history.py"]
-BUNDLE = config.REPO_ROOT / "models" / "pneumo-fusion" / "bundle.json"
+BUNDLE = config.default_model_dir() / "bundle.json"
 needs_model = pytest.mark.skipif(not BUNDLE.is_file(), reason=f"shipped model not found at {BUNDLE.parent}")
 
 

@@ -116,18 +116,28 @@ def test_metrics_entries_tables_and_curves(tmp_path):
     (tmp_path / "broken.json").write_text("{not json")
     models = tmp_path / "models" / "m1"
     models.mkdir(parents=True)
-    (models / "metrics.json").write_text(json.dumps({"test": {"accuracy": 0.91, "roc_auc": 0.95},
-                                                     "test_cases": {"y": [0, 1, 0, 1], "p": [0.1, 0.9, 0.4, 0.6]}}))
+    (models / "metrics.json").write_text(json.dumps({   # pneumo.train's layout: per view
+        "semi_real": True,
+        "test": {"fusion": {"accuracy": 0.91, "roc_auc": 0.95, "threshold": 0.4},
+                 "image_only": {"accuracy": 0.9, "roc_auc": 0.93, "threshold": 0.5}},
+        "test_ci": {"fusion": {"roc_auc": {"estimate": 0.95, "low": 0.9, "high": 0.98}}},
+        "test_probabilities": {"fusion": [0.1, 0.9, 0.4, 0.6], "image_only": [0.2, 0.8, 0.3, 0.7]},
+        "test_labels": [0, 1, 0, 1]}))
     entries = sup.load_entries(tmp_path, tmp_path / "models")
     assert any("error" in e for e in entries)
     good = [e for e in entries if "error" not in e]
-    assert len(good) == 4
+    assert len(good) == 5
+    shipped = [e for e in good if e["regime"] == "shipped"]
+    assert [e["model"] for e in shipped] == ["fusion", "image_only"]
+    assert sup.metrics_table(shipped).loc[0, "ROC AUC"] == "0.950 [0.900, 0.980]"
+    assert sup.confusion(shipped[0])[1] == 0.4
+    good = [e for e in good if e["regime"] != "shipped"]
     table = sup.metrics_table(good)
     assert table.loc[0, "ROC AUC"] == "0.900 ± 0.010 [0.880, 0.920]"
     assert set(table.columns) >= {"Accuracy", "ROC AUC", "PR AUC", "F1", "MCC"}
     for kind in ("roc", "pr", "calibration"):
         cs = sup.curves(good, kind)
-        assert len(cs) == 4 and all(len(c["x"]) == len(c["y"]) > 1 for c in cs)
+        assert len(cs) == 3 and all(len(c["x"]) == len(c["y"]) > 1 for c in cs)
         sup.curve_figure(cs, kind)
     cm, t = sup.confusion(good[0])
     assert cm.sum() == 100 and t == 0.5

@@ -26,6 +26,8 @@ def _upload_film(page, path):
 
 def test_first_screen_and_sidebar(page, app_url, shot):
     _open(page, app_url)
+    page.locator("[data-testid='stFileUploaderDropzone']").first.wait_for()
+    page.locator("[data-testid='stNumberInput']").nth(19).wait_for()  # the whole lab form drawn
     assert page.get_by_text("Second opinion").first.is_visible()
     assert page.get_by_text("not a diagnosis").first.is_visible()
     shot(page, "01-first-screen")
@@ -48,6 +50,7 @@ def test_kermany_film_with_example_labs(page, app_url, shot):
     assert page.locator("[data-testid='stImage'] img").count() >= 2  # the film and its Grad-CAM
     page.locator(".js-plotly-plot").first.wait_for()
     assert page.get_by_text("Download the case report").is_visible()
+    assert not page.locator("[data-testid='stFileChipName']").first.is_visible()  # it may name the patient
     shot(page, "02-kermany-with-labs")
 
 
@@ -75,12 +78,12 @@ def test_metrics_page_draws_charts(page, app_url, shot):
     shot(page, "04-metrics")
 
 
-@pytest.mark.parametrize("path", ["batch", "model_card", "history"])
-def test_other_pages_render(page, app_url, shot, path):
-    _open(page, app_url, path)
-    page.get_by_text("not a diagnosis").first.wait_for(timeout=10_000)  # the shared sidebar
-    assert not page.locator("[data-testid='stException']").count()
-    shot(page, f"05-{path}")
+def test_other_pages_render(page, app_url, shot):
+    for path in ("batch", "model_card", "history"):
+        _open(page, app_url, path)
+        page.get_by_text("not a diagnosis").first.wait_for(timeout=10_000)  # the shared sidebar
+        assert not page.locator("[data-testid='stException']").count(), path
+        shot(page, f"05-{path}")
 
 
 @pytest.mark.data

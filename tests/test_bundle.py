@@ -1,0 +1,126 @@
+"""Bundle save/load: round trip, verified digests, refused foreign or broken bundles, and the
+shipped bundle on real Kermany test images."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from pneumo import bundle as B  # noqa: E402
+from pneumo.errors import BundleError  # noqa: E402
+from pneumo.labs.panel import LabPanel  # noqa: E402
+from pneumo.model import build_fusion_model  # noqa: E402
+
+S = 64
+KEYS = ["wbc", "sodium", "creatinine"]
+HEAD = {"d_model": 8, "heads": 2, "layers_n": 1, "pooled_dim": 4, "fusion_units": 8, "dropout": 0.1}
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    keras.utils.set_random_seed(0)
+    panel = LabPanel.from_keys(KEYS)
+    model = build_fusion_model(size=S, n_tests=len(KEYS), alpha=0.35, **HEAD)
+    meta = {"name": "toy", "version": "0.0.1", "image_size": S,
+            "architecture": {"kind": "fusion", "image_size": S, "alpha": 0.35, "n_tests": len(KEYS), "head": HEAD},
+            "lab_panel": panel.to_dict(),
+            "lab_standardisation": {"mean": {"wbc": 8.0, "sodium": 140.0, "creatinine": 1.0},
+                                    "sd": {"wbc": 3.0, "sodium": 4.0, "creatinine": 0.0}},
+            "threshold": 0.4, "threshold_rule": "toy", "temperature": 1.5, "training_data": {"source": "none"}}
+    d = tmp_path_factory.mktemp("b") / "toy"
+    B.save_bundle(d, model, meta, {"val": {}})
+    rng = np.random.default_rng(0)
+    images = rng.random((3, S, S, 1)).astype("float32")
+    labs = np.array([[12.0, 135.0, np.nan], [np.nan] * 3, [5.0, 141.0, 0.9]])
+    return d, model, images, labs
+
+
+def _copy(saved, tmp_path):
+    d = tmp_path / "copy"
+    shutil.copytree(saved[0], d)
+    return d
+
+
+def test_round_trip_identical_predictions(saved):
+    d, model, images, labs = saved
+    b = B.load_bundle(d)
+    assert (b.name, b.version, b.image_size, b.threshold, b.temperature) == ("toy", "0.0.1", S, 0.4, 1.5)
+    assert b.panel.keys == KEYS and b.lab_sd[2] == 1.0            # sd 0 guarded
+    z, m = b.lab_inputs(labs)
+    x = {"image": images, "image_present": np.ones((3, 1), "float32"), "labs": z, "lab_missing": m}
+    assert np.array_equal(b.model.predict(x, verbose=0), model.predict(x, verbose=0))
+    assert np.allclose(b.predict_proba(images, labs, calibrated=False), model.predict(x, verbose=0)[:, 1])
+    p_img = b.predict_proba(images, None)
+    assert p_img.shape == (3,) and np.isfinite(p_img).all()
+    assert b.image_encoder.name == "image_encoder" and b.fusion_head.name == "fusion_head"
+    meta = json.loads((d / "bundle.json").read_text())
+    assert meta["weights"][B.WEIGHTS_FILE] == B.sha256_file(d / B.WEIGHTS_FILE)
+    assert (d / "metrics.json").is_file() and "squash" in meta["preprocessing"]
+
+
+def test_digest_mismatch_is_refused(saved, tmp_path):
+    d = _copy(saved, tmp_path)
+    data = bytearray((d / B.WEIGHTS_FILE).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (d / B.WEIGHTS_FILE).write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="sha256"):
+        B.load_bundle(d)
+
+
+def test_truncated_weights_are_refused(saved, tmp_path):
+    d = _copy(saved, tmp_path)
+    data = (d / B.WEIGHTS_FILE).read_bytes()
+    (d / B.WEIGHTS_FILE).write_bytes(data[: len(data) // 3])
+    with pytest.raises(BundleError):
+        B.load_bundle(d)
+
+
+def test_missing_weights_and_missing_folder(saved, tmp_path):
+    d = _copy(saved, tmp_path)
+    (d / B.WEIGHTS_FILE).unlink()
+    with pytest.raises(BundleError, match="missing"):
+        B.load_bundle(d)
+    with pytest.raises(BundleError, match="no bundle.json"):
+        B.load_bundle(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize("edit", [
+    lambda m: m.pop("architecture"),
+    lambda m: m.update(format="other-model/3"),
+    lambda m: m["architecture"].pop("alpha"),
+    lambda m: m["architecture"].update(n_tests=5),                  # disagrees with the panel
+    lambda m: m["architecture"].update(alpha=1.0),                  # another network: weights do not fit
+    lambda m: m["architecture"]["head"].update(d_model=16),
+])
+def test_wrong_bundle_json_is_refused(saved, tmp_path, edit):
+    d = _copy(saved, tmp_path)
+    meta = json.loads((d / "bundle.json").read_text())
+    edit(meta)
+    (d / "bundle.json").write_text(json.dumps(meta))
+    with pytest.raises(BundleError):
+        B.load_bundle(d)
+
+
+def test_unreadable_bundle_json(saved, tmp_path):
+    d = _copy(saved, tmp_path)
+    (d / "bundle.json").write_text("{not json")
+    with pytest.raises(BundleError, match="unreadable"):
+        B.load_bundle(d)
+
+
+@pytest.mark.data
+def test_shipped_bundle_scores_kermany_test_images():
+    from sklearn.metrics import roc_auc_score
+    from pneumo import config
+    from pneumo.cohorts import kermany
+    from pneumo.imaging import load_for_model
+    if not (config.default_model_dir() / "bundle.json").is_file():
+        pytest.fail("the shipped bundle models/pneumo-fusion is missing")
+    b = B.load_bundle()
+    test = kermany.load().split("test").frame
+    rows = test.groupby("label", group_keys=False).apply(lambda g: g.sample(16, random_state=0))
+    images = np.stack([load_for_model(p, b.image_size)[0] for p in rows["image_path"]])
+    p = b.predict_proba(images, None)
+    assert roc_auc_score(rows["label"], p) > 0.9

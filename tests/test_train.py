@@ -1,0 +1,60 @@
+"""pneumo.train on the synthetic cohort: a short fit writes a bundle that loads and agrees."""
+import json
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from pneumo import train as T  # noqa: E402
+from pneumo.bundle import load_bundle  # noqa: E402
+from pneumo.cohorts import synthetic  # noqa: E402
+from pneumo.errors import PneumoError  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    cohort = synthetic.make(48, size=64, seed=0, tmpdir=root / "images")
+    metrics = T.train(cohort, root / "bundle", image_size=64, alpha=0.35, backbone=None, epochs=1,
+                      head_kw={"d_model": 8, "heads": 2, "fusion_units": 8}, n_boot=20, log=lambda s: None)
+    return cohort, root / "bundle", metrics
+
+
+def test_one_epoch_writes_a_valid_bundle(trained):
+    cohort, out, metrics = trained
+    b = load_bundle(out)
+    assert b.panel.keys == cohort.lab_keys and b.image_size == 64
+    assert all(t.median is not None for t in b.panel)
+    assert 0 <= b.threshold <= 1 and b.temperature > 0
+    assert set(b.meta["views"]) == {"fusion", "image_only", "labs_only"}
+    assert "Youden" in b.meta["threshold_rule"]
+    saved = json.loads((out / "metrics.json").read_text())
+    for key in ("val", "test", "test_ci", "test_gain_labs_over_image_only", "calibration", "timings_seconds"):
+        assert key in saved
+    assert saved["test"]["fusion"]["n"] == int((cohort.frame["split"] == "test").sum())
+    assert "val_ece_before" in saved["calibration"]["fusion"]
+
+
+def test_bundle_reproduces_the_reported_test_probabilities(trained):
+    cohort, out, metrics = trained
+    b = load_bundle(out)
+    test = cohort.split("test").frame
+    from pneumo.imaging import load_for_model
+    images = np.stack([load_for_model(p, 64)[0] for p in test["image_path"]])
+    p = b.predict_proba(images, test[cohort.lab_keys].to_numpy(float))
+    assert np.allclose(p, metrics["test_probabilities"]["fusion"], atol=1e-4)
+
+
+def test_train_refuses_a_cohort_without_val(tmp_path):
+    cohort = synthetic.make(12, size=32, seed=1, tmpdir=tmp_path)
+    cohort.frame["split"] = "train"
+    with pytest.raises(PneumoError, match="val"):
+        T.train(cohort, tmp_path / "b", image_size=32, backbone=None, epochs=1, log=lambda s: None)
+
+
+def test_lab_standardisation_uses_train_rows_only():
+    import pandas as pd
+    frame = pd.DataFrame({"split": ["train", "train", "test"], "wbc": [1.0, 3.0, 100.0], "crp": [np.nan, 5.0, 1.0]})
+    std = T.lab_standardisation(frame, ["wbc", "crp"])
+    assert std["mean"] == {"wbc": 2.0, "crp": 5.0} and std["sd"]["wbc"] == 1.0 and std["sd"]["crp"] == 1.0
