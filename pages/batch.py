@@ -28,7 +28,7 @@ else:
 
 if not ready:
     st.info("Give a manifest to start.", icon=":material/table_rows:")
-elif st.button("Score the batch", type="primary"):
+elif st.button("Score the batch", type="primary", key="batch_go"):
     pred = common.predictor_or_stop()
     from pneumo.audit import CaseLog
     from pneumo.batch import run_batch
@@ -61,6 +61,7 @@ elif st.button("Score the batch", type="primary"):
 
             summary = run_batch(man, tmp / "out.csv", root=root, predictor=pred, log=CaseLog(),
                                 progress=False, on_row=on_row)
+            bar.progress(1.0, text=f"Done: {len(done)} row(s)")
             ss["batch_result"] = pd.read_csv(tmp / "out.csv", dtype=str, keep_default_na=False)
             ss["batch_summary"] = f"{summary.scored} scored, {summary.errors} with errors, {summary.seconds:.1f} s"
         except PneumoError as err:
@@ -68,6 +69,8 @@ elif st.button("Score the batch", type="primary"):
 
 if "batch_result" in ss:
     frame = ss["batch_result"]
+    first = [c for c in ("row", "image_path", "error", "probability", "label") if c in frame]
+    frame = frame[first + [c for c in frame.columns if c not in first]]  # reasons in view, not off-screen
     st.success(ss["batch_summary"])
     errors = frame[frame.get("error", pd.Series(dtype=str)).astype(str).str.len() > 0] if "error" in frame else frame[:0]
     st.dataframe(frame, hide_index=True)

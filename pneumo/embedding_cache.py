@@ -5,9 +5,11 @@ embeddings per image (img_early, img_late), so they are computed once and reused
 makes the paper's full grid fit in minutes on a CPU. Images are decoded only through
 pneumo.imaging.load_for_model (read_image + preprocess), the one preprocessing path.
 
-Key: sha256 of (absolute image path, file size and mtime, the encoder's weights sha256, image
-size) -> cache/embeddings/<weights sha[:16]>-<size>/<key>.npz. The weights hash is taken over
-the encoder's actual weight arrays, so a retrained or different encoder never reads stale rows.
+Key: sha256 of (the image file's bytes, the encoder's weights sha256, image size) ->
+cache/embeddings/<weights sha[:16]>-<size>/<key>.npz. The file's content rather than its path:
+an image changed in place is recomputed, the same image under another path (a regenerated
+synthetic cohort) is reused. The weights hash is over the encoder's actual weight arrays, so a
+retrained or different encoder never reads stale rows.
 """
 from __future__ import annotations
 
@@ -73,9 +75,14 @@ class EmbeddingCache:
         self.folder = self.folder / f"{self.weights_sha[:16]}-{self.size}"
 
     def key(self, path: str) -> str:
-        st = os.stat(path)
-        raw = f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}|{self.weights_sha}|{self.size}"
-        return hashlib.sha256(raw.encode()).hexdigest()
+        digest = hashlib.sha256(f"{self.weights_sha}|{self.size}|".encode())
+        try:
+            with open(path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(chunk)
+        except OSError as err:
+            raise PneumoError(f"cannot read image {Path(path).name}: {err.strerror or err}") from None
+        return digest.hexdigest()
 
     def _encode(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         out = self.encoder(batch, training=False)
@@ -94,8 +101,9 @@ class EmbeddingCache:
         early: dict[str, np.ndarray] = {}
         late: dict[str, np.ndarray] = {}
         todo = []
+        keys = {p: self.key(p) for p in paths}
         for p in paths:
-            file = self.folder / f"{self.key(p)}.npz"
+            file = self.folder / f"{keys[p]}.npz"
             if file.is_file():
                 try:
                     with np.load(file) as z:
@@ -110,9 +118,9 @@ class EmbeddingCache:
             e, l = self._encode(batch)
             for p, ei, li in zip(chunk, e, l):
                 early[p], late[p] = ei, li
-                tmp = self.folder / f"{self.key(p)}.tmp.npz"
+                tmp = self.folder / f"{keys[p]}.tmp.npz"
                 np.savez(tmp, img_early=ei, img_late=li)
-                os.replace(tmp, self.folder / f"{self.key(p)}.npz")   # atomic: no half-written cache rows
+                os.replace(tmp, self.folder / f"{keys[p]}.npz")   # atomic: no half-written cache rows
             if progress:
                 progress(f"embedded {min(i + self.batch_size, len(todo))}/{len(todo)} images "
                          f"({len(paths) - len(todo)} cached)")

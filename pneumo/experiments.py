@@ -175,7 +175,8 @@ def run_experiment(cfg: ExperimentConfig, *, out_dir: str | os.PathLike | None =
     out = Path(out_dir) if out_dir is not None else config.results_dir()
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{cfg.name}.json"
-    text = json.dumps(_jsonable(results), indent=1, allow_nan=False)
+    results = _jsonable(results)    # NaN -> null: what is returned is what the file holds
+    text = json.dumps(results, indent=1, allow_nan=False)
     if any(m in text for m in _PRIVATE_ID_MARKERS):
         raise PneumoError("refusing to write results that contain MIMIC admission or subject ids")
     tmp_path = path.with_suffix(".json.tmp")
@@ -392,6 +393,16 @@ def summary_table(results: dict, metrics=("mcc", "pr_auc", "f1", "roc_auc", "acc
     return "\n".join(lines)
 
 
+def comparison_table(results: dict, model: str = "fusion") -> str:
+    """Markdown: each regime minus imbalanced for one model, with the paired bootstrap 95% CI."""
+    rows = [c for c in results.get("comparisons", []) if c["model"] == model]
+    lines = [f"| {model}: regime - imbalanced | metric | difference | 95% CI |", "|---|---|---|---|"]
+    for c in rows:
+        ci = f"[{c['ci_low']:+.3f}, {c['ci_high']:+.3f}]" if c.get("ci_low") is not None else "-"
+        lines.append(f"| {c['regime']} | {c['metric']} | {c['difference']:+.3f} | {ci} |")
+    return "\n".join(lines)
+
+
 def _limit_tf_threads() -> None:
     """TensorFlow takes every core by default; the grid shares a small machine (PNEUMO_TF_THREADS, default 2)."""
     try:
@@ -408,12 +419,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="results folder (default: the repository's results/)")
     parser.add_argument("--finetune", action="store_true",
                         help="train the whole network end to end per fit instead of caching frozen embeddings (GPU)")
+    parser.add_argument("--encoder", default=None,
+                        help="override encoder.weights: 'bundle', a bundle folder, an encoder .weights.h5, or 'random'")
     args = parser.parse_args(argv)
     cfg = load_config(args.config)
+    if args.encoder:
+        cfg.encoder.weights = args.encoder
     _limit_tf_threads()
     log = lambda line: print(line, flush=True)
     results, path = run_experiment(cfg, out_dir=args.out, finetune=args.finetune, progress=log)
     print(summary_table(results))
+    if results["comparisons"]:
+        print(comparison_table(results))
     print(f"wrote {path} in {results['timing']['wall_seconds']:.0f} s")
     return 0
 

@@ -282,6 +282,11 @@ def build_corpus(workdir: str | os.PathLike, *, predictor=None, panel=None,
             def run(path=path):     # strict: the CLI's reading, where a refused value fails the case
                 return Case.from_sources(labs=path, panel=panel, strict=True).labs
             probes.append(Probe("labs", name, run, idents))
+            if predictor is not None:   # the app's reading: refused values become warnings, then scored
+
+                def run_app(path=path):
+                    return predictor.predict(Case.from_sources(labs=path, panel=panel))
+                probes.append(Probe("labs", name + " (app)", run_app, idents))
     if "manifest" in kinds:
         (work / "manifest").mkdir(parents=True, exist_ok=True)
         root = work / "manifest" / "root"

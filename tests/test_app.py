@@ -302,3 +302,24 @@ def test_model_card_with_the_shipped_bundle(home):
     assert not at.exception, at.exception
     assert "semi-real" in _texts(at, "markdown")
     assert len(at.dataframe) >= 2
+
+
+def test_batch_page_scores_an_uploaded_zip(fake_predictor, home):
+    import zipfile
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("imgs/a.png", chest_like_png())
+        zf.writestr("../evil.png", b"x")
+    manifest = b"image_path,wbc,note\nimgs/a.png,16.2,=cmd\nimgs/missing.png,,b\n"
+    # the page on its own: AppTest drops a button click on a page reached by switch_page
+    at = AppTest.from_file(str(config.REPO_ROOT / "pages" / "batch.py"), default_timeout=180)
+    at.run()
+    at.file_uploader(key="batch_manifest").upload("manifest.csv", manifest, "text/csv")
+    at.file_uploader(key="batch_images").upload("images.zip", buf.getvalue(), "application/zip")
+    at.run()
+    at.button(key="batch_go").click().run()
+    assert not at.exception, at.exception
+    assert "unsafe paths" in _texts(at, "warning")
+    frame = at.dataframe[0].value
+    assert len(frame) == 2 and frame["error"].iloc[0] == "" and frame["error"].iloc[1] != ""
+    assert "1 scored, 1 with errors" in _texts(at, "success")

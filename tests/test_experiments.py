@@ -108,6 +108,7 @@ def test_tables_render_ours_beside_the_papers(grid):
 def test_embeddings_are_cached_once(grid, monkeypatch):
     cached = list((grid["root"] / "cache").rglob("*.npz"))
     assert len(cached) == 56          # 16 + 40 images, one file each, reused by the second grid
+    assert "embeddings: 0 computed, 56 from cache" in "\n".join(grid["lines"])
     assert not list((grid["root"] / "cache").rglob("*.tmp.npz"))
 
 

@@ -8,6 +8,8 @@ import pytest
 from pneumo import config
 from pneumo.hostile import KINDS, run_corpus, summarise
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def outcomes(tiny_bundle, tmp_path_factory):

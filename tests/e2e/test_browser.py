@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 
 from pneumo import app_support as sup
@@ -44,12 +45,12 @@ def test_kermany_film_with_example_labs(page, app_url, shot):
         str(sup.example_labs("pneumonia")))
     page.get_by_text("P(pneumonia)").first.wait_for(timeout=MODEL_WAIT)
     page.get_by_text("Grad-CAM").first.wait_for()
+    page.get_by_text("Download the case report").wait_for()  # the last element: the page is complete
     text = page.locator("[data-testid='stMain']").inner_text()
     assert re.search(r"P\(pneumonia\)\s*\d\.\d\d", text), text[:500]
     assert re.search(r"PNEUMONIA|NORMAL", text)
     assert page.locator("[data-testid='stImage'] img").count() >= 2  # the film and its Grad-CAM
     page.locator(".js-plotly-plot").first.wait_for()
-    assert page.get_by_text("Download the case report").is_visible()
     assert not page.locator("[data-testid='stFileChipName']").first.is_visible()  # it may name the patient
     shot(page, "02-kermany-with-labs")
 
@@ -94,4 +95,25 @@ def test_example_case_on_a_narrow_window(page, app_url, shot):
     page.get_by_text("Semi-real example").first.wait_for()
     if BUNDLE.is_file():
         page.get_by_text("P(pneumonia)").first.wait_for(timeout=MODEL_WAIT)
+        page.locator(".js-plotly-plot").nth(1).wait_for()       # the probability bar and the SHAP bars
+        page.locator("[data-testid='stImage'] img").nth(1).wait_for()
     shot(page, "06-narrow-example")
+
+
+@needs_model
+def test_batch_upload_scores_rows(page, app_url, shot, tmp_path):
+    from PIL import Image
+
+    film = tmp_path / "a.png"
+    Image.fromarray((np.linspace(0.2, 0.8, 256 * 256).reshape(256, 256) * 255).astype("uint8")).save(film)
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_text("image_path,note\na.png,=1+1\nmissing.png,x\n")
+    _open(page, app_url, "batch")
+    inputs = page.locator("[data-testid='stFileUploaderDropzoneInput']")
+    inputs.nth(0).set_input_files(str(manifest))
+    inputs.nth(1).set_input_files(str(film))
+    page.get_by_role("button", name="Score the batch").click()
+    page.get_by_text("with errors").first.wait_for(timeout=MODEL_WAIT)
+    assert page.get_by_text("1 with errors").count()
+    page.locator("[data-testid='stDataFrame']").first.wait_for()
+    shot(page, "07-batch-result")
