@@ -44,22 +44,25 @@ def upsample_heat(heat: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.asarray(img.resize((width, height), Image.BILINEAR), dtype=np.float32).clip(0, 1)
 
 
-def _jet(values: np.ndarray) -> np.ndarray:
-    """A jet-like colour map without matplotlib: [0,1] -> uint8 RGB."""
-    v = np.clip(values, 0.0, 1.0)[..., None]
-    r = np.clip(1.5 - np.abs(4 * v - 3), 0, 1)
-    g = np.clip(1.5 - np.abs(4 * v - 2), 0, 1)
-    b = np.clip(1.5 - np.abs(4 * v - 1), 0, 1)
-    return (np.concatenate([r, g, b], axis=-1) * 255).astype(np.uint8)
+def _jet_lut() -> np.ndarray:
+    """A jet-like colour map without matplotlib: 256 entries of uint8 RGB."""
+    v = np.linspace(0.0, 1.0, 256)[:, None]
+    rgb = np.concatenate([np.clip(1.5 - np.abs(4 * v - k), 0, 1) for k in (3, 2, 1)], axis=1)
+    return (rgb * 255).astype(np.uint8)
+
+
+_JET = _jet_lut()
 
 
 def overlay(pixels: np.ndarray, heat: np.ndarray, alpha: float = 0.4) -> np.ndarray:
     """The film (H, W) in [0,1] with the heat map (H, W) in [0,1] blended over it, uint8 RGB.
-    Weak heat is made transparent so the anatomy stays readable."""
-    gray = (np.clip(pixels, 0, 1) * 255).astype(np.float32)[..., None].repeat(3, axis=-1)
-    colour = _jet(heat).astype(np.float32)
-    weight = (alpha * np.clip(heat, 0, 1))[..., None]
-    return (gray * (1 - weight) + colour * weight).clip(0, 255).astype(np.uint8)
+    Weak heat is made transparent so the anatomy stays readable. Done in uint8 by PIL, so a
+    3000x3000 film costs tens of MB, not hundreds."""
+    heat8 = (np.clip(heat, 0, 1) * 255).astype(np.uint8)
+    gray = Image.fromarray((np.clip(pixels, 0, 1) * 255).astype(np.uint8)).convert("RGB")
+    colour = Image.fromarray(_JET[heat8])
+    mask = Image.fromarray((heat8.astype(np.float32) * float(np.clip(alpha, 0, 1))).astype(np.uint8))
+    return np.asarray(Image.composite(colour, gray, mask))
 
 
 def heat_inside_box(heat: np.ndarray, box=(0.15, 0.85, 0.1, 0.9)) -> float:

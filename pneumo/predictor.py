@@ -89,22 +89,33 @@ class Predictor:
         return cls(ModelRunner.load(bundle_dir or config.default_model_dir()))
 
     # --- the per-case pieces ------------------------------------------------------------
-    def _image_state(self, case: Case):
-        """(model input, early, late, digest, verdict) for the case's image; cached by digest."""
-        if case.image is None:
-            return None, None, None, None, Verdict()
-        digest = pixel_digest(case.image.pixels)
-        if digest not in self._embeddings:
-            x = preprocess(case.image.pixels, self.runner.image_size)
-            early, late = self.runner.embed(x[None])
-            self._embeddings[digest] = (x, early, late)
-            while len(self._embeddings) > 16:
-                self._embeddings.popitem(last=False)
-        x, early, late = self._embeddings[digest]
-        verdict = cheap_checks(case.image.pixels, case.image.meta, x)
-        if self.runner.gate is not None:
-            self.runner.gate.judge(late, verdict)
-        return x, early, late, digest, verdict
+    def _image_states(self, cases: list[Case]) -> list[tuple]:
+        """(model input, early, late, digest, verdict) per case; one backbone call for all
+        images not seen recently (the embedding cache is keyed by the pixel digest)."""
+        digests = [pixel_digest(c.image.pixels) if c.image is not None else None for c in cases]
+        todo = {d: c for d, c in zip(digests, cases) if d is not None and d not in self._embeddings}
+        if todo:
+            xs = np.stack([preprocess(c.image.pixels, self.runner.image_size) for c in todo.values()])
+            early, late = self.runner.embed(xs)
+            for i, d in enumerate(todo):
+                self._embeddings[d] = (xs[i], early[i:i + 1], late[i:i + 1])
+        states = []
+        for case, digest in zip(cases, digests):
+            if digest is None:
+                states.append((None, None, None, None, Verdict()))
+                continue
+            self._embeddings.move_to_end(digest)
+            x, early, late = self._embeddings[digest]
+            verdict = cheap_checks(case.image.pixels, case.image.meta, x)
+            if self.runner.gate is not None:
+                self.runner.gate.judge(late, verdict)
+            states.append((x, early, late, digest, verdict))
+        while len(self._embeddings) > max(16, len(todo)):
+            self._embeddings.popitem(last=False)
+        return states
+
+    def _image_state(self, case: Case) -> tuple:
+        return self._image_states([case])[0]
 
     def _lab_row(self, case: Case) -> np.ndarray:
         """The case's labs as one row in panel order, NaN = missing."""
@@ -116,36 +127,57 @@ class Predictor:
                     row[0, j] = value
         return row
 
-    def _four_corners(self, early, late, labs_row) -> np.ndarray:
-        """P for {neither, image only, labs only, both}: one batched head call."""
-        n = len(self.panel)
-        empty = np.full((1, n), np.nan, dtype=np.float32)
+    def _embeddings_or_zeros(self, early, late):
         if early is None:
-            early = np.zeros((1, self.runner.early_dim), np.float32)
-            late = np.zeros((1, self.runner.late_dim), np.float32)
-        e = np.repeat(early, 4, axis=0)
-        l = np.repeat(late, 4, axis=0)
-        present = np.array([0, 1, 0, 1], np.float32)
-        labs = np.concatenate([empty, empty, labs_row, labs_row])
-        return self.runner.head(e, l, present, labs)
+            return (np.zeros((1, self.runner.early_dim), np.float32),
+                    np.zeros((1, self.runner.late_dim), np.float32))
+        return early, late
 
     def predict(self, case: Case) -> Result:
-        if case.image is None and case.labs is None:
-            raise PneumoError("a case needs an image, labs or both")
-        x, early, late, digest, verdict = self._image_state(case)
-        if verdict.outcome == "refuse":
-            raise UnsupportedImageError("image refused: " + "; ".join(
-                r for r in verdict.reasons))
-        labs_row = self._lab_row(case)
-        has_labs = bool(np.isfinite(labs_row).any())
-        v_none, v_img, v_labs, v_both = self._four_corners(early, late, labs_row)
+        """Raises UnsupportedImageError when the image is refused, PneumoError when empty."""
+        result = self.predict_many([case])[0]
+        if isinstance(result, PneumoError):
+            raise result
+        return result
+
+    def predict_many(self, cases: list[Case]) -> list[Result | PneumoError]:
+        """Batch path: one backbone call for the new images and ONE head call for the four
+        modality corners {neither, image, labs, both} of every case. A case that cannot be
+        scored gets its error in its place; the others are still scored."""
+        states = self._image_states(cases)
+        out: list = [None] * len(cases)
+        rows = []   # (case index, early, late, labs row)
+        for i, (case, state) in enumerate(zip(cases, states)):
+            if case.image is None and case.labs is None:
+                out[i] = PneumoError("a case needs an image, labs or both")
+            elif state[4].outcome == "refuse":
+                out[i] = UnsupportedImageError("image refused: " + "; ".join(state[4].reasons))
+            else:
+                rows.append((i, *self._embeddings_or_zeros(state[1], state[2]),
+                             self._lab_row(case)))
+        if rows:
+            n, empty = len(self.panel), np.full((1, len(self.panel)), np.nan, np.float32)
+            early = np.concatenate([np.repeat(r[1], 4, axis=0) for r in rows])
+            late = np.concatenate([np.repeat(r[2], 4, axis=0) for r in rows])
+            present = np.tile(np.array([0, 1, 0, 1], np.float32), len(rows))
+            labs = np.concatenate([np.concatenate([empty, empty, r[3], r[3]]) for r in rows])
+            corners = self.runner.head(early, late, present, labs).reshape(len(rows), 4)
+            for (i, *_), v in zip(rows, corners):
+                out[i] = self._result(cases[i], states[i], v)
+        return out
+
+    def _result(self, case: Case, state: tuple, corners: np.ndarray) -> Result:
+        """Assemble the Result from the four corner probabilities of one case."""
+        _, early, _, digest, verdict = state
+        v_none, v_img, v_labs, v_both = (float(v) for v in corners)
         has_image = early is not None
-        p = float({(True, True): v_both, (True, False): v_img,
-                   (False, True): v_labs, (False, False): v_none}[(has_image, has_labs)])
+        reading = case.labs
+        has_labs = reading is not None and any(v is not None for v in reading.values.values())
+        p = {(True, True): v_both, (True, False): v_img,
+             (False, True): v_labs, (False, False): v_none}[(has_image, has_labs)]
         contribution = explain.modality_shapley(v_none, v_img if has_image else v_none,
                                                 v_labs if has_labs else v_none, p)
         warnings = list(verdict.reasons)
-        reading = case.labs
         imputed = list(reading.missing) if reading is not None else list(self.panel.keys)
         if reading is not None:
             warnings += [f"{i.key}: {i.reason}" for i in reading.errors]
@@ -170,25 +202,6 @@ class Predictor:
             validity=verdict.outcome, warnings=warnings, model=self.runner.model_info(),
             image_digest=digest)
 
-    def predict_many(self, cases: list[Case]) -> list[Result | PneumoError]:
-        """Batch path: one backbone call for all images, then the per-case head calls."""
-        todo = [c for c in cases if c.image is not None]
-        if todo:
-            xs = np.stack([preprocess(c.image.pixels, self.runner.image_size) for c in todo])
-            early, late = self.runner.embed(xs)
-            for i, c in enumerate(todo):
-                self._embeddings[pixel_digest(c.image.pixels)] = (xs[i], early[i:i + 1],
-                                                                  late[i:i + 1])
-            while len(self._embeddings) > max(16, len(todo)):
-                self._embeddings.popitem(last=False)
-        out = []
-        for case in cases:
-            try:
-                out.append(self.predict(case))
-            except PneumoError as err:
-                out.append(err)
-        return out
-
     def what_if(self, case: Case, changes: dict) -> float:
         """P for the same case with some lab values replaced (None = not measured)."""
         _, early, late, _, _ = self._image_state(case)
@@ -196,9 +209,7 @@ class Predictor:
         for key, value in changes.items():
             row[0, self.panel.keys.index(key)] = np.nan if value is None else float(value)
         present = np.array([0.0 if early is None else 1.0], np.float32)
-        if early is None:
-            early = np.zeros((1, self.runner.early_dim), np.float32)
-            late = np.zeros((1, self.runner.late_dim), np.float32)
+        early, late = self._embeddings_or_zeros(early, late)
         return float(self.runner.head(early, late, present, row)[0])
 
     def explain(self, case: Case, *, shap: bool = True, gradcam: bool = True) -> Explanation:
@@ -214,8 +225,7 @@ class Predictor:
         shap_values, shap_base = {}, result.probability
         if shap and result.modalities["labs"]:
             present = np.array([0.0 if early is None else 1.0], np.float32)
-            e = early if early is not None else np.zeros((1, self.runner.early_dim), np.float32)
-            l = late if late is not None else np.zeros((1, self.runner.late_dim), np.float32)
+            e, l = self._embeddings_or_zeros(early, late)
 
             def f(matrix):
                 n = len(matrix)
