@@ -106,9 +106,8 @@ class Predictor:
                 continue
             self._embeddings.move_to_end(digest)
             x, early, late = self._embeddings[digest]
-            verdict = cheap_checks(case.image.pixels, case.image.meta, x)
-            if self.runner.gate is not None:
-                self.runner.gate.judge(late, verdict)
+            verdict = self.runner.judge(early, late, cheap_checks(case.image.pixels,
+                                                                  case.image.meta, x))
             states.append((x, early, late, digest, verdict))
         while len(self._embeddings) > max(16, len(todo)):
             self._embeddings.popitem(last=False)

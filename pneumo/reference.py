@@ -21,21 +21,30 @@ from pneumo.validity import EmbeddingGate
 REFERENCE_FILE = "reference.npz"
 
 
-def write_reference(bundle_dir, train_late: np.ndarray, val_late: np.ndarray,
+def gate_features(early: np.ndarray, late: np.ndarray) -> np.ndarray:
+    """What the gate measures: both image embeddings. The early one (low-level texture and
+    intensity statistics) separates photos, text and noise from films far better than the
+    late one alone, which only knows pneumonia vs normal."""
+    return np.concatenate([np.atleast_2d(early), np.atleast_2d(late)], axis=1)
+
+
+def write_reference(bundle_dir, train_emb: np.ndarray, val_emb: np.ndarray,
                     background: np.ndarray) -> Path:
-    """Fit the gate, save it with the background, record the digest in bundle.json."""
+    """Fit the gate on gate_features of the training films (thresholds from the validation
+    films), save it with the SHAP background, record the digest in bundle.json."""
     bundle_dir = Path(bundle_dir)
-    gate = EmbeddingGate.fit(train_late, val_late)
+    gate = EmbeddingGate.fit(train_emb, val_emb)
     path = bundle_dir / REFERENCE_FILE
     np.savez(path, background=np.asarray(background, np.float32), **gate.to_arrays())
     meta_path = bundle_dir / "bundle.json"
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     meta["weights"][REFERENCE_FILE] = sha256_file(path)
-    meta["reference"] = {"gate": "Mahalanobis distance of img_late in a 32-axis PCA of the "
-                                 "training films; warn above the 99th percentile of validation "
-                                 "films, refuse beyond 1.5x the largest validation distance",
+    meta["reference"] = {"gate": "Mahalanobis distance of [img_early, img_late] in a 32-axis PCA "
+                                 "of the training films; warn above the 99th percentile of "
+                                 "validation films, refuse beyond 1.5x the largest validation "
+                                 "distance",
                          "warn_at": gate.warn_at, "refuse_at": gate.refuse_at,
-                         "n_train": int(len(train_late)), "n_val": int(len(val_late)),
+                         "n_train": int(len(train_emb)), "n_val": int(len(val_emb)),
                          "shap_background": int(len(background))}
     meta_path.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
     return path
@@ -62,16 +71,16 @@ def build_for_bundle(bundle_dir, *, max_background: int = 100, seed: int = 0) ->
     frame = cohort.frame
     x = image_cache(frame["image_path"].tolist(), bundle.image_size,
                     Path("cache") / f"kermany_{bundle.image_size}.npz", log=lambda *_: None)
-    _, late = embed_images(bundle.image_encoder, x)
-    train_late = late[(frame["split"] == "train").to_numpy()]
-    val_late = late[(frame["split"] == "val").to_numpy()]
+    emb = gate_features(*embed_images(bundle.image_encoder, x))
+    train_emb = emb[(frame["split"] == "train").to_numpy()]
+    val_emb = emb[(frame["split"] == "val").to_numpy()]
     labs = mimic.load()
     train = labs.frame[labs.frame["split"] == "train"]
     matrix = train[bundle.panel.keys].to_numpy(np.float32)
     rng = np.random.default_rng(seed)
     if len(matrix) > max_background:
         matrix = matrix[rng.choice(len(matrix), max_background, replace=False)]
-    return write_reference(bundle_dir, train_late, val_late, matrix)
+    return write_reference(bundle_dir, train_emb, val_emb, matrix)
 
 
 def main(argv=None) -> int:

@@ -16,7 +16,7 @@ import tensorflow as tf  # noqa: E402
 
 from pneumo.bundle import load_bundle  # noqa: E402
 from pneumo.model import LAST_CONV_LAYER  # noqa: E402
-from pneumo.reference import read_reference  # noqa: E402
+from pneumo.reference import gate_features, read_reference  # noqa: E402
 
 
 class ModelRunner:
@@ -72,6 +72,12 @@ class ModelRunner:
     @classmethod
     def load(cls, bundle_dir) -> "ModelRunner":
         return cls(load_bundle(bundle_dir))
+
+    def judge(self, early: np.ndarray, late: np.ndarray, verdict):
+        """Add the embedding gate's opinion of one image to a Verdict (no gate: unchanged)."""
+        if self.gate is not None:
+            self.gate.judge(gate_features(early, late), verdict)
+        return verdict
 
     def model_info(self) -> dict:
         from pneumo.bundle import WEIGHTS_FILE

@@ -95,8 +95,8 @@ def describe(results: dict) -> str:
     cohort = results.get("cohort", {})
     test = cohort.get("counts", {}).get("test", {})
     n_pos, n_neg = test.get("1", "?"), test.get("0", "?")
-    kind = "semi-real (class-conditionally paired)" if cohort.get("semi_real") else "as named"
-    return (f"Ours: {results.get('experiment', '?')}, cohort {cohort.get('name', '?')} [{kind}], "
+    kind = " [semi-real: class-conditionally paired]" if cohort.get("semi_real") else ""
+    return (f"Ours: {results.get('experiment', '?')}, cohort {cohort.get('name', '?')}{kind}, "
             f"test split {n_pos} pneumonia + {n_neg} other, {results.get('n_runs', '?')} runs; "
             f"mean ± sd over runs [bootstrap 95% CI of the mean].")
 

@@ -187,7 +187,7 @@ def _split_idx(frame, name) -> np.ndarray:
 
 def train(cohort, out: str | Path, *, image_size: int = 224, alpha: float = 0.35, backbone: str | None = None,
           head_kw: dict | None = None, epochs: int = 80, lr: float = 1e-3, batch_size: int = 64, patience: int = 10,
-          class_weight: bool = True, aug_copies: int = 0, seed: int = 0, name: str = "pneumo-fusion",
+          class_weight: bool = True, aug_copies: int = 0, lab_noise: float = 0.3, seed: int = 0, name: str = "pneumo-fusion",
           version: str = "0.1.0", n_boot: int = 1000, timings: dict | None = None, log=print) -> dict:
     """Fit, calibrate, threshold, evaluate and save a bundle; returns the metrics dict (also metrics.json)."""
     import keras
@@ -222,7 +222,7 @@ def train(cohort, out: str | Path, *, image_size: int = 224, alpha: float = 0.35
     variants = [X.subset(tr)] + [Features(e[tr], l[tr], X.image_present[tr], X.labs[tr], X.lab_missing[tr])
                                  for e, l in aug]
     history = fit_head(head, variants, y[tr], X.subset(va), y[va], lr=lr, epochs=epochs, batch_size=batch_size,
-                       patience=patience, class_weight=cw, seed=seed, log=log)
+                       patience=patience, class_weight=cw, lab_noise=lab_noise, seed=seed, log=log)
     timings["head_seconds"] = round(time.time() - t, 1)
 
     temps, thr, cal = calibrate_on_val(head, X.subset(va), y[va])
@@ -240,13 +240,13 @@ def train(cohort, out: str | Path, *, image_size: int = 224, alpha: float = 0.35
         "name": name, "version": version, "image_size": image_size,
         "architecture": {"kind": "fusion", "image_size": image_size, "alpha": alpha, "n_tests": len(keys),
                          "early_layer": "block_2_add", "last_conv_layer": "out_relu", "head": head_kw,
-                         "backbone_init": str(backbone) if backbone else "random"},
+                         "backbone_init": Path(str(backbone)).name if backbone else "random"},
         "lab_panel": panel.to_dict(), "lab_standardisation": std,
         "threshold": thr["fusion"], "threshold_rule": THRESHOLD_RULE, "temperature": temps["fusion"],
         "views": {v: {"threshold": thr[v], "temperature": temps[v]} for v in VIEWS},
         "training_data": _portable(cohort.description), "semi_real": bool(cohort.semi_real),
         "training": {"epochs_run": len(history), "seed": seed, "class_weight": cw, "modality_dropout": True,
-                     "aug_copies": aug_copies, "lr": lr, "batch_size": batch_size},
+                     "aug_copies": aug_copies, "lab_noise": lab_noise, "lr": lr, "batch_size": batch_size},
     }
     metrics["timings_seconds"] = timings
     save_bundle(out, model, meta, metrics)
@@ -320,12 +320,13 @@ def main(argv=None) -> int:
     ap.add_argument("--backbone", help="pretrained (default) | imagenet | none | path.weights.h5")
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--aug-copies", type=int)
+    ap.add_argument("--lab-noise", type=float, help="sd of noise on standardised labs in training")
     ap.add_argument("--no-class-weights", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--name"); ap.add_argument("--version")
     ap.add_argument("--bootstrap", type=int, default=1000)
     a = ap.parse_args(argv)
-    cfg = dict(cohort="synthetic", image_size=224, alpha=0.35, backbone="pretrained", aug_copies=0, epochs=80,
+    cfg = dict(cohort="synthetic", image_size=224, alpha=0.35, backbone="pretrained", aug_copies=0, lab_noise=0.3, epochs=80,
                name="pneumo-fusion", version="0.1.0")
     cfg.update(PRESETS.get(a.preset, {}))
     cfg.update({k: v for k, v in vars(a).items() if k in cfg and v is not None})
@@ -347,7 +348,7 @@ def main(argv=None) -> int:
                 timings["pretrain_seconds"] = pj.get("train_seconds")
                 timings["pretrain_cache_seconds"] = pj.get("cache_seconds")
         train(cohort, a.out, image_size=cfg["image_size"], alpha=cfg["alpha"], backbone=backbone,
-              epochs=cfg["epochs"], class_weight=not a.no_class_weights, aug_copies=cfg["aug_copies"], seed=a.seed,
+              epochs=cfg["epochs"], class_weight=not a.no_class_weights, aug_copies=cfg["aug_copies"], lab_noise=cfg["lab_noise"], seed=a.seed,
               name=cfg["name"], version=cfg["version"], n_boot=a.bootstrap, timings=timings, log=log)
         log(f"done in {time.time() - t0:.0f}s")
     except PneumoError as err:

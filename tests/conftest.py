@@ -64,7 +64,7 @@ def tiny_bundle(tmp_path_factory):
     out = tmp_path_factory.mktemp("bundle")
     save_bundle(out, model, meta, {"test": {}})
     rng = np.random.default_rng(0)
-    late_dim = int(model.get_layer("image_encoder").outputs[1].shape[-1])
+    late_dim = sum(int(t.shape[-1]) for t in model.get_layer("image_encoder").outputs)
     background = np.array([[medians[k] * (1 + 0.1 * rng.normal()) for k in panel.keys]
                            for _ in range(30)], np.float32)
     background[::4, 3] = np.nan

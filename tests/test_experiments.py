@@ -19,6 +19,9 @@ TINY = {"name": "tiny", "runs": 1, "seeds": [0], "image_size": 32, "bootstrap": 
         "encoder": {"weights": "random"}, "train": {"epochs": 2, "patience": 1}}
 
 
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
 @pytest.fixture(scope="module")
 def grid(tmp_path_factory):
     """One run of all three regimes (fusion + gbm) and one of the single-modality trio."""
@@ -105,7 +108,7 @@ def test_tables_render_ours_beside_the_papers(grid):
     assert f"{fusion['summary']['test']['mcc']['mean']:.4f}" in text
 
 
-def test_embeddings_are_cached_once(grid, monkeypatch):
+def test_embeddings_are_cached_once(grid):
     cached = list((grid["root"] / "cache").rglob("*.npz"))
     assert len(cached) == 56          # 16 + 40 images, one file each, reused by the second grid
     assert "embeddings: 0 computed, 56 from cache" in "\n".join(grid["lines"])
