@@ -405,9 +405,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         read_header(args.manifest)        # a bad manifest fails before the model loads
-        from pneumo.predictor import Predictor
+        from pneumo.quiet import load_predictor
 
-        predictor = Predictor.load(args.model)
+        predictor = load_predictor(args.model)
         log = None
         if not args.no_log:
             from pneumo.audit import CaseLog

@@ -23,14 +23,16 @@ def _add_case_args(p: argparse.ArgumentParser) -> None:
 
 
 def _load_case(args):
-    from pneumo.predictor import Case, Predictor
-
     if not args.image and not args.labs:
         raise PneumoError("give --image, --labs or both")
     for flag, value in (("--image", args.image), ("--labs", args.labs)):
         if value and not Path(value).is_file():
             raise PneumoError(f"{flag} {value}: no such file")
-    predictor = Predictor.load(args.model)
+    from pneumo.quiet import load_predictor
+
+    predictor = load_predictor(args.model)     # imports TensorFlow, silenced
+    from pneumo.predictor import Case
+
     case = Case.from_sources(image=args.image, labs=args.labs, panel=predictor.panel,
                              name=Path(args.image).name if args.image else None, strict=True)
     return predictor, case
