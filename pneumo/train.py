@@ -279,7 +279,7 @@ def _test_report(head, X: Features, y, temps, thr, n_boot: int, seed: int, log) 
 
 
 # ----------------------------------------------------------------------------- CLI
-PRESETS = {"shipped": dict(cohort="kermany+mimic", image_size=128, alpha=0.35, backbone="pretrained", aug_copies=1,
+PRESETS = {"shipped": dict(cohort="kermany+mimic", image_size=128, alpha=0.35, backbone="pretrained", aug_copies=1, lab_noise=1.0,
                            epochs=80, name="pneumo-fusion", version="1.0.0")}
 
 
@@ -350,6 +350,9 @@ def main(argv=None) -> int:
         train(cohort, a.out, image_size=cfg["image_size"], alpha=cfg["alpha"], backbone=backbone,
               epochs=cfg["epochs"], class_weight=not a.no_class_weights, aug_copies=cfg["aug_copies"], lab_noise=cfg["lab_noise"], seed=a.seed,
               name=cfg["name"], version=cfg["version"], n_boot=a.bootstrap, timings=timings, log=log)
+        if cfg["cohort"] == "kermany+mimic":   # the gate and SHAP background come from those films
+            from pneumo.reference import build_for_bundle
+            log(f"reference set (validity gate, SHAP background): {build_for_bundle(a.out)}")
         log(f"done in {time.time() - t0:.0f}s")
     except PneumoError as err:
         print(f"error: {err}", file=sys.stderr)
