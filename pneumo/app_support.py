@@ -209,7 +209,7 @@ def load_entries(results_dir: Path | None = None, models_dir: Path | None = None
     """Every (experiment, model, regime) with metrics: results/*.json entries and each
     bundle's metrics.json. Unreadable files become an entry with an 'error' so the page says so."""
     results_dir = Path(results_dir) if results_dir else config.results_dir()
-    models_dir = Path(models_dir) if models_dir else config.REPO_ROOT / "models"
+    models_dir = Path(models_dir) if models_dir else config.models_dir()
     entries: list[dict] = []
     for path in sorted(results_dir.glob("*.json")) if results_dir.is_dir() else []:
         try:

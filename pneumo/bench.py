@@ -238,7 +238,10 @@ def part_case(pred, images) -> dict:
         timed("predict", pred.predict, case)
         early, late = timed("embed", runner.embed, x[None])
         row = pred._lab_row(case)
-        corners = timed("contribution", pred._four_corners, early, late, row)
+        # the four modality corners {neither, image, labs, both} in one head call
+        corners = timed("contribution", runner.head, np.repeat(early, 4, 0), np.repeat(late, 4, 0),
+                        np.array([0, 1, 0, 1], np.float32),
+                        np.concatenate([np.full_like(row, np.nan)] * 2 + [row] * 2))
         explain.modality_shapley(*corners)
         coarse = timed("gradcam_model", runner.grad_cam, x, row)
         t = clock()

@@ -35,6 +35,12 @@ def default_model_dir() -> Path:
     return Path(env).expanduser() if env else REPO_ROOT / "models" / "pneumo-fusion"
 
 
+def models_dir() -> Path:
+    """Where bundles are listed from (metrics page): PNEUMO_MODELS_DIR, default models/."""
+    env = os.environ.get("PNEUMO_MODELS_DIR")
+    return Path(env).expanduser() if env else REPO_ROOT / "models"
+
+
 def results_dir() -> Path:
     env = os.environ.get("PNEUMO_RESULTS_DIR")
     return Path(env).expanduser() if env else REPO_ROOT / "results"

@@ -132,7 +132,9 @@ def read_dicom(data: bytes, max_pixels: int) -> tuple[np.ndarray, dict]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             arr = ds.pixel_array
-    except Exception as exc:
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - Rust decoders panic with a BaseException (pyo3)
         name = tsyntax.name if tsyntax.is_transfer_syntax else "unknown transfer syntax"
         raise ImageError(f"cannot decode DICOM pixel data ({name}, {type(exc).__name__})") from None
     if arr.shape != (rows, cols):

@@ -188,6 +188,7 @@ def test_every_page_loads(page, home, monkeypatch, tmp_path):
 
 def test_empty_states(home, monkeypatch, tmp_path):
     monkeypatch.setenv("PNEUMO_RESULTS_DIR", str(tmp_path / "no-results"))
+    monkeypatch.setenv("PNEUMO_MODELS_DIR", str(tmp_path / "no-models"))
     at = _app()
     assert "Upload a chest X-ray" in _texts(at, "info")
     at.switch_page("pages/metrics.py").run()
