@@ -127,7 +127,9 @@ if expl.shap_values:
     left.plotly_chart(sup.shap_figure(sup.shap_frame(expl.shap_values, expl.lab_display)),
                       config={"displayModeBar": False})
     left.caption("SHAP values: how much each lab moved P(pneumonia); red towards pneumonia, blue away. "
-                 "A test not given is treated as not measured.")
+                 "A test not given is treated as not measured." +
+                 (" Here the film already settles the answer, so the labs barely move it."
+                  if max(map(abs, expl.shap_values.values())) < 0.01 else ""))
     with right:
         common.what_if(pred, case, r.probability)
 else:

@@ -165,9 +165,12 @@ def shap_figure(frame: pd.DataFrame, top: int = 12):
     f = frame.head(top).iloc[::-1]
     colours = [RED if v > 0 else BLUE for v in f["value"]]
     fig = go.Figure(go.Bar(x=f["value"], y=f["label"], orientation="h", marker_color=colours,
-                           text=[f"{v:+.3f}" for v in f["value"]], textposition="auto"))
+                           text=[f"{v:+.3f}" for v in f["value"]], textposition="outside",
+                           cliponaxis=False))
+    # scale to the largest bar (a saturated case has tiny values that a fixed axis would hide)
+    reach = max(float(f["value"].abs().max()) if len(f) else 0.0, 0.005) * 1.35
     fig.update_xaxes(title="change in P(pneumonia)", zeroline=True, zerolinecolor="#1c2430",
-                     gridcolor="#e6ebf1")
+                     gridcolor="#e6ebf1", range=[-reach, reach])
     return _layout(fig, 60 + 26 * len(f))
 
 
