@@ -113,25 +113,10 @@ def test_export_csv_is_formula_safe(tmp_path):
 
 
 def _dicom_with_identifiers(path: Path) -> None:
-    import pydicom
-    from pydicom.dataset import FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+    from pneumo.hostile import dicom_bytes
 
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = pydicom.Dataset()
-    ds.file_meta = meta
-    ds.PatientName, ds.PatientID, ds.PatientBirthDate = "DOE^JANE", "MRN55501234", "19450317"
-    ds.AccessionNumber, ds.Modality, ds.ViewPosition = "ACC77889911", "DX", "PA"
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    yy, xx = np.mgrid[0:128, 0:128]
-    pixels = ((np.sin(xx / 9.0) + np.cos(yy / 13.0) + 2) * 1000).astype(np.uint16)
-    ds.Rows, ds.Columns, ds.SamplesPerPixel = 128, 128, 1
-    ds.PhotometricInterpretation, ds.BitsAllocated, ds.BitsStored, ds.HighBit = "MONOCHROME2", 16, 12, 11
-    ds.PixelRepresentation, ds.PixelData = 0, pixels.tobytes()
-    ds.save_as(path, enforce_file_format=True)
+    path.write_bytes(dicom_bytes(128, 128, PatientName="DOE^JANE", PatientID="MRN55501234",
+                                 PatientBirthDate="19450317", AccessionNumber="ACC77889911"))
 
 
 def test_no_identifier_ever_reaches_the_db(tmp_path):

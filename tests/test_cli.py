@@ -81,25 +81,12 @@ def test_predict_json_contract_on_a_real_film(tmp_path):
 
 @needs_model
 def test_dicom_identifiers_never_reach_the_output(tmp_path):
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+    from pneumo.hostile import dicom_bytes
 
-    meta = FileMetaDataset()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.PatientName, ds.PatientID, ds.PatientBirthDate = "DOE^JANE", "MRN998877", "19700101"
-    ds.AccessionNumber, ds.Modality, ds.ViewPosition = "ACC445566", "DX", "PA"
-    yy, xx = np.mgrid[0:256, 0:256] / 256
-    pixels = (2000 + 1500 * np.sin(3 * xx) * np.cos(2 * yy)).astype(np.uint16)
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    ds.PixelData = pixels.tobytes()
+    data = dicom_bytes(256, 256, PatientName="DOE^JANE", PatientID="MRN998877",
+                       PatientBirthDate="19700101", AccessionNumber="ACC445566")
     path = tmp_path / "DOE_JANE.dcm"
-    ds.save_as(path, enforce_file_format=True)
+    path.write_bytes(data)
     proc = run_cli("predict", "--image", path, "--json", home=tmp_path)
     history = run_cli("history", home=tmp_path)
     everything = proc.stdout + proc.stderr + history.stdout + b"".join(

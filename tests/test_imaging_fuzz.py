@@ -13,8 +13,7 @@ import pydicom
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pneumo.hostile import dicom_bytes
 
 from pneumo.errors import ImageError, PneumoError
 from pneumo.imaging import read_image
@@ -31,21 +30,8 @@ def _encode(img: Image.Image, fmt: str, **kw) -> bytes:
 
 
 def _dicom(arr: np.ndarray) -> bytes:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.Modality, (ds.Rows, ds.Columns) = "DX", arr.shape
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME1"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    ds.WindowCenter, ds.WindowWidth = 2000, 3000
-    ds.PixelData = arr.astype("<u2").tobytes()
-    buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
-    return buf.getvalue()
+    return dicom_bytes(*arr.shape, pixels=arr, PhotometricInterpretation="MONOCHROME1",
+                       WindowCenter=2000, WindowWidth=3000)
 
 
 def _seeds() -> dict[str, bytes]:

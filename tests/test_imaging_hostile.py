@@ -13,8 +13,7 @@ import numpy as np
 import pydicom
 import pytest
 from PIL import Image
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pneumo.hostile import dicom_bytes
 
 from pneumo.errors import ImageError, UnsupportedImageError
 from pneumo.imaging import read_image
@@ -40,26 +39,14 @@ def png_with_header(width: int, height: int) -> bytes:
 
 def dicom(rows=96, cols=128, *, modality="DX", photometric="MONOCHROME2", samples=1,
           pixel_bytes: bytes | None = None, **attrs) -> bytes:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    ds.PatientName, ds.PatientID = "DOE^JANE", "123456"
-    ds.Modality, ds.Rows, ds.Columns = modality, rows, cols
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = samples, photometric
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    if samples > 1:
-        ds.PlanarConfiguration = 0
     frames = int(attrs.get("NumberOfFrames", 1))
-    ds.PixelData = pixel_bytes if pixel_bytes is not None else bytes(rows * cols * samples * frames * 2)
-    for key, value in attrs.items():
-        setattr(ds, key, value)
-    buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
-    return buf.getvalue()
+    if pixel_bytes is None:
+        pixel_bytes = bytes(rows * cols * samples * frames * 2)
+    if samples > 1:
+        attrs.setdefault("PlanarConfiguration", 0)
+    return dicom_bytes(rows, cols, modality=modality, pixel_bytes=pixel_bytes,
+                       PatientName="DOE^JANE", PatientID="123456", SamplesPerPixel=samples,
+                       PhotometricInterpretation=photometric, **attrs)
 
 
 def refused(data, error=ImageError, match: str = "", **kw) -> str:
