@@ -211,6 +211,7 @@ def part_case(pred, images) -> dict:
     """Each step of one warm case, timed around the library calls; plus before/after ratios."""
     import numpy as np
     from pneumo import explain
+    from pneumo.predictor import SHAP_BACKGROUND
     from pneumo.imaging import preprocess, read_image
     from pneumo.labs import parse_labs
     from pneumo.predictor import Case
@@ -255,12 +256,12 @@ def part_case(pred, images) -> dict:
             n = len(matrix)
             return runner.head(np.repeat(e, n, 0), np.repeat(l, n, 0), np.repeat(present, n),
                                matrix.astype(np.float32))
-        timed("shap", explain.lab_shap, f, row[0], runner.background)
+        timed("shap", explain.lab_shap, f, row[0], runner.background[:SHAP_BACKGROUND])
         if len(steps.get("explain", ())) < EXPLAIN_N:
             pred._embeddings.clear()
             timed("explain", pred.explain, case)
     out = {k: _stats(v) for k, v in steps.items()}
-    out["shap_background_rows"] = int(len(runner.background))   # SHAP's cost grows with it
+    out["shap_background_rows"] = int(len(runner.background[:SHAP_BACKGROUND]))   # cost grows with it
     out["ratios"] = _ratios(pred, cases)
     return out
 
