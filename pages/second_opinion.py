@@ -50,6 +50,7 @@ with right:
         c2.button("Load an example case", on_click=load_example, type="primary")
     if ss.get("example") and not upload:
         st.markdown(f"<div class='pneumo-semi'>{sup.SEMI_REAL_LABEL}</div>", unsafe_allow_html=True)
+    summary = st.empty()   # the answer in one line, up here, filled in once the case is scored
 
 st.subheader("2 · Admission labs (optional)")
 mode = st.radio("Labs from", ["Form", "File (CSV or FHIR JSON)"], horizontal=True, key="labs_mode")
@@ -94,6 +95,7 @@ if ss.get("scored", {}).get("key") != key:
         ss["scored"] = {"key": key, "error": str(err)}
 scored = ss["scored"]
 if scored["error"]:
+    summary.error(scored["error"], icon=":material/block:")
     st.error(scored["error"])
     st.stop()
 case, expl = scored["case"], scored["expl"]
@@ -102,6 +104,8 @@ if r.validity == "refuse":
     st.error("Not read: " + "; ".join(r.warnings or ["this input is outside what the model can judge"]))
     st.stop()
 common.log_once(key, r, case)
+summary.markdown(f"**{r.label}** · P(pneumonia) {r.probability:.2f} (threshold {r.threshold:.2f}) · "
+                 "details below", help="The full result, the reasons and the report are below the labs.")
 
 for w in r.warnings:
     st.warning(w)

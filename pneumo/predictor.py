@@ -151,7 +151,7 @@ class Predictor:
             if case.image is None and case.labs is None:
                 out[i] = PneumoError("a case needs an image, labs or both")
             elif state[4].outcome == "refuse":
-                out[i] = UnsupportedImageError("image refused: " + "; ".join(state[4].reasons))
+                out[i] = UnsupportedImageError("image refused: " + "; ".join(state[4].refusals))
             else:
                 rows.append((i, *self._embeddings_or_zeros(state[1], state[2]),
                              self._lab_row(case)))

@@ -17,12 +17,15 @@ class Verdict:
     outcome: str = "accept"                    # accept | warn | refuse
     reasons: list[str] = field(default_factory=list)
     distance: float | None = None              # Mahalanobis distance, when measured
+    refusals: list[str] = field(default_factory=list)   # the reasons that alone refuse
 
     def add(self, outcome: str, reason: str) -> None:
         rank = {"accept": 0, "warn": 1, "refuse": 2}
         if rank[outcome] > rank[self.outcome]:
             self.outcome = outcome
         self.reasons.append(reason)
+        if outcome == "refuse":
+            self.refusals.append(reason)
 
 
 def cheap_checks(pixels: np.ndarray, meta, model_input: np.ndarray) -> Verdict:
