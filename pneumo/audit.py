@@ -13,7 +13,7 @@ import math
 import os
 import re
 import sqlite3
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -169,6 +169,18 @@ def _str_or_none(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+@contextmanager
+def _write_transaction(conn):
+    """BEGIN IMMEDIATE takes the write lock up front (waits, never deadlocks); all or nothing."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
 class CaseLog:
     """The case log at `path` (default config.home_dir()/"cases.sqlite")."""
 
@@ -198,15 +210,10 @@ class CaseLog:
                     raise PneumoError(f"the case log was written by a newer pneumo (schema {version}, "
                                       f"this one reads {SCHEMA_VERSION})")
                 if version < SCHEMA_VERSION:
-                    conn.execute("BEGIN IMMEDIATE")
-                    try:
+                    with _write_transaction(conn):
                         for stmt in filter(str.strip, _SCHEMA_V1.split(";")):
                             conn.execute(stmt)
                         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                        conn.execute("COMMIT")
-                    except BaseException:
-                        conn.execute("ROLLBACK")
-                        raise
         except sqlite3.Error as err:
             raise PneumoError(f"cannot open the case log: {err}") from None
         if new and os.name == "posix":
@@ -224,14 +231,8 @@ class CaseLog:
         if not rows:
             return []
         try:
-            with closing(self._connect()) as conn:
-                conn.execute("BEGIN IMMEDIATE")   # take the write lock now: waits, never deadlocks
-                try:
-                    ids = [conn.execute(_INSERT + " RETURNING id", row).fetchone()[0] for row in rows]
-                    conn.execute("COMMIT")
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
+            with closing(self._connect()) as conn, _write_transaction(conn):
+                ids = [conn.execute(_INSERT + " RETURNING id", row).fetchone()[0] for row in rows]
         except sqlite3.Error as err:
             raise PneumoError(f"cannot write the case log: {err}") from None
         return ids
