@@ -74,6 +74,8 @@ def _warm_up(predictor) -> None:
     meta = ImageMeta(source_format="png", width=256, height=256, bit_depth=8, mode="L", photometric=None,
                      modality=None, view_position=None, body_part=None, was_color=False, color_spread=0.0)
     labs = parse_labs({t.key: t.impute_value() for t in predictor.panel}, predictor.panel)
+    if hasattr(predictor, "warm_up"):
+        predictor.warm_up()      # trace the compiled calls now, not on the first user's time
     for case in (Case(XRay(film, meta), labs), Case(None, labs)):
         try:
             predictor.explain(case)

@@ -89,6 +89,10 @@ class Predictor:
     def load(cls, bundle_dir=None) -> "Predictor":
         return cls(ModelRunner.load(bundle_dir or config.default_model_dir()))
 
+    def warm_up(self) -> None:
+        """For long-lived processes: trace the model calls before the first real case."""
+        self.runner.warm_up()
+
     # --- the per-case pieces ------------------------------------------------------------
     def _image_states(self, cases: list[Case]) -> list[tuple]:
         """(model input, early, late, digest, verdict) per case; one backbone call for all

@@ -67,7 +67,19 @@ class ModelRunner:
             heat = tf.nn.relu(tf.reduce_sum(weights * conv, axis=-1))[0]
             return heat / (tf.reduce_max(heat) + 1e-9)
 
-        self._embed, self._head, self._cam = embed, head_fn, cam
+        self._embed, self._head, self._cam = _TraceOnSecondUse(embed), _TraceOnSecondUse(head_fn), \
+            _TraceOnSecondUse(cam)
+
+    def warm_up(self) -> None:
+        """Trace every compiled call now (a long-lived process, e.g. the app, before its first
+        user): each is called twice on made-up inputs, so none traces on a user's time."""
+        n, s = len(self.panel), self.image_size
+        x = np.full((1, s, s, 1), 0.5, np.float32)
+        labs = np.full((1, n), np.nan, np.float32)
+        for _ in range(2):
+            early, late = self.embed(x)
+            self.head(early, late, np.ones(1, np.float32), labs)
+            self.grad_cam(x[0], labs)
 
     @classmethod
     def load(cls, bundle_dir) -> "ModelRunner":
@@ -115,3 +127,18 @@ class ModelRunner:
         z, missing = self.lab_inputs(labs_raw)
         heat = self._cam(tf.constant(x[None], tf.float32), tf.ones((1, 1)), z, missing)
         return heat.numpy()
+
+
+class _TraceOnSecondUse:
+    """A tf.function that runs eagerly on its first call and traced from the second on: a
+    one-shot process (the CLI's predict) skips ~1.5 s of tracing, a long-lived one pays it
+    once, on the second call (or in warm_up)."""
+
+    def __init__(self, function):
+        self.function, self.calls = function, 0
+
+    def __call__(self, *args):
+        self.calls += 1
+        if self.calls == 1:   # Keras wants tensors, not a numpy/tensor mix, when eager
+            return self.function.python_function(*(tf.convert_to_tensor(a) for a in args))
+        return self.function(*args)
