@@ -139,7 +139,10 @@ class Predictor:
 
     def predict(self, case: Case) -> Result:
         """Raises UnsupportedImageError when the image is refused, PneumoError when empty."""
-        result = self.predict_many([case])[0]
+        return self._scored(case, self._image_state(case))
+
+    def _scored(self, case: Case, state: tuple) -> Result:
+        result = self._score([case], [state])[0]
         if isinstance(result, PneumoError):
             raise result
         return result
@@ -148,7 +151,9 @@ class Predictor:
         """Batch path: one backbone call for the new images and ONE head call for the four
         modality corners {neither, image, labs, both} of every case. A case that cannot be
         scored gets its error in its place; the others are still scored."""
-        states = self._image_states(cases)
+        return self._score(cases, self._image_states(cases))
+
+    def _score(self, cases: list[Case], states: list[tuple]) -> list[Result | PneumoError]:
         out: list = [None] * len(cases)
         rows = []   # (case index, early, late, labs row)
         for i, (case, state) in enumerate(zip(cases, states)):
@@ -160,7 +165,7 @@ class Predictor:
                 rows.append((i, *self._embeddings_or_zeros(state[1], state[2]),
                              self._lab_row(case)))
         if rows:
-            n, empty = len(self.panel), np.full((1, len(self.panel)), np.nan, np.float32)
+            empty = np.full((1, len(self.panel)), np.nan, np.float32)
             early = np.concatenate([np.repeat(r[1], 4, axis=0) for r in rows])
             late = np.concatenate([np.repeat(r[2], 4, axis=0) for r in rows])
             present = np.tile(np.array([0, 1, 0, 1], np.float32), len(rows))
@@ -217,15 +222,16 @@ class Predictor:
         return float(self.runner.head(early, late, present, row)[0])
 
     def explain(self, case: Case, *, shap: bool = True, gradcam: bool = True) -> Explanation:
-        result = self.predict(case)
-        x, early, late, _, _ = self._image_state(case)
+        state = self._image_state(case)          # one digest, one set of checks per case
+        result = self._scored(case, state)
+        x, early, late = state[:3]
+        labs_row = self._lab_row(case)
         heat = over = None
         if gradcam and x is not None:
-            coarse = self.runner.grad_cam(x, self._lab_row(case))
+            coarse = self.runner.grad_cam(x, labs_row)
             h, w = case.image.pixels.shape
             heat = explain.upsample_heat(coarse, h, w)
             over = explain.overlay(case.image.pixels, heat)
-        labs_row = self._lab_row(case)
         shap_values, shap_base = {}, result.probability
         if shap and result.modalities["labs"]:
             present = np.array([0.0 if early is None else 1.0], np.float32)
