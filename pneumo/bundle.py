@@ -26,7 +26,12 @@ REQUIRED_KEYS = ("format", "name", "version", "created", "image_size", "architec
 ARCH_KEYS = ("kind", "image_size", "alpha", "n_tests", "head")
 PREPROCESSING = ("pneumo.imaging.load_for_model: read as grayscale float [0,1], squash-resize the whole "
                  "image to {s}x{s} (aspect not kept, PIL bilinear antialiased), 1 channel; in-model: "
-                 "gray repeated to 3 channels and scaled to [-1,1]")
+                 "{eq}gray repeated to 3 channels and scaled to [-1,1]")
+EQUALIZE_STEP = "per-film histogram equalisation (layer 'equalize'), then "
+
+
+def preprocessing_text(size: int, intensity: str = "none") -> str:
+    return PREPROCESSING.format(s=size, eq=EQUALIZE_STEP if intensity == "equalize" else "")
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -101,7 +106,8 @@ def save_bundle(directory: str | os.PathLike, model, meta: dict, metrics: dict |
     meta = dict(meta)
     meta.setdefault("format", FORMAT)
     meta.setdefault("created", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
-    meta.setdefault("preprocessing", PREPROCESSING.format(s=meta.get("image_size")))
+    meta.setdefault("preprocessing", preprocessing_text(meta.get("image_size"),
+                                                        (meta.get("architecture") or {}).get("intensity", "none")))
     weights = d / WEIGHTS_FILE
     tmp = d / (WEIGHTS_FILE + ".tmp.weights.h5")
     model.save_weights(str(tmp))
@@ -179,7 +185,9 @@ def _rebuild(arch: dict):
     from pneumo.model import build_fusion_model
     try:
         return build_fusion_model(size=int(arch["image_size"]), n_tests=int(arch["n_tests"]),
-                                  alpha=float(arch["alpha"]), weights=None, **dict(arch["head"]))
+                                  alpha=float(arch["alpha"]), weights=None,
+                                  intensity=str(arch.get("intensity", "none")),   # absent: bundles before it existed
+                                  **dict(arch["head"]))
     except (TypeError, ValueError) as err:
         raise BundleError(f"bundle.json architecture cannot be built: {err}") from None
 

@@ -107,7 +107,10 @@ def make_encoder(cfg: ExperimentConfig):
         pm._set_seed(cfg.seeds[0])
         return pm.build_image_encoder(cfg.image_size), {"weights": "random (untrained; tests only)"}
     if weights.endswith(".weights.h5"):
-        return pm.build_image_encoder(cfg.image_size, weights=weights), {"weights": Path(weights).name}
+        from pneumo.pretrain import backbone_intensity
+        intensity = backbone_intensity(weights)
+        return (pm.build_image_encoder(cfg.image_size, weights=weights, intensity=intensity),
+                {"weights": Path(weights).name, "intensity": intensity})
     from pneumo.bundle import load_bundle
     bundle = load_bundle(None if weights == "bundle" else weights)
     meta = getattr(bundle, "meta", {}) or {}

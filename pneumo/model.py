@@ -27,13 +27,44 @@ def _set_seed(seed: int | None) -> None:
 
 
 # ----------------------------------------------------------------------------- image branch
-def build_image_encoder(size: int = 224, alpha: float = 0.35, weights: str | None = None) -> keras.Model:
+INTENSITY_MODES = ("none", "equalize")
+
+
+@keras.saving.register_keras_serializable(package="pneumo")
+class HistogramEqualize(layers.Layer):
+    """Per-film histogram equalisation inside the graph: each pixel -> the share of the film's
+    pixels at or below it, rescaled so the darkest value maps to 0 and the brightest to 1.
+
+    Any monotone change of grey levels (exposure, window, detector gamma) leaves the output
+    unchanged, so films from another machine or export look alike to the network; training and
+    inference cannot disagree because it is part of the model. A constant image maps to 0."""
+
+    def call(self, x):
+        import tensorflow as tf   # the Keras backend here; sort + searchsorted are batched in TF
+        shape = tf.shape(x)
+        flat = tf.reshape(x, (shape[0], -1))
+        rank = tf.cast(tf.searchsorted(tf.sort(flat, axis=-1), flat, side="right"), x.dtype)
+        low = tf.reduce_min(rank, axis=-1, keepdims=True)
+        n = tf.cast(tf.shape(flat)[1], x.dtype)
+        return tf.reshape(tf.math.divide_no_nan(rank - low, n - low), shape)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+def build_image_encoder(size: int = 224, alpha: float = 0.35, weights: str | None = None,
+                        intensity: str = "none") -> keras.Model:
     """image (S,S,1) float [0,1] -> (img_early, img_late), both global-average-pooled.
 
     weights: None (random), "imagenet" (needs internet once), or a path to a saved
-    encoder `.weights.h5` (e.g. the offline Kermany-pretrained backbone, pneumo.pretrain)."""
+    encoder `.weights.h5` (e.g. the offline Kermany-pretrained backbone, pneumo.pretrain).
+    intensity: "none" or "equalize" (HistogramEqualize on the input; it has no weights, so
+    the bundle's architecture must say which one its weights were trained with)."""
+    if intensity not in INTENSITY_MODES:
+        raise ValueError(f"intensity must be one of {INTENSITY_MODES}, got {intensity!r}")
     image = keras.Input((size, size, 1), name="image")
-    rgb = layers.Concatenate(axis=-1, name="gray_to_rgb")([image, image, image])
+    x = HistogramEqualize(name="equalize")(image) if intensity == "equalize" else image
+    rgb = layers.Concatenate(axis=-1, name="gray_to_rgb")([x, x, x])
     scaled = layers.Rescaling(2.0, offset=-1.0, name="to_pm1")(rgb)   # MobileNetV2 expects [-1, 1]
     imagenet = weights == "imagenet"
     base = keras.applications.MobileNetV2(input_tensor=scaled, alpha=alpha, include_top=False,
@@ -114,10 +145,10 @@ def build_fusion_head(n_tests: int, early_dim: int, late_dim: int, d_model: int 
 
 
 def build_fusion_model(size: int = 224, n_tests: int = 20, alpha: float = 0.35,
-                       weights: str | None = None, encoder: keras.Model | None = None,
+                       weights: str | None = None, encoder: keras.Model | None = None, intensity: str = "none",
                        head: keras.Model | None = None, **head_kw) -> keras.Model:
     """image_encoder + fusion_head composed: inputs {image, image_present, labs, lab_missing}."""
-    encoder = encoder or build_image_encoder(size, alpha, weights)
+    encoder = encoder or build_image_encoder(size, alpha, weights, intensity)
     if head is None:
         e_dim, l_dim = (int(t.shape[-1]) for t in encoder.outputs)
         head = build_fusion_head(n_tests, e_dim, l_dim, **head_kw)

@@ -5,7 +5,7 @@ the patient-disjoint Kermany train split (never the carved val, never the offici
 Images go through pneumo.imaging.load_for_model (the one preprocessing path) once, into a
 uint8 cache (cache/kermany_<size>.npz), then train with radiograph-safe augmentation.
 
-    python -m pneumo.pretrain --size 128 --alpha 0.35 [--epochs 30] [--max-minutes 45]
+    python -m pneumo.pretrain --size 128 --alpha 0.35 --intensity equalize [--epochs 24] [--max-minutes 45]
 """
 from __future__ import annotations
 
@@ -35,8 +35,17 @@ def set_threads(n: int | None = None) -> None:
         pass   # already initialised: keep what is set
 
 
-def backbone_path(size: int, alpha: float) -> Path:
-    return CACHE_DIR / "backbone" / f"mobilenetv2_a{alpha:g}_{size}.weights.h5"
+def backbone_path(size: int, alpha: float, intensity: str = "none") -> Path:
+    suffix = "" if intensity == "none" else f"_{intensity}"
+    return CACHE_DIR / "backbone" / f"mobilenetv2_a{alpha:g}_{size}{suffix}.weights.h5"
+
+
+def backbone_intensity(weights: str | Path) -> str:
+    """The intensity mode a saved backbone was trained with (its sidecar .json; 'none' before it was recorded)."""
+    info = Path(str(weights)[: -len(".weights.h5")] + ".json") if str(weights).endswith(".weights.h5") else None
+    if info is None or not info.exists():
+        return "none"
+    return json.loads(info.read_text()).get("intensity", "none")
 
 
 def image_cache(paths, size: int, cache_file: Path | None = None, log=print) -> np.ndarray:
@@ -101,15 +110,18 @@ def _dataset(x: np.ndarray, y: np.ndarray, batch: int, seed: int, augment: bool,
     return ds.batch(batch).map(prep, num_parallel_calls=1).prefetch(2)
 
 
-def fit_backbone(x_train, y_train, x_val, y_val, *, size: int, alpha: float = 0.35, epochs: int = 30,
-                 batch: int = 32, lr: float = 2e-3, patience: int = 6, max_minutes: float = 45.0,
-                 seed: int = 0, log=print):
-    """Train encoder + softmax classifier; early stopping on val ROC AUC; returns (encoder, history)."""
+def fit_backbone(x_train, y_train, x_val, y_val, *, size: int, alpha: float = 0.35, epochs: int = 24,
+                 batch: int = 32, lr: float = 2e-3, patience: int = 8, max_minutes: float = 45.0,
+                 seed: int = 0, intensity: str = "none", label_smoothing: float = 0.1, log=print):
+    """Train encoder + softmax classifier; keep the epoch with the best val ROC AUC; returns (encoder, history).
+
+    Learning rate: cosine decay from `lr` to lr/50 over `epochs` (one epoch of linear warm-up).
+    Label smoothing keeps the from-scratch network from saturating on the easy train films."""
     import keras
     from sklearn.metrics import roc_auc_score
     from pneumo.model import build_image_encoder
     keras.utils.set_random_seed(seed)
-    encoder = build_image_encoder(size, alpha, weights=None)
+    encoder = build_image_encoder(size, alpha, weights=None, intensity=intensity)
     for layer in encoder.layers:   # Keras' 0.999 needs thousands of steps to settle: from scratch val scores stay constant
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = 0.9
@@ -118,15 +130,17 @@ def fit_backbone(x_train, y_train, x_val, y_val, *, size: int, alpha: float = 0.
     probs = keras.layers.Dense(2, activation="softmax", name="probs")(
         keras.layers.Dropout(0.2, name="drop")(late))
     clf = keras.Model(image, probs, name="image_classifier")
-    clf.compile(optimizer=keras.optimizers.Adam(lr), loss="categorical_crossentropy")
+    clf.compile(optimizer=keras.optimizers.Adam(lr),
+                loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing))
     counts = np.bincount(y_train, minlength=2)
     cw = len(y_train) / (2.0 * counts)                      # ~3:1 pneumonia in Kermany train
     train_ds = _dataset(x_train, y_train, batch, seed, True, cw[y_train])
     val_x = x_val.astype("float32")[..., None] / 255.0
     best, best_auc, bad, history, t0 = None, -1.0, 0, [], time.time()
-    cur_lr = lr
     for epoch in range(1, epochs + 1):
         te = time.time()
+        cur_lr = cosine_lr(epoch, epochs, lr)
+        clf.optimizer.learning_rate.assign(cur_lr)
         h = clf.fit(train_ds, epochs=1, verbose=0)
         p = clf.predict(val_x, batch_size=128, verbose=0)[:, 1]
         auc = float(roc_auc_score(y_val, p))
@@ -140,9 +154,6 @@ def fit_backbone(x_train, y_train, x_val, y_val, *, size: int, alpha: float = 0.
             best_auc, bad, best = auc, 0, clf.get_weights()
         else:
             bad += 1
-            if bad % 2 == 0:   # plateau: halve the learning rate
-                cur_lr /= 2.0
-                clf.optimizer.learning_rate.assign(cur_lr)
         if bad >= patience:
             log(f"early stop: no val AUC gain for {patience} epochs")
             break
@@ -154,8 +165,16 @@ def fit_backbone(x_train, y_train, x_val, y_val, *, size: int, alpha: float = 0.
     return encoder, history
 
 
-def pretrain(size: int = 128, alpha: float = 0.35, epochs: int = 30, max_minutes: float = 45.0,
-             seed: int = 0, out: Path | None = None, log=print) -> Path:
+def cosine_lr(epoch: int, epochs: int, lr: float, floor: float = 0.02) -> float:
+    """Epoch 1 warms up at lr/4; then cosine from lr down to floor*lr at the last epoch."""
+    if epoch <= 1:
+        return lr / 4
+    t = (epoch - 2) / max(epochs - 2, 1)
+    return float(lr * (floor + (1 - floor) * 0.5 * (1 + np.cos(np.pi * min(t, 1.0)))))
+
+
+def pretrain(size: int = 128, alpha: float = 0.35, epochs: int = 24, max_minutes: float = 45.0,
+             seed: int = 0, out: Path | None = None, intensity: str = "none", log=print) -> Path:
     """Pretrain on Kermany train (carved val for early stopping) and save the encoder weights."""
     set_threads()
     t0 = time.time()
@@ -167,11 +186,11 @@ def pretrain(size: int = 128, alpha: float = 0.35, epochs: int = 30, max_minutes
     log(f"pretrain on Kermany train: {tr.sum()} images ({np.bincount(y[tr]).tolist()} normal/pneumonia), "
         f"val {va.sum()}; test never read")
     encoder, history = fit_backbone(x[tr], y[tr], x[va], y[va], size=size, alpha=alpha, epochs=epochs,
-                                    max_minutes=max_minutes, seed=seed, log=log)
-    out = Path(out) if out else backbone_path(size, alpha)
+                                    max_minutes=max_minutes, seed=seed, intensity=intensity, log=log)
+    out = Path(out) if out else backbone_path(size, alpha, intensity)
     out.parent.mkdir(parents=True, exist_ok=True)
     encoder.save_weights(str(out))
-    meta = {"size": size, "alpha": alpha, "seed": seed, "train_images": int(tr.sum()), "val_images": int(va.sum()),
+    meta = {"size": size, "alpha": alpha, "intensity": intensity, "seed": seed, "train_images": int(tr.sum()), "val_images": int(va.sum()),
             "history": history, "cache_seconds": round(t_cache, 1), "train_seconds": round(time.time() - t0 - t_cache, 1),
             "data": cohort.description.get("notes", "")}
     out.with_suffix("").with_suffix(".json").write_text(json.dumps(meta, indent=1))
@@ -183,13 +202,15 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m pneumo.pretrain", description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--alpha", type=float, default=0.35)
-    ap.add_argument("--epochs", type=int, default=30)
+    ap.add_argument("--epochs", type=int, default=24)
+    ap.add_argument("--intensity", choices=("none", "equalize"), default="equalize")
     ap.add_argument("--max-minutes", type=float, default=45.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args(argv)
     try:
-        pretrain(a.size, a.alpha, a.epochs, a.max_minutes, a.seed, a.out, log=lambda s: print(s, flush=True))
+        pretrain(a.size, a.alpha, a.epochs, a.max_minutes, a.seed, a.out, a.intensity,
+                 log=lambda s: print(s, flush=True))
     except PneumoError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

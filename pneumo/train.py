@@ -186,12 +186,22 @@ def _split_idx(frame, name) -> np.ndarray:
 
 
 def train(cohort, out: str | Path, *, image_size: int = 224, alpha: float = 0.35, backbone: str | None = None,
+          intensity: str | None = None,
           head_kw: dict | None = None, epochs: int = 80, lr: float = 1e-3, batch_size: int = 64, patience: int = 10,
           class_weight: bool = True, aug_copies: int = 0, lab_noise: float = 0.3, seed: int = 0, name: str = "pneumo-fusion",
           version: str = "0.1.0", n_boot: int = 1000, timings: dict | None = None, log=print) -> dict:
-    """Fit, calibrate, threshold, evaluate and save a bundle; returns the metrics dict (also metrics.json)."""
+    """Fit, calibrate, threshold, evaluate and save a bundle; returns the metrics dict (also metrics.json).
+
+    intensity: "none" | "equalize"; default = what a pretrained backbone was trained with, else "equalize"."""
     import keras
     from pneumo.bundle import save_bundle
+    from pneumo.pretrain import backbone_intensity
+    trained_with = backbone_intensity(backbone) if backbone and backbone != "imagenet" else None
+    if intensity is None:
+        intensity = trained_with or "equalize"
+    elif trained_with is not None and intensity != trained_with:
+        raise PneumoError(f"backbone {Path(str(backbone)).name} was pretrained with intensity {trained_with!r}, "
+                          f"not {intensity!r}")
     timings = dict(timings or {})
     keras.utils.set_random_seed(seed)
     head_kw = {**HEAD_DEFAULTS, **(head_kw or {})}
@@ -204,7 +214,7 @@ def train(cohort, out: str | Path, *, image_size: int = 224, alpha: float = 0.35
     y = frame["label"].to_numpy().astype(int)
 
     t = time.time()
-    encoder = build_image_encoder(image_size, alpha, weights=backbone)
+    encoder = build_image_encoder(image_size, alpha, weights=backbone, intensity=intensity)
     encoder.trainable = False
     std = lab_standardisation(frame, keys)
     panel = cohort.panel
@@ -238,7 +248,8 @@ def train(cohort, out: str | Path, *, image_size: int = 224, alpha: float = 0.35
     model = build_fusion_model(encoder=encoder, head=head)
     meta = {
         "name": name, "version": version, "image_size": image_size,
-        "architecture": {"kind": "fusion", "image_size": image_size, "alpha": alpha, "n_tests": len(keys),
+        "architecture": {"kind": "fusion", "image_size": image_size, "alpha": alpha, "intensity": intensity,
+                         "n_tests": len(keys),
                          "early_layer": "block_2_add", "last_conv_layer": "out_relu", "head": head_kw,
                          "backbone_init": Path(str(backbone)).name if backbone else "random"},
         "lab_panel": panel.to_dict(), "lab_standardisation": std,
@@ -279,8 +290,8 @@ def _test_report(head, X: Features, y, temps, thr, n_boot: int, seed: int, log) 
 
 
 # ----------------------------------------------------------------------------- CLI
-PRESETS = {"shipped": dict(cohort="kermany+mimic", image_size=128, alpha=0.35, backbone="pretrained", aug_copies=1, lab_noise=1.0,
-                           epochs=80, name="pneumo-fusion", version="1.0.0")}
+PRESETS = {"shipped": dict(cohort="kermany+mimic", image_size=128, alpha=0.35, intensity="equalize", backbone="pretrained",
+                           aug_copies=1, lab_noise=1.0, epochs=80, name="pneumo-fusion", version="1.1.0")}
 
 
 def load_cohort(spec: str, *, seed: int = 0, size: int = 64, tmpdir: Path | None = None):
@@ -294,16 +305,16 @@ def load_cohort(spec: str, *, seed: int = 0, size: int = 64, tmpdir: Path | None
     raise PneumoError(f"unknown cohort {spec!r}: use kermany+mimic, synthetic or a manifest .csv")
 
 
-def resolve_backbone(spec: str | None, size: int, alpha: float, log=print) -> str | None:
+def resolve_backbone(spec: str | None, size: int, alpha: float, log=print, intensity: str = "none") -> str | None:
     """pretrained -> the Kermany backbone (pretraining it first when absent); none; imagenet; a path."""
     from pneumo import pretrain
     if spec in (None, "none", "random"):
         return None
     if spec == "pretrained":
-        path = pretrain.backbone_path(size, alpha)
+        path = pretrain.backbone_path(size, alpha, intensity)
         if not path.exists():
             log(f"no pretrained backbone at {path}: pretraining on Kermany train first (long)")
-            pretrain.pretrain(size, alpha, log=log)
+            pretrain.pretrain(size, alpha, intensity=intensity, log=log)
         return str(path)
     if spec != "imagenet" and not Path(spec).is_file():
         raise PneumoError(f"backbone weights not found: {spec}")
@@ -317,6 +328,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--image-size", type=int)
     ap.add_argument("--alpha", type=float)
+    ap.add_argument("--intensity", choices=("none", "equalize"), help="per-film histogram equalisation in the model")
     ap.add_argument("--backbone", help="pretrained (default) | imagenet | none | path.weights.h5")
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--aug-copies", type=int)
@@ -326,7 +338,7 @@ def main(argv=None) -> int:
     ap.add_argument("--name"); ap.add_argument("--version")
     ap.add_argument("--bootstrap", type=int, default=1000)
     a = ap.parse_args(argv)
-    cfg = dict(cohort="synthetic", image_size=224, alpha=0.35, backbone="pretrained", aug_copies=0, lab_noise=0.3, epochs=80,
+    cfg = dict(cohort="synthetic", image_size=224, alpha=0.35, intensity=None, backbone="pretrained", aug_copies=0, lab_noise=0.3, epochs=80,
                name="pneumo-fusion", version="0.1.0")
     cfg.update(PRESETS.get(a.preset, {}))
     cfg.update({k: v for k, v in vars(a).items() if k in cfg and v is not None})
@@ -339,7 +351,7 @@ def main(argv=None) -> int:
         cohort = load_cohort(cfg["cohort"], seed=a.seed, size=cfg["image_size"], tmpdir=a.out.parent / ".synthetic")
         log(f"cohort {cohort.name}: {cohort.description.get('counts', len(cohort))}")
         t = time.time()
-        backbone = resolve_backbone(cfg["backbone"], cfg["image_size"], cfg["alpha"], log)
+        backbone = resolve_backbone(cfg["backbone"], cfg["image_size"], cfg["alpha"], log, cfg["intensity"] or "equalize")
         timings["backbone_seconds_this_run"] = round(time.time() - t, 1)
         if backbone and backbone.endswith(".weights.h5"):
             info = Path(backbone[: -len(".weights.h5")] + ".json")
@@ -347,7 +359,7 @@ def main(argv=None) -> int:
                 pj = json.loads(info.read_text())
                 timings["pretrain_seconds"] = pj.get("train_seconds")
                 timings["pretrain_cache_seconds"] = pj.get("cache_seconds")
-        train(cohort, a.out, image_size=cfg["image_size"], alpha=cfg["alpha"], backbone=backbone,
+        train(cohort, a.out, image_size=cfg["image_size"], alpha=cfg["alpha"], backbone=backbone, intensity=cfg["intensity"],
               epochs=cfg["epochs"], class_weight=not a.no_class_weights, aug_copies=cfg["aug_copies"], lab_noise=cfg["lab_noise"], seed=a.seed,
               name=cfg["name"], version=cfg["version"], n_boot=a.bootstrap, timings=timings, log=log)
         if cfg["cohort"] == "kermany+mimic":   # the gate and SHAP background come from those films

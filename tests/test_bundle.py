@@ -126,3 +126,22 @@ def test_shipped_bundle_scores_kermany_test_images():
     p = b.predict_proba(images, None)
     # full-test AUC is ~0.94; a 32-image AUC has sd ~0.04, so 0.85 tests "works", not luck
     assert roc_auc_score(rows["label"], p) > 0.85
+
+
+def test_intensity_is_part_of_the_architecture(saved, tmp_path):
+    """A bundle says whether its films are equalised in-model; one without the key (older) means none."""
+    d, model, images, labs = saved
+    legacy = B.load_bundle(d)
+    assert "equalize" not in [layer.name for layer in legacy.image_encoder.layers]
+    keras.utils.set_random_seed(0)
+    eq_model = build_fusion_model(size=S, n_tests=len(KEYS), alpha=0.35, intensity="equalize", **HEAD)
+    meta = json.loads((d / "bundle.json").read_text())
+    for k in ("format", "created", "weights", "preprocessing"):
+        meta.pop(k)
+    meta["architecture"]["intensity"] = "equalize"
+    B.save_bundle(tmp_path / "eq", eq_model, meta)
+    b = B.load_bundle(tmp_path / "eq")
+    assert b.image_encoder.get_layer("equalize") is not None
+    assert "histogram equalisation" in b.meta["preprocessing"]
+    brighter = np.clip(0.1 + 0.8 * images, 0, 1)           # same films, other exposure: same answer
+    assert np.allclose(b.predict_proba(images, labs), b.predict_proba(brighter, labs), atol=1e-6)

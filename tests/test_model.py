@@ -103,3 +103,35 @@ def test_fusion_classifier_learns_a_separable_toy():
     p = M.FusionClassifier(epochs=6, d_model=8, heads=2, lr=1e-2).fit(X, y, X, y).predict_proba(X)
     from sklearn.metrics import roc_auc_score
     assert roc_auc_score(y, p) > 0.85
+
+
+# ----------------------------------------------------------------------------- intensity equalisation
+def _eq(x):
+    return np.asarray(M.HistogramEqualize()(np.asarray(x, "float32")))
+
+
+def test_equalize_is_invariant_to_exposure_and_gamma():
+    """Any monotone grey-level change (exposure, window, detector gamma) gives the same input."""
+    rng = np.random.default_rng(1)
+    film = rng.random((2, 16, 16, 1)).astype("float32")
+    base = _eq(film)
+    for change in (lambda v: 0.2 + 0.5 * v, lambda v: v ** 2.2, lambda v: np.sqrt(v) * 0.9):
+        assert np.allclose(_eq(change(film)), base, atol=1e-6)
+    assert base.min() == 0.0 and base.max() == 1.0 and base.shape == film.shape
+
+
+def test_equalize_keeps_order_ties_and_each_film_separate():
+    film = np.array([0.1, 0.1, 0.5, 0.9], "float32").reshape(1, 2, 2, 1)
+    out = _eq(film).ravel()
+    assert out[0] == out[1] == 0.0 and 0 < out[2] < out[3] == 1.0       # ties stay tied, order kept
+    flat = np.full((1, 2, 2, 1), 0.4, "float32")                         # a constant image: no NaN
+    both = _eq(np.concatenate([film, flat]))
+    assert np.allclose(both[0], _eq(film)[0]) and np.all(both[1] == 0.0)
+
+
+def test_encoder_with_equalize_has_the_layer_and_same_weights():
+    plain = M.build_image_encoder(S, 0.35)
+    eq = M.build_image_encoder(S, 0.35, intensity="equalize")
+    assert eq.get_layer("equalize") is not None and len(eq.weights) == len(plain.weights)
+    with pytest.raises(ValueError, match="intensity"):
+        M.build_image_encoder(S, 0.35, intensity="clahe")
