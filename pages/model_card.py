@@ -1,12 +1,12 @@
 """Model card: what the shipped model is for, what it was trained on, how well it does, and
 where it must not be trusted."""
-import json
 
 import streamlit as st
 
 from pages import common
 
 from pneumo import app_support as sup
+from pneumo import results_view as res
 from pneumo import config
 
 common.require_frame()
@@ -47,7 +47,7 @@ if shown:
     cols = st.columns(4)
     for i, m in enumerate(shown):
         c = ci.get(m) or {}
-        cols[i % 4].metric(sup.METRIC_NAMES.get(m, m), f"{view[m]:.3f}",
+        cols[i % 4].metric(res.METRIC_NAMES.get(m, m), f"{view[m]:.3f}",
                            help=f"95% bootstrap CI {c['low']:.3f}–{c['high']:.3f}" if "low" in c else None)
     st.caption("Fusion model (film + labs) on the test split of its training cohort; the Metrics page "
                "compares it with the image-only and labs-only views and with the paper.")

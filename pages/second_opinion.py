@@ -6,6 +6,7 @@ import streamlit as st
 
 from pages import common
 from pneumo import app_support as sup
+from pneumo import app_figures as figs
 from pneumo.errors import PneumoError
 from pneumo.explain import overlay
 from pneumo.labs import parse_labs
@@ -113,7 +114,7 @@ c1, c2 = st.columns([1, 2], vertical_alignment="center")
 c1.markdown(f"<div class='pneumo-result {r.label}'>{r.label}</div><div class='pneumo-sub'>P(pneumonia) "
             f"<b>{r.probability:.2f}</b> · threshold {r.threshold:.2f} · {r.band}</div>", unsafe_allow_html=True)
 c1.markdown(sup.contribution_sentence(expl.contribution or r.modality_contribution, r.modalities))
-c2.plotly_chart(sup.probability_figure(r.probability, r.threshold, r.label), config={"displayModeBar": False})
+c2.plotly_chart(figs.probability_figure(r.probability, r.threshold, r.label), config={"displayModeBar": False})
 
 over = None
 if case.image is not None:
@@ -128,7 +129,7 @@ if case.image is not None:
 st.subheader("What the labs contributed")
 if expl.shap_values:
     left, right = st.columns([3, 2], gap="large")
-    left.plotly_chart(sup.shap_figure(sup.shap_frame(expl.shap_values, expl.lab_display)),
+    left.plotly_chart(figs.shap_figure(sup.shap_frame(expl.shap_values, expl.lab_display)),
                       config={"displayModeBar": False})
     left.caption("SHAP values: how much each lab moved P(pneumonia); red towards pneumonia, blue away. "
                  "A test not given is treated as not measured." +

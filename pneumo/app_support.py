@@ -1,6 +1,7 @@
-"""What the Streamlit pages need that is not model logic: labels, tables, figures, safe
-upload handling, example cases and the metrics-page data. No streamlit import here, so
-all of it is testable without a running app."""
+"""What the Streamlit pages need that is not model logic: lab labels and tables, safe upload
+handling, example cases, history and model-card tables. No streamlit import here, so all of
+it is testable without a running app. Figures: pneumo.app_figures; metrics-page data:
+pneumo.results_view."""
 from __future__ import annotations
 
 import hashlib
@@ -10,9 +11,8 @@ import math
 import re
 import zipfile
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterable
+from typing import Iterable
 
-import numpy as np
 import pandas as pd
 
 from pneumo import config
@@ -20,15 +20,6 @@ from pneumo import config
 DISCLAIMER = "Research and decision support only — not a diagnosis."
 SEMI_REAL_LABEL = ("Semi-real example: a real chest X-ray (Kermany test set) with a "
                    "real-format lab panel of another person (invented values).")
-# Colours shared by every figure: one calm blue, a warm red for pneumonia, gray for normal.
-BLUE, RED, GREEN, GRAY = "#1f5fa8", "#c0392b", "#2e8b57", "#8a96a3"
-
-from pneumo.tables import MODEL_NAMES, PAPER_TABLES, REGIME_NAMES  # noqa: E402,F401 - one source of the paper's figures
-
-METRIC_NAMES = {"accuracy": "Accuracy", "roc_auc": "ROC AUC", "pr_auc": "PR AUC", "f1": "F1",
-                "mcc": "MCC", "loss": "Loss", "sensitivity": "Sensitivity",
-                "specificity": "Specificity", "brier": "Brier", "ece": "ECE"}
-TABLE_METRICS = ("accuracy", "roc_auc", "pr_auc", "f1", "mcc")
 
 # --- labs ------------------------------------------------------------------------------
 
@@ -134,257 +125,6 @@ def case_key(image_digest: str | None, labs: dict | None) -> str:
     """One key per distinct case (image + labs), so a rerun does not log it twice."""
     payload = json.dumps({"image": image_digest, "labs": labs or {}}, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
-# --- figures (plotly imported lazily: the library must not pay for it) ------------------
-
-def _layout(fig, height: int):
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), paper_bgcolor="white",
-                      plot_bgcolor="white", font=dict(size=13))
-    return fig
-
-
-def probability_figure(probability: float, threshold: float, label: str):
-    """A 0-1 bar with the operating threshold marked."""
-    import plotly.graph_objects as go
-
-    colour = RED if label == "PNEUMONIA" else GREEN
-    fig = go.Figure(go.Bar(x=[probability], y=["P(pneumonia)"], orientation="h", marker_color=colour,
-                           text=[f"{probability:.2f}"], textposition="outside", width=0.5))
-    fig.add_vline(x=threshold, line_dash="dash", line_color="#1c2430",
-                  annotation_text=f"threshold {threshold:.2f}", annotation_position="top")
-    fig.update_xaxes(range=[0, 1.08], tickvals=[0, .25, .5, .75, 1], gridcolor="#e6ebf1")
-    fig.update_yaxes(showticklabels=False)
-    return _layout(fig, 140)
-
-
-def shap_figure(frame: pd.DataFrame, top: int = 12):
-    """Horizontal SHAP bars, largest on top; red pushes towards pneumonia."""
-    import plotly.graph_objects as go
-
-    f = frame.head(top).iloc[::-1]
-    colours = [RED if v > 0 else BLUE for v in f["value"]]
-    fig = go.Figure(go.Bar(x=f["value"], y=f["label"], orientation="h", marker_color=colours,
-                           text=[f"{v:+.3f}" for v in f["value"]], textposition="outside",
-                           cliponaxis=False))
-    # scale to the largest bar (a saturated case has tiny values that a fixed axis would hide)
-    reach = max(float(f["value"].abs().max()) if len(f) else 0.0, 0.005) * 1.35
-    fig.update_xaxes(title="change in P(pneumonia)", zeroline=True, zerolinecolor="#1c2430",
-                     gridcolor="#e6ebf1", range=[-reach, reach])
-    return _layout(fig, 60 + 26 * len(f))
-
-
-def curve_figure(curves: list[dict], kind: str):
-    """ROC / PR / calibration lines, one per (experiment, model, regime)."""
-    import plotly.graph_objects as go
-
-    titles = {"roc": ("False positive rate", "True positive rate"),
-              "pr": ("Recall", "Precision"),
-              "calibration": ("Mean predicted probability", "Observed fraction with pneumonia")}
-    fig = go.Figure()
-    if kind in ("roc", "calibration"):
-        fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dot", color=GRAY),
-                                 name="chance" if kind == "roc" else "perfect", hoverinfo="skip"))
-    for c in curves:
-        fig.add_trace(go.Scatter(x=c["x"], y=c["y"], mode="lines+markers" if kind == "calibration" else "lines",
-                                 name=c["name"]))
-    fig.update_xaxes(title=titles[kind][0], range=[0, 1], gridcolor="#e6ebf1")
-    fig.update_yaxes(title=titles[kind][1], range=[0, 1.02], gridcolor="#e6ebf1")
-    fig.update_layout(legend=dict(orientation="h", y=-0.25))
-    return _layout(fig, 420)
-
-
-def confusion_figure(matrix: np.ndarray, title: str):
-    import plotly.graph_objects as go
-
-    names = ["NORMAL", "PNEUMONIA"]
-    fig = go.Figure(go.Heatmap(z=matrix, x=names, y=names, colorscale="Blues", showscale=False,
-                               text=matrix, texttemplate="%{text}"))
-    fig.update_xaxes(title="predicted")
-    fig.update_yaxes(title="true", autorange="reversed")
-    fig.update_layout(title=dict(text=title, font=dict(size=13)))
-    return _layout(fig, 300)
-
-
-# --- metrics page data -----------------------------------------------------------------
-
-def load_entries(results_dir: Path | None = None, models_dir: Path | None = None) -> list[dict]:
-    """Every (experiment, model, regime) with metrics: results/*.json entries and each
-    bundle's metrics.json. Unreadable files become an entry with an 'error' so the page says so."""
-    results_dir = Path(results_dir) if results_dir else config.results_dir()
-    models_dir = Path(models_dir) if models_dir else config.models_dir()
-    entries: list[dict] = []
-    for path in sorted(results_dir.glob("*.json")) if results_dir.is_dir() else []:
-        try:
-            doc = json.loads(path.read_text())
-            semi = bool((doc.get("cohort") or {}).get("semi_real"))
-            for e in doc.get("entries", []):
-                entries.append({"experiment": doc.get("experiment", path.stem), "model": e["model"],
-                                "regime": e.get("regime", "—"), "semi_real": semi,
-                                "summary": e.get("summary", {}), "runs": e.get("runs", []),
-                                "test_cases": e.get("test_cases"), "source": path.name})
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            entries.append({"experiment": path.stem, "error": f"{path.name}: {err}"})
-    for path in sorted(models_dir.glob("*/metrics.json")) if models_dir.is_dir() else []:
-        try:
-            entries += _bundle_entries(path, json.loads(path.read_text()))
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
-            entries.append({"experiment": f"bundle:{path.parent.name}", "error": f"{path}: {err}"})
-    return entries
-
-
-def _bundle_entries(path: Path, doc: dict) -> list[dict]:
-    """A bundle's metrics.json (pneumo.train: test metrics per view, bootstrap CIs, test
-    probabilities) as one single-run entry per view: fusion, image_only, labs_only."""
-    test, ci = doc.get("test") or {}, doc.get("test_ci") or {}
-    probs, labels = doc.get("test_probabilities") or {}, doc.get("test_labels")
-    out = []
-    for view, metrics in test.items():
-        if not isinstance(metrics, dict):
-            continue
-        summary = {"test": {m: {"mean": v, **{k: (ci.get(view, {}).get(m) or {}).get(k2)
-                                               for k, k2 in (("ci_low", "low"), ("ci_high", "high"))}}
-                            for m, v in metrics.items() if isinstance(v, (int, float))}}
-        cases = {"y": labels, "p": [probs[view]]} if labels and view in probs else None
-        out.append({"experiment": f"bundle:{path.parent.name}", "model": view, "regime": "shipped",
-                    "semi_real": bool(doc.get("semi_real", True)), "summary": summary,
-                    "runs": [{"threshold": metrics.get("threshold", 0.5)}], "test_cases": cases,
-                    "source": f"{path.parent.name}/metrics.json"})
-    return out
-
-
-def entry_name(e: dict) -> str:
-    return f"{e['experiment']} · {e['model']} · {e['regime']}"
-
-
-def _stat_text(stat: dict | None) -> str:
-    if not stat or stat.get("mean") is None:
-        return "—"
-    text = f"{stat['mean']:.3f}"
-    if stat.get("sd") is not None:
-        text += f" ± {stat['sd']:.3f}"
-    if stat.get("ci_low") is not None and stat.get("ci_high") is not None:
-        text += f" [{stat['ci_low']:.3f}, {stat['ci_high']:.3f}]"
-    return text
-
-
-def metrics_table(entries: list[dict], split: str = "test") -> pd.DataFrame:
-    """Accuracy, ROC AUC, PR AUC, F1, MCC as 'mean ± sd [95% CI]' per entry."""
-    rows = []
-    for e in entries:
-        stats = (e.get("summary") or {}).get(split, {})
-        row = {"Experiment": e["experiment"], "Model": e["model"], "Regime": e["regime"],
-               "Runs": len(e.get("runs") or [])}
-        row.update({METRIC_NAMES[m]: _stat_text(stats.get(m)) for m in TABLE_METRICS})
-        rows.append(row)
-    return _dashes(pd.DataFrame(rows))
-
-
-def _pooled(e: dict) -> tuple[np.ndarray, np.ndarray] | None:
-    """All runs' test probabilities pooled with their labels (y repeated per run)."""
-    cases = e.get("test_cases") or {}
-    y, runs = cases.get("y"), cases.get("p")
-    if not y or not runs:
-        return None
-    y = np.asarray(y, dtype=int)
-    runs = [np.asarray(p, dtype=float) for p in runs if len(p) == len(y)]
-    if not runs or len(set(y.tolist())) < 2:
-        return None
-    return np.tile(y, len(runs)), np.concatenate(runs)
-
-
-def curves(entries: list[dict], kind: str, bins: int = 10) -> list[dict]:
-    """ROC / PR / calibration points per entry from the stored per-case probabilities."""
-    from sklearn.metrics import precision_recall_curve, roc_curve
-
-    out = []
-    for e in entries:
-        pooled = _pooled(e)
-        if pooled is None:
-            continue
-        y, p = pooled
-        if kind == "roc":
-            x, yy, _ = roc_curve(y, p)
-        elif kind == "pr":
-            yy, x, _ = precision_recall_curve(y, p)
-        else:
-            edges = np.linspace(0, 1, bins + 1)
-            idx = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
-            keep = [i for i in range(bins) if (idx == i).any()]
-            x = np.array([p[idx == i].mean() for i in keep])
-            yy = np.array([y[idx == i].mean() for i in keep])
-        out.append({"name": entry_name(e), "x": np.asarray(x).tolist(), "y": np.asarray(yy).tolist()})
-    return out
-
-
-def confusion(e: dict) -> tuple[np.ndarray, float] | None:
-    """The pooled 2x2 confusion matrix (rows true NORMAL/PNEUMONIA) at the runs' mean threshold."""
-    pooled = _pooled(e)
-    if pooled is None:
-        return None
-    y, p = pooled
-    thresholds = [r.get("threshold") for r in e.get("runs") or [] if r.get("threshold") is not None]
-    t = float(np.mean(thresholds)) if thresholds else 0.5
-    pred = (p >= t).astype(int)
-    m = np.array([[((y == a) & (pred == b)).sum() for b in (0, 1)] for a in (0, 1)])
-    return m, t
-
-
-def _mean(e: dict, split: str, metric: str) -> float | None:
-    stat = ((e.get("summary") or {}).get(split) or {}).get(metric) or {}
-    return stat.get("mean")
-
-
-def paper_table1(entries: list[dict]) -> pd.DataFrame:
-    """Table 1: each paper row with our matching (model, regime) per experiment; test
-    accuracy % and test loss % (x100, as the paper prints them)."""
-    rows = []
-    for ref in PAPER_TABLES["table1"]["rows"]:
-        base = {"Paper row": ref["model"], "Paper acc %": ref["test_accuracy_pct"],
-                "Paper loss %": ref["test_loss_pct"]}
-        model, regime = ref["ours"]
-        matches = [e for e in entries if e["model"] == model and e["regime"] == regime]
-        for e in matches or [None]:
-            acc = _mean(e, "test", "accuracy") if e else None
-            loss = _mean(e, "test", "loss") if e else None
-            rows.append({**base, "Ours": entry_name(e) if e else "—",
-                         "Our acc %": None if acc is None else round(100 * acc, 1),
-                         "Our loss %": None if loss is None else round(100 * loss, 2)})
-    return _dashes(pd.DataFrame(rows))
-
-
-def _dashes(frame: pd.DataFrame) -> pd.DataFrame:
-    """Missing cells shown as '—' rather than 'None'."""
-    return frame.astype(object).where(frame.notna(), "—")
-
-
-def paper_table2(entries: list[dict]) -> pd.DataFrame:
-    """Table 2 (fusion, imbalanced): paper train/test beside each of our matching entries."""
-    spec = PAPER_TABLES["table2"]
-    rows = []
-    for key, label in spec["metrics"].items():
-        row = {"Metric": label, "Paper train": spec["train"][key], "Paper test": spec["test"][key]}
-        for e in entries:
-            if e["model"] == spec["model"] and e["regime"] == spec["regime"]:
-                row[f"{e['experiment']} train"] = _round(_mean(e, "train", key))
-                row[f"{e['experiment']} test"] = _round(_mean(e, "test", key))
-        rows.append(row)
-    return _dashes(pd.DataFrame(rows))
-
-
-def _round(v: float | None) -> float | None:
-    return None if v is None else round(float(v), 4)
-
-
-def regime_pairs(entries: list[dict], metric: str = "roc_auc") -> pd.DataFrame:
-    """Imbalanced vs ADASYN side by side per (experiment, model): test mean of one metric."""
-    table: dict[tuple, dict] = {}
-    for e in entries:
-        if e["regime"] in ("imbalanced", "adasyn"):
-            table.setdefault((e["experiment"], e["model"]), {})[e["regime"]] = _round(_mean(e, "test", metric))
-    rows = [{"Experiment": x, "Model": m, "imbalanced": r.get("imbalanced"), "adasyn": r.get("adasyn")}
-            for (x, m), r in table.items()]
-    return _dashes(pd.DataFrame(rows, columns=["Experiment", "Model", "imbalanced", "adasyn"]))
 
 
 # --- uploads, examples, other tables ---------------------------------------------------
