@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from pneumo import bench
+from pneumo import bench, bench_report
 from pneumo.errors import PneumoError
 
 
@@ -46,7 +46,7 @@ def test_markdown_copes_with_missing_and_failed_parts():
     report = {"model": {"name": "m", "version": "1", "image_size": 64, "shipped": True},
               "machine": {"cpus": 2, "load_start": [0], "load_end": [0]},
               "parts": {"cold": {"error": "exit 1: boom"}, "grid": {"status": "not available"}}}
-    text = bench.markdown(report)
+    text = bench_report.markdown(report)
     assert "exit 1: boom" in text and "grid status | not available" in text and "| - |" in text
 
 
