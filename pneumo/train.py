@@ -290,8 +290,8 @@ def _test_report(head, X: Features, y, temps, thr, n_boot: int, seed: int, log) 
 
 
 # ----------------------------------------------------------------------------- CLI
-PRESETS = {"shipped": dict(cohort="kermany+mimic", image_size=128, alpha=0.35, intensity="equalize", backbone="pretrained",
-                           aug_copies=1, lab_noise=1.0, epochs=80, name="pneumo-fusion", version="1.1.0")}
+PRESETS = {"shipped": dict(cohort="kermany+mimic", image_size=224, alpha=0.35, intensity="equalize", backbone="pretrained",
+                           pretrain_epochs=14, aug_copies=1, lab_noise=1.0, epochs=80, name="pneumo-fusion", version="1.1.0")}
 
 
 def load_cohort(spec: str, *, seed: int = 0, size: int = 64, tmpdir: Path | None = None):
@@ -305,7 +305,8 @@ def load_cohort(spec: str, *, seed: int = 0, size: int = 64, tmpdir: Path | None
     raise PneumoError(f"unknown cohort {spec!r}: use kermany+mimic, synthetic or a manifest .csv")
 
 
-def resolve_backbone(spec: str | None, size: int, alpha: float, log=print, intensity: str = "none") -> str | None:
+def resolve_backbone(spec: str | None, size: int, alpha: float, log=print, intensity: str = "none",
+                     pretrain_epochs: int = 24) -> str | None:
     """pretrained -> the Kermany backbone (pretraining it first when absent); none; imagenet; a path."""
     from pneumo import pretrain
     if spec in (None, "none", "random"):
@@ -314,7 +315,7 @@ def resolve_backbone(spec: str | None, size: int, alpha: float, log=print, inten
         path = pretrain.backbone_path(size, alpha, intensity)
         if not path.exists():
             log(f"no pretrained backbone at {path}: pretraining on Kermany train first (long)")
-            pretrain.pretrain(size, alpha, intensity=intensity, log=log)
+            pretrain.pretrain(size, alpha, epochs=pretrain_epochs, max_minutes=60, intensity=intensity, log=log)
         return str(path)
     if spec != "imagenet" and not Path(spec).is_file():
         raise PneumoError(f"backbone weights not found: {spec}")
@@ -351,7 +352,8 @@ def main(argv=None) -> int:
         cohort = load_cohort(cfg["cohort"], seed=a.seed, size=cfg["image_size"], tmpdir=a.out.parent / ".synthetic")
         log(f"cohort {cohort.name}: {cohort.description.get('counts', len(cohort))}")
         t = time.time()
-        backbone = resolve_backbone(cfg["backbone"], cfg["image_size"], cfg["alpha"], log, cfg["intensity"] or "equalize")
+        backbone = resolve_backbone(cfg["backbone"], cfg["image_size"], cfg["alpha"], log, cfg["intensity"] or "equalize",
+                                    cfg.get("pretrain_epochs", 24))
         timings["backbone_seconds_this_run"] = round(time.time() - t, 1)
         if backbone and backbone.endswith(".weights.h5"):
             info = Path(backbone[: -len(".weights.h5")] + ".json")
