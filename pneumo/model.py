@@ -28,6 +28,7 @@ def _set_seed(seed: int | None) -> None:
 
 # ----------------------------------------------------------------------------- image branch
 INTENSITY_MODES = ("none", "equalize")
+DEFAULT_INTENSITY = "equalize"   # for new training; a bundle without the key means "none"
 
 
 @keras.saving.register_keras_serializable(package="pneumo")

@@ -40,12 +40,20 @@ def backbone_path(size: int, alpha: float, intensity: str = "none") -> Path:
     return CACHE_DIR / "backbone" / f"mobilenetv2_a{alpha:g}_{size}{suffix}.weights.h5"
 
 
+def backbone_info_path(weights: str | Path) -> Path:
+    """x.weights.h5 -> x.json: the sidecar pretrain() writes beside a backbone."""
+    return Path(str(weights).removesuffix(".weights.h5") + ".json")
+
+
+def backbone_info(weights: str | Path) -> dict:
+    """A saved backbone's sidecar (size, intensity, history, timings); {} when it has none."""
+    info = backbone_info_path(weights)
+    return json.loads(info.read_text()) if str(weights).endswith(".weights.h5") and info.is_file() else {}
+
+
 def backbone_intensity(weights: str | Path) -> str:
-    """The intensity mode a saved backbone was trained with (its sidecar .json; 'none' before it was recorded)."""
-    info = Path(str(weights)[: -len(".weights.h5")] + ".json") if str(weights).endswith(".weights.h5") else None
-    if info is None or not info.exists():
-        return "none"
-    return json.loads(info.read_text()).get("intensity", "none")
+    """The intensity mode a saved backbone was trained with ('none' before it was recorded)."""
+    return backbone_info(weights).get("intensity", "none")
 
 
 def image_cache(paths, size: int, cache_file: Path | None = None, log=print) -> np.ndarray:
@@ -193,17 +201,18 @@ def pretrain(size: int = 128, alpha: float = 0.35, epochs: int = 24, max_minutes
     meta = {"size": size, "alpha": alpha, "intensity": intensity, "seed": seed, "train_images": int(tr.sum()), "val_images": int(va.sum()),
             "history": history, "cache_seconds": round(t_cache, 1), "train_seconds": round(time.time() - t0 - t_cache, 1),
             "data": cohort.description.get("notes", "")}
-    out.with_suffix("").with_suffix(".json").write_text(json.dumps(meta, indent=1))
+    backbone_info_path(out).write_text(json.dumps(meta, indent=1))
     log(f"saved backbone {out}")
     return out
 
 
 def main(argv=None) -> int:
+    from pneumo.model import DEFAULT_INTENSITY, INTENSITY_MODES
     ap = argparse.ArgumentParser(prog="python -m pneumo.pretrain", description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--alpha", type=float, default=0.35)
     ap.add_argument("--epochs", type=int, default=24)
-    ap.add_argument("--intensity", choices=("none", "equalize"), default="equalize")
+    ap.add_argument("--intensity", choices=INTENSITY_MODES, default=DEFAULT_INTENSITY)
     ap.add_argument("--max-minutes", type=float, default=45.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None)

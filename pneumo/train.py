@@ -11,7 +11,6 @@ on val (Youden J on the calibrated val probabilities) -> bundle + val/test metri
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ import numpy as np
 from pneumo import metrics as M
 from pneumo.calibration import apply_temperature, fit_temperature
 from pneumo.errors import PneumoError
-from pneumo.model import (HEAD_INPUT_NAMES, Features, build_fusion_head, build_fusion_model,
+from pneumo.model import (DEFAULT_INTENSITY, HEAD_INPUT_NAMES, INTENSITY_MODES, Features, build_fusion_head, build_fusion_model,
                           build_image_encoder, embed_images, modality_dropout, predict_head)
 
 VIEWS = {"fusion": lambda f: f, "image_only": Features.without_labs, "labs_only": Features.without_image}
@@ -198,7 +197,7 @@ def train(cohort, out: str | Path, *, image_size: int = 224, alpha: float = 0.35
     from pneumo.pretrain import backbone_intensity
     trained_with = backbone_intensity(backbone) if backbone and backbone != "imagenet" else None
     if intensity is None:
-        intensity = trained_with or "equalize"
+        intensity = trained_with or DEFAULT_INTENSITY
     elif trained_with is not None and intensity != trained_with:
         raise PneumoError(f"backbone {Path(str(backbone)).name} was pretrained with intensity {trained_with!r}, "
                           f"not {intensity!r}")
@@ -329,7 +328,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--image-size", type=int)
     ap.add_argument("--alpha", type=float)
-    ap.add_argument("--intensity", choices=("none", "equalize"), help="per-film histogram equalisation in the model")
+    ap.add_argument("--intensity", choices=INTENSITY_MODES, help="per-film histogram equalisation in the model")
     ap.add_argument("--backbone", help="pretrained (default) | imagenet | none | path.weights.h5")
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--aug-copies", type=int)
@@ -345,22 +344,20 @@ def main(argv=None) -> int:
     cfg.update({k: v for k, v in vars(a).items() if k in cfg and v is not None})
     log = lambda s: print(s, flush=True)
     try:
-        from pneumo.pretrain import set_threads
+        from pneumo.pretrain import backbone_info, set_threads
         set_threads()
         t0 = time.time()
         timings = {}
         cohort = load_cohort(cfg["cohort"], seed=a.seed, size=cfg["image_size"], tmpdir=a.out.parent / ".synthetic")
         log(f"cohort {cohort.name}: {cohort.description.get('counts', len(cohort))}")
         t = time.time()
-        backbone = resolve_backbone(cfg["backbone"], cfg["image_size"], cfg["alpha"], log, cfg["intensity"] or "equalize",
+        backbone = resolve_backbone(cfg["backbone"], cfg["image_size"], cfg["alpha"], log, cfg["intensity"] or DEFAULT_INTENSITY,
                                     cfg.get("pretrain_epochs", 24))
         timings["backbone_seconds_this_run"] = round(time.time() - t, 1)
-        if backbone and backbone.endswith(".weights.h5"):
-            info = Path(backbone[: -len(".weights.h5")] + ".json")
-            if info.exists():
-                pj = json.loads(info.read_text())
-                timings["pretrain_seconds"] = pj.get("train_seconds")
-                timings["pretrain_cache_seconds"] = pj.get("cache_seconds")
+        pj = backbone_info(backbone) if backbone else {}
+        if pj:
+            timings["pretrain_seconds"] = pj.get("train_seconds")
+            timings["pretrain_cache_seconds"] = pj.get("cache_seconds")
         train(cohort, a.out, image_size=cfg["image_size"], alpha=cfg["alpha"], backbone=backbone, intensity=cfg["intensity"],
               epochs=cfg["epochs"], class_weight=not a.no_class_weights, aug_copies=cfg["aug_copies"], lab_noise=cfg["lab_noise"], seed=a.seed,
               name=cfg["name"], version=cfg["version"], n_boot=a.bootstrap, timings=timings, log=log)
