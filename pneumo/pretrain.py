@@ -35,8 +35,11 @@ def set_threads(n: int | None = None) -> None:
         pass   # already initialised: keep what is set
 
 
-def backbone_path(size: int, alpha: float, intensity: str = "none") -> Path:
-    suffix = "" if intensity == "none" else f"_{intensity}"
+def backbone_path(size: int, alpha: float, intensity: str = "none", augment: str = "standard",
+                  mixup: float = 0.0) -> Path:
+    """Where a backbone of this recipe is cached; each non-default choice adds to the name."""
+    suffix = ("" if intensity == "none" else f"_{intensity}") + ("" if augment == "standard" else f"_{augment}") \
+        + (f"_mixup{mixup:g}" if mixup else "")
     return CACHE_DIR / "backbone" / f"mobilenetv2_a{alpha:g}_{size}{suffix}.weights.h5"
 
 
@@ -87,29 +90,42 @@ def kermany_cache(size: int, log=print):
     return cohort, x
 
 
-def augmenter(seed: int = 0):
+# (degrees of rotation, fraction of shift, fraction of zoom) per augmentation strength.
+AUG_STRENGTHS = {"standard": (7, 0.06, 0.10), "strong": (10, 0.10, 0.20)}
+
+
+def augmenter(seed: int = 0, strength: str = "standard"):
     """Radiograph-safe augmentation: small rotation/shift/zoom, brightness/contrast. No horizontal
     flip: the cardiac silhouette and the side markers are lateralised, a flip makes a non-anatomy."""
     import keras
     from keras import layers
+    if strength not in AUG_STRENGTHS:
+        raise PneumoError(f"unknown augmentation strength {strength!r}: use one of {sorted(AUG_STRENGTHS)}")
+    degrees, shift, zoom = AUG_STRENGTHS[strength]
     return keras.Sequential([
-        layers.RandomRotation(7 / 360, fill_mode="nearest", seed=seed),
-        layers.RandomTranslation(0.06, 0.06, fill_mode="nearest", seed=seed + 1),
-        layers.RandomZoom(0.1, fill_mode="nearest", seed=seed + 2),
+        layers.RandomRotation(degrees / 360, fill_mode="nearest", seed=seed),
+        layers.RandomTranslation(shift, shift, fill_mode="nearest", seed=seed + 1),
+        layers.RandomZoom(zoom, fill_mode="nearest", seed=seed + 2),
         layers.RandomBrightness(0.1, value_range=(0.0, 1.0), seed=seed + 3),
         layers.RandomContrast(0.15, seed=seed + 4),
     ], name="augment")
 
 
-def _dataset(x: np.ndarray, y: np.ndarray, batch: int, seed: int, augment: bool, weights: np.ndarray | None):
+def _dataset(x: np.ndarray, y: np.ndarray, batch: int, seed: int, augment: bool, weights: np.ndarray | None,
+             strength: str = "standard", mixup: float = 0.0):
+    """Batches of (image in [0, 1], one-hot label[, weight]); mixup > 0 blends each film with
+    another of the batch (weight lam ~ Beta(mixup, mixup)), labels and sample weights alike."""
     import tensorflow as tf
-    aug = augmenter(seed) if augment else None
+    aug = augmenter(seed, strength) if augment else None
 
     def prep(xb, yb, *w):
         xb = tf.cast(xb, tf.float32)[..., None] / 255.0
         if aug is not None:
             xb = tf.clip_by_value(aug(xb, training=True), 0.0, 1.0)
-        return (xb, tf.one_hot(yb, 2)) + tuple(w)
+        yb = tf.one_hot(yb, 2)
+        if mixup > 0:
+            xb, yb, w = _mix_batch(xb, yb, w, mixup)
+        return (xb, yb) + tuple(w)
 
     parts = (x, y.astype("int32")) + ((weights.astype("float32"),) if weights is not None else ())
     ds = tf.data.Dataset.from_tensor_slices(parts)
@@ -118,9 +134,20 @@ def _dataset(x: np.ndarray, y: np.ndarray, batch: int, seed: int, augment: bool,
     return ds.batch(batch).map(prep, num_parallel_calls=1).prefetch(2)
 
 
+def _mix_batch(xb, yb, w: tuple, a: float):
+    """Mixup within a batch: row i with row n-1-i, one lam ~ Beta(a, a) per row."""
+    import tensorflow as tf
+    g1, g2 = tf.random.gamma(tf.shape(xb)[:1], a), tf.random.gamma(tf.shape(xb)[:1], a)
+    lam = g1 / (g1 + g2 + 1e-12)
+    xm = lam[:, None, None, None] * xb + (1 - lam[:, None, None, None]) * tf.reverse(xb, [0])
+    ym = lam[:, None] * yb + (1 - lam[:, None]) * tf.reverse(yb, [0])
+    return xm, ym, tuple(lam * t + (1 - lam) * tf.reverse(t, [0]) for t in w)
+
+
 def fit_backbone(x_train, y_train, x_val, y_val, *, size: int, alpha: float = 0.35, epochs: int = 24,
                  batch: int = 32, lr: float = 2e-3, patience: int = 8, max_minutes: float = 45.0,
-                 seed: int = 0, intensity: str = "none", label_smoothing: float = 0.1, log=print):
+                 seed: int = 0, intensity: str = "none", label_smoothing: float = 0.1,
+                 augment: str = "standard", mixup: float = 0.0, log=print):
     """Train encoder + softmax classifier; keep the epoch with the best val ROC AUC; returns (encoder, history).
 
     Learning rate: cosine decay from `lr` to lr/50 over `epochs` (one epoch of linear warm-up).
@@ -142,7 +169,7 @@ def fit_backbone(x_train, y_train, x_val, y_val, *, size: int, alpha: float = 0.
                 loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing))
     counts = np.bincount(y_train, minlength=2)
     cw = len(y_train) / (2.0 * counts)                      # ~3:1 pneumonia in Kermany train
-    train_ds = _dataset(x_train, y_train, batch, seed, True, cw[y_train])
+    train_ds = _dataset(x_train, y_train, batch, seed, True, cw[y_train], augment, mixup)
     val_x = x_val.astype("float32")[..., None] / 255.0
     best, best_auc, bad, history, t0 = None, -1.0, 0, [], time.time()
     for epoch in range(1, epochs + 1):
@@ -182,7 +209,8 @@ def cosine_lr(epoch: int, epochs: int, lr: float, floor: float = 0.02) -> float:
 
 
 def pretrain(size: int = 128, alpha: float = 0.35, epochs: int = 24, max_minutes: float = 45.0,
-             seed: int = 0, out: Path | None = None, intensity: str = "none", log=print) -> Path:
+             seed: int = 0, out: Path | None = None, intensity: str = "none", augment: str = "standard",
+             mixup: float = 0.0, log=print) -> Path:
     """Pretrain on Kermany train (carved val for early stopping) and save the encoder weights."""
     set_threads()
     t0 = time.time()
@@ -194,11 +222,12 @@ def pretrain(size: int = 128, alpha: float = 0.35, epochs: int = 24, max_minutes
     log(f"pretrain on Kermany train: {tr.sum()} images ({np.bincount(y[tr]).tolist()} normal/pneumonia), "
         f"val {va.sum()}; test never read")
     encoder, history = fit_backbone(x[tr], y[tr], x[va], y[va], size=size, alpha=alpha, epochs=epochs,
-                                    max_minutes=max_minutes, seed=seed, intensity=intensity, log=log)
-    out = Path(out) if out else backbone_path(size, alpha, intensity)
+                                    max_minutes=max_minutes, seed=seed, intensity=intensity, augment=augment,
+                                    mixup=mixup, log=log)
+    out = Path(out) if out else backbone_path(size, alpha, intensity, augment, mixup)
     out.parent.mkdir(parents=True, exist_ok=True)
     encoder.save_weights(str(out))
-    meta = {"size": size, "alpha": alpha, "intensity": intensity, "seed": seed, "train_images": int(tr.sum()), "val_images": int(va.sum()),
+    meta = {"size": size, "alpha": alpha, "intensity": intensity, "augment": augment, "mixup": mixup, "seed": seed, "train_images": int(tr.sum()), "val_images": int(va.sum()),
             "history": history, "cache_seconds": round(t_cache, 1), "train_seconds": round(time.time() - t0 - t_cache, 1),
             "data": cohort.description.get("notes", "")}
     backbone_info_path(out).write_text(json.dumps(meta, indent=1))
@@ -213,12 +242,15 @@ def main(argv=None) -> int:
     ap.add_argument("--alpha", type=float, default=0.35)
     ap.add_argument("--epochs", type=int, default=24)
     ap.add_argument("--intensity", choices=INTENSITY_MODES, default=DEFAULT_INTENSITY)
+    ap.add_argument("--augment", choices=sorted(AUG_STRENGTHS), default="standard",
+                    help="geometric augmentation: standard (7 deg, 6%% shift, 10%% zoom) or strong (10 deg, 10%%, 20%%)")
+    ap.add_argument("--mixup", type=float, default=0.0, help="mixup Beta parameter (0 = off; 0.2 typical)")
     ap.add_argument("--max-minutes", type=float, default=45.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args(argv)
     try:
-        pretrain(a.size, a.alpha, a.epochs, a.max_minutes, a.seed, a.out, a.intensity,
+        pretrain(a.size, a.alpha, a.epochs, a.max_minutes, a.seed, a.out, a.intensity, a.augment, a.mixup,
                  log=lambda s: print(s, flush=True))
     except PneumoError as err:
         print(f"error: {err}", file=sys.stderr)

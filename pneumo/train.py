@@ -290,7 +290,7 @@ def _test_report(head, X: Features, y, temps, thr, n_boot: int, seed: int, log) 
 
 # ----------------------------------------------------------------------------- CLI
 PRESETS = {"shipped": dict(cohort="kermany+mimic", image_size=224, alpha=0.35, intensity="equalize", backbone="pretrained",
-                           pretrain_epochs=14, aug_copies=1, lab_noise=1.0, epochs=80, name="pneumo-fusion", version="1.1.0")}
+                           pretrain=dict(epochs=14, augment="standard", mixup=0.0), aug_copies=1, lab_noise=1.0, epochs=80, name="pneumo-fusion", version="1.1.0")}
 
 
 def load_cohort(spec: str, *, seed: int = 0, size: int = 64, tmpdir: Path | None = None):
@@ -305,16 +305,17 @@ def load_cohort(spec: str, *, seed: int = 0, size: int = 64, tmpdir: Path | None
 
 
 def resolve_backbone(spec: str | None, size: int, alpha: float, log=print, intensity: str = "none",
-                     pretrain_epochs: int = 24) -> str | None:
+                     pretrain_kw: dict | None = None) -> str | None:
     """pretrained -> the Kermany backbone (pretraining it first when absent); none; imagenet; a path."""
     from pneumo import pretrain
     if spec in (None, "none", "random"):
         return None
     if spec == "pretrained":
-        path = pretrain.backbone_path(size, alpha, intensity)
+        kw = {"epochs": 24, "augment": "standard", "mixup": 0.0, **(pretrain_kw or {})}
+        path = pretrain.backbone_path(size, alpha, intensity, kw["augment"], kw["mixup"])
         if not path.exists():
             log(f"no pretrained backbone at {path}: pretraining on Kermany train first (long)")
-            pretrain.pretrain(size, alpha, epochs=pretrain_epochs, max_minutes=60, intensity=intensity, log=log)
+            pretrain.pretrain(size, alpha, max_minutes=60, intensity=intensity, log=log, **kw)
         return str(path)
     if spec != "imagenet" and not Path(spec).is_file():
         raise PneumoError(f"backbone weights not found: {spec}")
@@ -352,7 +353,7 @@ def main(argv=None) -> int:
         log(f"cohort {cohort.name}: {cohort.description.get('counts', len(cohort))}")
         t = time.time()
         backbone = resolve_backbone(cfg["backbone"], cfg["image_size"], cfg["alpha"], log, cfg["intensity"] or DEFAULT_INTENSITY,
-                                    cfg.get("pretrain_epochs", 24))
+                                    cfg.get("pretrain"))
         timings["backbone_seconds_this_run"] = round(time.time() - t, 1)
         pj = backbone_info(backbone) if backbone else {}
         if pj:

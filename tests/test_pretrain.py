@@ -1,0 +1,76 @@
+"""pneumo.pretrain on tiny made-up films: recipes (augmentation strength, mixup) are trained,
+recorded in the backbone's sidecar, and found again by the cache path train.py resolves."""
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+
+from pneumo import pretrain as P  # noqa: E402
+from pneumo import train as T  # noqa: E402
+from pneumo.errors import PneumoError  # noqa: E402
+
+
+def test_default_recipe_keeps_the_old_cache_name_and_others_differ():
+    base = P.backbone_path(224, 0.35, "equalize")
+    assert base.name == "mobilenetv2_a0.35_224_equalize.weights.h5"   # caches made before recipes existed
+    names = {P.backbone_path(224, 0.35, "equalize", a, m).name
+             for a in P.AUG_STRENGTHS for m in (0.0, 0.2, 0.4)}
+    assert len(names) == len(P.AUG_STRENGTHS) * 3
+
+
+def test_unknown_augmentation_strength_is_refused():
+    with pytest.raises(PneumoError, match="augmentation strength"):
+        P.augmenter(0, "wild")
+
+
+def test_mixup_blends_films_labels_and_weights_alike():
+    tf.random.set_seed(0)
+    n = 64
+    xb = tf.constant(np.repeat(np.linspace(0, 1, n, dtype="float32"), 16).reshape(n, 4, 4, 1))
+    yb = tf.one_hot(np.arange(n) % 2, 2)
+    wb = tf.constant(np.where(np.arange(n) % 2, 3.0, 1.0).astype("float32"))
+    xm, ym, (wm,) = P._mix_batch(xb, yb, (wb,), 0.2)
+    xm, ym, wm = xm.numpy(), ym.numpy(), wm.numpy()
+    x0, xr = xb.numpy()[:, 0, 0, 0], xb.numpy()[::-1, 0, 0, 0]
+    lam = (xm[:, 0, 0, 0] - xr) / np.where(x0 != xr, x0 - xr, 1)      # recover each row's weight
+    ok = x0 != xr
+    assert np.all((lam[ok] >= -1e-5) & (lam[ok] <= 1 + 1e-5))
+    assert np.allclose(ym.sum(1), 1.0, atol=1e-6)
+    y0, yr = yb.numpy()[:, 1], yb.numpy()[::-1, 1]
+    assert np.allclose(ym[ok, 1], lam[ok] * y0[ok] + (1 - lam[ok]) * yr[ok], atol=1e-4)
+    w0, wr = wb.numpy(), wb.numpy()[::-1]
+    assert np.allclose(wm[ok], lam[ok] * w0[ok] + (1 - lam[ok]) * wr[ok], atol=1e-4)
+    assert np.mean((lam[ok] < 0.1) | (lam[ok] > 0.9)) > 0.5            # Beta(0.2, 0.2) sits near 0 and 1
+    assert np.ptp(lam[ok]) > 0.5                                       # one lam per row, not per batch
+
+
+def test_dataset_without_mixup_keeps_hard_labels():
+    x = np.random.default_rng(0).integers(0, 255, (8, 32, 32), dtype=np.uint8)
+    y = np.array([0, 1] * 4)
+    xb, yb = next(iter(P._dataset(x, y, 8, 0, True, None, "strong", 0.0)))
+    assert set(np.unique(yb.numpy())) == {0.0, 1.0}
+    assert xb.shape == (8, 32, 32, 1) and 0.0 <= float(tf.reduce_min(xb)) <= float(tf.reduce_max(xb)) <= 1.0
+
+
+def test_pretrain_records_the_recipe_and_train_finds_it(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    n, size = 24, 32
+    y = np.array([0, 1] * (n // 2))
+    x = rng.integers(0, 255, (n, size, size), dtype=np.uint8)
+    x[y == 1, 8:24, 8:24] = 255                                      # something to learn
+    frame = pd.DataFrame({"split": ["train"] * 16 + ["val"] * 8, "label": y})
+    cohort = SimpleNamespace(frame=frame, description={"notes": "made-up films"})
+    monkeypatch.setattr(P, "kermany_cache", lambda s, log=print: (cohort, x))
+    monkeypatch.setattr(P, "CACHE_DIR", tmp_path)
+    out = P.pretrain(size, 0.35, epochs=2, intensity="equalize", augment="strong", mixup=0.2, log=lambda s: None)
+    assert out == P.backbone_path(size, 0.35, "equalize", "strong", 0.2) and out.is_file()
+    meta = json.loads(P.backbone_info_path(out).read_text())
+    assert (meta["augment"], meta["mixup"], meta["intensity"]) == ("strong", 0.2, "equalize")
+    assert len(meta["history"]) == 2 and meta["train_images"] == 16
+    found = T.resolve_backbone("pretrained", size, 0.35, lambda s: None, "equalize",
+                               {"epochs": 2, "augment": "strong", "mixup": 0.2})
+    assert found == str(out)                                          # cached: no second pretraining
