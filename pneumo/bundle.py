@@ -118,8 +118,15 @@ def save_bundle(directory: str | os.PathLike, model, meta: dict, metrics: dict |
         raise BundleError(f"bundle metadata lacks {missing}")
     (d / "bundle.json").write_text(json.dumps(meta, indent=1, default=_json_default) + "\n", encoding="utf-8")
     if metrics is not None:
-        (d / "metrics.json").write_text(json.dumps(metrics, indent=1, default=_json_default) + "\n", encoding="utf-8")
+        write_metrics(d, metrics)
     return d
+
+
+def write_metrics(directory: str | os.PathLike, metrics: dict) -> Path:
+    """metrics.json of a bundle (not covered by the weights' sha256: reports may be added later)."""
+    path = Path(directory) / "metrics.json"
+    path.write_text(json.dumps(metrics, indent=1, default=_json_default) + "\n", encoding="utf-8")
+    return path
 
 
 def read_meta(directory: str | os.PathLike) -> dict:

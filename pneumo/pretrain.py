@@ -90,22 +90,27 @@ def kermany_cache(size: int, log=print):
     return cohort, x
 
 
-# (degrees of rotation, fraction of shift, fraction of zoom) per augmentation strength.
-AUG_STRENGTHS = {"standard": (7, 0.06, 0.10), "strong": (10, 0.10, 0.20)}
+# Per augmentation strength: rotation (degrees), shift (fraction), zoom range (negative = in),
+# and whether width zooms apart from height (aspect jitter). "fov" zooms in up to 40%: a film
+# framed tightly on the lungs must not read as pneumonia (the 1.1.0 backbone made val normals
+# cropped to 70% of their side read as pneumonia; pneumo.robustness measures it).
+AUG_STRENGTHS = {"standard": dict(degrees=7, shift=0.06, zoom=(-0.10, 0.10), aspect=False),
+                 "strong": dict(degrees=10, shift=0.10, zoom=(-0.20, 0.20), aspect=False),
+                 "fov": dict(degrees=10, shift=0.08, zoom=(-0.40, 0.10), aspect=True)}
 
 
 def augmenter(seed: int = 0, strength: str = "standard"):
-    """Radiograph-safe augmentation: small rotation/shift/zoom, brightness/contrast. No horizontal
+    """Radiograph-safe augmentation: small rotation/shift, zoom, brightness/contrast. No horizontal
     flip: the cardiac silhouette and the side markers are lateralised, a flip makes a non-anatomy."""
     import keras
     from keras import layers
     if strength not in AUG_STRENGTHS:
         raise PneumoError(f"unknown augmentation strength {strength!r}: use one of {sorted(AUG_STRENGTHS)}")
-    degrees, shift, zoom = AUG_STRENGTHS[strength]
+    a = AUG_STRENGTHS[strength]
     return keras.Sequential([
-        layers.RandomRotation(degrees / 360, fill_mode="nearest", seed=seed),
-        layers.RandomTranslation(shift, shift, fill_mode="nearest", seed=seed + 1),
-        layers.RandomZoom(zoom, fill_mode="nearest", seed=seed + 2),
+        layers.RandomRotation(a["degrees"] / 360, fill_mode="nearest", seed=seed),
+        layers.RandomTranslation(a["shift"], a["shift"], fill_mode="nearest", seed=seed + 1),
+        layers.RandomZoom(a["zoom"], a["zoom"] if a["aspect"] else None, fill_mode="nearest", seed=seed + 2),
         layers.RandomBrightness(0.1, value_range=(0.0, 1.0), seed=seed + 3),
         layers.RandomContrast(0.15, seed=seed + 4),
     ], name="augment")
@@ -243,7 +248,8 @@ def main(argv=None) -> int:
     ap.add_argument("--epochs", type=int, default=24)
     ap.add_argument("--intensity", choices=INTENSITY_MODES, default=DEFAULT_INTENSITY)
     ap.add_argument("--augment", choices=sorted(AUG_STRENGTHS), default="standard",
-                    help="geometric augmentation: standard (7 deg, 6%% shift, 10%% zoom) or strong (10 deg, 10%%, 20%%)")
+                    help="geometric augmentation: standard (7 deg, 6%% shift, 10%% zoom), strong (10 deg, 10%%, 20%%) "
+                         "or fov (10 deg, 8%%, zoom in up to 40%% with aspect jitter)")
     ap.add_argument("--mixup", type=float, default=0.0, help="mixup Beta parameter (0 = off; 0.2 typical)")
     ap.add_argument("--max-minutes", type=float, default=45.0)
     ap.add_argument("--seed", type=int, default=0)
