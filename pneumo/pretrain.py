@@ -35,6 +35,9 @@ def set_threads(n: int | None = None) -> None:
         pass   # already initialised: keep what is set
 
 
+RECIPE_KEYS = ("size", "alpha", "intensity", "augment", "mixup", "init", "lr", "seed")
+
+
 def backbone_path(size: int, alpha: float, intensity: str = "none", augment: str = "standard",
                   mixup: float = 0.0) -> Path:
     """Where a backbone of this recipe is cached; each non-default choice adds to the name."""
@@ -152,16 +155,17 @@ def _mix_batch(xb, yb, w: tuple, a: float):
 def fit_backbone(x_train, y_train, x_val, y_val, *, size: int, alpha: float = 0.35, epochs: int = 24,
                  batch: int = 32, lr: float = 2e-3, patience: int = 8, max_minutes: float = 45.0,
                  seed: int = 0, intensity: str = "none", label_smoothing: float = 0.1,
-                 augment: str = "standard", mixup: float = 0.0, log=print):
+                 augment: str = "standard", mixup: float = 0.0, init: str | Path | None = None, log=print):
     """Train encoder + softmax classifier; keep the epoch with the best val ROC AUC; returns (encoder, history).
 
     Learning rate: cosine decay from `lr` to lr/50 over `epochs` (one epoch of linear warm-up).
-    Label smoothing keeps the from-scratch network from saturating on the easy train films."""
+    Label smoothing keeps the from-scratch network from saturating on the easy train films.
+    init: a saved encoder (.weights.h5) to start from instead of random weights (fine-tuning)."""
     import keras
     from sklearn.metrics import roc_auc_score
     from pneumo.model import build_image_encoder
     keras.utils.set_random_seed(seed)
-    encoder = build_image_encoder(size, alpha, weights=None, intensity=intensity)
+    encoder = build_image_encoder(size, alpha, weights=str(init) if init else None, intensity=intensity)
     for layer in encoder.layers:   # Keras' 0.999 needs thousands of steps to settle: from scratch val scores stay constant
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = 0.9
@@ -215,9 +219,12 @@ def cosine_lr(epoch: int, epochs: int, lr: float, floor: float = 0.02) -> float:
 
 def pretrain(size: int = 128, alpha: float = 0.35, epochs: int = 24, max_minutes: float = 45.0,
              seed: int = 0, out: Path | None = None, intensity: str = "none", augment: str = "standard",
-             mixup: float = 0.0, log=print) -> Path:
-    """Pretrain on Kermany train (carved val for early stopping) and save the encoder weights."""
+             mixup: float = 0.0, init: str | Path | None = None, lr: float = 2e-3, log=print) -> Path:
+    """Pretrain on Kermany train (carved val for early stopping) and save the encoder weights.
+    init: continue from a saved backbone (its intensity must match); lr: the peak learning rate."""
     set_threads()
+    if init is not None and backbone_intensity(init) != intensity:
+        raise PneumoError(f"backbone {Path(init).name} was trained with intensity {backbone_intensity(init)!r}, not {intensity!r}")
     t0 = time.time()
     cohort, x = kermany_cache(size, log)
     t_cache = time.time() - t0
@@ -228,11 +235,13 @@ def pretrain(size: int = 128, alpha: float = 0.35, epochs: int = 24, max_minutes
         f"val {va.sum()}; test never read")
     encoder, history = fit_backbone(x[tr], y[tr], x[va], y[va], size=size, alpha=alpha, epochs=epochs,
                                     max_minutes=max_minutes, seed=seed, intensity=intensity, augment=augment,
-                                    mixup=mixup, log=log)
+                                    mixup=mixup, init=init, lr=lr, log=log)
     out = Path(out) if out else backbone_path(size, alpha, intensity, augment, mixup)
     out.parent.mkdir(parents=True, exist_ok=True)
     encoder.save_weights(str(out))
-    meta = {"size": size, "alpha": alpha, "intensity": intensity, "augment": augment, "mixup": mixup, "seed": seed, "train_images": int(tr.sum()), "val_images": int(va.sum()),
+    meta = {"size": size, "alpha": alpha, "intensity": intensity, "augment": augment, "mixup": mixup, "init": Path(init).name if init else None,
+            "init_recipe": {k: backbone_info(init).get(k) for k in RECIPE_KEYS} if init else None,
+            "lr": lr, "seed": seed, "train_images": int(tr.sum()), "val_images": int(va.sum()),
             "history": history, "cache_seconds": round(t_cache, 1), "train_seconds": round(time.time() - t0 - t_cache, 1),
             "data": cohort.description.get("notes", "")}
     backbone_info_path(out).write_text(json.dumps(meta, indent=1))
@@ -251,13 +260,15 @@ def main(argv=None) -> int:
                     help="geometric augmentation: standard (7 deg, 6%% shift, 10%% zoom), strong (10 deg, 10%%, 20%%) "
                          "or fov (10 deg, 8%%, zoom in up to 40%% with aspect jitter)")
     ap.add_argument("--mixup", type=float, default=0.0, help="mixup Beta parameter (0 = off; 0.2 typical)")
+    ap.add_argument("--init", type=Path, default=None, help="start from this saved backbone (fine-tune)")
+    ap.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (cosine schedule)")
     ap.add_argument("--max-minutes", type=float, default=45.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args(argv)
     try:
         pretrain(a.size, a.alpha, a.epochs, a.max_minutes, a.seed, a.out, a.intensity, a.augment, a.mixup,
-                 log=lambda s: print(s, flush=True))
+                 a.init, a.lr, log=lambda s: print(s, flush=True))
     except PneumoError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

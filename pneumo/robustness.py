@@ -67,6 +67,14 @@ def kermany_split(split: str, size: int):
     return x[..., None].astype("float32") / 255.0, rows["label"].to_numpy().astype(int)
 
 
+def framing_rows(report: dict) -> list[dict]:
+    """One display row per crop fraction (for the model card)."""
+    return [{"film shown": f"central {float(f) * 100:.0f}% of each side", "specificity": round(r["specificity"], 3),
+             "sensitivity": round(r["sensitivity"], 3), "ROC AUC": round(r["roc_auc"], 3),
+             "median P(pneumonia), normal films": round(r["normal_median_p"], 3)}
+            for f, r in report["fractions"].items()]
+
+
 def summary_line(report: dict) -> str:
     parts = [f"crop {f}: spec {r['specificity']:.3f} sens {r['sensitivity']:.3f} AUC {r['roc_auc']:.4f} "
              f"normal median P {r['normal_median_p']:.3f}" for f, r in report["fractions"].items()]

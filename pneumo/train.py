@@ -113,8 +113,10 @@ def lab_standardisation(frame, keys) -> dict:
     return {"mean": mean, "sd": {k: (v if v > 0 else 1.0) for k, v in sd.items()}}
 
 
-def cohort_features(cohort, encoder, size: int, std: dict, aug_copies: int = 0, seed: int = 0, log=print):
-    """Features for every row of the cohort (+ `aug_copies` augmented image embeddings per row)."""
+def cohort_features(cohort, encoder, size: int, std: dict, aug_copies: int = 0, seed: int = 0, log=print,
+                    augment: str = "standard"):
+    """Features for every row of the cohort (+ `aug_copies` augmented image embeddings per row,
+    with the backbone's augmentation strength)."""
     frame = cohort.frame
     keys = cohort.lab_keys
     has_img = frame["image_path"].notna().to_numpy()
@@ -130,7 +132,7 @@ def cohort_features(cohort, encoder, size: int, std: dict, aug_copies: int = 0, 
     if aug_copies and len(paths):
         import tensorflow as tf
         from pneumo.pretrain import augmenter
-        aug = augmenter(seed + 100)
+        aug = augmenter(seed + 100, augment)
         for c in range(aug_copies):
             xa = np.concatenate([np.asarray(tf.clip_by_value(aug(x[i:i + 256, ..., None].astype("float32") / 255.0,
                                                                    training=True), 0, 1)) for i in range(0, len(x), 256)])
@@ -195,7 +197,7 @@ def train(cohort, out: str | Path, *, image_size: int = 224, alpha: float = 0.35
     intensity: "none" | "equalize"; default = what a pretrained backbone was trained with, else "equalize"."""
     import keras
     from pneumo.bundle import save_bundle
-    from pneumo.pretrain import backbone_intensity
+    from pneumo.pretrain import backbone_info, backbone_intensity
     trained_with = backbone_intensity(backbone) if backbone and backbone != "imagenet" else None
     if intensity is None:
         intensity = trained_with or DEFAULT_INTENSITY
@@ -221,7 +223,8 @@ def train(cohort, out: str | Path, *, image_size: int = 224, alpha: float = 0.35
     if any(test.median is None for test in panel):
         panel = panel.with_medians({k: float(np.nanmedian(frame.iloc[tr][k])) for k in keys
                                     if frame.iloc[tr][k].notna().any()})
-    X, aug = cohort_features(cohort, encoder, image_size, std, aug_copies, seed, log)
+    augment = backbone_info(backbone).get("augment", "standard") if trained_with is not None else "standard"
+    X, aug = cohort_features(cohort, encoder, image_size, std, aug_copies, seed, log, augment)
     timings["embed_seconds"] = round(time.time() - t, 1)
 
     t = time.time()
@@ -257,7 +260,7 @@ def train(cohort, out: str | Path, *, image_size: int = 224, alpha: float = 0.35
         "views": {v: {"threshold": thr[v], "temperature": temps[v]} for v in VIEWS},
         "training_data": _portable(cohort.description), "semi_real": bool(cohort.semi_real),
         "training": {"epochs_run": len(history), "seed": seed, "class_weight": cw, "modality_dropout": True,
-                     "aug_copies": aug_copies, "lab_noise": lab_noise, "lr": lr, "batch_size": batch_size},
+                     "aug_copies": aug_copies, "augment": augment, "lab_noise": lab_noise, "lr": lr, "batch_size": batch_size},
     }
     metrics["timings_seconds"] = timings
     save_bundle(out, model, meta, metrics)

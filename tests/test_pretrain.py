@@ -56,7 +56,9 @@ def test_dataset_without_mixup_keeps_hard_labels():
     assert xb.shape == (8, 32, 32, 1) and 0.0 <= float(tf.reduce_min(xb)) <= float(tf.reduce_max(xb)) <= 1.0
 
 
-def test_pretrain_records_the_recipe_and_train_finds_it(tmp_path, monkeypatch):
+@pytest.fixture
+def tiny_kermany(tmp_path, monkeypatch):
+    """pretrain() on 24 made-up 32 px films (16 train, 8 val) in a private cache folder."""
     rng = np.random.default_rng(0)
     n, size = 24, 32
     y = np.array([0, 1] * (n // 2))
@@ -66,11 +68,44 @@ def test_pretrain_records_the_recipe_and_train_finds_it(tmp_path, monkeypatch):
     cohort = SimpleNamespace(frame=frame, description={"notes": "made-up films"})
     monkeypatch.setattr(P, "kermany_cache", lambda s, log=print: (cohort, x))
     monkeypatch.setattr(P, "CACHE_DIR", tmp_path)
+    return size
+
+
+def test_pretrain_records_the_recipe_and_train_finds_it(tiny_kermany):
+    size = tiny_kermany
     out = P.pretrain(size, 0.35, epochs=2, intensity="equalize", augment="strong", mixup=0.2, log=lambda s: None)
     assert out == P.backbone_path(size, 0.35, "equalize", "strong", 0.2) and out.is_file()
     meta = json.loads(P.backbone_info_path(out).read_text())
-    assert (meta["augment"], meta["mixup"], meta["intensity"]) == ("strong", 0.2, "equalize")
+    assert (meta["augment"], meta["mixup"], meta["intensity"], meta["init"]) == ("strong", 0.2, "equalize", None)
     assert len(meta["history"]) == 2 and meta["train_images"] == 16
     found = T.resolve_backbone("pretrained", size, 0.35, lambda s: None, "equalize",
                                {"epochs": 2, "augment": "strong", "mixup": 0.2})
     assert found == str(out)                                          # cached: no second pretraining
+
+
+def test_fine_tuning_starts_from_the_given_backbone(tiny_kermany, tmp_path, monkeypatch):
+    from pneumo.model import build_image_encoder
+    size = tiny_kermany
+    base = P.pretrain(size, 0.35, epochs=1, intensity="equalize", log=lambda s: None)
+    import pneumo.model as model_module
+    seen, real_build = {}, model_module.build_image_encoder
+
+    def spy(size, alpha, weights=None, intensity="none"):
+        seen["weights"] = weights
+        return real_build(size, alpha, weights=weights, intensity=intensity)
+    monkeypatch.setattr(model_module, "build_image_encoder", spy)
+    ft = P.pretrain(size, 0.35, epochs=1, intensity="equalize", augment="fov", init=base, lr=5e-4,
+                    out=tmp_path / "ft.weights.h5", log=lambda s: None)
+    assert seen["weights"] == str(base)
+    monkeypatch.setattr(model_module, "build_image_encoder", real_build)
+    meta = json.loads(P.backbone_info_path(ft).read_text())
+    assert meta["init"] == base.name and meta["init_recipe"]["augment"] == "standard" and meta["lr"] == 5e-4
+    a = build_image_encoder(size, 0.35, weights=str(base), intensity="equalize").get_weights()
+    b = build_image_encoder(size, 0.35, weights=str(ft), intensity="equalize").get_weights()
+    assert len(a) == len(b) and any(not np.array_equal(u, v) for u, v in zip(a, b))   # it did train
+
+
+def test_fine_tuning_refuses_a_backbone_of_another_intensity(tiny_kermany):
+    base = P.pretrain(tiny_kermany, 0.35, epochs=1, intensity="none", log=lambda s: None)
+    with pytest.raises(PneumoError, match="intensity"):
+        P.pretrain(tiny_kermany, 0.35, epochs=1, intensity="equalize", init=base, log=lambda s: None)
