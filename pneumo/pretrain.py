@@ -46,6 +46,12 @@ def backbone_path(size: int, alpha: float, intensity: str = "none", augment: str
     return CACHE_DIR / "backbone" / f"mobilenetv2_a{alpha:g}_{size}{suffix}.weights.h5"
 
 
+def finetuned_path(base: str | Path, augment: str, mixup: float = 0.0) -> Path:
+    """Where a backbone fine-tuned from `base` with this recipe is cached (beside the base)."""
+    stem = Path(str(base)).name.removesuffix(".weights.h5")
+    return Path(base).with_name(f"{stem}_then_{augment}{f'_mixup{mixup:g}' if mixup else ''}.weights.h5")
+
+
 def backbone_info_path(weights: str | Path) -> Path:
     """x.weights.h5 -> x.json: the sidecar pretrain() writes beside a backbone."""
     return Path(str(weights).removesuffix(".weights.h5") + ".json")

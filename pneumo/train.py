@@ -326,17 +326,24 @@ def load_cohort(spec: str, *, seed: int = 0, size: int = 64, tmpdir: Path | None
 
 
 def resolve_backbone(spec: str | None, size: int, alpha: float, log=print, intensity: str = "none",
-                     pretrain_kw: dict | None = None) -> str | None:
-    """pretrained -> the Kermany backbone (pretraining it first when absent); none; imagenet; a path."""
+                     pretrain_kw: dict | list[dict] | None = None) -> str | None:
+    """pretrained -> the Kermany backbone (pretraining it first when absent); none; imagenet; a path.
+    pretrain_kw: one recipe, or stages (each later one fine-tunes the one before), e.g.
+    [{"epochs": 14}, {"epochs": 8, "augment": "fov", "lr": 5e-4}]."""
     from pneumo import pretrain
     if spec in (None, "none", "random"):
         return None
     if spec == "pretrained":
-        kw = {"epochs": 24, "augment": "standard", "mixup": 0.0, **(pretrain_kw or {})}
-        path = pretrain.backbone_path(size, alpha, intensity, kw["augment"], kw["mixup"])
-        if not path.exists():
-            log(f"no pretrained backbone at {path}: pretraining on Kermany train first (long)")
-            pretrain.pretrain(size, alpha, max_minutes=60, intensity=intensity, log=log, **kw)
+        stages = pretrain_kw if isinstance(pretrain_kw, list) else [pretrain_kw or {}]
+        path = None
+        for stage in stages:
+            kw = {"epochs": 24, "augment": "standard", "mixup": 0.0, **stage}
+            target = (pretrain.backbone_path(size, alpha, intensity, kw["augment"], kw["mixup"]) if path is None
+                      else pretrain.finetuned_path(path, kw["augment"], kw["mixup"]))
+            if not target.exists():
+                log(f"no pretrained backbone at {target}: {'pretraining on Kermany train' if path is None else 'fine-tuning'} first (long)")
+                pretrain.pretrain(size, alpha, max_minutes=60, intensity=intensity, init=path, out=target, log=log, **kw)
+            path = target
         return str(path)
     if spec != "imagenet" and not Path(spec).is_file():
         raise PneumoError(f"backbone weights not found: {spec}")

@@ -109,3 +109,17 @@ def test_fine_tuning_refuses_a_backbone_of_another_intensity(tiny_kermany):
     base = P.pretrain(tiny_kermany, 0.35, epochs=1, intensity="none", log=lambda s: None)
     with pytest.raises(PneumoError, match="intensity"):
         P.pretrain(tiny_kermany, 0.35, epochs=1, intensity="equalize", init=base, log=lambda s: None)
+
+
+def test_staged_recipe_fine_tunes_the_first_stage_and_is_cached(tiny_kermany, monkeypatch):
+    stages = [{"epochs": 1}, {"epochs": 1, "augment": "fov", "lr": 5e-4}]
+    path = T.resolve_backbone("pretrained", tiny_kermany, 0.35, lambda s: None, "equalize", stages)
+    base = P.backbone_path(tiny_kermany, 0.35, "equalize")
+    assert path == str(P.finetuned_path(base, "fov")) and base.is_file()
+    assert path.endswith("_equalize_then_fov.weights.h5")
+    meta = P.backbone_info(path)
+    assert meta["init"] == base.name and meta["augment"] == "fov" and meta["lr"] == 5e-4
+    calls = []
+    monkeypatch.setattr(P, "pretrain", lambda *a, **k: calls.append(k))
+    assert T.resolve_backbone("pretrained", tiny_kermany, 0.35, lambda s: None, "equalize", stages) == path
+    assert calls == []
