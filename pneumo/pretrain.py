@@ -35,7 +35,7 @@ def set_threads(n: int | None = None) -> None:
         pass   # already initialised: keep what is set
 
 
-RECIPE_KEYS = ("size", "alpha", "intensity", "augment", "mixup", "init", "lr", "seed")
+RECIPE_KEYS = ("size", "alpha", "intensity", "augment", "mixup", "init", "lr", "epochs", "seed")
 
 
 def backbone_path(size: int, alpha: float, intensity: str = "none", augment: str = "standard",
@@ -61,6 +61,19 @@ def backbone_info(weights: str | Path) -> dict:
     """A saved backbone's sidecar (size, intensity, history, timings); {} when it has none."""
     info = backbone_info_path(weights)
     return json.loads(info.read_text()) if str(weights).endswith(".weights.h5") and info.is_file() else {}
+
+
+def backbone_recipe(weights: str | Path) -> dict:
+    """How a saved backbone was trained, for a bundle's provenance: its recipe and that of the
+    backbone it was fine-tuned from (no per-epoch history)."""
+    info = backbone_info(weights)
+    out = {k: info[k] for k in RECIPE_KEYS + ("train_images", "train_seconds", "source") if k in info}
+    if info.get("history"):
+        out["epochs_run"] = len(info["history"])
+        out["best_val_auc"] = max(h["val_auc"] for h in info["history"])
+    if info.get("init_recipe"):
+        out["init_recipe"] = info["init_recipe"]
+    return out
 
 
 def backbone_intensity(weights: str | Path) -> str:
@@ -247,7 +260,7 @@ def pretrain(size: int = 128, alpha: float = 0.35, epochs: int = 24, max_minutes
     encoder.save_weights(str(out))
     meta = {"size": size, "alpha": alpha, "intensity": intensity, "augment": augment, "mixup": mixup, "init": Path(init).name if init else None,
             "init_recipe": {k: backbone_info(init).get(k) for k in RECIPE_KEYS} if init else None,
-            "lr": lr, "seed": seed, "train_images": int(tr.sum()), "val_images": int(va.sum()),
+            "lr": lr, "epochs": epochs, "seed": seed, "train_images": int(tr.sum()), "val_images": int(va.sum()),
             "history": history, "cache_seconds": round(t_cache, 1), "train_seconds": round(time.time() - t0 - t_cache, 1),
             "data": cohort.description.get("notes", "")}
     backbone_info_path(out).write_text(json.dumps(meta, indent=1))

@@ -197,7 +197,7 @@ def train(cohort, out: str | Path, *, image_size: int = 224, alpha: float = 0.35
     intensity: "none" | "equalize"; default = what a pretrained backbone was trained with, else "equalize"."""
     import keras
     from pneumo.bundle import save_bundle
-    from pneumo.pretrain import backbone_info, backbone_intensity
+    from pneumo.pretrain import backbone_info, backbone_intensity, backbone_recipe
     trained_with = backbone_intensity(backbone) if backbone and backbone != "imagenet" else None
     if intensity is None:
         intensity = trained_with or DEFAULT_INTENSITY
@@ -254,7 +254,8 @@ def train(cohort, out: str | Path, *, image_size: int = 224, alpha: float = 0.35
         "architecture": {"kind": "fusion", "image_size": image_size, "alpha": alpha, "intensity": intensity,
                          "n_tests": len(keys),
                          "early_layer": "block_2_add", "last_conv_layer": "out_relu", "head": head_kw,
-                         "backbone_init": Path(str(backbone)).name if backbone else "random"},
+                         "backbone_init": Path(str(backbone)).name if backbone else "random",
+                         "backbone_recipe": backbone_recipe(backbone) if trained_with is not None else {}},
         "lab_panel": panel.to_dict(), "lab_standardisation": std,
         "threshold": thr["fusion"], "threshold_rule": THRESHOLD_RULE, "temperature": temps["fusion"],
         "views": {v: {"threshold": thr[v], "temperature": temps[v]} for v in VIEWS},
@@ -311,7 +312,9 @@ def _test_report(head, X: Features, y, temps, thr, n_boot: int, seed: int, log) 
 
 # ----------------------------------------------------------------------------- CLI
 PRESETS = {"shipped": dict(cohort="kermany+mimic", image_size=224, alpha=0.35, intensity="equalize", backbone="pretrained",
-                           pretrain=dict(epochs=14, augment="standard", mixup=0.0), aug_copies=1, lab_noise=1.0, epochs=80, name="pneumo-fusion", version="1.1.0")}
+                           pretrain=[dict(epochs=14, augment="standard", mixup=0.0),            # 1.1.0's backbone
+                                     dict(epochs=8, augment="fov", mixup=0.0, lr=5e-4)],      # then framing-robust
+                           aug_copies=1, lab_noise=1.0, epochs=80, name="pneumo-fusion", version="1.2.0")}
 
 
 def load_cohort(spec: str, *, seed: int = 0, size: int = 64, tmpdir: Path | None = None):

@@ -302,7 +302,10 @@ def test_model_card_with_the_shipped_bundle(home):
     at.switch_page("pages/model_card.py").run()
     assert not at.exception, at.exception
     assert "semi-real" in _texts(at, "markdown")
-    assert len(at.dataframe) >= 2
+    assert len(at.dataframe) >= 3
+    assert "Robustness to framing" in [h.value for h in at.subheader]
+    framing = at.dataframe[1].value
+    assert len(framing) == 3 and framing["specificity"].between(0, 1).all()
 
 
 def test_batch_page_scores_an_uploaded_zip(fake_predictor, home):
