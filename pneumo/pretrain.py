@@ -5,7 +5,9 @@ the patient-disjoint Kermany train split (never the carved val, never the offici
 Images go through pneumo.imaging.load_for_model (the one preprocessing path) once, into a
 uint8 cache (cache/kermany_<size>.npz), then train with radiograph-safe augmentation.
 
-    python -m pneumo.pretrain --size 128 --alpha 0.35 --intensity equalize [--epochs 24] [--max-minutes 45]
+    python -m pneumo.pretrain --size 224 --alpha 0.35 --intensity equalize --epochs 14
+    python -m pneumo.pretrain --size 224 --intensity equalize --augment fov --lr 5e-4 --epochs 8 \
+        --init cache/backbone/mobilenetv2_a0.35_224_equalize.weights.h5 --out FINETUNED.weights.h5
 """
 from __future__ import annotations
 
