@@ -55,16 +55,36 @@ def field_of_view(bundle, images: np.ndarray, labels, fractions=FRACTIONS) -> di
             "crop": "centre square of the given fraction of the side, resized back", "fractions": rows}
 
 
-def kermany_split(split: str, size: int):
-    """(images (n, S, S, 1) in [0, 1], labels) of one Kermany split, through the one preprocessing."""
-    from pneumo.cohorts import kermany
+def split_films(frame, split: str, size: int):
+    """(images (n, S, S, 1) in [0, 1], labels) of one split's films, each once, through the one
+    preprocessing; None when the split lacks films of both classes."""
     from pneumo.train import load_images
-    frame = kermany.load().frame
-    rows = frame[frame["split"] == split]
-    if rows.empty:
-        raise PneumoError(f"Kermany has no {split!r} split")
+    rows = frame[(frame["split"] == split) & frame["image_path"].notna()].drop_duplicates("image_path")
+    if rows["label"].nunique() < 2:
+        return None
     x = load_images(rows["image_path"].astype(str).tolist(), size, log=lambda s: None)
     return x[..., None].astype("float32") / 255.0, rows["label"].to_numpy().astype(int)
+
+
+def kermany_split(split: str, size: int):
+    """split_films of the Kermany cohort (carved val, official test)."""
+    from pneumo.cohorts import kermany
+    films = split_films(kermany.load().frame, split, size)
+    if films is None:
+        raise PneumoError(f"Kermany's {split!r} split holds no films of both classes")
+    return films
+
+
+def cohort_report(bundle_dir, cohort, image_size: int, log=print) -> dict:
+    """{val,test}_field_of_view of a saved bundle on a cohort's films."""
+    from pneumo.bundle import load_bundle
+    bundle, report = load_bundle(bundle_dir), {}
+    for split in ("val", "test"):
+        films = split_films(cohort.frame, split, image_size)
+        if films is not None:
+            report[f"{split}_field_of_view"] = field_of_view(bundle, *films)
+            log(f"{split.upper()} " + summary_line(report[f"{split}_field_of_view"]))
+    return report
 
 
 def framing_rows(report: dict) -> list[dict]:

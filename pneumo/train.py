@@ -265,25 +265,11 @@ def train(cohort, out: str | Path, *, image_size: int = 224, alpha: float = 0.35
     }
     metrics["timings_seconds"] = timings
     save_bundle(out, model, meta, metrics)
-    metrics.update(framing_report(out, cohort, image_size, log))
+    from pneumo.robustness import cohort_report
+    metrics.update(cohort_report(out, cohort, image_size, log))
     write_metrics(out, metrics)
     log(f"bundle written to {out}")
     return metrics
-
-
-def framing_report(out, cohort, image_size: int, log=print) -> dict:
-    """Field-of-view sensitivity (pneumo.robustness) of the saved bundle on val and test films."""
-    from pneumo import robustness
-    from pneumo.bundle import load_bundle
-    bundle, frame, report = load_bundle(out), cohort.frame, {}
-    for split in ("val", "test"):
-        rows = frame[(frame["split"] == split) & frame["image_path"].notna()].drop_duplicates("image_path")
-        if rows["label"].nunique() < 2:
-            continue
-        x = load_images(rows["image_path"].astype(str).tolist(), image_size, log)[..., None].astype("float32") / 255.0
-        report[f"{split}_field_of_view"] = robustness.field_of_view(bundle, x, rows["label"].to_numpy())
-        log(f"{split.upper()} " + robustness.summary_line(report[f"{split}_field_of_view"]))
-    return report
 
 
 THRESHOLD_RULE = ("Youden J (sensitivity + specificity - 1) maximised on the calibrated validation "

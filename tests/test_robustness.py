@@ -82,3 +82,9 @@ def test_shipped_model_does_not_read_tight_framing_as_pneumonia():
     assert rows["0.85"]["specificity"] >= 0.90
     assert rows["0.7"]["specificity"] >= 0.75
     assert rows["0.7"]["normal_median_p"] < report["threshold"]
+
+
+def test_cli_refuses_a_missing_bundle_in_one_line(tmp_path, capsys):
+    assert robustness.main(["--bundle", str(tmp_path / "nothing")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "\n" not in err and "Traceback" not in err
