@@ -40,18 +40,22 @@ def set_threads(n: int | None = None) -> None:
 RECIPE_KEYS = ("size", "alpha", "intensity", "augment", "mixup", "init", "lr", "epochs", "seed")
 
 
+def _recipe_suffix(augment: str, mixup: float) -> str:
+    """The part of a cached backbone's name that says its augmentation (empty for the default)."""
+    return ("" if augment == "standard" else f"_{augment}") + (f"_mixup{mixup:g}" if mixup else "")
+
+
 def backbone_path(size: int, alpha: float, intensity: str = "none", augment: str = "standard",
                   mixup: float = 0.0) -> Path:
     """Where a backbone of this recipe is cached; each non-default choice adds to the name."""
-    suffix = ("" if intensity == "none" else f"_{intensity}") + ("" if augment == "standard" else f"_{augment}") \
-        + (f"_mixup{mixup:g}" if mixup else "")
+    suffix = ("" if intensity == "none" else f"_{intensity}") + _recipe_suffix(augment, mixup)
     return CACHE_DIR / "backbone" / f"mobilenetv2_a{alpha:g}_{size}{suffix}.weights.h5"
 
 
 def finetuned_path(base: str | Path, augment: str, mixup: float = 0.0) -> Path:
     """Where a backbone fine-tuned from `base` with this recipe is cached (beside the base)."""
     stem = Path(str(base)).name.removesuffix(".weights.h5")
-    return Path(base).with_name(f"{stem}_then_{augment}{f'_mixup{mixup:g}' if mixup else ''}.weights.h5")
+    return Path(base).with_name(f"{stem}_then_{augment}{_recipe_suffix('standard', mixup)}.weights.h5")
 
 
 def backbone_info_path(weights: str | Path) -> Path:
@@ -244,8 +248,10 @@ def pretrain(size: int = 128, alpha: float = 0.35, epochs: int = 24, max_minutes
     """Pretrain on Kermany train (carved val for early stopping) and save the encoder weights.
     init: continue from a saved backbone (its intensity must match); lr: the peak learning rate."""
     set_threads()
-    if init is not None and backbone_intensity(init) != intensity:
-        raise PneumoError(f"backbone {Path(init).name} was trained with intensity {backbone_intensity(init)!r}, not {intensity!r}")
+    init_info = backbone_info(init) if init is not None else {}
+    if init is not None and init_info.get("intensity", "none") != intensity:
+        raise PneumoError(f"backbone {Path(init).name} was trained with intensity "
+                          f"{init_info.get('intensity', 'none')!r}, not {intensity!r}")
     t0 = time.time()
     cohort, x = kermany_cache(size, log)
     t_cache = time.time() - t0
@@ -261,7 +267,7 @@ def pretrain(size: int = 128, alpha: float = 0.35, epochs: int = 24, max_minutes
     out.parent.mkdir(parents=True, exist_ok=True)
     encoder.save_weights(str(out))
     meta = {"size": size, "alpha": alpha, "intensity": intensity, "augment": augment, "mixup": mixup, "init": Path(init).name if init else None,
-            "init_recipe": {k: backbone_info(init).get(k) for k in RECIPE_KEYS} if init else None,
+            "init_recipe": {k: init_info.get(k) for k in RECIPE_KEYS} if init else None,
             "lr": lr, "epochs": epochs, "seed": seed, "train_images": int(tr.sum()), "val_images": int(va.sum()),
             "history": history, "cache_seconds": round(t_cache, 1), "train_seconds": round(time.time() - t0 - t_cache, 1),
             "data": cohort.description.get("notes", "")}

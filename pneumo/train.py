@@ -264,7 +264,7 @@ def train(cohort, out: str | Path, *, image_size: int = 224, alpha: float = 0.35
                      "aug_copies": aug_copies, "augment": augment, "lab_noise": lab_noise, "lr": lr, "batch_size": batch_size},
     }
     metrics["timings_seconds"] = timings
-    save_bundle(out, model, meta, metrics)
+    save_bundle(out, model, meta)               # metrics.json once, after the framing check on the saved bundle
     from pneumo.robustness import cohort_report
     metrics.update(cohort_report(out, cohort, image_size, log))
     write_metrics(out, metrics)
