@@ -20,6 +20,7 @@ from pneumo import config
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).parent / "artifacts"
+APP_LOG: list[Path] = []  # the running app's log, quoted when a browser test fails
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -63,6 +64,7 @@ def app_url(tmp_path_factory):
         env["PNEUMO_RESULTS_DIR"] = str(tmp / "results")
     port = _free_port()
     log = open(tmp / "streamlit.log", "wb")
+    APP_LOG[:] = [tmp / "streamlit.log"]
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
                              "--server.headless", "true", "--browser.gatherUsageStats", "false"],
                             cwd=config.REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -130,3 +132,20 @@ def take_screenshot(page, name: str) -> Path:
     page.screenshot(path=str(path), full_page=True)
     page.set_viewport_size(size)
     return path
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """When a browser test fails, quote what the page showed and the app's log in the report:
+    CI keeps only the printed output, so this is what tells a timeout's cause."""
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.when != "call" or not rep.failed or "page" not in getattr(item, "funcargs", {}):
+        return
+    try:
+        text = item.funcargs["page"].locator("body").inner_text(timeout=3000)
+    except Exception as err:  # noqa: BLE001 - a report must not fail
+        text = f"(page text unavailable: {type(err).__name__})"
+    rep.sections.append(("page text at the failure", text[:4000]))
+    if APP_LOG and APP_LOG[0].is_file():
+        rep.sections.append(("app log (tail)", APP_LOG[0].read_text(errors="replace")[-3000:]))

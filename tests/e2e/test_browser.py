@@ -43,9 +43,11 @@ def test_kermany_film_with_example_labs(page, app_url, shot):
     page.get_by_text("File (CSV or FHIR JSON)").click()
     page.locator("[data-testid='stFileUploaderDropzoneInput']").nth(1).set_input_files(
         str(sup.example_labs("pneumonia")))
-    page.get_by_text("P(pneumonia)").first.wait_for(timeout=MODEL_WAIT)
-    page.get_by_text("Grad-CAM").first.wait_for()
-    page.get_by_text("Download the case report").wait_for()  # the last element: the page is complete
+    # Wait for the with-labs answer itself: the film alone is scored first (the labs arrive a
+    # rerun later), so its P(pneumonia) may be on the page while the labs are still being read.
+    page.get_by_text("SHAP values:").first.wait_for(timeout=MODEL_WAIT)
+    page.get_by_text("Grad-CAM").first.wait_for(timeout=MODEL_WAIT)
+    page.get_by_text("Download the case report").wait_for(timeout=MODEL_WAIT)  # the last element
     text = page.locator("[data-testid='stMain']").inner_text()
     assert re.search(r"P\(pneumonia\)\s*\d\.\d\d", text), text[:500]
     assert re.search(r"PNEUMONIA|NORMAL", text)
