@@ -76,6 +76,14 @@ if fov:
                "centre-cropped to a tighter frame and resized back: the same anatomy, framed closer. A model "
                "that keeps its specificity does not read tight framing as pneumonia.")
 
+changes = metrics.get("val_perturbations")
+if changes:
+    st.subheader("Robustness to acquisition changes")
+    st.dataframe(rob.perturbation_rows(changes), hide_index=True)
+    st.caption(f"Image only, at its threshold {changes['threshold']:.3f}, on the {changes['n']} validation films, "
+               "each changed as a real film can be: framed wider or off-centre, turned, exposed differently, "
+               "noisier. Where sensitivity falls, a film of that kind is more often read as normal.")
+
 st.subheader("Limitations")
 st.markdown("""
 - **Paediatric films, adult labs**: the images are of children aged 1–5, the labs of adults.

@@ -1,11 +1,15 @@
-"""Does the answer depend on how tightly the film is framed? Field-of-view sensitivity.
+"""Does the answer depend on how the film was framed or exposed? Field-of-view sensitivity,
+and a wider set of acquisition changes (wider framing, off-centre, rotation, exposure, noise).
 
 Kermany's pneumonia films are, on the whole, framed more tightly on the lungs than its normal
 films, so a network can learn "tight framing = pneumonia". This check centre-crops every film
 to a fraction of its side, resizes it back, and reads the image-only answer at the bundle's
 own image-only temperature and threshold: a framing-robust model keeps its specificity.
 
-    python -m pneumo.robustness --bundle models/pneumo-fusion [--split val] [--json]
+The wider set (`perturbations`) applies each change a real film can carry to every film and
+reports the same image-only metrics, so a reader sees which changes the model tolerates.
+
+    python -m pneumo.robustness --bundle models/pneumo-fusion [--split val] [--json] [--all]
 """
 from __future__ import annotations
 
@@ -22,35 +26,133 @@ FRACTIONS = (1.0, 0.85, 0.7)
 
 def centre_crop(images: np.ndarray, fraction: float) -> np.ndarray:
     """(n, S, S, 1) in [0, 1] -> the central `fraction` of each side, resized back to S x S."""
-    images = np.asarray(images, "float32")
     if not 0.1 <= fraction <= 1.0:
         raise PneumoError(f"crop fraction must be in [0.1, 1], got {fraction}")
-    if images.ndim != 4 or images.shape[1] != images.shape[2]:
-        raise PneumoError(f"expected square images (n, S, S, 1), got shape {images.shape}")
+    images = _square(images)
     s = images.shape[1]
     c = int(round(s * fraction))
     if c >= s:
         return images
-    import tensorflow as tf
     o = (s - c) // 2
-    return np.clip(tf.image.resize(images[:, o:o + c, o:o + c], (s, s), antialias=True).numpy(), 0.0, 1.0)
+    return _resized(images[:, o:o + c, o:o + c], s)
+
+
+def _resized(images: np.ndarray, size: int) -> np.ndarray:
+    import tensorflow as tf
+    return np.clip(tf.image.resize(images, (size, size), antialias=True).numpy(), 0.0, 1.0)
+
+
+def _square(images: np.ndarray) -> np.ndarray:
+    images = np.asarray(images, "float32")
+    if images.ndim != 4 or images.shape[1] != images.shape[2]:
+        raise PneumoError(f"expected square images (n, S, S, 1), got shape {images.shape}")
+    return images
+
+
+def corner_crop(images: np.ndarray, fraction: float, corner: str) -> np.ndarray:
+    """An off-centre crop: `fraction` of each side anchored at a corner ('tl' or 'br'), resized
+    back: the patient off the middle of the detector."""
+    images = _square(images)
+    s = images.shape[1]
+    c = int(round(s * fraction))
+    if corner not in ("tl", "br") or not 0.1 <= fraction <= 1.0:
+        raise PneumoError(f"corner crop needs a fraction in [0.1, 1] and a corner tl/br, got {fraction}, {corner!r}")
+    o = 0 if corner == "tl" else s - c
+    return _resized(images[:, o:o + c, o:o + c], s)
+
+
+def zoom_out(images: np.ndarray, fraction: float) -> np.ndarray:
+    """Wider framing: the film shrunk to `fraction` of its side in a black border (collimation,
+    a larger detector), the opposite of centre_crop."""
+    images = _square(images)
+    if not 0.3 <= fraction <= 1.0:
+        raise PneumoError(f"zoom-out fraction must be in [0.3, 1], got {fraction}")
+    s = images.shape[1]
+    c = int(round(s * fraction))
+    out = np.zeros_like(images)
+    o = (s - c) // 2
+    out[:, o:o + c, o:o + c] = _resized(images, c)
+    return out
+
+
+def rotate(images: np.ndarray, degrees: float) -> np.ndarray:
+    """Each film turned by `degrees` about its centre, corners filled black (a rotated patient)."""
+    from scipy import ndimage
+    images = _square(images)
+    return np.clip(ndimage.rotate(images, degrees, axes=(1, 2), reshape=False, order=1, mode="constant",
+                                  cval=0.0), 0.0, 1.0).astype("float32")
+
+
+def gamma(images: np.ndarray, g: float) -> np.ndarray:
+    """Exposure: intensities raised to the power g (g < 1 brighter, > 1 darker)."""
+    return np.power(_square(images).clip(0.0, 1.0), g).astype("float32")
+
+
+def noise(images: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
+    """Quantum noise: Gaussian noise of sd `sigma` (of the full range), fixed seed."""
+    images = _square(images)
+    rng = np.random.default_rng(seed)
+    return (images + rng.normal(0.0, sigma, images.shape).astype("float32")).clip(0.0, 1.0)
+
+
+PERTURBATIONS = {
+    "as given": lambda x: x,
+    "tighter framing (central 85%)": lambda x: centre_crop(x, 0.85),
+    "wider framing (film at 85% in a black border)": lambda x: zoom_out(x, 0.85),
+    "off-centre (85%, top-left)": lambda x: corner_crop(x, 0.85, "tl"),
+    "off-centre (85%, bottom-right)": lambda x: corner_crop(x, 0.85, "br"),
+    "rotated +10°": lambda x: rotate(x, 10.0),
+    "rotated -10°": lambda x: rotate(x, -10.0),
+    "brighter (gamma 0.7)": lambda x: gamma(x, 0.7),
+    "darker (gamma 1.4)": lambda x: gamma(x, 1.4),
+    "noisier (Gaussian, sd 0.03)": lambda x: noise(x, 0.03),
+}
+"""Acquisition changes a real film can carry, each mild enough that a reader still reads the film."""
+
+
+def _image_only_metrics(bundle, images, y, temperature, threshold) -> dict:
+    from pneumo import metrics as M
+    from pneumo.calibration import apply_temperature
+    p = apply_temperature(bundle.predict_proba(images, None, calibrated=False), temperature)
+    m = M.binary_metrics(y, p, threshold)
+    return {"specificity": m["specificity"], "sensitivity": m["sensitivity"], "roc_auc": m["roc_auc"],
+            "accuracy": m["accuracy"], "normal_median_p": float(np.median(p[y == 0])),
+            "pneumonia_median_p": float(np.median(p[y == 1]))}
+
+
+def perturbations(bundle, images: np.ndarray, labels, changes: dict | None = None) -> dict:
+    """Image-only metrics per acquisition change (PERTURBATIONS), at the bundle's image-only
+    calibration and threshold; `changes` replaces the set (name -> images -> images)."""
+    y = np.asarray(labels).astype(int)
+    if len(y) != len(images) or len(np.unique(y)) < 2:
+        raise PneumoError("the perturbation check needs images of both classes, one label each")
+    temperature, threshold = bundle.calibration_for("image_only")
+    rows = {name: _image_only_metrics(bundle, fn(images), y, temperature, threshold)
+            for name, fn in (changes or PERTURBATIONS).items()}
+    return {"view": "image_only", "threshold": threshold, "n": int(len(y)), "n_pos": int(y.sum()), "changes": rows}
+
+
+def perturbation_rows(report: dict) -> list[dict]:
+    """One display row per change (for the model card), with the AUC change from 'as given'."""
+    base = next(iter(report["changes"].values()))["roc_auc"]
+    return [{"film": name, "specificity": round(r["specificity"], 3), "sensitivity": round(r["sensitivity"], 3),
+             "accuracy": round(r["accuracy"], 3), "ROC AUC": round(r["roc_auc"], 3),
+             "AUC change": round(r["roc_auc"] - base, 3)} for name, r in report["changes"].items()]
+
+
+def perturbation_lines(report: dict) -> str:
+    return "\n".join(f"{name:48s} spec {r['specificity']:.3f} sens {r['sensitivity']:.3f} "
+                     f"acc {r['accuracy']:.3f} AUC {r['roc_auc']:.4f}" for name, r in report["changes"].items())
 
 
 def field_of_view(bundle, images: np.ndarray, labels, fractions=FRACTIONS) -> dict:
     """Image-only metrics per crop fraction, at the bundle's image-only calibration and threshold."""
-    from pneumo import metrics as M
-    from pneumo.calibration import apply_temperature
     y = np.asarray(labels).astype(int)
     if len(y) != len(images) or len(np.unique(y)) < 2:
         raise PneumoError("field-of-view check needs images of both classes, one label each")
     temperature, threshold = bundle.calibration_for("image_only")
-    rows = {}
-    for f in fractions:
-        p = apply_temperature(bundle.predict_proba(centre_crop(images, f), None, calibrated=False), temperature)
-        m = M.binary_metrics(y, p, threshold)
-        rows[f"{f:g}"] = {"specificity": m["specificity"], "sensitivity": m["sensitivity"], "roc_auc": m["roc_auc"],
-                          "normal_median_p": float(np.median(p[y == 0])),
-                          "pneumonia_median_p": float(np.median(p[y == 1]))}
+    rows = {f"{f:g}": _image_only_metrics(bundle, centre_crop(images, f), y, temperature, threshold)
+            for f in fractions}
     return {"view": "image_only", "threshold": threshold, "n": int(len(y)), "n_pos": int(y.sum()),
             "crop": "centre square of the given fraction of the side, resized back", "fractions": rows}
 
@@ -76,7 +178,7 @@ def kermany_split(split: str, size: int):
 
 
 def cohort_report(bundle_dir, cohort, image_size: int, log=print) -> dict:
-    """{val,test}_field_of_view of a saved bundle on a cohort's films."""
+    """{val,test}_field_of_view and {val,test}_perturbations of a saved bundle on a cohort's films."""
     from pneumo.bundle import load_bundle
     bundle, report = load_bundle(bundle_dir), {}
     for split in ("val", "test"):
@@ -84,7 +186,22 @@ def cohort_report(bundle_dir, cohort, image_size: int, log=print) -> dict:
         if films is not None:
             report[f"{split}_field_of_view"] = field_of_view(bundle, *films)
             log(f"{split.upper()} " + summary_line(report[f"{split}_field_of_view"]))
+            report[f"{split}_perturbations"] = perturbations(bundle, *films)
+            log(f"{split.upper()} acquisition changes:\n" + perturbation_lines(report[f"{split}_perturbations"]))
     return report
+
+
+def write_report(bundle_dir) -> dict:
+    """Recompute the framing and acquisition reports of a Kermany-trained bundle on Kermany's
+    films and add them to its metrics.json (which the weights' sha256 does not cover)."""
+    from pneumo.bundle import load_bundle, write_metrics
+    from pneumo.cohorts import kermany
+    bundle = load_bundle(bundle_dir)
+    path = bundle.path / "metrics.json"
+    metrics = json.loads(path.read_text()) if path.is_file() else {}
+    metrics.update(cohort_report(bundle.path, kermany.load(), bundle.image_size, log=lambda s: None))
+    write_metrics(bundle.path, metrics)
+    return metrics
 
 
 def framing_rows(report: dict) -> list[dict]:
@@ -106,16 +223,32 @@ def main(argv=None) -> int:
     ap.add_argument("--bundle", default=None, help="bundle folder (default: the shipped model)")
     ap.add_argument("--split", default="val", choices=("train", "val", "test"))
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--all", action="store_true", help="also the wider set of acquisition changes")
+    ap.add_argument("--write", action="store_true",
+                    help="recompute both reports on val and test and add them to the bundle's metrics.json")
     a = ap.parse_args(argv)
+    if a.write:
+        try:
+            metrics = write_report(a.bundle)
+        except PneumoError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        print(summary_line(metrics["val_field_of_view"]) + " (val); metrics.json updated")
+        return 0
     try:
         from pneumo.bundle import load_bundle
         bundle = load_bundle(a.bundle)
-        report = field_of_view(bundle, *kermany_split(a.split, bundle.image_size))
+        films = kermany_split(a.split, bundle.image_size)
+        report = field_of_view(bundle, *films)
+        wider = perturbations(bundle, *films) if a.all else None
     except PneumoError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     report["split"] = a.split
-    print(json.dumps(report, indent=1) if a.json else summary_line(report))
+    if a.json:
+        print(json.dumps({"field_of_view": report, "perturbations": wider} if a.all else report, indent=1))
+    else:
+        print(summary_line(report) + ("\n" + perturbation_lines(wider) if wider else ""))
     return 0
 
 

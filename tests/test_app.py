@@ -306,6 +306,10 @@ def test_model_card_with_the_shipped_bundle(home):
     assert "Robustness to framing" in [h.value for h in at.subheader]
     framing = at.dataframe[1].value
     assert len(framing) == 3 and framing["specificity"].between(0, 1).all()
+    assert "Robustness to acquisition changes" in [h.value for h in at.subheader]
+    changes = next(d.value for d in at.dataframe if "film" in d.value.columns)
+    assert changes["film"].iloc[0] == "as given" and changes["AUC change"].iloc[0] == 0
+    assert len(changes) >= 8 and changes["ROC AUC"].between(0, 1).all()
 
 
 def test_batch_page_scores_an_uploaded_zip(fake_predictor, home):
