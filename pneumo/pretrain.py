@@ -40,22 +40,23 @@ def set_threads(n: int | None = None) -> None:
 RECIPE_KEYS = ("size", "alpha", "intensity", "augment", "mixup", "init", "lr", "epochs", "seed")
 
 
-def _recipe_suffix(augment: str, mixup: float) -> str:
-    """The part of a cached backbone's name that says its augmentation (empty for the default)."""
-    return ("" if augment == "standard" else f"_{augment}") + (f"_mixup{mixup:g}" if mixup else "")
+def _recipe_suffix(augment: str, mixup: float, seed: int = 0) -> str:
+    """The part of a cached backbone's name that says its augmentation and seed (empty for the defaults)."""
+    return (("" if augment == "standard" else f"_{augment}") + (f"_mixup{mixup:g}" if mixup else "")
+            + (f"_seed{seed}" if seed else ""))
 
 
 def backbone_path(size: int, alpha: float, intensity: str = "none", augment: str = "standard",
-                  mixup: float = 0.0) -> Path:
+                  mixup: float = 0.0, seed: int = 0) -> Path:
     """Where a backbone of this recipe is cached; each non-default choice adds to the name."""
-    suffix = ("" if intensity == "none" else f"_{intensity}") + _recipe_suffix(augment, mixup)
+    suffix = ("" if intensity == "none" else f"_{intensity}") + _recipe_suffix(augment, mixup, seed)
     return CACHE_DIR / "backbone" / f"mobilenetv2_a{alpha:g}_{size}{suffix}.weights.h5"
 
 
-def finetuned_path(base: str | Path, augment: str, mixup: float = 0.0) -> Path:
+def finetuned_path(base: str | Path, augment: str, mixup: float = 0.0, seed: int = 0) -> Path:
     """Where a backbone fine-tuned from `base` with this recipe is cached (beside the base)."""
     stem = Path(str(base)).name.removesuffix(".weights.h5")
-    return Path(base).with_name(f"{stem}_then_{augment}{_recipe_suffix('standard', mixup)}.weights.h5")
+    return Path(base).with_name(f"{stem}_then_{augment}{_recipe_suffix('standard', mixup, seed)}.weights.h5")
 
 
 def backbone_info_path(weights: str | Path) -> Path:
@@ -242,7 +243,7 @@ def cosine_lr(epoch: int, epochs: int, lr: float, floor: float = 0.02) -> float:
     return float(lr * (floor + (1 - floor) * 0.5 * (1 + np.cos(np.pi * min(t, 1.0)))))
 
 
-def pretrain(size: int = 128, alpha: float = 0.35, epochs: int = 24, max_minutes: float = 45.0,
+def pretrain(size: int = 224, alpha: float = 0.35, epochs: int = 24, max_minutes: float = 45.0,
              seed: int = 0, out: Path | None = None, intensity: str = "none", augment: str = "standard",
              mixup: float = 0.0, init: str | Path | None = None, lr: float = 2e-3, log=print) -> Path:
     """Pretrain on Kermany train (carved val for early stopping) and save the encoder weights.
@@ -279,7 +280,7 @@ def pretrain(size: int = 128, alpha: float = 0.35, epochs: int = 24, max_minutes
 def main(argv=None) -> int:
     from pneumo.model import DEFAULT_INTENSITY, INTENSITY_MODES
     ap = argparse.ArgumentParser(prog="python -m pneumo.pretrain", description=__doc__.splitlines()[0])
-    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--size", type=int, default=224, help="image side in px (224, as train; 128 for speed)")
     ap.add_argument("--alpha", type=float, default=0.35)
     ap.add_argument("--epochs", type=int, default=24)
     ap.add_argument("--intensity", choices=INTENSITY_MODES, default=DEFAULT_INTENSITY)
@@ -289,7 +290,8 @@ def main(argv=None) -> int:
     ap.add_argument("--mixup", type=float, default=0.0, help="mixup Beta parameter (0 = off; 0.2 typical)")
     ap.add_argument("--init", type=Path, default=None, help="start from this saved backbone (fine-tune)")
     ap.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (cosine schedule)")
-    ap.add_argument("--max-minutes", type=float, default=45.0)
+    ap.add_argument("--max-minutes", type=float, default=240.0,
+                    help="stop after the epoch that passes this budget (logged; the sidecar records the epochs run)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args(argv)

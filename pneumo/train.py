@@ -204,6 +204,8 @@ def train(cohort, out: str | Path, *, image_size: int = 224, alpha: float = 0.35
     elif trained_with is not None and intensity != trained_with:
         raise PneumoError(f"backbone {Path(str(backbone)).name} was pretrained with intensity {trained_with!r}, "
                           f"not {intensity!r}")
+    if trained_with is not None:
+        _check_backbone_shape(backbone, backbone_info(backbone), image_size, alpha)
     timings = dict(timings or {})
     keras.utils.set_random_seed(seed)
     head_kw = {**HEAD_DEFAULTS, **(head_kw or {})}
@@ -314,6 +316,18 @@ def load_cohort(spec: str, *, seed: int = 0, size: int = 64, tmpdir: Path | None
     raise PneumoError(f"unknown cohort {spec!r}: use kermany+mimic, synthetic or a manifest .csv")
 
 
+def _check_backbone_shape(backbone, info: dict, image_size: int, alpha: float) -> None:
+    """A saved backbone must have been pretrained at this image size and width: weights of
+    another size load without complaint but were tuned to other film detail."""
+    name = Path(str(backbone)).name
+    if info.get("size") is not None and int(info["size"]) != int(image_size):
+        raise PneumoError(f"backbone {name} was pretrained at {info['size']} px, this model is {image_size} px: "
+                          f"pretrain it at {image_size} (python -m pneumo.pretrain --size {image_size}) "
+                          f"or train at --image-size {info['size']}")
+    if info.get("alpha") is not None and float(info["alpha"]) != float(alpha):
+        raise PneumoError(f"backbone {name} has width alpha {info['alpha']:g}, this model {alpha:g}")
+
+
 def resolve_backbone(spec: str | None, size: int, alpha: float, log=print, intensity: str = "none",
                      pretrain_kw: dict | list[dict] | None = None) -> str | None:
     """pretrained -> the Kermany backbone (pretraining it first when absent); none; imagenet; a path.
@@ -326,12 +340,13 @@ def resolve_backbone(spec: str | None, size: int, alpha: float, log=print, inten
         stages = pretrain_kw if isinstance(pretrain_kw, list) else [pretrain_kw or {}]
         path = None
         for stage in stages:
-            kw = {"epochs": 24, "augment": "standard", "mixup": 0.0, **stage}
-            target = (pretrain.backbone_path(size, alpha, intensity, kw["augment"], kw["mixup"]) if path is None
-                      else pretrain.finetuned_path(path, kw["augment"], kw["mixup"]))
+            # a generous time budget: a recipe cut short by a slow machine would not be the recipe
+            kw = {"epochs": 24, "augment": "standard", "mixup": 0.0, "seed": 0, "max_minutes": 240.0, **stage}
+            target = (pretrain.backbone_path(size, alpha, intensity, kw["augment"], kw["mixup"], kw["seed"])
+                      if path is None else pretrain.finetuned_path(path, kw["augment"], kw["mixup"], kw["seed"]))
             if not target.exists():
                 log(f"no pretrained backbone at {target}: {'pretraining on Kermany train' if path is None else 'fine-tuning'} first (long)")
-                pretrain.pretrain(size, alpha, max_minutes=60, intensity=intensity, init=path, out=target, log=log, **kw)
+                pretrain.pretrain(size, alpha, intensity=intensity, init=path, out=target, log=log, **kw)
             path = target
         return str(path)
     if spec != "imagenet" and not Path(spec).is_file():
@@ -352,12 +367,13 @@ def main(argv=None) -> int:
     ap.add_argument("--aug-copies", type=int)
     ap.add_argument("--lab-noise", type=float, help="sd of noise on standardised labs in training")
     ap.add_argument("--no-class-weights", action="store_true")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, help="seed of the pairing, the head and the lab noise (default 0, or the "
+                    "preset's); a preset's backbone stages carry their own seeds")
     ap.add_argument("--name"); ap.add_argument("--version")
     ap.add_argument("--bootstrap", type=int, default=1000)
     a = ap.parse_args(argv)
     cfg = dict(cohort="synthetic", image_size=224, alpha=0.35, intensity=None, backbone="pretrained", aug_copies=0, lab_noise=0.3, epochs=80,
-               name="pneumo-fusion", version="0.1.0")
+               name="pneumo-fusion", version="0.1.0", seed=0)
     cfg.update(PRESETS.get(a.preset, {}))
     cfg.update({k: v for k, v in vars(a).items() if k in cfg and v is not None})
     log = lambda s: print(s, flush=True)
@@ -366,7 +382,7 @@ def main(argv=None) -> int:
         set_threads()
         t0 = time.time()
         timings = {}
-        cohort = load_cohort(cfg["cohort"], seed=a.seed, size=cfg["image_size"], tmpdir=a.out.parent / ".synthetic")
+        cohort = load_cohort(cfg["cohort"], seed=cfg["seed"], size=cfg["image_size"], tmpdir=a.out.parent / ".synthetic")
         log(f"cohort {cohort.name}: {cohort.description.get('counts', len(cohort))}")
         t = time.time()
         backbone = resolve_backbone(cfg["backbone"], cfg["image_size"], cfg["alpha"], log, cfg["intensity"] or DEFAULT_INTENSITY,
@@ -377,7 +393,7 @@ def main(argv=None) -> int:
             timings["pretrain_seconds"] = pj.get("train_seconds")
             timings["pretrain_cache_seconds"] = pj.get("cache_seconds")
         train(cohort, a.out, image_size=cfg["image_size"], alpha=cfg["alpha"], backbone=backbone, intensity=cfg["intensity"],
-              epochs=cfg["epochs"], class_weight=not a.no_class_weights, aug_copies=cfg["aug_copies"], lab_noise=cfg["lab_noise"], seed=a.seed,
+              epochs=cfg["epochs"], class_weight=not a.no_class_weights, aug_copies=cfg["aug_copies"], lab_noise=cfg["lab_noise"], seed=cfg["seed"],
               name=cfg["name"], version=cfg["version"], n_boot=a.bootstrap, timings=timings, log=log)
         if cfg["cohort"] == "kermany+mimic":   # the gate and SHAP background come from those films
             from pneumo.reference import build_for_bundle

@@ -123,3 +123,19 @@ def test_staged_recipe_fine_tunes_the_first_stage_and_is_cached(tiny_kermany, mo
     monkeypatch.setattr(P, "pretrain", lambda *a, **k: calls.append(k))
     assert T.resolve_backbone("pretrained", tiny_kermany, 0.35, lambda s: None, "equalize", stages) == path
     assert calls == []
+
+
+def test_train_refuses_a_backbone_pretrained_at_another_size(tiny_kermany, tmp_path):
+    base = P.pretrain(tiny_kermany, 0.35, epochs=1, intensity="equalize", log=lambda s: None)
+    with pytest.raises(PneumoError, match=f"pretrained at {tiny_kermany} px, this model is {2 * tiny_kermany} px"):
+        T.train(None, tmp_path / "bundle", image_size=2 * tiny_kermany, alpha=0.35, backbone=str(base),
+                log=lambda s: None)   # refused before the cohort is read
+    with pytest.raises(PneumoError, match="width alpha 0.35, this model 0.5"):
+        T._check_backbone_shape(base, P.backbone_info(base), tiny_kermany, 0.5)
+    T._check_backbone_shape(base, P.backbone_info(base), tiny_kermany, 0.35)   # the right shape passes
+
+
+def test_a_seeded_stage_has_its_own_cache_name(tiny_kermany):
+    path = T.resolve_backbone("pretrained", tiny_kermany, 0.35, lambda s: None, "equalize", [{"epochs": 1, "seed": 3}])
+    assert path.endswith("_equalize_seed3.weights.h5") and P.backbone_info(path)["seed"] == 3
+    assert path != str(P.backbone_path(tiny_kermany, 0.35, "equalize"))      # seed 0 keeps the old name
