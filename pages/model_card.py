@@ -68,21 +68,21 @@ if cal and cal.get("val_ece_before") is not None:
     st.markdown(f"Expected calibration error on validation: {cal['val_ece_before']:.3f} before, "
                 f"{cal['val_ece_after']:.3f} after.")
 
-fov = metrics.get("val_field_of_view")
-if fov:
-    st.subheader("Robustness to framing")
-    st.dataframe(rob.framing_rows(fov), hide_index=True)
-    st.caption(f"Image only, at its threshold {fov['threshold']:.3f}, on the {fov['n']} validation films, each "
-               "centre-cropped to a tighter frame and resized back: the same anatomy, framed closer. A model "
-               "that keeps its specificity does not read tight framing as pneumonia.")
+def robustness_table(title: str, report: dict | None, rows, what: str) -> None:
+    """One robustness report of metrics.json (val films, image only) as a table with its caption."""
+    if not report:
+        return
+    st.subheader(title)
+    st.dataframe(rows(report), hide_index=True)
+    st.caption(f"Image only, at its threshold {report['threshold']:.3f}, on the {report['n']} validation films, {what}")
 
-changes = metrics.get("val_perturbations")
-if changes:
-    st.subheader("Robustness to acquisition changes")
-    st.dataframe(rob.perturbation_rows(changes), hide_index=True)
-    st.caption(f"Image only, at its threshold {changes['threshold']:.3f}, on the {changes['n']} validation films, "
-               "each changed as a real film can be: framed wider or off-centre, turned, exposed differently, "
-               "noisier. Where sensitivity falls, a film of that kind is more often read as normal.")
+
+robustness_table("Robustness to framing", metrics.get("val_field_of_view"), rob.framing_rows,
+                 "each centre-cropped to a tighter frame and resized back: the same anatomy, framed closer. "
+                 "A model that keeps its specificity does not read tight framing as pneumonia.")
+robustness_table("Robustness to acquisition changes", metrics.get("val_perturbations"), rob.perturbation_rows,
+                 "each changed as a real film can be: framed wider or off-centre, turned, exposed differently, "
+                 "noisier. Where sensitivity falls, a film of that kind is more often read as normal.")
 
 st.subheader("Limitations")
 st.markdown("""

@@ -70,10 +70,10 @@ def backbone_info(weights: str | Path) -> dict:
     return json.loads(info.read_text()) if str(weights).endswith(".weights.h5") and info.is_file() else {}
 
 
-def backbone_recipe(weights: str | Path) -> dict:
+def backbone_recipe(weights: str | Path, info: dict | None = None) -> dict:
     """How a saved backbone was trained, for a bundle's provenance: its recipe and that of the
-    backbone it was fine-tuned from (no per-epoch history)."""
-    info = backbone_info(weights)
+    backbone it was fine-tuned from (no per-epoch history). info: its sidecar, if already read."""
+    info = backbone_info(weights) if info is None else info
     out = {k: info[k] for k in RECIPE_KEYS + ("train_images", "train_seconds", "source") if k in info}
     if info.get("history"):
         out["epochs_run"] = len(info["history"])

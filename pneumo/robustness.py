@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -120,16 +121,20 @@ def _image_only_metrics(bundle, images, y, temperature, threshold) -> dict:
             "pneumonia_median_p": float(np.median(p[y == 1]))}
 
 
-def perturbations(bundle, images: np.ndarray, labels, changes: dict | None = None) -> dict:
-    """Image-only metrics per acquisition change (PERTURBATIONS), at the bundle's image-only
-    calibration and threshold; `changes` replaces the set (name -> images -> images)."""
+def _per_change(bundle, images: np.ndarray, labels, changes: dict, key: str, what: str) -> dict:
+    """Image-only metrics of each changed copy of the films (name -> images -> images), at the
+    bundle's image-only calibration and threshold, under report[key]."""
     y = np.asarray(labels).astype(int)
     if len(y) != len(images) or len(np.unique(y)) < 2:
-        raise PneumoError("the perturbation check needs images of both classes, one label each")
+        raise PneumoError(f"the {what} check needs images of both classes, one label each")
     temperature, threshold = bundle.calibration_for("image_only")
-    rows = {name: _image_only_metrics(bundle, fn(images), y, temperature, threshold)
-            for name, fn in (changes or PERTURBATIONS).items()}
-    return {"view": "image_only", "threshold": threshold, "n": int(len(y)), "n_pos": int(y.sum()), "changes": rows}
+    rows = {name: _image_only_metrics(bundle, fn(images), y, temperature, threshold) for name, fn in changes.items()}
+    return {"view": "image_only", "threshold": threshold, "n": int(len(y)), "n_pos": int(y.sum()), key: rows}
+
+
+def perturbations(bundle, images: np.ndarray, labels, changes: dict | None = None) -> dict:
+    """Image-only metrics per acquisition change (PERTURBATIONS); `changes` replaces the set."""
+    return _per_change(bundle, images, labels, changes or PERTURBATIONS, "changes", "perturbation")
 
 
 def perturbation_rows(report: dict) -> list[dict]:
@@ -146,15 +151,11 @@ def perturbation_lines(report: dict) -> str:
 
 
 def field_of_view(bundle, images: np.ndarray, labels, fractions=FRACTIONS) -> dict:
-    """Image-only metrics per crop fraction, at the bundle's image-only calibration and threshold."""
-    y = np.asarray(labels).astype(int)
-    if len(y) != len(images) or len(np.unique(y)) < 2:
-        raise PneumoError("field-of-view check needs images of both classes, one label each")
-    temperature, threshold = bundle.calibration_for("image_only")
-    rows = {f"{f:g}": _image_only_metrics(bundle, centre_crop(images, f), y, temperature, threshold)
-            for f in fractions}
-    return {"view": "image_only", "threshold": threshold, "n": int(len(y)), "n_pos": int(y.sum()),
-            "crop": "centre square of the given fraction of the side, resized back", "fractions": rows}
+    """Image-only metrics per centre-crop fraction, at the bundle's image-only calibration and threshold."""
+    crops = {f"{f:g}": (lambda x, f=f: centre_crop(x, f)) for f in fractions}
+    report = _per_change(bundle, images, labels, crops, "fractions", "field-of-view")
+    report["crop"] = "centre square of the given fraction of the side, resized back"
+    return report
 
 
 def split_films(frame, split: str, size: int):
@@ -194,13 +195,15 @@ def cohort_report(bundle_dir, cohort, image_size: int, log=print) -> dict:
 def write_report(bundle_dir) -> dict:
     """Recompute the framing and acquisition reports of a Kermany-trained bundle on Kermany's
     films and add them to its metrics.json (which the weights' sha256 does not cover)."""
-    from pneumo.bundle import load_bundle, write_metrics
+    from pneumo import config
+    from pneumo.bundle import read_meta, write_metrics
     from pneumo.cohorts import kermany
-    bundle = load_bundle(bundle_dir)
-    path = bundle.path / "metrics.json"
+    folder = Path(bundle_dir) if bundle_dir is not None else config.default_model_dir()
+    size = int(read_meta(folder)["image_size"])   # the model itself is loaded once, by cohort_report
+    path = folder / "metrics.json"
     metrics = json.loads(path.read_text()) if path.is_file() else {}
-    metrics.update(cohort_report(bundle.path, kermany.load(), bundle.image_size, log=lambda s: None))
-    write_metrics(bundle.path, metrics)
+    metrics.update(cohort_report(folder, kermany.load(), size, log=lambda s: None))
+    write_metrics(folder, metrics)
     return metrics
 
 

@@ -197,15 +197,17 @@ def train(cohort, out: str | Path, *, image_size: int = 224, alpha: float = 0.35
     intensity: "none" | "equalize"; default = what a pretrained backbone was trained with, else "equalize"."""
     import keras
     from pneumo.bundle import save_bundle
-    from pneumo.pretrain import backbone_info, backbone_intensity, backbone_recipe
-    trained_with = backbone_intensity(backbone) if backbone and backbone != "imagenet" else None
+    from pneumo.pretrain import backbone_info, backbone_recipe
+    saved = bool(backbone) and backbone != "imagenet"
+    info = backbone_info(backbone) if saved else {}           # the backbone's sidecar, read once
+    trained_with = info.get("intensity", "none") if saved else None
     if intensity is None:
         intensity = trained_with or DEFAULT_INTENSITY
     elif trained_with is not None and intensity != trained_with:
         raise PneumoError(f"backbone {Path(str(backbone)).name} was pretrained with intensity {trained_with!r}, "
                           f"not {intensity!r}")
     if trained_with is not None:
-        _check_backbone_shape(backbone, backbone_info(backbone), image_size, alpha)
+        _check_backbone_shape(backbone, info, image_size, alpha)
     timings = dict(timings or {})
     keras.utils.set_random_seed(seed)
     head_kw = {**HEAD_DEFAULTS, **(head_kw or {})}
@@ -225,7 +227,7 @@ def train(cohort, out: str | Path, *, image_size: int = 224, alpha: float = 0.35
     if any(test.median is None for test in panel):
         panel = panel.with_medians({k: float(np.nanmedian(frame.iloc[tr][k])) for k in keys
                                     if frame.iloc[tr][k].notna().any()})
-    augment = backbone_info(backbone).get("augment", "standard") if trained_with is not None else "standard"
+    augment = info.get("augment", "standard")
     X, aug = cohort_features(cohort, encoder, image_size, std, aug_copies, seed, log, augment)
     timings["embed_seconds"] = round(time.time() - t, 1)
 
@@ -257,7 +259,7 @@ def train(cohort, out: str | Path, *, image_size: int = 224, alpha: float = 0.35
                          "n_tests": len(keys),
                          "early_layer": "block_2_add", "last_conv_layer": "out_relu", "head": head_kw,
                          "backbone_init": Path(str(backbone)).name if backbone else "random",
-                         "backbone_recipe": backbone_recipe(backbone) if trained_with is not None else {}},
+                         "backbone_recipe": backbone_recipe(backbone, info) if saved else {}},
         "lab_panel": panel.to_dict(), "lab_standardisation": std,
         "threshold": thr["fusion"], "threshold_rule": THRESHOLD_RULE, "temperature": temps["fusion"],
         "views": {v: {"threshold": thr[v], "temperature": temps[v]} for v in VIEWS},
