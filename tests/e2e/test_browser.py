@@ -21,6 +21,11 @@ def _open(page, url, path=""):
     page.get_by_role("heading", level=1).first.wait_for()
 
 
+def _wait_drawn(page, timeout=MODEL_WAIT):
+    """Until Streamlit has replaced every loading placeholder (skeleton) with its element."""
+    page.wait_for_function("() => !document.querySelector(\"[data-testid='stSkeleton']\")", timeout=timeout)
+
+
 def _upload_film(page, path):
     page.locator("[data-testid='stFileUploaderDropzoneInput']").first.set_input_files(str(path))
 
@@ -85,6 +90,7 @@ def test_other_pages_render(page, app_url, shot):
     for path in ("batch", "model_card", "history"):
         _open(page, app_url, path)
         page.get_by_text("not a diagnosis").first.wait_for(timeout=10_000)  # the shared sidebar
+        _wait_drawn(page)  # the screenshot shows the page, not its loading placeholders
         assert not page.locator("[data-testid='stException']").count(), path
         shot(page, f"05-{path}")
 
