@@ -194,6 +194,7 @@ def _rebuild(arch: dict):
         return build_fusion_model(size=int(arch["image_size"]), n_tests=int(arch["n_tests"]),
                                   alpha=float(arch["alpha"]), weights=None,
                                   intensity=str(arch.get("intensity", "none")),   # absent: bundles before it existed
+                                  members=int(arch.get("members", 1)),            # absent: a single model
                                   **dict(arch["head"]))
     except (TypeError, ValueError) as err:
         raise BundleError(f"bundle.json architecture cannot be built: {err}") from None

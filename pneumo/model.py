@@ -54,7 +54,7 @@ class HistogramEqualize(layers.Layer):
 
 
 def build_image_encoder(size: int = 224, alpha: float = 0.35, weights: str | None = None,
-                        intensity: str = "none") -> keras.Model:
+                        intensity: str = "none", name: str = "image_encoder") -> keras.Model:
     """image (S,S,1) float [0,1] -> (img_early, img_late), both global-average-pooled.
 
     weights: None (random), "imagenet" (needs internet once), or a path to a saved
@@ -72,7 +72,7 @@ def build_image_encoder(size: int = 224, alpha: float = 0.35, weights: str | Non
                                           weights="imagenet" if imagenet else None)
     early = layers.GlobalAveragePooling2D(name="img_early")(base.get_layer(EARLY_LAYER).output)
     late = layers.GlobalAveragePooling2D(name="img_late")(base.get_layer(LAST_CONV_LAYER).output)
-    encoder = keras.Model(image, [early, late], name="image_encoder")
+    encoder = keras.Model(image, [early, late], name=name)
     if weights not in (None, "imagenet", "none"):
         encoder.load_weights(str(weights))
     return encoder
@@ -118,7 +118,7 @@ def _transformer_block(x, d_model: int, heads: int, dropout: float, i: int):
 
 def build_fusion_head(n_tests: int, early_dim: int, late_dim: int, d_model: int = 32, heads: int = 4,
                       layers_n: int = 1, pooled_dim: int = 16, fusion_units: int = 64,
-                      dropout: float = 0.3, attn_dropout: float = 0.1) -> keras.Model:
+                      dropout: float = 0.3, attn_dropout: float = 0.1, name: str = "fusion_head") -> keras.Model:
     """(img_early, img_late, image_present, labs, lab_missing) -> probs (2,) softmax."""
     img_early = keras.Input((early_dim,), name="img_early")
     img_late = keras.Input((late_dim,), name="img_late")
@@ -142,13 +142,16 @@ def build_fusion_head(n_tests: int, early_dim: int, late_dim: int, d_model: int 
     h = layers.Dense(fusion_units, activation="relu", name="fusion_dense")(fused)
     h = layers.Dropout(dropout, name="fusion_dropout")(h)
     probs = layers.Dense(2, activation="softmax", name="probs")(h)
-    return keras.Model([img_early, img_late, present, labs, missing], probs, name="fusion_head")
+    return keras.Model([img_early, img_late, present, labs, missing], probs, name=name)
 
 
 def build_fusion_model(size: int = 224, n_tests: int = 20, alpha: float = 0.35,
                        weights: str | None = None, encoder: keras.Model | None = None, intensity: str = "none",
-                       head: keras.Model | None = None, **head_kw) -> keras.Model:
-    """image_encoder + fusion_head composed: inputs {image, image_present, labs, lab_missing}."""
+                       head: keras.Model | None = None, members: int = 1, **head_kw) -> keras.Model:
+    """image_encoder + fusion_head composed: inputs {image, image_present, labs, lab_missing}.
+    members > 1: a seed ensemble of that many whole fusion models (build_ensemble_parts)."""
+    if members > 1 and encoder is None and head is None:
+        encoder, head = build_ensemble_parts(size, n_tests, alpha, intensity, members, **head_kw)
     encoder = encoder or build_image_encoder(size, alpha, weights, intensity)
     if head is None:
         e_dim, l_dim = (int(t.shape[-1]) for t in encoder.outputs)
@@ -162,6 +165,78 @@ def build_fusion_model(size: int = 224, n_tests: int = 20, alpha: float = 0.35,
     early, late = encoder(inputs["image"])
     probs = head([early, late, inputs["image_present"], inputs["labs"], inputs["lab_missing"]])
     return keras.Model(inputs, probs, name="pneumo_fusion")
+
+
+# ----------------------------------------------------------------------------- seed ensemble
+@keras.saving.register_keras_serializable(package="pneumo")
+class LabRestandardise(layers.Layer):
+    """Lab values standardised the ensemble's way -> standardised the way one member was trained:
+    z * scale + offset per test. Fixed (non-trainable) weights, set when the ensemble is composed
+    and saved with the weights, so members trained on differently paired panels agree exactly."""
+
+    def __init__(self, n_tests: int, **kw):
+        super().__init__(**kw)
+        self.n_tests = int(n_tests)
+
+    def build(self, input_shape):
+        self.scale = self.add_weight(name="scale", shape=(self.n_tests,), initializer="ones", trainable=False)
+        self.offset = self.add_weight(name="offset", shape=(self.n_tests,), initializer="zeros", trainable=False)
+
+    def call(self, z):
+        return z * self.scale + self.offset
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "n_tests": self.n_tests}
+
+
+def member_name(kind: str, k: int) -> str:
+    """The layer name of member k's image encoder ("image_encoder") or head ("fusion_head")."""
+    return f"{kind}_{k}"
+
+
+def build_ensemble_parts(size: int, n_tests: int, alpha: float, intensity: str, members: int,
+                         **head_kw) -> tuple[keras.Model, keras.Model]:
+    """A prediction-averaging ensemble of `members` whole fusion models, as one encoder and one head
+    with the single model's interface, so caching, SHAP, the gate and Grad-CAM work unchanged:
+      image_encoder: image -> (img_early, img_late) = every member's embeddings, concatenated
+      fusion_head:   slices each member's embeddings back out, restandardises the labs for each
+                     member, runs each member's own head and averages the softmax outputs."""
+    image = keras.Input((size, size, 1), name="image")
+    encoders = [build_image_encoder(size, alpha, None, intensity, name=member_name("image_encoder", k))
+                for k in range(members)]
+    outs = [enc(image) for enc in encoders]
+    early = layers.Concatenate(name="img_early_members")([o[0] for o in outs])
+    late = layers.Concatenate(name="img_late_members")([o[1] for o in outs])
+    encoder = keras.Model(image, [early, late], name="image_encoder")
+
+    e_dim, l_dim = (int(t.shape[-1]) for t in encoders[0].outputs)
+    img_early = keras.Input((members * e_dim,), name="img_early")
+    img_late = keras.Input((members * l_dim,), name="img_late")
+    present = keras.Input((1,), name="image_present")
+    labs = keras.Input((n_tests,), name="labs")
+    missing = keras.Input((n_tests,), name="lab_missing")
+    probs = []
+    for k in range(members):
+        head_k = build_fusion_head(n_tests, e_dim, l_dim, name=member_name("fusion_head", k), **head_kw)
+        z_k = LabRestandardise(n_tests, name=f"lab_restandardise_{k}")(labs)
+        probs.append(head_k([img_early[:, k * e_dim:(k + 1) * e_dim], img_late[:, k * l_dim:(k + 1) * l_dim],
+                             present, z_k, missing]))
+    mean = layers.Average(name="probs")(probs)
+    head = keras.Model([img_early, img_late, present, labs, missing], mean, name="fusion_head")
+    return encoder, head
+
+
+def member_encoders(encoder: keras.Model) -> list[keras.Model]:
+    """The single-backbone encoders inside an image encoder: itself, or an ensemble's members."""
+    try:
+        encoder.get_layer(LAST_CONV_LAYER)
+        return [encoder]
+    except ValueError:
+        n = sum(isinstance(layer, keras.Model) for layer in encoder.layers)
+        return [encoder.get_layer(member_name("image_encoder", k)) for k in range(n)]
 
 
 def compile_for_training(model: keras.Model, lr: float = 1e-3) -> keras.Model:

@@ -15,7 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import tensorflow as tf  # noqa: E402
 
 from pneumo.bundle import load_bundle  # noqa: E402
-from pneumo.model import LAST_CONV_LAYER  # noqa: E402
+from pneumo.model import LAST_CONV_LAYER, member_encoders  # noqa: E402
 from pneumo.reference import gate_features, read_reference  # noqa: E402
 
 
@@ -38,8 +38,16 @@ class ModelRunner:
         encoder, head = bundle.image_encoder, bundle.fusion_head
         self.early_dim, self.late_dim = (int(t.shape[-1]) for t in encoder.outputs)
         n, s = len(self.panel), self.image_size
-        conv_model = keras.Model(encoder.inputs,
-                                 [encoder.get_layer(LAST_CONV_LAYER).output, *encoder.outputs])
+        # Grad-CAM reads each backbone's last conv maps (one, or each member of a seed ensemble)
+        conv_models = [keras.Model(m.inputs, [m.get_layer(LAST_CONV_LAYER).output, *m.outputs])
+                       for m in member_encoders(encoder)]
+
+        def convs_and_embeddings(image):
+            outs = [m(image, training=False) for m in conv_models]
+            if len(outs) == 1:
+                return [outs[0][0]], outs[0][1], outs[0][2]
+            return ([o[0] for o in outs], tf.concat([o[1] for o in outs], axis=-1),
+                    tf.concat([o[2] for o in outs], axis=-1))
 
         @tf.function(input_signature=[tf.TensorSpec((None, s, s, 1), tf.float32)])
         def embed(images):
@@ -58,13 +66,16 @@ class ModelRunner:
         @tf.function(input_signature=[tf.TensorSpec((1, s, s, 1), tf.float32), *head_sig[2:]])
         def cam(image, present, labs, missing):
             with tf.GradientTape() as tape:
-                conv, early, late = conv_model(image, training=False)
-                tape.watch(conv)
+                convs, early, late = convs_and_embeddings(image)
+                for conv in convs:
+                    tape.watch(conv)
                 probs = head([early, late, present, labs, missing], training=False)
                 score = tf.math.log(probs[:, 1] + 1e-7) - tf.math.log(probs[:, 0] + 1e-7)
-            grads = tape.gradient(score, conv)
-            weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
-            heat = tf.nn.relu(tf.reduce_sum(weights * conv, axis=-1))[0]
+            grads = tape.gradient(score, convs)
+            # the ensemble's score depends on every member's maps: their weighted sums add up
+            cam_sum = tf.add_n([tf.reduce_sum(tf.reduce_mean(g, axis=(1, 2), keepdims=True) * c, axis=-1)
+                                for g, c in zip(grads, convs)])
+            heat = tf.nn.relu(cam_sum)[0]
             return heat / (tf.reduce_max(heat) + 1e-9)
 
         self._embed, self._head, self._cam = _TraceOnSecondUse(embed), _TraceOnSecondUse(head_fn), \

@@ -1,0 +1,155 @@
+"""The seed ensemble (pneumo.ensemble): composition is exact, it round-trips as a bundle, Grad-CAM
+and the Predictor work through it, and incompatible members are refused. No data needed: the
+members are small untrained bundles made here."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pneumo.errors import PneumoError
+
+SIZE = 48
+HEAD = dict(d_model=16, heads=2, layers_n=1, pooled_dim=8, fusion_units=16)
+
+
+def _member(tmp_path, k: int, size: int = SIZE, shift: float = 0.0):
+    """An untrained single-model bundle with its own weights and lab standardisation."""
+    import keras
+
+    from pneumo.bundle import load_bundle, save_bundle
+    from pneumo.labs import default_panel
+    from pneumo.model import build_fusion_model
+
+    keras.utils.set_random_seed(k)
+    panel = default_panel()
+    medians = {t.key: t.impute_value() for t in panel}
+    panel = panel.with_medians(medians)
+    model = build_fusion_model(size=size, n_tests=len(panel), alpha=0.35, intensity="equalize", **HEAD)
+    meta = {"name": f"member-{k}", "version": "0.0.1", "image_size": size,
+            "architecture": {"kind": "fusion", "image_size": size, "alpha": 0.35, "intensity": "equalize",
+                             "n_tests": len(panel), "head": HEAD},
+            "lab_panel": panel.to_dict(),
+            # members paired with other panels standardise differently: the ensemble must undo that
+            "lab_standardisation": {"mean": {k_: v * (1 + shift) for k_, v in medians.items()},
+                                    "sd": {k_: max(abs(v) * (0.2 + shift), 1.0) for k_, v in medians.items()}},
+            "threshold": 0.5, "threshold_rule": "fixed (test bundle)", "temperature": 1.0,
+            "training_data": {"description": "untrained test bundle"}, "training": {"seed": k}}
+    out = save_bundle(tmp_path / f"member{k}", model, meta)
+    return load_bundle(out)
+
+
+@pytest.fixture(scope="module")
+def members(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("members")
+    return [_member(tmp, k, shift=0.1 * k) for k in range(3)]
+
+
+def _inputs(bundle, n=5, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, SIZE, SIZE, 1)).astype("float32")
+    labs = bundle.lab_mean + bundle.lab_sd * rng.normal(size=(n, len(bundle.panel)))
+    labs[1, :4] = np.nan          # a partial panel
+    labs[2, :] = np.nan           # no panel
+    return x, labs
+
+
+def _as_bundle(template, model):
+    return type(template)(template.path, model, template.meta, template.panel, template.lab_mean, template.lab_sd)
+
+
+def test_ensemble_is_the_mean_of_its_members(members):
+    from pneumo.ensemble import compose
+    ens = _as_bundle(members[0], compose(members))
+    x, labs = _inputs(members[0])
+    for images, lab_values in ((x, labs), (x, None), (None, labs)):
+        each = [m.predict_proba(images, lab_values, n=len(x), calibrated=False) for m in members]
+        both = ens.predict_proba(images, lab_values, n=len(x), calibrated=False)
+        assert np.allclose(both, np.mean(each, axis=0), atol=1e-5)
+    # members differ (otherwise the check above proves nothing)
+    each = [m.predict_proba(x, labs, calibrated=False) for m in members]
+    assert np.ptp(np.array(each), axis=0).max() > 1e-3
+
+
+def test_ensemble_bundle_round_trips(members, tmp_path):
+    from pneumo.bundle import load_bundle, save_bundle
+    from pneumo.ensemble import compose
+    model = compose(members)
+    meta = dict(members[0].meta)
+    for k in ("format", "created", "weights", "preprocessing"):
+        meta.pop(k, None)
+    meta["architecture"] = {**meta["architecture"], "members": len(members)}
+    save_bundle(tmp_path / "ens", model, meta)
+    loaded = load_bundle(tmp_path / "ens")
+    x, labs = _inputs(members[0], seed=1)
+    assert np.allclose(loaded.predict_proba(x, labs, calibrated=False),
+                       _as_bundle(members[0], model).predict_proba(x, labs, calibrated=False), atol=1e-6)
+    assert len(loaded.model.get_layer("image_encoder").outputs) == 2
+
+
+def test_gradcam_and_predictor_work_through_an_ensemble(members, tmp_path):
+    from pneumo.bundle import load_bundle, save_bundle
+    from pneumo.ensemble import compose
+    from pneumo.imaging import read_image
+    from pneumo.model import member_encoders
+    from pneumo.predictor import Case, Predictor
+    from pneumo.runner import ModelRunner
+
+    model = compose(members)
+    assert len(member_encoders(model.get_layer("image_encoder"))) == 3
+    meta = {k: v for k, v in members[0].meta.items() if k not in ("format", "created", "weights", "preprocessing")}
+    meta["architecture"] = {**meta["architecture"], "members": 3}
+    save_bundle(tmp_path / "ens", model, meta)
+    runner = ModelRunner(load_bundle(tmp_path / "ens"))
+    x, labs = _inputs(members[0], n=3, seed=2)
+    heat = runner.grad_cam(x[0], labs[:1].astype("float32"))
+    assert heat.ndim == 2 and np.isfinite(heat).all() and 0 <= heat.min() and heat.max() <= 1 + 1e-6
+    # the ensemble's map is the sum of every member's weighted maps, not only member 0's
+    single = ModelRunner(members[0]).grad_cam(x[0], labs[:1].astype("float32"))
+    assert heat.shape == single.shape and not np.allclose(heat, single)
+    import io
+
+    from PIL import Image
+    yy, xx = np.mgrid[0:300, 0:260] / 300.0
+    film = (255 * (0.2 + 0.6 * np.abs(np.sin(6 * xx)) * yy)).astype("uint8")   # some structure, some contrast
+    buf = io.BytesIO()
+    Image.fromarray(film).save(buf, format="PNG")
+    runner.gate = None          # an untrained ensemble's gate would refuse anything
+    result = Predictor(runner).explain(Case(image=read_image(buf.getvalue())), shap=False)
+    assert result.overlay.shape == (300, 260, 3) and 0.0 <= result.result.probability <= 1.0
+
+
+def test_single_model_gradcam_is_unchanged_by_the_ensemble_code(tiny_bundle):
+    """The one-member path of the generalised Grad-CAM equals plain Grad-CAM computed here."""
+    import tensorflow as tf
+
+    import keras
+    from pneumo.bundle import load_bundle
+    from pneumo.model import LAST_CONV_LAYER
+    from pneumo.runner import ModelRunner
+
+    b = load_bundle(tiny_bundle)
+    runner = ModelRunner(b)
+    s, n = b.image_size, len(b.panel)
+    x = np.random.default_rng(4).random((1, s, s, 1)).astype("float32")
+    labs = np.full((1, n), np.nan, np.float32)
+    enc = b.image_encoder
+    conv_model = keras.Model(enc.inputs, [enc.get_layer(LAST_CONV_LAYER).output, *enc.outputs])
+    z, m = b.lab_inputs(labs)
+    with tf.GradientTape() as tape:
+        conv, early, late = conv_model(tf.constant(x), training=False)
+        tape.watch(conv)
+        probs = b.fusion_head([early, late, tf.ones((1, 1)), tf.constant(z), tf.constant(m)], training=False)
+        score = tf.math.log(probs[:, 1] + 1e-7) - tf.math.log(probs[:, 0] + 1e-7)
+    g = tape.gradient(score, conv)
+    heat = tf.nn.relu(tf.reduce_sum(tf.reduce_mean(g, axis=(1, 2), keepdims=True) * conv, axis=-1))[0]
+    expected = (heat / (tf.reduce_max(heat) + 1e-9)).numpy()
+    assert np.allclose(runner.grad_cam(x[0], labs), expected, atol=1e-5)
+
+
+def test_incompatible_members_are_refused(members, tmp_path):
+    from pneumo.ensemble import check_compatible
+    with pytest.raises(PneumoError, match="at least two"):
+        check_compatible(members[:1])
+    other = _member(tmp_path, 9, size=32)
+    with pytest.raises(PneumoError, match="image_size"):
+        check_compatible([members[0], other])
