@@ -26,6 +26,9 @@ st.markdown("A **second opinion** on pneumonia for a clinician reading an adult 
             f"film, with or without the admission labs. {sup.DISCLAIMER} It does not replace the reading "
             "of the film by a radiologist, nor the clinical examination.")
 
+st.subheader("The model")
+st.markdown(sup.model_description(meta))
+
 st.subheader("Training data and provenance")
 st.markdown("The training cohort is **semi-real**: real paediatric chest X-rays (Kermany et al. 2018, "
             "Guangzhou) paired *by class* with real-format adult lab panels from the MIMIC-IV demo "

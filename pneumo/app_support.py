@@ -281,6 +281,27 @@ def bundle_panel(meta: dict):
     return default_panel()
 
 
+def model_description(meta: dict) -> str:
+    """What the network is, in one paragraph, from bundle.json (an ensemble says so and how)."""
+    arch = meta.get("architecture") or {}
+    if not arch:
+        return "Architecture not recorded in the bundle."
+    eq = "per-film histogram equalisation, then " if arch.get("intensity") == "equalize" else ""
+    one = (f"MobileNetV2 (width {arch.get('alpha', '?')}, {arch.get('image_size', '?')} px, {eq}two pooled "
+           f"embeddings) and a transformer over the {arch.get('n_tests', '?')} lab tests (two embeddings); "
+           "the four embeddings concatenated, a ReLU layer, a 2-way softmax. A missing film or test is an input "
+           "of its own (a mask and a learned token), so partial cases are scored as such.")
+    k = int(arch.get("members", 1) or 1)
+    if k == 1:
+        return "Intermediate fusion: " + one
+    members = (meta.get("ensemble") or {}).get("members") or []
+    seeds = [m.get("seed") for m in members if m.get("seed") is not None]
+    seed_text = f" (training seeds {', '.join(str(s) for s in seeds)})" if seeds else ""
+    return (f"A **seed ensemble of {k}** intermediate-fusion models trained by the same recipe{seed_text}; the "
+            "answer is the mean of their outputs, calibrated and thresholded on the validation split, and "
+            "Grad-CAM adds up every member's maps. Each member: " + one)
+
+
 def versions(meta: dict) -> pd.DataFrame:
     """pneumo, TensorFlow and Keras versions (package metadata: no import) and the weights digest."""
     from importlib.metadata import PackageNotFoundError, version

@@ -105,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (
         ("batch", "score a manifest CSV (see `batch --help`)"),
         ("train", "train a model bundle (see `train --help`)"),
+        ("ensemble", "average trained bundles into one seed-ensemble bundle"),
         ("experiment", "run the paper's protocol from a config"),
         ("tables", "print the paper's Tables 1-2 beside ours"),
         ("bench", "measure speed and memory, write JSON"),
@@ -113,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-DELEGATED = {"batch": "pneumo.batch", "train": "pneumo.train", "experiment": "pneumo.experiments",
+DELEGATED = {"batch": "pneumo.batch", "train": "pneumo.train", "ensemble": "pneumo.ensemble",
+             "experiment": "pneumo.experiments",
              "tables": "pneumo.tables", "bench": "pneumo.bench"}
 
 

@@ -7,6 +7,7 @@ removes most of the seed-to-seed swing of a single model (its val-chosen thresho
 0.24 to 0.68 between seeds of the same recipe). The result is an ordinary bundle (architecture
 "members": K): the app, Grad-CAM (over every member's maps), SHAP and the gate work unchanged.
 
+    python -m pneumo.ensemble --preset shipped --out models/pneumo-fusion    # the shipped 1.3.0
     python -m pneumo.ensemble --members runs/a runs/b runs/c --out runs/ens --version 1.3.0
 """
 from __future__ import annotations
@@ -108,7 +109,8 @@ def build(member_dirs, out, *, name: str = "pneumo-fusion", version: str = "1.3.
     meta.update({
         "name": name, "version": version,
         "architecture": {**first.meta["architecture"], "members": len(bundles),
-                         "backbone_init": [m.meta["architecture"].get("backbone_init") for m in bundles]},
+                         "backbone_init": [m.meta["architecture"].get("backbone_init") for m in bundles],
+                         "backbone_recipe": [m.meta["architecture"].get("backbone_recipe") for m in bundles]},
         "threshold": thr["fusion"], "threshold_rule": THRESHOLD_RULE, "temperature": temps["fusion"],
         "views": {v: {"threshold": thr[v], "temperature": temps[v]} for v in VIEWS},
         "ensemble": metrics["ensemble"],
@@ -133,18 +135,44 @@ def _member_val_auc(b) -> float | None:
     return ((json.loads(f.read_text()).get("val") or {}).get("image_only") or {}).get("roc_auc")
 
 
+PRESETS = {"shipped": dict(train_preset="shipped", seeds=(0, 1, 2), version="1.3.0")}
+"""The shipped bundle: seeds 0-2 of `python -m pneumo.train --preset shipped --seed s`, averaged."""
+
+
+def train_members(preset: str, members_dir: Path, log=print) -> list[Path]:
+    """Train each seed member of an ensemble preset that is not already in members_dir."""
+    from pneumo import train
+    p = PRESETS[preset]
+    out = []
+    for s in p["seeds"]:
+        d = Path(members_dir) / f"{p['train_preset']}-seed{s}"
+        if not (d / "bundle.json").is_file():
+            log(f"training member seed {s} into {d} (long: pretrain stages are cached)")
+            rc = train.main(["--preset", p["train_preset"], "--seed", str(s), "--version",
+                             f"{p['version']}-member{s}", "--out", str(d)])
+            if rc:
+                raise PneumoError(f"training member seed {s} failed (exit {rc})")
+        out.append(d)
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m pneumo.ensemble", description=__doc__.splitlines()[0])
-    ap.add_argument("--members", nargs="+", required=True, help="member bundle folders (single models)")
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--members", nargs="+", help="member bundle folders (single models)")
+    src.add_argument("--preset", choices=sorted(PRESETS), help="train the preset's seed members first when absent")
+    ap.add_argument("--members-dir", default="runs/members", help="where --preset keeps its members")
     ap.add_argument("--out", required=True)
     ap.add_argument("--name", default="pneumo-fusion")
-    ap.add_argument("--version", default="1.3.0")
+    ap.add_argument("--version")
     ap.add_argument("--cohort", default="kermany+mimic", help="the cohort whose val split calibrates it")
     ap.add_argument("--seed", type=int, default=0, help="the cohort's pairing seed")
     ap.add_argument("--no-reference", action="store_true", help="skip the gate/SHAP reference set")
     a = ap.parse_args(argv)
     try:
-        build(a.members, a.out, name=a.name, version=a.version, cohort_spec=a.cohort, seed=a.seed,
+        members = a.members or train_members(a.preset, Path(a.members_dir))
+        version = a.version or (PRESETS[a.preset]["version"] if a.preset else "1.3.0")
+        build(members, a.out, name=a.name, version=version, cohort_spec=a.cohort, seed=a.seed,
               reference=not a.no_reference)
     except PneumoError as err:
         print(f"error: {err}", file=sys.stderr)

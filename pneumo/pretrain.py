@@ -123,9 +123,12 @@ def kermany_cache(size: int, log=print):
 # and whether width zooms apart from height (aspect jitter). "fov" zooms in up to 40%: a film
 # framed tightly on the lungs must not read as pneumonia (the 1.1.0 backbone made val normals
 # cropped to 70% of their side read as pneumonia; pneumo.robustness measures it).
+# "fov_wide" also zooms out up to 25% into a black border (zoom_fill 0): a film framed wider than
+# Kermany's, or shuttered, must not read as normal (1.2.0/1.3.0 lose sensitivity there).
 AUG_STRENGTHS = {"standard": dict(degrees=7, shift=0.06, zoom=(-0.10, 0.10), aspect=False),
                  "strong": dict(degrees=10, shift=0.10, zoom=(-0.20, 0.20), aspect=False),
-                 "fov": dict(degrees=10, shift=0.08, zoom=(-0.40, 0.10), aspect=True)}
+                 "fov": dict(degrees=10, shift=0.08, zoom=(-0.40, 0.10), aspect=True),
+                 "fov_wide": dict(degrees=10, shift=0.08, zoom=(-0.40, 0.25), aspect=True, zoom_fill=0.0)}
 
 
 def augmenter(seed: int = 0, strength: str = "standard"):
@@ -139,7 +142,9 @@ def augmenter(seed: int = 0, strength: str = "standard"):
     return keras.Sequential([
         layers.RandomRotation(a["degrees"] / 360, fill_mode="nearest", seed=seed),
         layers.RandomTranslation(a["shift"], a["shift"], fill_mode="nearest", seed=seed + 1),
-        layers.RandomZoom(a["zoom"], a["zoom"] if a["aspect"] else None, fill_mode="nearest", seed=seed + 2),
+        layers.RandomZoom(a["zoom"], a["zoom"] if a["aspect"] else None, seed=seed + 2,
+                          **({"fill_mode": "constant", "fill_value": a["zoom_fill"]} if "zoom_fill" in a
+                             else {"fill_mode": "nearest"})),
         layers.RandomBrightness(0.1, value_range=(0.0, 1.0), seed=seed + 3),
         layers.RandomContrast(0.15, seed=seed + 4),
     ], name="augment")

@@ -208,3 +208,14 @@ def test_case_report_without_image_or_labs():
     exp = _Explanation(shap_values={}, lab_display=[])
     html = render_case_report(exp)
     assert "data:image" not in html and "not a diagnosis" in html and "Semi-real" not in html
+
+
+def test_model_description_names_an_ensemble_and_its_seeds():
+    single = {"architecture": {"alpha": 0.35, "image_size": 224, "intensity": "equalize", "n_tests": 20}}
+    text = sup.model_description(single)
+    assert text.startswith("Intermediate fusion") and "histogram equalisation" in text and "ensemble" not in text
+    ens = {"architecture": {**single["architecture"], "members": 3},
+           "ensemble": {"members": [{"seed": 0}, {"seed": 1}, {"seed": 2}]}}
+    text = sup.model_description(ens)
+    assert "seed ensemble of 3" in text and "seeds 0, 1, 2" in text and "width 0.35" in text
+    assert sup.model_description({}) == "Architecture not recorded in the bundle."

@@ -153,3 +153,17 @@ def test_incompatible_members_are_refused(members, tmp_path):
     other = _member(tmp_path, 9, size=32)
     with pytest.raises(PneumoError, match="image_size"):
         check_compatible([members[0], other])
+
+
+def test_seeded_stages_seed_only_the_fine_tune():
+    from pneumo.train import PRESETS, seeded_stages
+    stages = seeded_stages(PRESETS["shipped"]["pretrain"], 2)
+    assert stages[-1]["seed"] == 2 and "seed" not in stages[0]
+    assert "seed" not in PRESETS["shipped"]["pretrain"][-1]        # the preset itself is untouched
+
+
+def test_cli_names_a_bad_member_in_one_line(tmp_path, capsys):
+    from pneumo.ensemble import main
+    assert main(["--members", str(tmp_path / "nope"), str(tmp_path / "nope2"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "no bundle.json" in err and len(err.splitlines()) == 1
