@@ -12,7 +12,7 @@ SIZE = 48
 HEAD = dict(d_model=16, heads=2, layers_n=1, pooled_dim=8, fusion_units=16)
 
 
-def _member(tmp_path, k: int, size: int = SIZE, shift: float = 0.0):
+def _member(tmp_path, k: int, size: int = SIZE, shift: float = 0.0, panel=None):
     """An untrained single-model bundle with its own weights and lab standardisation."""
     import keras
 
@@ -21,7 +21,7 @@ def _member(tmp_path, k: int, size: int = SIZE, shift: float = 0.0):
     from pneumo.model import build_fusion_model
 
     keras.utils.set_random_seed(k)
-    panel = default_panel()
+    panel = panel or default_panel()
     medians = {t.key: t.impute_value() for t in panel}
     panel = panel.with_medians(medians)
     model = build_fusion_model(size=size, n_tests=len(panel), alpha=0.35, intensity="equalize", **HEAD)
@@ -167,3 +167,27 @@ def test_cli_names_a_bad_member_in_one_line(tmp_path, capsys):
     assert main(["--members", str(tmp_path / "nope"), str(tmp_path / "nope2"), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "no bundle.json" in err and len(err.splitlines()) == 1
+
+
+def test_build_writes_a_calibrated_tested_bundle(tmp_path, monkeypatch):
+    """End to end on the synthetic cohort: compose, calibrate on val, test, robustness reports."""
+    import json
+
+    from pneumo.bundle import load_bundle
+    from pneumo.cohorts.synthetic import DEFAULT_KEYS
+    from pneumo.ensemble import build
+    from pneumo.labs.panel import LabPanel
+
+    monkeypatch.chdir(tmp_path)                  # the synthetic films go to ./cache/synthetic
+    panel = LabPanel.from_keys(list(DEFAULT_KEYS))
+    dirs = [_member(tmp_path, k, shift=0.05 * k, panel=panel).path for k in range(2)]
+    metrics = build(dirs, tmp_path / "ens", cohort_spec="synthetic", version="9.9.9", n_boot=20,
+                    reference=False, log=lambda *_: None)
+    ens = load_bundle(tmp_path / "ens")
+    assert ens.version == "9.9.9" and ens.meta["architecture"]["members"] == 2
+    assert [m["seed"] for m in ens.meta["ensemble"]["members"]] == [0, 1]
+    views = ens.meta["views"]
+    assert set(views) == {"fusion", "image_only", "labs_only"} and all(v["temperature"] > 0 for v in views.values())
+    assert metrics["val"]["image_only"]["n"] > 0 and "test" in metrics and "val_perturbations" in metrics
+    on_disk = json.loads((tmp_path / "ens" / "metrics.json").read_text())
+    assert on_disk["ensemble"]["combination"].startswith("mean of the members' softmax")
