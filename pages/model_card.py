@@ -97,6 +97,11 @@ st.markdown("""
 - **Single site per modality**: one hospital for the films, one for the labs.
 - Not validated prospectively. Not a medical device.
 """)
+weak = sup.weakest_changes(metrics.get("val_perturbations"))
+if weak:
+    st.markdown("- **Acquisition changes that cost accuracy** (validation films, image only; see the table "
+                "above): " + "; ".join(weak) + ". A pneumonia film framed wider than the training films is "
+                "more often read as normal.")
 
 st.subheader("Versions")
 st.dataframe(sup.versions(meta), hide_index=True)

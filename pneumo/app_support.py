@@ -302,6 +302,21 @@ def model_description(meta: dict) -> str:
             "Grad-CAM adds up every member's maps. Each member: " + one)
 
 
+def weakest_changes(report: dict | None, drop: float = 0.05) -> list[str]:
+    """Acquisition changes (metrics.json val_perturbations) under which sensitivity or specificity
+    falls by more than `drop` from the film as given: the model card lists them as limitations."""
+    if not report or not report.get("changes"):
+        return []
+    changes = report["changes"]
+    base = next(iter(changes.values()))
+    out = []
+    for name, r in list(changes.items())[1:]:
+        for what in ("sensitivity", "specificity"):
+            if base[what] - r[what] > drop:
+                out.append(f"{name}: {what} {base[what]:.2f} -> {r[what]:.2f}")
+    return out
+
+
 def versions(meta: dict) -> pd.DataFrame:
     """pneumo, TensorFlow and Keras versions (package metadata: no import) and the weights digest."""
     from importlib.metadata import PackageNotFoundError, version
@@ -316,7 +331,9 @@ def versions(meta: dict) -> pd.DataFrame:
                 break
             except PackageNotFoundError:
                 continue
-    rows.append(("Model weights sha256", meta.get("weights_sha256") or "—"))
+    from pneumo.bundle import WEIGHTS_FILE
+    digest = meta.get("weights_sha256") or (meta.get("weights") or {}).get(WEIGHTS_FILE)
+    rows.append(("Model weights sha256", digest or "—"))
     for k in ("tensorflow_version", "keras_version"):
         if meta.get(k):
             rows.append((f"trained with {k.split('_')[0]}", meta[k]))

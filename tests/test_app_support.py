@@ -219,3 +219,18 @@ def test_model_description_names_an_ensemble_and_its_seeds():
     text = sup.model_description(ens)
     assert "seed ensemble of 3" in text and "seeds 0, 1, 2" in text and "width 0.35" in text
     assert sup.model_description({}) == "Architecture not recorded in the bundle."
+
+
+def test_weakest_changes_names_what_costs_more_than_the_margin():
+    report = {"changes": {"as given": {"sensitivity": 0.91, "specificity": 0.96},
+                          "wider framing": {"sensitivity": 0.74, "specificity": 0.98},
+                          "noisier": {"sensitivity": 0.94, "specificity": 0.93}}}
+    assert sup.weakest_changes(report) == ["wider framing: sensitivity 0.91 -> 0.74"]
+    assert sup.weakest_changes(report, drop=0.02) == ["wider framing: sensitivity 0.91 -> 0.74",
+                                                      "noisier: specificity 0.96 -> 0.93"]
+    assert sup.weakest_changes(None) == [] and sup.weakest_changes({}) == []
+
+
+def test_versions_show_the_weights_digest_of_a_bundle():
+    frame = sup.versions({"weights": {"model.weights.h5": "ab" * 32}})
+    assert dict(zip(frame["Component"], frame["Version"]))["Model weights sha256"] == "ab" * 32
