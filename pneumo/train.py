@@ -303,15 +303,19 @@ def _test_report(head, X: Features, y, temps, thr, n_boot: int, seed: int, log) 
 # ----------------------------------------------------------------------------- CLI
 PRESETS = {"shipped": dict(cohort="kermany+mimic", image_size=224, alpha=0.35, intensity="equalize", backbone="pretrained",
                            pretrain=[dict(epochs=14, augment="standard", mixup=0.0),            # 1.1.0's backbone
-                                     dict(epochs=8, augment="fov", mixup=0.0, lr=5e-4)],      # then framing-robust
-                           aug_copies=1, lab_noise=1.0, epochs=80, name="pneumo-fusion", version="1.2.0")}   # one seed: the shipped 1.3.0 is seeds 0-2 of it (pneumo.ensemble --preset shipped)
+                                     dict(epochs=8, augment="fov", mixup=0.0, lr=5e-4),       # 1.2.0's: zoom in
+                                     dict(epochs=6, augment="fov_wide", mixup=0.0, lr=3e-4)], # and out (1.3.0)
+                           aug_copies=1, lab_noise=1.0, epochs=80, name="pneumo-fusion", version="1.3.0-single")}
+# one seed: the shipped 1.3.0 is seeds 0-2 of it averaged (python -m pneumo ensemble --preset shipped)
 
 
 def seeded_stages(stages, seed: int) -> list[dict]:
-    """A preset's backbone stages with the last one (the fine-tune) given `seed`: how the seed
-    members of the shipped ensemble were made (a shared first stage, a fine-tune per seed)."""
+    """A preset's backbone stages with every fine-tune stage (all but the first) given `seed`: how
+    the seed members of the shipped ensemble were made (a shared first stage, fine-tunes per seed).
+    A single stage is seeded itself."""
     stages = [dict(st) for st in (stages if isinstance(stages, list) else [stages])]
-    stages[-1]["seed"] = int(seed)
+    for st in stages[1:] or stages:
+        st["seed"] = int(seed)
     return stages
 
 
@@ -378,8 +382,8 @@ def main(argv=None) -> int:
     ap.add_argument("--lab-noise", type=float, help="sd of noise on standardised labs in training")
     ap.add_argument("--no-class-weights", action="store_true")
     ap.add_argument("--seed", type=int, help="seed of the pairing, the head and the lab noise (default 0, or the "
-                    "preset's); with a preset it also seeds the last backbone stage (the fine-tune), so "
-                    "seeds differ in backbone and head and share the first stage")
+                    "preset's); with a preset it also seeds the backbone's fine-tune stages, so seeds "
+                    "differ in backbone and head and share the first stage")
     ap.add_argument("--name"); ap.add_argument("--version")
     ap.add_argument("--bootstrap", type=int, default=1000)
     a = ap.parse_args(argv)

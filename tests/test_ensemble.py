@@ -155,11 +155,12 @@ def test_incompatible_members_are_refused(members, tmp_path):
         check_compatible([members[0], other])
 
 
-def test_seeded_stages_seed_only_the_fine_tune():
+def test_seeded_stages_seed_the_fine_tunes_not_the_first_stage():
     from pneumo.train import PRESETS, seeded_stages
     stages = seeded_stages(PRESETS["shipped"]["pretrain"], 2)
-    assert stages[-1]["seed"] == 2 and "seed" not in stages[0]
+    assert [st.get("seed") for st in stages] == [None, 2, 2]
     assert "seed" not in PRESETS["shipped"]["pretrain"][-1]        # the preset itself is untouched
+    assert seeded_stages({"epochs": 3}, 1) == [{"epochs": 3, "seed": 1}]
 
 
 def test_cli_names_a_bad_member_in_one_line(tmp_path, capsys):
