@@ -73,3 +73,24 @@ def heat_inside_box(heat: np.ndarray, box=(0.15, 0.85, 0.1, 0.9)) -> float:
     inside = heat[int(y0 * h):int(y1 * h), int(x0 * w):int(x1 * w)].sum()
     total = heat.sum()
     return float(inside / total) if total > 0 else 0.0
+
+
+LUNG_FIELDS = ((0.15, 0.85, 0.10, 0.42), (0.15, 0.85, 0.58, 0.90))
+"""Two lateral boxes (rows y0..y1, cols x0..x1 as fractions) where a frontal film's lung fields
+lie, leaving out the central strip (mediastinum, spine): 45% of the film's area."""
+
+
+def heat_on_lung_fields(heat: np.ndarray, boxes=LUNG_FIELDS) -> float:
+    """Fraction of the heat over the lung fields (not the mediastinum): a map that looks at the
+    lungs puts more there than a uniform map would (the boxes' share of the area)."""
+    h, w = heat.shape
+    total = heat.sum()
+    if total <= 0:
+        return 0.0
+    inside = sum(heat[int(y0 * h):int(y1 * h), int(x0 * w):int(x1 * w)].sum() for y0, y1, x0, x1 in boxes)
+    return float(inside / total)
+
+
+def lung_field_area(boxes=LUNG_FIELDS) -> float:
+    """The share of the film the lung-field boxes cover (a uniform map's heat_on_lung_fields)."""
+    return float(sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in boxes))
