@@ -100,8 +100,8 @@ st.markdown("""
 weak = sup.weakest_changes(metrics.get("val_perturbations"))
 if weak:
     st.markdown("- **Acquisition changes that cost accuracy** (validation films, image only; see the table "
-                "above): " + "; ".join(weak) + ". A pneumonia film framed wider than the training films is "
-                "more often read as normal.")
+                "above): " + "; ".join(weak) + ". Where sensitivity falls, pneumonia films of that kind are "
+                "more often read as normal; where specificity falls, normal films are more often read as pneumonia.")
 
 st.subheader("Versions")
 st.dataframe(sup.versions(meta), hide_index=True)

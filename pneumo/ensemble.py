@@ -74,10 +74,8 @@ def build(member_dirs, out, *, name: str = "pneumo-fusion", version: str = "1.3.
           seed: int = 0, n_boot: int = 1000, reference: bool = True, log=print) -> dict:
     """Compose, calibrate and threshold on val, evaluate on test, check robustness, write the bundle
     (+ its reference set for the gate and SHAP). Returns metrics.json's content."""
-    from pneumo.bundle import load_bundle, save_bundle, write_metrics
-    from pneumo.robustness import cohort_report
-    from pneumo.train import (THRESHOLD_RULE, VIEWS, _portable, _test_report, calibrate_on_val, cohort_features,
-                              evaluate_views, load_cohort)
+    from pneumo.bundle import load_bundle
+    from pneumo.train import calibrate_and_report, cohort_features, load_cohort, save_with_reports
     t0 = time.time()
     bundles = [load_bundle(d) for d in member_dirs]
     model = compose(bundles)
@@ -95,31 +93,21 @@ def build(member_dirs, out, *, name: str = "pneumo-fusion", version: str = "1.3.
     split = evaluation.frame["split"].to_numpy()
     y = evaluation.frame["label"].to_numpy().astype(int)
     va, te = np.flatnonzero(split == "val"), np.flatnonzero(split == "test")
-    head = model.get_layer("fusion_head")
-    temps, thr, cal = calibrate_on_val(head, X.subset(va), y[va])
-    _, val_metrics = evaluate_views(head, X.subset(va), y[va], temps, thr)
-    log("VAL " + "; ".join(f"{v}: AUC {m['roc_auc']:.4f} thr {m['threshold']:.3f}" for v, m in val_metrics.items()))
-    metrics = {"cohort": _portable(cohort.description), "semi_real": bool(cohort.semi_real), "val": val_metrics,
-               "calibration": cal, "threshold_rule": THRESHOLD_RULE, "history": [],
-               "ensemble": {"combination": COMBINATION, "members": [member_record(b) for b in bundles],
-                            "members_val_image_only_roc_auc": [_member_val_auc(b) for b in bundles]}}
-    if len(te):
-        metrics.update(_test_report(head, X.subset(te), y[te], temps, thr, n_boot, seed, log))
+    metrics, operating = calibrate_and_report(model.get_layer("fusion_head"), X, y, va, te, cohort, n_boot, seed, log)
+    metrics["history"] = []
+    metrics["ensemble"] = {"combination": COMBINATION, "members": [member_record(b) for b in bundles],
+                           "members_val_image_only_roc_auc": [_member_val_auc(b) for b in bundles]}
     meta = {k: v for k, v in first.meta.items() if k not in ("format", "created", "weights", "preprocessing", "reference")}
     meta.update({
         "name": name, "version": version,
         "architecture": {**first.meta["architecture"], "members": len(bundles),
                          "backbone_init": [m.meta["architecture"].get("backbone_init") for m in bundles],
                          "backbone_recipe": [m.meta["architecture"].get("backbone_recipe") for m in bundles]},
-        "threshold": thr["fusion"], "threshold_rule": THRESHOLD_RULE, "temperature": temps["fusion"],
-        "views": {v: {"threshold": thr[v], "temperature": temps[v]} for v in VIEWS},
-        "ensemble": metrics["ensemble"],
+        **operating, "ensemble": metrics["ensemble"],
         "training": {"ensemble_of": [b.path.name for b in bundles], "calibration_cohort_seed": seed},
     })
-    save_bundle(out, model, meta)
-    metrics.update(cohort_report(out, cohort, size, log))
     metrics["timings_seconds"] = {"compose_and_evaluate": round(time.time() - t0, 1)}
-    write_metrics(out, metrics)
+    save_with_reports(out, model, meta, metrics, cohort, size, log)
     if reference:
         from pneumo.reference import build_for_bundle
         build_for_bundle(out)

@@ -68,11 +68,17 @@ def overlay(pixels: np.ndarray, heat: np.ndarray, alpha: float = 0.4) -> np.ndar
 def heat_inside_box(heat: np.ndarray, box=(0.15, 0.85, 0.1, 0.9)) -> float:
     """Fraction of the heat inside a central box (rows y0..y1, cols x0..x1 as fractions):
     the thorax of a frontal film sits there; used to check Grad-CAM looks at the lungs."""
+    return _share_in_boxes(heat, (box,))
+
+
+def _share_in_boxes(heat: np.ndarray, boxes) -> float:
+    """Fraction of the heat inside the boxes (rows y0..y1, cols x0..x1 as fractions); 0 for no heat."""
     h, w = heat.shape
-    y0, y1, x0, x1 = box
-    inside = heat[int(y0 * h):int(y1 * h), int(x0 * w):int(x1 * w)].sum()
     total = heat.sum()
-    return float(inside / total) if total > 0 else 0.0
+    if total <= 0:
+        return 0.0
+    inside = sum(heat[int(y0 * h):int(y1 * h), int(x0 * w):int(x1 * w)].sum() for y0, y1, x0, x1 in boxes)
+    return float(inside / total)
 
 
 LUNG_FIELDS = ((0.15, 0.85, 0.10, 0.42), (0.15, 0.85, 0.58, 0.90))
@@ -83,12 +89,7 @@ lie, leaving out the central strip (mediastinum, spine): 45% of the film's area.
 def heat_on_lung_fields(heat: np.ndarray, boxes=LUNG_FIELDS) -> float:
     """Fraction of the heat over the lung fields (not the mediastinum): a map that looks at the
     lungs puts more there than a uniform map would (the boxes' share of the area)."""
-    h, w = heat.shape
-    total = heat.sum()
-    if total <= 0:
-        return 0.0
-    inside = sum(heat[int(y0 * h):int(y1 * h), int(x0 * w):int(x1 * w)].sum() for y0, y1, x0, x1 in boxes)
-    return float(inside / total)
+    return _share_in_boxes(heat, boxes)
 
 
 def lung_field_area(boxes=LUNG_FIELDS) -> float:

@@ -43,9 +43,7 @@ class ModelRunner:
                        for m in member_encoders(encoder)]
 
         def convs_and_embeddings(image):
-            outs = [m(image, training=False) for m in conv_models]
-            if len(outs) == 1:
-                return [outs[0][0]], outs[0][1], outs[0][2]
+            outs = [m(image, training=False) for m in conv_models]   # per member: conv, early, late
             return ([o[0] for o in outs], tf.concat([o[1] for o in outs], axis=-1),
                     tf.concat([o[2] for o in outs], axis=-1))
 

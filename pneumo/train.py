@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from pneumo import metrics as M
-from pneumo.bundle import write_metrics
+from pneumo.bundle import save_bundle, write_metrics
 from pneumo.calibration import apply_temperature, fit_temperature
 from pneumo.errors import PneumoError
 from pneumo.model import (DEFAULT_INTENSITY, HEAD_INPUT_NAMES, INTENSITY_MODES, Features, build_fusion_head, build_fusion_model,
@@ -196,7 +196,6 @@ def train(cohort, out: str | Path, *, image_size: int = 224, alpha: float = 0.35
 
     intensity: "none" | "equalize"; default = what a pretrained backbone was trained with, else "equalize"."""
     import keras
-    from pneumo.bundle import save_bundle
     from pneumo.pretrain import backbone_info, backbone_recipe
     saved = bool(backbone) and backbone != "imagenet"
     info = backbone_info(backbone) if saved else {}           # the backbone's sidecar, read once
@@ -242,15 +241,8 @@ def train(cohort, out: str | Path, *, image_size: int = 224, alpha: float = 0.35
                        patience=patience, class_weight=cw, lab_noise=lab_noise, seed=seed, log=log)
     timings["head_seconds"] = round(time.time() - t, 1)
 
-    temps, thr, cal = calibrate_on_val(head, X.subset(va), y[va])
-    log("calibration on val: " + "; ".join(f"{v}: T={c['temperature']:.3f} thr={c['threshold']:.3f} "
-                                            f"ECE {c['val_ece_before']:.3f}->{c['val_ece_after']:.3f}"
-                                            for v, c in cal.items()))
-    _, val_metrics = evaluate_views(head, X.subset(va), y[va], temps, thr)
-    metrics = {"cohort": _portable(cohort.description), "semi_real": bool(cohort.semi_real), "val": val_metrics,
-               "calibration": cal, "threshold_rule": THRESHOLD_RULE, "history": history}
-    if len(te):
-        metrics.update(_test_report(head, X.subset(te), y[te], temps, thr, n_boot, seed, log))
+    metrics, operating = calibrate_and_report(head, X, y, va, te, cohort, n_boot, seed, log)
+    metrics["history"] = history
 
     model = build_fusion_model(encoder=encoder, head=head)
     meta = {
@@ -260,20 +252,42 @@ def train(cohort, out: str | Path, *, image_size: int = 224, alpha: float = 0.35
                          "early_layer": "block_2_add", "last_conv_layer": "out_relu", "head": head_kw,
                          "backbone_init": Path(str(backbone)).name if backbone else "random",
                          "backbone_recipe": backbone_recipe(backbone, info) if saved else {}},
-        "lab_panel": panel.to_dict(), "lab_standardisation": std,
-        "threshold": thr["fusion"], "threshold_rule": THRESHOLD_RULE, "temperature": temps["fusion"],
-        "views": {v: {"threshold": thr[v], "temperature": temps[v]} for v in VIEWS},
+        "lab_panel": panel.to_dict(), "lab_standardisation": std, **operating,
         "training_data": _portable(cohort.description), "semi_real": bool(cohort.semi_real),
         "training": {"epochs_run": len(history), "seed": seed, "class_weight": cw, "modality_dropout": True,
                      "aug_copies": aug_copies, "augment": augment, "lab_noise": lab_noise, "lr": lr, "batch_size": batch_size},
     }
     metrics["timings_seconds"] = timings
-    save_bundle(out, model, meta)               # metrics.json once, after the framing check on the saved bundle
-    from pneumo.robustness import cohort_report
-    metrics.update(cohort_report(out, cohort, image_size, log))
-    write_metrics(out, metrics)
+    save_with_reports(out, model, meta, metrics, cohort, image_size, log)
     log(f"bundle written to {out}")
     return metrics
+
+
+def calibrate_and_report(head, X: Features, y, va, te, cohort, n_boot: int, seed: int, log) -> tuple[dict, dict]:
+    """Per view: temperature and threshold on the val rows `va`, metrics on val and (when `te` is not
+    empty) on test. -> (metrics.json's content so far, the bundle.json operating fields)."""
+    temps, thr, cal = calibrate_on_val(head, X.subset(va), y[va])
+    log("calibration on val: " + "; ".join(f"{v}: T={c['temperature']:.3f} thr={c['threshold']:.3f} "
+                                            f"ECE {c['val_ece_before']:.3f}->{c['val_ece_after']:.3f}"
+                                            for v, c in cal.items()))
+    _, val_metrics = evaluate_views(head, X.subset(va), y[va], temps, thr)
+    log("VAL " + "; ".join(f"{v}: AUC {m['roc_auc']:.4f} thr {m['threshold']:.3f}" for v, m in val_metrics.items()))
+    metrics = {"cohort": _portable(cohort.description), "semi_real": bool(cohort.semi_real), "val": val_metrics,
+               "calibration": cal, "threshold_rule": THRESHOLD_RULE}
+    if len(te):
+        metrics.update(_test_report(head, X.subset(te), y[te], temps, thr, n_boot, seed, log))
+    operating = {"threshold": thr["fusion"], "threshold_rule": THRESHOLD_RULE, "temperature": temps["fusion"],
+                 "views": {v: {"threshold": thr[v], "temperature": temps[v]} for v in VIEWS}}
+    return metrics, operating
+
+
+def save_with_reports(out, model, meta: dict, metrics: dict, cohort, image_size: int, log) -> None:
+    """Save the bundle, add the framing and acquisition-change reports of the saved bundle on the
+    cohort's val/test films to the metrics, and write metrics.json once."""
+    from pneumo.robustness import cohort_report
+    save_bundle(out, model, meta)
+    metrics.update(cohort_report(out, cohort, image_size, log))
+    write_metrics(out, metrics)
 
 
 THRESHOLD_RULE = ("Youden J (sensitivity + specificity - 1) maximised on the calibrated validation "

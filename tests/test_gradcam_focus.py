@@ -19,8 +19,8 @@ def _heat_maps(predictor, paths):
     return [predictor.explain(Case.from_sources(p, None, panel=predictor.panel), shap=False).gradcam for p in paths]
 
 
-def _inside_fractions(predictor, paths, maps=None):
-    return np.array([explain.heat_inside_box(h) for h in (maps or _heat_maps(predictor, paths))])
+def _inside_fractions(maps):
+    return np.array([explain.heat_inside_box(h) for h in maps])
 
 
 def test_lung_field_share_of_a_made_up_map():
@@ -40,7 +40,7 @@ def test_heat_concentrates_on_the_thorax():
 
     paths = sorted((config.kermany_dir() / "test" / "PNEUMONIA").glob("*.jpeg"))[:N_CASES]
     maps = _heat_maps(Predictor.load(), paths)
-    real = _inside_fractions(None, paths, maps)
+    real = _inside_fractions(maps)
     lungs = np.array([explain.heat_on_lung_fields(h) for h in maps])
     print(f"\nGrad-CAM heat over the lung fields (two lateral boxes, {explain.lung_field_area():.0%} of the "
           f"film): {lungs.mean():.3f}")
@@ -54,7 +54,7 @@ def test_heat_concentrates_on_the_thorax():
     encoder.set_weights([rng.permutation(w.ravel()).reshape(w.shape) for w in encoder.get_weights()])
     runner = ModelRunner(shuffled)
     runner.gate = None          # the gate rightly distrusts a scrambled network's embeddings
-    control = _inside_fractions(Predictor(runner), paths)
+    control = _inside_fractions(_heat_maps(Predictor(runner), paths))
     print(f"\nGrad-CAM heat inside the thoracic box: shipped {real.mean():.3f} "
           f"(median {np.median(real):.3f}) vs shuffled weights {control.mean():.3f} "
           f"(median {np.median(control):.3f}); box area 0.56")
