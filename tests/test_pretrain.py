@@ -56,6 +56,23 @@ def test_dataset_without_mixup_keeps_hard_labels():
     assert xb.shape == (8, 32, 32, 1) and 0.0 <= float(tf.reduce_min(xb)) <= float(tf.reduce_max(xb)) <= 1.0
 
 
+def test_acquisition_changes_noise_and_blur_some_films_and_leave_other_strengths_alone():
+    tf.random.set_seed(1)
+    flat = tf.fill([200, 24, 24, 1], 0.5)
+    assert np.array_equal(P.acquisition(flat, "fov_wide").numpy(), flat.numpy())
+    sd = P.acquisition(flat, "acq").numpy().reshape(200, -1).std(1)   # blur leaves a flat film flat: sd = noise
+    untouched = sd < 1e-6
+    assert 0.35 < untouched.mean() < 0.65                              # noise on about half the films
+    assert sd.max() <= 0.05 * 1.25 and np.ptp(sd[~untouched]) > 0.02    # each film its own sd, up to 0.05
+    edge = np.zeros((200, 24, 24, 1), "float32")
+    edge[:, :, 12:] = 1.0
+    out = P.acquisition(tf.constant(edge), "acq").numpy()
+    step = out[:, 12, 12, 0] - out[:, 12, 11, 0]                         # a sharp edge, softened on some films
+    softened = step < 0.95
+    assert 0.15 < softened.mean() < 0.75                               # 30% blurred, noise jitters some others
+    assert np.allclose(out[:, :, :2].mean((1, 2, 3)), 0.0, atol=0.03)  # reflect padding: no dark/bright frame
+
+
 @pytest.fixture
 def tiny_kermany(tmp_path, monkeypatch):
     """pretrain() on 24 made-up 32 px films (16 train, 8 val) in a private cache folder."""
