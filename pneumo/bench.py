@@ -247,12 +247,9 @@ def part_case(pred, images) -> dict:
         explain.overlay(xray.pixels, heat)
         steps.setdefault("gradcam", []).append(steps["gradcam_model"][-1] + clock() - t)
         steps.setdefault("predict_gradcam_contribution", []).append(steps["predict"][-1] + steps["gradcam"][-1])
-        present = np.ones(1, np.float32)
 
         def f(matrix, e=early, l=late):
-            n = len(matrix)
-            return runner.head(np.repeat(e, n, 0), np.repeat(l, n, 0), np.repeat(present, n),
-                               matrix.astype(np.float32))
+            return runner.head_for_one_image(e, l, 1.0, matrix)
         timed("shap", explain.lab_shap, f, row[0], runner.background[:SHAP_BACKGROUND])
         if len(steps.get("explain", ())) < EXPLAIN_N:
             pred._embeddings.clear()

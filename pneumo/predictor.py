@@ -234,13 +234,10 @@ class Predictor:
             over = explain.overlay(case.image.pixels, heat)
         shap_values, shap_base = {}, result.probability
         if shap and result.modalities["labs"]:
-            present = np.array([0.0 if early is None else 1.0], np.float32)
             e, l = self._embeddings_or_zeros(early, late)
 
             def f(matrix):
-                n = len(matrix)
-                return self.runner.head(np.repeat(e, n, 0), np.repeat(l, n, 0),
-                                        np.repeat(present, n), matrix.astype(np.float32))
+                return self.runner.head_for_one_image(e, l, 0.0 if early is None else 1.0, matrix)
 
             values, shap_base = explain.lab_shap(f, labs_row[0],
                                                  self.runner.background[:SHAP_BACKGROUND])

@@ -1,5 +1,6 @@
 """Does the answer depend on how the film was framed or exposed? Field-of-view sensitivity,
-and a wider set of acquisition changes (wider framing, off-centre, rotation, exposure, noise).
+and a wider set of acquisition changes (wider framing, off-centre, rotation, exposure, noise,
+JPEG recompression, lower resolution).
 
 Kermany's pneumonia films are, on the whole, framed more tightly on the lungs than its normal
 films, so a network can learn "tight framing = pneumonia". This check centre-crops every film
@@ -96,6 +97,32 @@ def noise(images: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
     return (images + rng.normal(0.0, sigma, images.shape).astype("float32")).clip(0.0, 1.0)
 
 
+def jpeg(images: np.ndarray, quality: int) -> np.ndarray:
+    """Each film saved as a JPEG at `quality` (1-95) and read back: a film that was exported,
+    e-mailed or photographed on the way (block artefacts, lost fine texture)."""
+    import io
+    from PIL import Image
+    images = _square(images)
+    if not 1 <= quality <= 95:
+        raise PneumoError(f"JPEG quality must be in [1, 95], got {quality}")
+    out = np.empty_like(images)
+    for i, film in enumerate(images):
+        buf = io.BytesIO()
+        Image.fromarray(np.round(film[..., 0].clip(0, 1) * 255).astype("uint8")).save(buf, "JPEG", quality=quality)
+        out[i, ..., 0] = np.asarray(Image.open(buf), "float32") / 255.0
+    return out
+
+
+def coarser(images: np.ndarray, factor: float) -> np.ndarray:
+    """Lower resolution: each film shrunk to `factor` of its side and enlarged back (a coarser
+    detector, or an original that was small to begin with)."""
+    images = _square(images)
+    if not 0.1 <= factor <= 1.0:
+        raise PneumoError(f"resolution factor must be in [0.1, 1], got {factor}")
+    s = images.shape[1]
+    return _resized(_resized(images, max(int(round(s * factor)), 1)), s)
+
+
 PERTURBATIONS = {
     "as given": lambda x: x,
     "tighter framing (central 85%)": lambda x: centre_crop(x, 0.85),
@@ -107,6 +134,8 @@ PERTURBATIONS = {
     "brighter (gamma 0.7)": lambda x: gamma(x, 0.7),
     "darker (gamma 1.4)": lambda x: gamma(x, 1.4),
     "noisier (Gaussian, sd 0.03)": lambda x: noise(x, 0.03),
+    "recompressed (JPEG quality 20)": lambda x: jpeg(x, 20),
+    "coarser (half resolution)": lambda x: coarser(x, 0.5),
 }
 """Acquisition changes a real film can carry, each mild enough that a reader still reads the film."""
 

@@ -19,6 +19,10 @@ from pneumo.model import LAST_CONV_LAYER, member_encoders  # noqa: E402
 from pneumo.reference import gate_features, read_reference  # noqa: E402
 
 
+HEAD_CHUNK = 1024
+"""Rows per head call when one image's embeddings meet many lab rows (SHAP)."""
+
+
 class ModelRunner:
     def __init__(self, bundle):
         import keras
@@ -130,6 +134,19 @@ class ModelRunner:
         late = np.asarray(late, np.float32) * present
         probs = self._head(early, late, present, z, missing).numpy()
         return self.calibrate(probs[:, 1])
+
+    def head_for_one_image(self, early, late, present: float, labs_raw: np.ndarray,
+                           chunk: int = HEAD_CHUNK) -> np.ndarray:
+        """head() for many lab rows (n, T) beside one image's embeddings (1, D), `chunk` rows at a
+        time: SHAP asks for ~20,000 rows, and repeating a 3-member ensemble's embeddings that
+        often would take ~600 MB at once; a chunk takes ~16 MB, with the same answers."""
+        labs_raw = np.asarray(labs_raw, np.float32)
+        out = []
+        for i in range(0, len(labs_raw), chunk):
+            rows = labs_raw[i:i + chunk]
+            k = len(rows)
+            out.append(self.head(np.repeat(early, k, 0), np.repeat(late, k, 0), np.full(k, present, np.float32), rows))
+        return np.concatenate(out) if out else np.zeros(0, np.float32)
 
     def grad_cam(self, x: np.ndarray, labs_raw: np.ndarray) -> np.ndarray:
         """Coarse Grad-CAM heat (h, w) in [0,1] of the pneumonia log-odds for one image."""

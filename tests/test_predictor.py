@@ -110,3 +110,22 @@ def test_tampered_bundle_refused(tiny_bundle, tmp_path):
     weights.write_bytes(weights.read_bytes()[:1000])
     with pytest.raises(BundleError, match="sha256"):
         Predictor.load(copy)
+
+
+def test_head_for_one_image_matches_head_across_chunk_edges(predictor):
+    """SHAP's many lab rows beside one image go through the head in chunks; the answers are the
+    head's own, row for row, whatever the chunk size (1, 7, one chunk) and with no rows."""
+    runner = predictor.runner
+    rng = np.random.default_rng(0)
+    early = rng.normal(size=(1, runner.early_dim)).astype("float32")
+    late = rng.normal(size=(1, runner.late_dim)).astype("float32")
+    rows = runner.background[:20].astype("float32").copy()
+    rows[::3, 1] = np.nan                                         # some tests not measured
+    whole = runner.head(np.repeat(early, 20, 0), np.repeat(late, 20, 0), np.ones(20, np.float32), rows)
+    for chunk in (1, 7, 1024):
+        np.testing.assert_allclose(runner.head_for_one_image(early, late, 1.0, rows, chunk=chunk), whole,
+                                   rtol=1e-5, atol=1e-6)
+    no_image = runner.head(np.zeros((20, runner.early_dim), np.float32), np.zeros((20, runner.late_dim), np.float32),
+                           np.zeros(20, np.float32), rows)
+    np.testing.assert_allclose(runner.head_for_one_image(early, late, 0.0, rows, chunk=7), no_image, rtol=1e-5, atol=1e-6)
+    assert runner.head_for_one_image(early, late, 1.0, rows[:0]).shape == (0,)

@@ -141,6 +141,20 @@ def test_gamma_and_noise_keep_the_range_and_the_order():
     assert np.array_equal(a, b) and 0.0 <= a.min() and a.max() <= 1.0 and not np.array_equal(a, x)
 
 
+def test_jpeg_and_coarser_keep_the_range_and_lose_only_fine_detail():
+    x = _ramp()
+    rng = np.random.default_rng(0)
+    fine = (x + rng.normal(0, 0.1, x.shape)).clip(0, 1).astype("float32")
+    for changed in (robustness.jpeg(fine, 20), robustness.coarser(fine, 0.5)):
+        assert changed.shape == fine.shape and 0.0 <= changed.min() and changed.max() <= 1.0
+        assert np.abs(changed - fine).mean() > 0.01                 # the fine texture is changed
+        assert np.abs(changed.mean() - fine.mean()) < 0.01          # the film's overall grey stays
+    assert np.abs(robustness.jpeg(x, 95) - x).max() < 0.05           # a smooth film survives a good JPEG
+    for bad in (lambda: robustness.jpeg(x, 0), lambda: robustness.coarser(x, 0.01)):
+        with pytest.raises(PneumoError):
+            bad()
+
+
 def test_perturbation_report_reads_each_change_at_the_bundles_threshold():
     normals, pneumonia = _framed(10, inner=0.5) * 0.7, _framed(10, inner=0.9)
     x = np.concatenate([normals, pneumonia]); y = np.array([0] * 10 + [1] * 10)
