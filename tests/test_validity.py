@@ -47,3 +47,24 @@ def test_embedding_gate_separates_far_points():
     assert gate.judge(np.full((1, 20), 25.0), Verdict()).outcome == "refuse"
     again = EmbeddingGate.from_arrays(gate.to_arrays())
     assert np.allclose(again.distance(val[:5]), gate.distance(val[:5]))
+
+
+def test_residual_catches_what_the_pca_axes_cannot_see():
+    """Training embeddings live on a 5-dim subspace of 20: a point off it, near the mean inside
+    it, has a small Mahalanobis distance and a large residual; it is warned or refused for the
+    residual alone. A reference written before the residual check still loads and judges."""
+    rng = np.random.default_rng(1)
+    basis = np.linalg.qr(rng.normal(size=(20, 5)))[0].T                     # (5, 20) orthonormal
+    train = rng.normal(size=(600, 5)) @ basis + 0.01 * rng.normal(size=(600, 20))
+    val = rng.normal(size=(200, 5)) @ basis + 0.01 * rng.normal(size=(200, 20))
+    gate = EmbeddingGate.fit(train, val, k=5)
+    off = np.zeros((1, 20)); off[0] = np.linalg.svd(basis)[2][-1] * 0.5    # orthogonal to the subspace
+    assert gate.distance(off)[0] < gate.warn_at                           # the PCA alone would accept it
+    verdict = gate.judge(off, Verdict())
+    assert verdict.outcome in ("warn", "refuse") and verdict.residual > gate.residual_warn_at
+    assert gate.judge(val[:1], Verdict()).outcome == "accept"
+    arrays = gate.to_arrays()
+    again = EmbeddingGate.from_arrays(arrays)
+    assert (again.residual_warn_at, again.residual_refuse_at) == (gate.residual_warn_at, gate.residual_refuse_at)
+    old = EmbeddingGate.from_arrays({k: v for k, v in arrays.items() if k != "residual_thresholds"})
+    assert old.judge(off, Verdict()).outcome == "accept"                 # no residual thresholds: not judged on it
