@@ -22,9 +22,10 @@ thr_value = meta.get("threshold")
 st.markdown(f"**{meta.get('name', '?')}** · version {meta.get('version', '?')} · created {meta.get('created', '?')}")
 
 st.subheader("Intended use")
-st.markdown("A **second opinion** on pneumonia for a clinician reading an adult or paediatric frontal chest "
-            f"film, with or without the admission labs. {sup.DISCLAIMER} It does not replace the reading "
-            "of the film by a radiologist, nor the clinical examination.")
+st.markdown("A **second opinion** on pneumonia for a clinician reading a frontal chest film, with or without "
+            "the admission labs. The films it learned from are of **children aged 1–5**; on adult films it is "
+            f"outside what it was trained on. {sup.DISCLAIMER} It does not replace the reading of the film by a "
+            "radiologist, nor the clinical examination.")
 
 st.subheader("The model")
 st.markdown(sup.model_description(meta))
@@ -53,8 +54,15 @@ if shown:
         c = ci.get(m) or {}
         cols[i % 4].metric(res.METRIC_NAMES.get(m, m), f"{view[m]:.3f}",
                            help=f"95% bootstrap CI {c['low']:.3f}–{c['high']:.3f}" if "low" in c else None)
-    st.caption("Fusion model (film + labs) on the test split of its training cohort; the Metrics page "
-               "compares it with the image-only and labs-only views and with the paper.")
+    st.caption("Fusion model (film + labs) on the test split of its training cohort.")
+    by_view = sup.performance_rows(metrics)
+    if by_view:
+        st.markdown("**By what the case holds.** A case with only a film, or only labs, is scored by the same "
+                    "model with the other modality marked missing, at that view's own threshold:")
+        st.dataframe(by_view, hide_index=True)
+        st.caption(f"The test split of the training cohort ({view.get('n', '?')} cases: Kermany's official test "
+                   "films, each paired with a lab panel of its class from held-out admissions); 95% bootstrap "
+                   "intervals. The Metrics page compares these with the paper.")
 else:
     st.caption("The bundle holds no test metrics (metrics.json).")
 
@@ -86,6 +94,11 @@ robustness_table("Robustness to framing", metrics.get("val_field_of_view"), rob.
 robustness_table("Robustness to acquisition changes", metrics.get("val_perturbations"), rob.perturbation_rows,
                  "each changed as a real film can be: framed wider or off-centre, turned, exposed differently, "
                  "noisier. Where sensitivity falls, a film of that kind is more often read as normal.")
+
+gate = sup.gate_description(meta)
+if gate:
+    st.subheader("When it will not read a film")
+    st.markdown(gate)
 
 st.subheader("Limitations")
 st.markdown("""

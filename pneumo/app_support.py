@@ -302,6 +302,50 @@ def model_description(meta: dict) -> str:
             "Grad-CAM adds up every member's maps. Each member: " + one)
 
 
+VIEW_NAMES = {"fusion": "film + labs", "image_only": "film only", "labs_only": "labs only"}
+
+
+def performance_rows(metrics: dict) -> list[dict]:
+    """One row per view of metrics.json's test figures (fusion, image only, labs only): what a
+    case holding both, only a film or only labs gets, each at its own validation-chosen
+    threshold, with the bootstrap 95% CI where recorded."""
+    rows = []
+    for view, name in VIEW_NAMES.items():
+        m = (metrics.get("test") or {}).get(view)
+        if not m:
+            continue
+        ci = (metrics.get("test_ci") or {}).get(view) or {}
+
+        def cell(key):
+            v, c = m.get(key), ci.get(key) or {}
+            if not isinstance(v, (int, float)):
+                return "—"
+            return f"{v:.3f} [{c['low']:.3f}, {c['high']:.3f}]" if "low" in c else f"{v:.3f}"
+        rows.append({"case holds": name, "ROC AUC [95% CI]": cell("roc_auc"),
+                     "accuracy [95% CI]": cell("accuracy"), "sensitivity": cell("sensitivity"),
+                     "specificity": cell("specificity"), "PR AUC": cell("pr_auc"), "F1": cell("f1"),
+                     "MCC": cell("mcc"), "threshold": cell("threshold")})
+    return rows
+
+
+def gate_description(meta: dict) -> str | None:
+    """How the bundle decides not to read a film (bundle.json's reference), in plain words."""
+    ref = meta.get("reference") or {}
+    if "warn_at" not in ref:
+        return None
+    text = ("Before reading a film, pneumo checks it. A colour image, an almost flat one, or one that is mostly "
+            "fine-grained noise or text is refused; a lateral view or an unusual aspect ratio is read with a "
+            f"warning. Then the film's image embedding is compared with the {ref.get('n_train', '?')} training "
+            f"films': its distance inside their main directions of variation (warned above "
+            f"{ref['warn_at']:.1f}, refused above {ref['refuse_at']:.1f})")
+    if "residual_warn_at" in ref:
+        text += (f", and how much of it lies outside them (warned above {ref['residual_warn_at']:.2f}, refused "
+                 f"above {ref['residual_refuse_at']:.2f})")
+    return (text + f". The warning levels are the 99th percentile of the {ref.get('n_val', '?')} validation "
+            "films, so about 1 in 100 ordinary films is warned; the refusal levels are 1.5 times the largest "
+            "validation value, so no validation film would be refused. A refused film gets no probability.")
+
+
 def weakest_changes(report: dict | None, drop: float = 0.05) -> list[str]:
     """Acquisition changes (metrics.json val_perturbations) under which sensitivity or specificity
     falls by more than `drop` from the film as given: the model card lists them as limitations."""

@@ -304,8 +304,12 @@ def test_model_card_with_the_shipped_bundle(home):
     assert "semi-real" in _texts(at, "markdown")
     assert len(at.dataframe) >= 3
     assert "Robustness to framing" in [h.value for h in at.subheader]
-    framing = at.dataframe[1].value
+    framing = next(d.value for d in at.dataframe if "film shown" in d.value.columns)
     assert len(framing) == 3 and framing["specificity"].between(0, 1).all()
+    views = next(d.value for d in at.dataframe if "case holds" in d.value.columns)
+    assert list(views["case holds"]) == ["film + labs", "film only", "labs only"]
+    assert views["ROC AUC [95% CI]"].str.match(r"0\.\d{3} \[0\.\d{3}, 0\.\d{3}\]").all()
+    assert "When it will not read a film" in [h.value for h in at.subheader]
     assert "Robustness to acquisition changes" in [h.value for h in at.subheader]
     changes = next(d.value for d in at.dataframe if "film" in d.value.columns)
     assert changes["film"].iloc[0] == "as given" and changes["AUC change"].iloc[0] == 0

@@ -234,3 +234,23 @@ def test_weakest_changes_names_what_costs_more_than_the_margin():
 def test_versions_show_the_weights_digest_of_a_bundle():
     frame = sup.versions({"weights": {"model.weights.h5": "ab" * 32}})
     assert dict(zip(frame["Component"], frame["Version"]))["Model weights sha256"] == "ab" * 32
+
+
+def test_performance_rows_give_each_view_with_its_interval():
+    metrics = {"test": {"fusion": {"n": 10, "roc_auc": 0.9, "accuracy": 0.8, "threshold": 0.7},
+                        "image_only": {"n": 10, "roc_auc": 0.85, "accuracy": 0.75, "threshold": 0.4}},
+               "test_ci": {"image_only": {"roc_auc": {"low": 0.8, "high": 0.9}}}}
+    rows = sup.performance_rows(metrics)
+    assert [r["case holds"] for r in rows] == ["film + labs", "film only"]      # no labs-only figures: no row
+    assert rows[1]["ROC AUC [95% CI]"] == "0.850 [0.800, 0.900]" and rows[0]["ROC AUC [95% CI]"] == "0.900"
+    assert rows[1]["threshold"] == "0.400" and rows[0]["MCC"] == "—"
+    assert sup.performance_rows({}) == []
+
+
+def test_gate_description_reads_the_bundles_thresholds():
+    ref = {"warn_at": 8.47, "refuse_at": 14.99, "n_train": 4348, "n_val": 514}
+    old = sup.gate_description({"reference": ref})
+    assert "8.5" in old and "15.0" in old and "4348" in old and "outside them" not in old
+    new = sup.gate_description({"reference": dict(ref, residual_warn_at=1.345, residual_refuse_at=2.445)})
+    assert "outside them" in new and "1.34" in new and "2.44" in new and "514" in new
+    assert sup.gate_description({}) is None
