@@ -7,8 +7,8 @@ removes most of the seed-to-seed swing of a single model (its val-chosen thresho
 0.24 to 0.68 between seeds of the same recipe). The result is an ordinary bundle (architecture
 "members": K): the app, Grad-CAM (over every member's maps), SHAP and the gate work unchanged.
 
-    python -m pneumo.ensemble --preset shipped --out models/pneumo-fusion    # the shipped 1.3.0
-    python -m pneumo.ensemble --members runs/a runs/b runs/c --out runs/ens --version 1.3.0
+    python -m pneumo.ensemble --preset shipped --out models/pneumo-fusion    # the shipped 1.4.0
+    python -m pneumo.ensemble --members runs/a runs/b runs/c --out runs/ens --version 1.4.0
 """
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ def member_record(b) -> dict:
             "backbone_seed": (arch.get("backbone_recipe") or {}).get("seed")}
 
 
-def build(member_dirs, out, *, name: str = "pneumo-fusion", version: str = "1.3.0", cohort_spec: str = "kermany+mimic",
+def build(member_dirs, out, *, name: str = "pneumo-fusion", version: str = "1.4.0", cohort_spec: str = "kermany+mimic",
           seed: int = 0, n_boot: int = 1000, reference: bool = True, log=print) -> dict:
     """Compose, calibrate and threshold on val, evaluate on test, check robustness, write the bundle
     (+ its reference set for the gate and SHAP). Returns metrics.json's content."""
@@ -123,7 +123,7 @@ def _member_val_auc(b) -> float | None:
     return ((json.loads(f.read_text()).get("val") or {}).get("image_only") or {}).get("roc_auc")
 
 
-PRESETS = {"shipped": dict(train_preset="shipped", seeds=(0, 1, 2), version="1.3.0")}
+PRESETS = {"shipped": dict(train_preset="shipped", seeds=(0, 1, 2), version="1.4.0")}
 """The shipped bundle: seeds 0-2 of `python -m pneumo.train --preset shipped --seed s`, averaged."""
 
 
@@ -159,7 +159,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     try:
         members = a.members or train_members(a.preset, Path(a.members_dir))
-        version = a.version or (PRESETS[a.preset]["version"] if a.preset else "1.3.0")
+        version = a.version or (PRESETS[a.preset]["version"] if a.preset else "1.4.0")
         build(members, a.out, name=a.name, version=version, cohort_spec=a.cohort, seed=a.seed,
               reference=not a.no_reference)
     except PneumoError as err:

@@ -318,9 +318,10 @@ def _test_report(head, X: Features, y, temps, thr, n_boot: int, seed: int, log) 
 PRESETS = {"shipped": dict(cohort="kermany+mimic", image_size=224, alpha=0.35, intensity="equalize", backbone="pretrained",
                            pretrain=[dict(epochs=14, augment="standard", mixup=0.0),            # 1.1.0's backbone
                                      dict(epochs=8, augment="fov", mixup=0.0, lr=5e-4),       # 1.2.0's: zoom in
-                                     dict(epochs=6, augment="fov_wide", mixup=0.0, lr=3e-4)], # and out (1.3.0)
-                           aug_copies=1, lab_noise=1.0, epochs=80, name="pneumo-fusion", version="1.3.0-single")}
-# one seed: the shipped 1.3.0 is seeds 0-2 of it averaged (python -m pneumo ensemble --preset shipped)
+                                     dict(epochs=6, augment="fov_wide", mixup=0.0, lr=3e-4),  # and out (1.3.0)
+                                     dict(epochs=6, augment="acq", mixup=0.0, lr=3e-4)],      # noise, blur (1.4.0)
+                           aug_copies=1, lab_noise=1.0, epochs=80, name="pneumo-fusion", version="1.4.0-single")}
+# one seed: the shipped 1.4.0 is seeds 0-2 of it averaged (python -m pneumo ensemble --preset shipped)
 
 
 def seeded_stages(stages, seed: int) -> list[dict]:
