@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
 import pytest
 
 from pneumo import app_support as sup
@@ -108,14 +107,14 @@ def test_example_case_on_a_narrow_window(page, app_url, shot):
     shot(page, "06-narrow-example")
 
 
+@pytest.mark.data
 @needs_model
 def test_batch_upload_scores_rows(page, app_url, shot, tmp_path):
-    from PIL import Image
-
-    film = tmp_path / "a.png"
-    Image.fromarray((np.linspace(0.2, 0.8, 256 * 256).reshape(256, 256) * 255).astype("uint8")).save(film)
+    # a real film (a made-up ramp is rightly refused by the validity gate since session 6)
+    film = tmp_path / "a.jpeg"
+    film.write_bytes(sup.example_images()["normal"].read_bytes())
     manifest = tmp_path / "manifest.csv"
-    manifest.write_text("image_path,note\na.png,=1+1\nmissing.png,x\n")
+    manifest.write_text("image_path,note\na.jpeg,=1+1\nmissing.png,x\n")
     _open(page, app_url, "batch")
     inputs = page.locator("[data-testid='stFileUploaderDropzoneInput']")
     inputs.nth(0).set_input_files(str(manifest))
