@@ -9,6 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from pneumo import config
+from pneumo import app_support as sup
 from pneumo.app_support import DISCLAIMER
 from pneumo.errors import PneumoError
 
@@ -114,10 +115,8 @@ def bundle_summary(bundle_dir: str) -> dict | None:
         meta = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    thr = meta.get("threshold")
-    if isinstance(thr, dict):
-        thr = thr.get("value")
-    return {"name": meta.get("name", "?"), "version": meta.get("version", "?"), "threshold": thr}
+    return {"name": meta.get("name", "?"), "version": meta.get("version", "?"),
+            "thresholds": sup.view_thresholds(meta)}
 
 
 def sidebar() -> None:
@@ -128,10 +127,9 @@ def sidebar() -> None:
         if summary is None:
             st.caption("Model: no bundle found (see the Model card page).")
         else:
-            thr = summary["threshold"]
-            thr_text = f"{thr:.3f}" if isinstance(thr, (int, float)) else "?"
+            thr_text = "<br>".join(f"&nbsp;&nbsp;{view}: {t:.3f}" for view, t in summary["thresholds"].items()) or "?"
             st.markdown(f"<div class='pneumo-meta'>Model <b>{summary['name']}</b> v{summary['version']}"
-                        f"<br>Operating threshold {thr_text}</div>", unsafe_allow_html=True)
+                        f"<br>Operating thresholds<br>{thr_text}</div>", unsafe_allow_html=True)
         data_ok = config.kermany_dir().is_dir()
         st.caption("Example data: available" if data_ok else
                    "Example data: not found (set PNEUMO_DATA_DIR to enable examples)")

@@ -18,7 +18,6 @@ if not meta:
             "`python -m pneumo train` or set PNEUMO_MODEL_DIR.", icon=":material/description:")
     st.stop()
 
-thr_value = meta.get("threshold")
 st.markdown(f"**{meta.get('name', '?')}** · version {meta.get('version', '?')} · created {meta.get('created', '?')}")
 
 st.subheader("Intended use")
@@ -67,11 +66,18 @@ else:
     st.caption("The bundle holds no test metrics (metrics.json).")
 
 st.subheader("Threshold and calibration")
-st.markdown(f"Operating threshold **{thr_value:.3f}**." if isinstance(thr_value, (int, float)) else
-            "Operating threshold: not recorded.")
+thresholds = sup.view_thresholds(meta)
+st.markdown("Operating thresholds, one per what the case holds: " +
+            ", ".join(f"{view} **{t:.3f}**" for view, t in thresholds.items()) + "."
+            if thresholds else "Operating threshold: not recorded.")
 if meta.get("threshold_rule"):
     st.markdown(f"How it was chosen: {meta['threshold_rule']}")
-if meta.get("temperature") is not None:
+temps = {sup.VIEW_NAMES[v]: c["temperature"] for v, c in (meta.get("views") or {}).items()
+         if v in sup.VIEW_NAMES and isinstance(c, dict) and isinstance(c.get("temperature"), (int, float))}
+if temps:
+    st.markdown("Probabilities are calibrated by temperature scaling, one temperature per view, fitted on the "
+                "validation split: " + ", ".join(f"{view} T = {t:.3f}" for view, t in temps.items()) + ".")
+elif meta.get("temperature") is not None:
     st.markdown(f"Probabilities are calibrated by temperature scaling (T = {float(meta['temperature']):.3f}), "
                 "fitted on the validation split.")
 cal = (metrics.get("calibration") or {}).get("fusion")

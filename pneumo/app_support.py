@@ -305,6 +305,16 @@ def model_description(meta: dict) -> str:
 VIEW_NAMES = {"fusion": "film + labs", "image_only": "film only", "labs_only": "labs only"}
 
 
+def view_thresholds(meta: dict) -> dict[str, float]:
+    """{view name: validation-chosen threshold} from bundle.json; a case is read at the threshold
+    of what it holds. Bundles without per-view records give their one threshold as fusion's."""
+    out = {VIEW_NAMES[v]: float(c["threshold"]) for v, c in (meta.get("views") or {}).items()
+           if v in VIEW_NAMES and isinstance(c, dict) and isinstance(c.get("threshold"), (int, float))}
+    if not out and isinstance(meta.get("threshold"), (int, float)):
+        out[VIEW_NAMES["fusion"]] = float(meta["threshold"])
+    return out
+
+
 def performance_rows(metrics: dict) -> list[dict]:
     """One row per view of metrics.json's test figures (fusion, image only, labs only): what a
     case holding both, only a film or only labs gets, each at its own validation-chosen

@@ -79,9 +79,19 @@ class Bundle:
         v = self.meta.get("views", {}).get(view)
         return (float(v["temperature"]), float(v["threshold"])) if v else (self.temperature, self.threshold)
 
-    def calibrate(self, p_raw) -> np.ndarray:
+    def calibrate(self, p_raw, views=None) -> np.ndarray:
+        """Temperature-scaled P(pneumonia). views: one view name per row (fusion | image_only |
+        labs_only), each row scaled by its view's validation temperature; None = fusion's."""
         from pneumo.calibration import apply_temperature
-        return apply_temperature(p_raw, self.temperature)
+        if views is None:
+            return apply_temperature(p_raw, self.temperature)
+        p_raw = np.asarray(p_raw, np.float64)
+        out = np.empty_like(p_raw)
+        views = np.asarray(views)
+        for view in set(views.tolist()):
+            rows = views == view
+            out[rows] = apply_temperature(p_raw[rows], self.calibration_for(view)[0])
+        return out
 
     def predict_proba(self, images: np.ndarray | None, lab_values: np.ndarray | None, n: int | None = None,
                       calibrated: bool = True) -> np.ndarray:

@@ -14,7 +14,7 @@ from pneumo import config, explain
 from pneumo.errors import PneumoError, UnsupportedImageError
 from pneumo.imaging import XRay, pixel_digest, preprocess, read_image
 from pneumo.labs import LabReading, parse_labs
-from pneumo.runner import ModelRunner
+from pneumo.runner import ModelRunner, view_of
 from pneumo.validity import Verdict, cheap_checks
 
 NEAR_THRESHOLD = 0.10     # |p - threshold| below this reads "near threshold"
@@ -184,6 +184,7 @@ class Predictor:
         has_labs = reading is not None and any(v is not None for v in reading.values.values())
         p = {(True, True): v_both, (True, False): v_img,
              (False, True): v_labs, (False, False): v_none}[(has_image, has_labs)]
+        threshold = self.runner.threshold_for(str(view_of(has_image, has_labs)))
         contribution = explain.modality_shapley(v_none, v_img if has_image else v_none,
                                                 v_labs if has_labs else v_none, p)
         warnings = list(verdict.reasons)
@@ -198,11 +199,11 @@ class Predictor:
         elif imputed:
             warnings.append(f"{len(imputed)} of {len(self.panel)} lab tests missing "
                             "(the model treats them as not measured)")
-        band = "near threshold" if abs(p - self.threshold) < NEAR_THRESHOLD else "clear"
+        band = "near threshold" if abs(p - threshold) < NEAR_THRESHOLD else "clear"
         return Result(
             probability=round(p, 6),
-            label="PNEUMONIA" if p >= self.threshold else "NORMAL",
-            threshold=self.threshold, band=band,
+            label="PNEUMONIA" if p >= threshold else "NORMAL",
+            threshold=threshold, band=band,
             modalities={"image": has_image, "labs": has_labs},
             modality_contribution={"image": round(contribution["image"], 6),
                                    "labs": round(contribution["labs"], 6)},

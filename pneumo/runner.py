@@ -19,6 +19,13 @@ from pneumo.model import LAST_CONV_LAYER, member_encoders  # noqa: E402
 from pneumo.reference import gate_features, read_reference  # noqa: E402
 
 
+def view_of(has_image, has_labs) -> np.ndarray:
+    """Per row, the view a case is scored under: fusion (film and labs), image_only, labs_only;
+    a row with neither is calibrated as fusion (the baseline of the modality split)."""
+    has_image, has_labs = np.asarray(has_image, bool), np.asarray(has_labs, bool)
+    return np.where(has_image & ~has_labs, "image_only", np.where(~has_image & has_labs, "labs_only", "fusion"))
+
+
 HEAD_CHUNK = 1024
 """Rows per head call when one image's embeddings meet many lab rows (SHAP)."""
 
@@ -114,8 +121,12 @@ class ModelRunner:
         """Raw values (n, T) with NaN = missing -> (standardised values, missing mask)."""
         return self.bundle.lab_inputs(matrix)
 
-    def calibrate(self, p_raw: np.ndarray) -> np.ndarray:
-        return self.bundle.calibrate(p_raw)
+    def calibrate(self, p_raw: np.ndarray, views=None) -> np.ndarray:
+        return self.bundle.calibrate(p_raw, views)
+
+    def threshold_for(self, view: str) -> float:
+        """The validation-chosen threshold of a view (fusion | image_only | labs_only)."""
+        return self.bundle.calibration_for(view)[1]
 
     def embed(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(n, S, S, 1) float [0,1] -> (early, late) embeddings; batches of 64."""
@@ -133,7 +144,7 @@ class ModelRunner:
         early = np.asarray(early, np.float32) * present
         late = np.asarray(late, np.float32) * present
         probs = self._head(early, late, present, z, missing).numpy()
-        return self.calibrate(probs[:, 1])
+        return self.calibrate(probs[:, 1], view_of(present[:, 0] > 0, (missing < 1).any(axis=1)))
 
     def head_for_one_image(self, early, late, present: float, labs_raw: np.ndarray,
                            chunk: int = HEAD_CHUNK) -> np.ndarray:

@@ -254,3 +254,11 @@ def test_gate_description_reads_the_bundles_thresholds():
     new = sup.gate_description({"reference": dict(ref, residual_warn_at=1.345, residual_refuse_at=2.445)})
     assert "outside them" in new and "1.34" in new and "2.44" in new and "514" in new
     assert sup.gate_description({}) is None
+
+
+def test_view_thresholds_name_each_view_or_fall_back_to_the_one_threshold():
+    meta = {"threshold": 0.7, "views": {"fusion": {"threshold": 0.7, "temperature": 1.2},
+                                        "image_only": {"threshold": 0.45, "temperature": 1.1}}}
+    assert sup.view_thresholds(meta) == {"film + labs": 0.7, "film only": 0.45}
+    assert sup.view_thresholds({"threshold": 0.6}) == {"film + labs": 0.6}
+    assert sup.view_thresholds({}) == {}

@@ -129,3 +129,27 @@ def test_head_for_one_image_matches_head_across_chunk_edges(predictor):
                            np.zeros(20, np.float32), rows)
     np.testing.assert_allclose(runner.head_for_one_image(early, late, 0.0, rows, chunk=7), no_image, rtol=1e-5, atol=1e-6)
     assert runner.head_for_one_image(early, late, 1.0, rows[:0]).shape == (0,)
+
+
+def test_each_case_is_read_at_its_own_views_threshold_and_temperature(tiny_bundle, tmp_path):
+    """A film-only case is calibrated and thresholded as the image-only view was on validation,
+    a labs-only case as the labs-only view, a case with both as fusion: the figures the model
+    card reports per view are the ones the app gives."""
+    pred = Predictor.load(tiny_bundle)
+    views = {"fusion": {"temperature": 1.0, "threshold": 0.5},
+             "image_only": {"temperature": 1.0, "threshold": 0.3},
+             "labs_only": {"temperature": 1.0, "threshold": 0.7}}
+    pred.bundle.meta["views"] = views
+    both = Case.from_sources(film(tmp_path), LABS, panel=pred.panel)
+    image_only = Case.from_sources(film(tmp_path), None, panel=pred.panel)
+    labs_only = Case.from_sources(None, LABS, panel=pred.panel)
+    assert [pred.predict(c).threshold for c in (both, image_only, labs_only)] == [0.5, 0.3, 0.7]
+    before = [pred.predict(c).probability for c in (both, image_only, labs_only)]
+    views["image_only"]["temperature"] = 4.0                     # only film-only answers soften
+    after = [pred.predict(c).probability for c in (both, image_only, labs_only)]
+    assert after[0] == before[0] and after[2] == before[2]
+    assert abs(after[1] - 0.5) < abs(before[1] - 0.5) or before[1] == pytest.approx(0.5, abs=1e-3)
+    r = pred.predict(image_only)
+    c = r.modality_contribution
+    empty = pred.what_if(Case(labs=None), {})
+    assert c["image"] + c["labs"] == pytest.approx(r.probability - empty, abs=1e-5)   # still adds up
