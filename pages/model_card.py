@@ -72,14 +72,10 @@ st.markdown("Operating thresholds, one per what the case holds: " +
             if thresholds else "Operating threshold: not recorded.")
 if meta.get("threshold_rule"):
     st.markdown(f"How it was chosen: {meta['threshold_rule']}")
-temps = {sup.VIEW_NAMES[v]: c["temperature"] for v, c in (meta.get("views") or {}).items()
-         if v in sup.VIEW_NAMES and isinstance(c, dict) and isinstance(c.get("temperature"), (int, float))}
+temps = sup.view_settings(meta, "temperature")
 if temps:
     st.markdown("Probabilities are calibrated by temperature scaling, one temperature per view, fitted on the "
                 "validation split: " + ", ".join(f"{view} T = {t:.3f}" for view, t in temps.items()) + ".")
-elif meta.get("temperature") is not None:
-    st.markdown(f"Probabilities are calibrated by temperature scaling (T = {float(meta['temperature']):.3f}), "
-                "fitted on the validation split.")
 cal = (metrics.get("calibration") or {}).get("fusion")
 if cal and cal.get("val_ece_before") is not None:
     st.markdown(f"Expected calibration error on validation: {cal['val_ece_before']:.3f} before, "

@@ -305,14 +305,20 @@ def model_description(meta: dict) -> str:
 VIEW_NAMES = {"fusion": "film + labs", "image_only": "film only", "labs_only": "labs only"}
 
 
-def view_thresholds(meta: dict) -> dict[str, float]:
-    """{view name: validation-chosen threshold} from bundle.json; a case is read at the threshold
-    of what it holds. Bundles without per-view records give their one threshold as fusion's."""
-    out = {VIEW_NAMES[v]: float(c["threshold"]) for v, c in (meta.get("views") or {}).items()
-           if v in VIEW_NAMES and isinstance(c, dict) and isinstance(c.get("threshold"), (int, float))}
-    if not out and isinstance(meta.get("threshold"), (int, float)):
-        out[VIEW_NAMES["fusion"]] = float(meta["threshold"])
+def view_settings(meta: dict, key: str) -> dict[str, float]:
+    """{view name: its validation-fitted `key` ("threshold" or "temperature")} from bundle.json's
+    views; a case is read with the settings of what it holds. Bundles without per-view records
+    give their one value as fusion's."""
+    out = {VIEW_NAMES[v]: float(c[key]) for v, c in (meta.get("views") or {}).items()
+           if v in VIEW_NAMES and isinstance(c, dict) and isinstance(c.get(key), (int, float))}
+    if not out and isinstance(meta.get(key), (int, float)):
+        out[VIEW_NAMES["fusion"]] = float(meta[key])
     return out
+
+
+def view_thresholds(meta: dict) -> dict[str, float]:
+    """{view name: validation-chosen threshold} (view_settings of "threshold")."""
+    return view_settings(meta, "threshold")
 
 
 def performance_rows(metrics: dict) -> list[dict]:

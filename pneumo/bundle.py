@@ -42,6 +42,18 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def view_of(has_image, has_labs) -> np.ndarray:
+    """Per row, the view a case is scored under: fusion (film and labs), image_only, labs_only;
+    a row with neither is calibrated as fusion (the baseline of the modality split)."""
+    has_image, has_labs = np.asarray(has_image, bool), np.asarray(has_labs, bool)
+    return np.where(has_image & ~has_labs, "image_only", np.where(~has_image & has_labs, "labs_only", "fusion"))
+
+
+def views_of_inputs(present, missing) -> np.ndarray:
+    """view_of for model inputs: image_present (n,) or (n, 1), lab_missing mask (n, T), 1 = missing."""
+    return view_of(np.ravel(present) > 0, (np.asarray(missing) < 1).any(axis=1))
+
+
 @dataclass
 class Bundle:
     path: Path
@@ -105,7 +117,7 @@ class Bundle:
         z, m = self.lab_inputs(labs)
         p = np.asarray(self.model.predict({"image": img, "image_present": present, "labs": z, "lab_missing": m},
                                           batch_size=64, verbose=0))[:, 1]
-        return self.calibrate(p) if calibrated else p.astype("float64")
+        return self.calibrate(p, views_of_inputs(present, m)) if calibrated else p.astype("float64")
 
 
 def save_bundle(directory: str | os.PathLike, model, meta: dict, metrics: dict | None = None) -> Path:

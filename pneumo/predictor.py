@@ -14,7 +14,8 @@ from pneumo import config, explain
 from pneumo.errors import PneumoError, UnsupportedImageError
 from pneumo.imaging import XRay, pixel_digest, preprocess, read_image
 from pneumo.labs import LabReading, parse_labs
-from pneumo.runner import ModelRunner, view_of
+from pneumo.bundle import view_of
+from pneumo.runner import ModelRunner
 from pneumo.validity import Verdict, cheap_checks
 
 NEAR_THRESHOLD = 0.10     # |p - threshold| below this reads "near threshold"

@@ -128,9 +128,8 @@ def kermany_cache(size: int, log=print):
 AUG_STRENGTHS = {"standard": dict(degrees=7, shift=0.06, zoom=(-0.10, 0.10), aspect=False),
                  "strong": dict(degrees=10, shift=0.10, zoom=(-0.20, 0.20), aspect=False),
                  "fov": dict(degrees=10, shift=0.08, zoom=(-0.40, 0.10), aspect=True),
-                 "fov_wide": dict(degrees=10, shift=0.08, zoom=(-0.40, 0.25), aspect=True, zoom_fill=0.0),
-                 "acq": dict(degrees=10, shift=0.08, zoom=(-0.40, 0.25), aspect=True, zoom_fill=0.0,
-                             noise=(0.5, 0.05), blur=(0.3, 1.0))}
+                 "fov_wide": dict(degrees=10, shift=0.08, zoom=(-0.40, 0.25), aspect=True, zoom_fill=0.0)}
+AUG_STRENGTHS["acq"] = dict(AUG_STRENGTHS["fov_wide"], noise=(0.5, 0.05), blur=(0.3, 1.0))
 # "acq" is fov_wide plus acquisition changes a film carries: on half the films Gaussian noise of sd
 # drawn from U(0, 0.05) (1.3.0 reads noisy val normals as pneumonia: spec 0.94 -> 0.89 at sd 0.03),
 # on 30% a Gaussian blur (sigma 1 px at 224) blended in by a U(0, 1) weight (a softer detector).

@@ -14,16 +14,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import tensorflow as tf  # noqa: E402
 
-from pneumo.bundle import load_bundle  # noqa: E402
+from pneumo.bundle import load_bundle, views_of_inputs  # noqa: E402
 from pneumo.model import LAST_CONV_LAYER, member_encoders  # noqa: E402
 from pneumo.reference import gate_features, read_reference  # noqa: E402
-
-
-def view_of(has_image, has_labs) -> np.ndarray:
-    """Per row, the view a case is scored under: fusion (film and labs), image_only, labs_only;
-    a row with neither is calibrated as fusion (the baseline of the modality split)."""
-    has_image, has_labs = np.asarray(has_image, bool), np.asarray(has_labs, bool)
-    return np.where(has_image & ~has_labs, "image_only", np.where(~has_image & has_labs, "labs_only", "fusion"))
 
 
 HEAD_CHUNK = 1024
@@ -144,7 +137,7 @@ class ModelRunner:
         early = np.asarray(early, np.float32) * present
         late = np.asarray(late, np.float32) * present
         probs = self._head(early, late, present, z, missing).numpy()
-        return self.calibrate(probs[:, 1], view_of(present[:, 0] > 0, (missing < 1).any(axis=1)))
+        return self.calibrate(probs[:, 1], views_of_inputs(present, missing))
 
     def head_for_one_image(self, early, late, present: float, labs_raw: np.ndarray,
                            chunk: int = HEAD_CHUNK) -> np.ndarray:

@@ -145,3 +145,21 @@ def test_intensity_is_part_of_the_architecture(saved, tmp_path):
     assert "histogram equalisation" in b.meta["preprocessing"]
     brighter = np.clip(0.1 + 0.8 * images, 0, 1)           # same films, other exposure: same answer
     assert np.allclose(b.predict_proba(images, labs), b.predict_proba(brighter, labs), atol=1e-6)
+
+
+def test_predict_proba_calibrates_each_case_by_what_it_holds(saved):
+    """Film + labs rows take fusion's temperature, film-only rows image_only's, labs-only rows
+    labs_only's: the same rule the app's predictor applies."""
+    from pneumo.calibration import apply_temperature
+    d, _, images, labs = saved
+    labs = np.nan_to_num(np.asarray(labs, "float64"), nan=1.0)      # every row has labs (an all-NaN row is film only)
+    b = B.load_bundle(d)
+    b.meta["views"] = {"fusion": {"temperature": 1.0, "threshold": 0.5},
+                       "image_only": {"temperature": 3.0, "threshold": 0.5},
+                       "labs_only": {"temperature": 0.5, "threshold": 0.5}}
+    for imgs, lab, view in ((images, labs, "fusion"), (images, None, "image_only"), (None, labs, "labs_only")):
+        raw = b.predict_proba(imgs, lab, n=3, calibrated=False)
+        np.testing.assert_allclose(b.predict_proba(imgs, lab, n=3),
+                                   apply_temperature(raw, b.calibration_for(view)[0]), rtol=1e-6)
+    assert list(B.views_of_inputs(np.array([1, 1, 0, 0]), np.array([[0, 1], [1, 1], [0, 1], [1, 1]]))) == \
+        ["fusion", "image_only", "labs_only", "fusion"]
