@@ -145,8 +145,36 @@ def read_dicom(data: bytes, max_pixels: int) -> tuple[np.ndarray, dict]:
                   mode=photometric, photometric=photometric, modality=modality,
                   view_position=_code(ds, "ViewPosition", _TERM),
                   body_part=_code(ds, "BodyPartExamined", _TERM),
-                  was_color=False, color_spread=0.0)
+                  was_color=False, color_spread=0.0, age_years=patient_age_years(ds))
     return pixels, fields
+
+
+_AGE = re.compile(r"^(\d{3})([DWMY])$")
+_AGE_UNIT_YEARS = {"D": 1 / 365.25, "W": 7 / 365.25, "M": 1 / 12, "Y": 1.0}
+
+
+def patient_age_years(ds) -> float | None:
+    """The patient's age in years at the study, from PatientAge ('045Y', '018M') or else from
+    PatientBirthDate against the study's date. Only the age leaves: the dates are never returned."""
+    match = _AGE.match(str(_get(ds, "PatientAge") or "").strip().upper())
+    if match:
+        return round(int(match.group(1)) * _AGE_UNIT_YEARS[match.group(2)], 3)
+    birth = _dicom_date(_get(ds, "PatientBirthDate"))
+    study = next((d for d in (_dicom_date(_get(ds, k)) for k in
+                              ("StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate")) if d), None)
+    if birth is None or study is None or study < birth:
+        return None
+    return round((study - birth).days / 365.25, 3)
+
+
+def _dicom_date(value):
+    """A DICOM DA value (YYYYMMDD) as a date, or None when absent or not a valid date."""
+    import datetime as dt
+    text = str(value or "").strip()
+    try:
+        return dt.datetime.strptime(text[:8], "%Y%m%d").date() if len(text) >= 8 else None
+    except ValueError:
+        return None
 
 
 def _to_unit(arr: np.ndarray, ds, photometric: str) -> np.ndarray:

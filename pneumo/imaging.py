@@ -58,6 +58,7 @@ class ImageMeta:
     body_part: str | None       # DICOM BodyPartExamined, else None
     was_color: bool             # the source had colour channels (converted to gray)
     color_spread: float         # mean(|R-G| + |G-B|) / (2 * 255) of the source: 0 gray .. 1
+    age_years: float | None = None   # DICOM PatientAge, or birth vs study date: an age only, never a date
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ contribution, SHAP over the labs and what-if questions (the head is tiny; the ba
 """
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 
@@ -85,6 +86,7 @@ class Predictor:
         self.name, self.version = runner.name, runner.version
         self.meta, self.metrics = runner.meta, runner.metrics
         self._embeddings: OrderedDict[str, tuple] = OrderedDict()   # digest -> (input, early, late)
+        self._lock = threading.Lock()   # one Predictor serves every app session: guard the cache
 
     @classmethod
     def load(cls, bundle_dir=None) -> "Predictor":
@@ -99,24 +101,31 @@ class Predictor:
         """(model input, early, late, digest, verdict) per case; one backbone call for all
         images not seen recently (the embedding cache is keyed by the pixel digest)."""
         digests = [pixel_digest(c.image.pixels) if c.image is not None else None for c in cases]
-        todo = {d: c for d, c in zip(digests, cases) if d is not None and d not in self._embeddings}
-        if todo:
-            xs = np.stack([preprocess(c.image.pixels, self.runner.image_size) for c in todo.values()])
+        by_digest = {d: c for d, c in zip(digests, cases) if d is not None}
+        found: dict = {}
+        with self._lock:
+            for d in by_digest:
+                if d not in found and d in self._embeddings:
+                    found[d] = self._embeddings[d]
+                    self._embeddings.move_to_end(d)
+        todo = [d for d in by_digest if d not in found]
+        if todo:   # the backbone runs outside the lock; a film two sessions embed at once is embedded twice
+            xs = np.stack([preprocess(by_digest[d].image.pixels, self.runner.image_size) for d in todo])
             early, late = self.runner.embed(xs)
-            for i, d in enumerate(todo):
-                self._embeddings[d] = (xs[i], early[i:i + 1], late[i:i + 1])
+            with self._lock:
+                for i, d in enumerate(todo):
+                    found[d] = self._embeddings[d] = (xs[i], early[i:i + 1], late[i:i + 1])
+                while len(self._embeddings) > max(16, len(todo)):
+                    self._embeddings.popitem(last=False)
         states = []
         for case, digest in zip(cases, digests):
             if digest is None:
                 states.append((None, None, None, None, Verdict()))
                 continue
-            self._embeddings.move_to_end(digest)
-            x, early, late = self._embeddings[digest]
+            x, early, late = found[digest]
             verdict = self.runner.judge(early, late, cheap_checks(case.image.pixels,
                                                                   case.image.meta, x))
             states.append((x, early, late, digest, verdict))
-        while len(self._embeddings) > max(16, len(todo)):
-            self._embeddings.popitem(last=False)
         return states
 
     def _image_state(self, case: Case) -> tuple:
