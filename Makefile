@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8501
+ADDRESS ?= 127.0.0.1
 STAMP  := $(VENV)/.installed
 
 .PHONY: run test install system-deps bench clean
@@ -27,7 +28,7 @@ system-deps:
 	fi
 
 run: install
-	$(VENV)/bin/streamlit run app.py --server.port $(PORT) --server.headless true
+	$(VENV)/bin/streamlit run app.py --server.address $(ADDRESS) --server.port $(PORT) --server.headless true
 
 test: system-deps install
 	$(PY) -m pytest -q tests
