@@ -44,3 +44,45 @@ def models_dir() -> Path:
 def results_dir() -> Path:
     env = os.environ.get("PNEUMO_RESULTS_DIR")
     return Path(env).expanduser() if env else REPO_ROOT / "results"
+
+
+# --- deployment and security settings (SECURITY.md) -----------------------------------------
+
+def _positive_int(name: str, default: int) -> int:
+    """An integer setting > 0; a malformed value falls back to the default (never to no limit)."""
+    try:
+        value = int(os.environ.get(name, "").strip() or default)
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+def max_upload_files() -> int:
+    """Files one Batch-page upload may hold: PNEUMO_MAX_UPLOAD_FILES, default 1000."""
+    return _positive_int("PNEUMO_MAX_UPLOAD_FILES", 1000)
+
+
+def max_zip_entries() -> int:
+    """Zip members one batch may unpack, all archives together: PNEUMO_MAX_ZIP_ENTRIES, default 10000."""
+    return _positive_int("PNEUMO_MAX_ZIP_ENTRIES", 10_000)
+
+
+def max_batch_bytes() -> int:
+    """Bytes one uploaded batch may take once unpacked: PNEUMO_MAX_BATCH_MB (default 500) x 10^6."""
+    return _positive_int("PNEUMO_MAX_BATCH_MB", 500) * 1_000_000
+
+
+def retention_days() -> int | None:
+    """Case-log rows older than this many days are deleted when the log is opened:
+    PNEUMO_RETENTION_DAYS; unset (or not a positive integer) keeps every row."""
+    try:
+        value = int(os.environ.get("PNEUMO_RETENTION_DAYS", "").strip())
+    except ValueError:
+        return None
+    return value if value > 0 else None
+
+
+def users_file() -> Path | None:
+    """The sign-in users file (pneumo.auth): PNEUMO_USERS_FILE; unset = no sign-in."""
+    env = os.environ.get("PNEUMO_USERS_FILE", "").strip()
+    return Path(env).expanduser() if env else None
