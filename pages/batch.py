@@ -7,7 +7,9 @@ import streamlit as st
 
 from pages import common
 from pneumo import app_support as sup
+from pneumo import server_roots
 from pneumo.errors import PneumoError
+from pneumo.text_safe import md_escape, md_list
 
 common.require_frame()
 ss = st.session_state
@@ -16,62 +18,75 @@ st.caption("A manifest CSV with an `image_path` column (relative to the image fo
            "one column per lab (the panel's keys). Other columns are carried through. A bad row gets "
            "its reason in the `error` column; the other rows are still scored.")
 
-source = st.radio("Images from", ["Upload", "A folder on this server"], horizontal=True)
+roots = server_roots.allowed_roots()   # the server-folder mode exists only where an administrator allowed folders
+modes = ["Upload", "A folder on this server"] if roots else ["Upload"]
+source = st.radio("Images from", modes, horizontal=True) if len(modes) > 1 else "Upload"
 if source == "Upload":
     manifest = st.file_uploader("Manifest (CSV)", type=["csv"], key="batch_manifest")
     images = st.file_uploader("Images: several files, or one zip (keeps sub-folders)", accept_multiple_files=True,
                               key="batch_images")
     ready = manifest is not None
 else:
-    manifest_path = st.text_input("Manifest CSV on the server", placeholder="/data/study/manifest.csv")
+    st.caption("Allowed folders: " + ", ".join(md_escape(r, 200) for r in roots))
+    manifest_path = st.text_input("Manifest CSV on the server", placeholder=str(roots[0] / "manifest.csv"))
     ready = bool(manifest_path)
+
+if not ready:
+    st.info("Give a manifest to start.", icon=":material/table_rows:")
+
+
+def score(pred, tmp: Path) -> None:
+    """Unpack, score, keep the result in the session; a refusal is one line and keeps the last result."""
+    from pneumo.audit import CaseLog
+    from pneumo.batch import run_batch
+
+    if source == "Upload":
+        root = tmp / "images"
+        root.mkdir()
+        man = tmp / "manifest.csv"
+        man.write_bytes(manifest.getvalue())
+        with st.spinner("Unpacking the images…"):
+            upload = sup.unpack_uploads([(f.name, f.getvalue()) for f in images or []], root)
+        for problem in upload.problems:
+            st.error(md_escape(problem), icon=":material/block:")
+        if upload.refused:
+            st.warning(f"Skipped {len(upload.refused)} archive member(s) with unsafe paths: "
+                       f"{md_list(upload.refused)}")
+        if upload.problems:
+            return
+    else:
+        man = server_roots.resolve_manifest(manifest_path, roots)
+        root = man.parent
+    total = max(sup.count_rows(man), 1)
+    bar = st.progress(0.0, text="Scoring…")
+    done = []
+
+    def on_row(row):
+        done.append(row)
+        bar.progress(min(len(done) / total, 1.0), text=f"Scored {len(done)} of {total}")
+
+    summary = run_batch(man, tmp / "out.csv", root=root, predictor=pred, log=CaseLog(user=ss.get("user")),
+                        progress=False, on_row=on_row)
+    bar.progress(1.0, text=f"Done: {len(done)} row(s)")
+    ss["batch_result"] = pd.read_csv(tmp / "out.csv", dtype=str, keep_default_na=False)
+    ss["batch_summary"] = f"{summary.scored} scored, {summary.errors} with errors, {summary.seconds:.1f} s"
+
 
 if not ready:
     st.info("Give a manifest to start.", icon=":material/table_rows:")
 elif st.button("Score the batch", type="primary", key="batch_go"):
     pred = common.predictor_or_stop()
-    from pneumo.audit import CaseLog
-    from pneumo.batch import run_batch
-
     with tempfile.TemporaryDirectory(prefix="pneumo-batch-") as tmp:
-        tmp = Path(tmp)
         try:
-            if source == "Upload":
-                root = tmp / "images"
-                root.mkdir()
-                man = tmp / "manifest.csv"
-                man.write_bytes(manifest.getvalue())
-                with st.spinner("Unpacking the images…"):
-                    refused = sup.save_uploads([(f.name, f.getvalue()) for f in images or []], root)
-                if refused:
-                    st.warning(f"Skipped {len(refused)} archive member(s) with unsafe paths: "
-                               f"{', '.join(refused[:5])}")
-            else:
-                man = Path(manifest_path).expanduser()
-                if not man.is_file():
-                    raise PneumoError(f"manifest not found: {man}")
-                root = man.parent
-            total = max(sup.count_rows(man), 1)
-            bar = st.progress(0.0, text="Scoring…")
-            done = []
-
-            def on_row(row):
-                done.append(row)
-                bar.progress(min(len(done) / total, 1.0), text=f"Scored {len(done)} of {total}")
-
-            summary = run_batch(man, tmp / "out.csv", root=root, predictor=pred, log=CaseLog(),
-                                progress=False, on_row=on_row)
-            bar.progress(1.0, text=f"Done: {len(done)} row(s)")
-            ss["batch_result"] = pd.read_csv(tmp / "out.csv", dtype=str, keep_default_na=False)
-            ss["batch_summary"] = f"{summary.scored} scored, {summary.errors} with errors, {summary.seconds:.1f} s"
+            score(pred, Path(tmp))
         except PneumoError as err:
-            st.error(str(err))
+            st.error(md_escape(err))
 
 if "batch_result" in ss:
     frame = ss["batch_result"]
     first = [c for c in ("row", "image_path", "error", "probability", "label") if c in frame]
     frame = frame[first + [c for c in frame.columns if c not in first]]  # reasons in view, not off-screen
-    st.success(ss["batch_summary"])
+    st.success(md_escape(ss["batch_summary"]))
     errors = frame[frame.get("error", pd.Series(dtype=str)).astype(str).str.len() > 0] if "error" in frame else frame[:0]
     st.dataframe(frame, hide_index=True)
     if len(errors):

@@ -5,6 +5,11 @@ threshold, band, validity, warnings, model identity) and never who the patient i
 ID, birth date, accession number, file name or path. Every write opens its own short-lived
 connection in WAL mode with a busy timeout, so app sessions (threads) and a CLI batch
 (another process) can write at once without losing a row.
+
+With sign-in configured (pneumo.auth) each row also names the staff user who scored it, so a
+user's History shows their own cases. The file is created readable by its owner only (0600);
+PNEUMO_RETENTION_DAYS deletes older rows whenever the log is opened, and
+`python -m pneumo.audit --purge-before YYYY-MM-DD` deletes them on demand.
 """
 from __future__ import annotations
 
@@ -13,9 +18,10 @@ import math
 import os
 import re
 import sqlite3
+import sys
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -25,7 +31,7 @@ from pneumo import config
 from pneumo.csv_safe import write_safe_csv
 from pneumo.errors import PneumoError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 10_000
 ORIGINS = ("app", "cli", "batch")
 
@@ -53,9 +59,20 @@ CREATE UNIQUE INDEX IF NOT EXISTS cases_batch_row ON cases (batch_id, row_index)
 CREATE INDEX IF NOT EXISTS cases_time ON cases (time);
 """
 
+# Each step takes the log from version i to i + 1; a new file runs them all.
+# 2: `user`, the signed-in staff user (pneumo.auth) who scored the case, NULL without sign-in.
+_MIGRATIONS = {
+    0: _SCHEMA_V1,
+    1: """
+ALTER TABLE cases ADD COLUMN user TEXT;
+CREATE INDEX IF NOT EXISTS cases_user ON cases (user);
+""",
+}
+_USER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+
 _COLUMNS = ("time", "origin", "image_digest", "labs", "probability", "label", "threshold", "band",
             "validity", "warnings", "contribution", "model_name", "model_version", "weights_sha256",
-            "batch_id", "row_index")
+            "batch_id", "row_index", "user")
 
 # A batch row scored again after a kill replaces its first record instead of adding a second.
 _INSERT = (f"INSERT INTO cases ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
@@ -82,6 +99,7 @@ class LogEntry:
     origin: str = "batch"
     batch_id: str | None = None
     row_index: int | None = None
+    user: str | None = None
 
 
 def _get(result: Any, name: str, default: Any = None) -> Any:
@@ -162,7 +180,31 @@ def _row_values(entry: LogEntry) -> tuple:
             _str_or_none(model.get("version") if isinstance(model, Mapping) else None),
             _str_or_none(model.get("weights_sha256") if isinstance(model, Mapping) else None),
             entry.batch_id,
-            None if entry.row_index is None else int(entry.row_index))
+            None if entry.row_index is None else int(entry.row_index),
+            clean_user(entry.user))
+
+
+def clean_user(user: Any) -> str | None:
+    """A sign-in name (pneumo.auth's rule: letters, digits . _ @ -, at most 64) or None."""
+    if user is None or user == "":
+        return None
+    if not isinstance(user, str) or not _USER.match(user):
+        raise PneumoError("case log: a user name is letters, digits and . _ @ - (at most 64)")
+    return user
+
+
+def utc_stamp(moment: date | datetime | str) -> str:
+    """The log's time format for the start of a day or a moment: '2026-01-31T00:00:00.000Z'."""
+    if isinstance(moment, str):
+        try:
+            moment = date.fromisoformat(moment.strip())
+        except ValueError:
+            raise PneumoError(f"not a date (YYYY-MM-DD): {moment[:40]!r}") from None
+    if not isinstance(moment, datetime):
+        moment = datetime(moment.year, moment.month, moment.day, tzinfo=timezone.utc)
+    elif moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _str_or_none(value: Any) -> str | None:
@@ -182,12 +224,21 @@ def _write_transaction(conn):
 
 
 class CaseLog:
-    """The case log at `path` (default config.home_dir()/"cases.sqlite")."""
+    """The case log at `path` (default config.home_dir()/"cases.sqlite"). `user`: the signed-in
+    name recorded with every case this object writes, unless a call names another.
+    `retention_days` (default config.retention_days()): older rows are deleted on opening."""
 
-    def __init__(self, path: str | os.PathLike | None = None):
+    def __init__(self, path: str | os.PathLike | None = None, *, user: str | None = None,
+                 retention_days: int | None = None):
         self.path = Path(path) if path is not None else config.home_dir() / "cases.sqlite"
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.user = clean_user(user)
+        self._create_private()
         self._init_schema()
+        self._restrict()
+        days = config.retention_days() if retention_days is None else retention_days
+        if days:
+            self.purge_before(datetime.now(timezone.utc) - timedelta(days=int(days)))
 
     # -- connections ---------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -199,7 +250,6 @@ class CaseLog:
         return conn
 
     def _init_schema(self) -> None:
-        new = not self.path.exists()
         try:
             with closing(self._connect()) as conn:
                 # WAL is a property of the file: set once, every later connection gets it.
@@ -211,23 +261,46 @@ class CaseLog:
                                       f"this one reads {SCHEMA_VERSION})")
                 if version < SCHEMA_VERSION:
                     with _write_transaction(conn):
-                        for stmt in filter(str.strip, _SCHEMA_V1.split(";")):
-                            conn.execute(stmt)
+                        # read again under the write lock: another process may have migrated it
+                        version = conn.execute("PRAGMA user_version").fetchone()[0]
+                        for step in range(version, SCHEMA_VERSION):
+                            for stmt in filter(str.strip, _MIGRATIONS[step].split(";")):
+                                conn.execute(stmt)
                         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except sqlite3.Error as err:
             raise PneumoError(f"cannot open the case log: {err}") from None
-        if new and os.name == "posix":
-            self.path.chmod(0o600)            # clinical values: readable by this user only
+
+    def _create_private(self) -> None:
+        """Create the file 0600 before SQLite does (SQLite gives its -wal and -shm the same mode)."""
+        if os.name == "posix" and not self.path.exists():
+            try:
+                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+            except OSError as err:
+                raise PneumoError(f"cannot create the case log: {err.strerror}") from None
+
+    def _restrict(self) -> None:
+        """Clinical values: readable by this user only, also for a log made by an older pneumo."""
+        if os.name != "posix":
+            return
+        for p in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):
+            try:
+                if p.exists() and p.stat().st_mode & 0o077 and p.stat().st_uid == os.getuid():
+                    p.chmod(0o600)
+            except OSError:
+                pass
 
     # -- writing -------------------------------------------------------------------------
     def record(self, result: Any, *, labs: Any = None, origin: str, batch_id: str | None = None,
-               row_index: int | None = None) -> int:
-        """Store one scored case; returns its row id. `labs`: panel key -> value, or a LabReading."""
-        return self.record_many([LogEntry(result, labs, origin, batch_id, row_index)])[0]
+               row_index: int | None = None, user: str | None = None) -> int:
+        """Store one scored case; returns its row id. `labs`: panel key -> value, or a LabReading.
+        `user`: who scored it (default: this log's user; None without sign-in)."""
+        return self.record_many([LogEntry(result, labs, origin, batch_id, row_index, user)])[0]
 
     def record_many(self, entries: Iterable[LogEntry]) -> list[int]:
         """Store several cases in one transaction (all or none); returns their row ids."""
-        rows = [_row_values(e) for e in entries]
+        rows = [_row_values(e if e.user is not None or self.user is None
+                            else LogEntry(e.result, e.labs, e.origin, e.batch_id, e.row_index, self.user))
+                for e in entries]
         if not rows:
             return []
         try:
@@ -245,11 +318,18 @@ class CaseLog:
         except (sqlite3.Error, pd.errors.DatabaseError) as err:
             raise PneumoError(f"cannot read the case log: {err}") from None
 
-    def recent(self, limit: int = 200) -> pd.DataFrame:
-        """The newest `limit` cases, newest first; labs/warnings/contribution decoded from JSON."""
-        frame = self._query("SELECT * FROM cases ORDER BY id DESC LIMIT ?", (int(limit),))
+    def recent(self, limit: int = 200, *, user: str | None = None) -> pd.DataFrame:
+        """The newest `limit` cases, newest first; labs/warnings/contribution decoded from JSON.
+        `user`: only the cases that user scored."""
+        if user is None:
+            frame = self._query("SELECT * FROM cases ORDER BY id DESC LIMIT ?", (int(limit),))
+        else:
+            frame = self._query("SELECT * FROM cases WHERE user = ? ORDER BY id DESC LIMIT ?",
+                                (clean_user(user), int(limit)))
         for col in ("labs", "warnings", "contribution"):
             frame[col] = frame[col].astype(object).map(lambda s: json.loads(s) if isinstance(s, str) else None)
+        frame["user"] = pd.Series([u if isinstance(u, str) else None for u in frame["user"]],
+                                  index=frame.index, dtype=object)
         return frame
 
     def count(self, *, batch_id: str | None = None) -> int:
@@ -263,8 +343,48 @@ class CaseLog:
         frame = self._query("SELECT row_index FROM cases WHERE batch_id = ?", (batch_id,))
         return {int(x) for x in frame["row_index"].dropna()}
 
+    def purge_before(self, moment: date | datetime | str) -> int:
+        """Delete every case logged before `moment` (a date means its 00:00 UTC; 'YYYY-MM-DD'
+        accepted); returns the number of rows removed. Deleted pages are zeroed on disk."""
+        stamp = utc_stamp(moment)
+        try:
+            with closing(self._connect()) as conn:
+                if conn.execute("SELECT 1 FROM cases WHERE time < ? LIMIT 1", (stamp,)).fetchone() is None:
+                    return 0                    # nothing to do: take no write lock
+                conn.execute("PRAGMA secure_delete = ON")
+                with _write_transaction(conn):
+                    removed = conn.execute("DELETE FROM cases WHERE time < ?", (stamp,)).rowcount
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")   # the WAL holds the old pages too
+        except sqlite3.Error as err:
+            raise PneumoError(f"cannot purge the case log: {err}") from None
+        return int(removed)
+
     def export_csv(self, path: str | os.PathLike) -> int:
         """Write the whole log as CSV (formula-safe cells); returns the number of rows."""
         frame = self._query("SELECT * FROM cases ORDER BY id")
         write_safe_csv(frame, path)
         return len(frame)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m pneumo.audit --purge-before YYYY-MM-DD [--log PATH]`: retention by hand."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m pneumo.audit", description="The case log: retention.")
+    parser.add_argument("--purge-before", metavar="YYYY-MM-DD", required=True,
+                        help="delete every case logged before this day (00:00 UTC)")
+    parser.add_argument("--log", metavar="PATH", help="the case log (default: PNEUMO_HOME/cases.sqlite)")
+    args = parser.parse_args(argv)
+    try:
+        stamp = utc_stamp(args.purge_before)
+        log = CaseLog(args.log, retention_days=0)
+        removed = log.purge_before(args.purge_before)
+    except PneumoError as err:
+        print(f"pneumo: {err}", file=sys.stderr)
+        return 2
+    print(f"removed {removed} case(s) logged before {stamp[:10]} from {log.path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -209,3 +209,116 @@ def test_warnings_lose_paths_but_keep_units():
         ["wbc 14.2 10*3/uL above range", "eGFR 50 mL/min/1.73m2"]
     assert clean_warnings(["could not read /srv/pacs/DOE.dcm", r"C:\scans\x.png", "film a_b.DCM rotated"]) == \
         ["could not read <file>", "<file>", "film <file> rotated"]
+
+
+# --- the user column, migration, retention, permissions (SECURITY.md) --------------------
+
+def _v1_log(path: Path) -> None:
+    """A log as pneumo wrote it before the user column (schema 1), with one row."""
+    from pneumo.audit import _SCHEMA_V1
+
+    with sqlite3.connect(path) as conn:
+        conn.executescript(_SCHEMA_V1)
+        conn.execute("PRAGMA user_version = 1")
+        conn.execute("INSERT INTO cases (time, origin, labs, probability, label, warnings) "
+                     "VALUES ('2020-01-01T00:00:00.000Z', 'cli', '{}', 0.4, 'NORMAL', '[]')")
+
+
+def test_schema_1_log_is_migrated_and_keeps_its_rows(tmp_path):
+    path = tmp_path / "old.sqlite"
+    _v1_log(path)
+    log = CaseLog(path)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert "user" in [r[1] for r in conn.execute("PRAGMA table_info(cases)")]
+        assert "cases_user" in [r[1] for r in conn.execute("PRAGMA index_list(cases)")]
+    old = log.recent().iloc[0]
+    assert old["probability"] == pytest.approx(0.4) and old["user"] is None
+    log.record(FakeResult(), labs={}, origin="app", user="alice")
+    assert log.count() == 2 and CaseLog(path).recent()["user"].tolist() == ["alice", None]
+
+
+def test_user_is_recorded_and_filtered(tmp_path):
+    path = tmp_path / "c.sqlite"
+    CaseLog(path).record(FakeResult(), labs={}, origin="app")                       # no sign-in
+    alice = CaseLog(path, user="alice")
+    alice.record(FakeResult(), labs={}, origin="app")
+    alice.record_many([LogEntry(FakeResult(), {}, "batch", "b", 0), LogEntry(FakeResult(), {}, "batch", "b", 1)])
+    alice.record(FakeResult(), labs={}, origin="app", user="bob@ward-3")           # a call may name another
+    log = CaseLog(path)
+    assert log.recent()["user"].tolist() == ["bob@ward-3", "alice", "alice", "alice", None]
+    assert len(log.recent(user="alice")) == 3 and len(log.recent(user="bob@ward-3")) == 1
+    assert log.recent(user="carol").empty
+    for bad in ("a b", "x" * 65, "<script>", "'; DROP TABLE cases; --", 7):
+        with pytest.raises(PneumoError, match="user name"):
+            log.record(FakeResult(), labs={}, origin="app", user=bad)
+    assert log.count() == 5
+
+
+def _backdate(path: Path, row_id: int, stamp: str) -> None:
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE cases SET time = ? WHERE id = ?", (stamp, row_id))
+
+
+def test_purge_before_removes_older_rows(tmp_path):
+    import datetime as dt
+
+    path = tmp_path / "c.sqlite"
+    log = CaseLog(path)
+    ids = [log.record(FakeResult(), labs={}, origin="app") for _ in range(4)]
+    _backdate(path, ids[0], "2023-12-31T23:59:59.999Z")
+    _backdate(path, ids[1], "2024-01-01T00:00:00.000Z")
+    _backdate(path, ids[2], "2024-06-01T12:00:00.000Z")
+    assert log.purge_before("2024-01-01") == 1
+    assert log.purge_before(dt.date(2024, 1, 1)) == 0
+    assert log.purge_before(dt.datetime(2024, 6, 2, tzinfo=dt.timezone.utc)) == 2
+    assert log.count() == 1 and log.recent()["id"].tolist() == [ids[3]]
+    with pytest.raises(PneumoError, match="YYYY-MM-DD"):
+        log.purge_before("last tuesday")
+
+
+def test_retention_days_applied_on_open(tmp_path, monkeypatch):
+    import datetime as dt
+
+    path = tmp_path / "c.sqlite"
+    log = CaseLog(path)
+    old, new = (log.record(FakeResult(), labs={}, origin="app") for _ in range(2))
+    stamp = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=31)).isoformat(timespec="milliseconds")
+    _backdate(path, old, stamp.replace("+00:00", "Z"))
+    monkeypatch.setenv("PNEUMO_RETENTION_DAYS", "45")
+    assert CaseLog(path).count() == 2
+    monkeypatch.setenv("PNEUMO_RETENTION_DAYS", "30")
+    assert CaseLog(path).recent()["id"].tolist() == [new]
+    monkeypatch.setenv("PNEUMO_RETENTION_DAYS", "forever")    # malformed: keeps everything
+    assert config.retention_days() is None and CaseLog(path).count() == 1
+
+
+def test_purge_command_line(tmp_path):
+    path = tmp_path / "c.sqlite"
+    log = CaseLog(path)
+    log.record(FakeResult(), labs={}, origin="app")
+    _backdate(path, 1, "2020-05-05T00:00:00.000Z")
+    log.record(FakeResult(), labs={}, origin="app")
+    env = {**os.environ, "PYTHONPATH": str(config.REPO_ROOT)}
+    run = subprocess.run([sys.executable, "-m", "pneumo.audit", "--purge-before", "2021-01-01", "--log", str(path)],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert run.returncode == 0 and "removed 1 case(s) logged before 2021-01-01" in run.stdout
+    from pneumo.audit import main
+    assert main(["--purge-before", "2021-13-45", "--log", str(path)]) == 2
+    assert log.count() == 1
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_log_files_are_private(tmp_path):
+    path = tmp_path / "c.sqlite"
+    old = os.umask(0o022)
+    try:
+        CaseLog(path).record(FakeResult(), labs={}, origin="app")
+        for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+            if p.exists():
+                assert p.stat().st_mode & 0o777 == 0o600, p
+        path.chmod(0o644)                       # a log left readable by an older pneumo is tightened
+        CaseLog(path)
+        assert path.stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(old)
