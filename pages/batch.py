@@ -7,12 +7,15 @@ import streamlit as st
 
 from pages import common
 from pneumo import app_support as sup
+from pneumo import auth
 from pneumo import server_roots
 from pneumo.errors import PneumoError
 from pneumo.text_safe import md_escape, md_list
 
 common.require_frame()
 ss = st.session_state
+if not auth.allowed(ss):   # app.py registers no page before sign-in; belt and braces
+    st.stop()
 st.title("Batch")
 st.caption("A manifest CSV with an `image_path` column (relative to the image folder) and, optionally, "
            "one column per lab (the panel's keys). Other columns are carried through. A bad row gets "
@@ -65,8 +68,8 @@ def score(pred, tmp: Path) -> None:
         done.append(row)
         bar.progress(min(len(done) / total, 1.0), text=f"Scored {len(done)} of {total}")
 
-    summary = run_batch(man, tmp / "out.csv", root=root, predictor=pred, log=CaseLog(user=ss.get("user")),
-                        progress=False, on_row=on_row)
+    log = CaseLog(user=auth.current_user(ss))   # each row names who scored it (None without sign-in)
+    summary = run_batch(man, tmp / "out.csv", root=root, predictor=pred, log=log, progress=False, on_row=on_row)
     bar.progress(1.0, text=f"Done: {len(done)} row(s)")
     ss["batch_result"] = pd.read_csv(tmp / "out.csv", dtype=str, keep_default_na=False)
     ss["batch_summary"] = f"{summary.scored} scored, {summary.errors} with errors, {summary.seconds:.1f} s"

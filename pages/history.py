@@ -1,20 +1,37 @@
-"""History: the cases scored here and by the CLI or batches, newest first; no identifiers."""
+"""History: the cases scored here and by the CLI or batches, newest first; no identifiers.
+With sign-in, a user sees the cases they scored; an admin sees every case."""
 import streamlit as st
 
 from pages import common
 
 from pneumo import app_support as sup
+from pneumo import auth
 from pneumo.errors import PneumoError
+from pneumo.text_safe import md_escape
 
 common.require_frame()
+if not auth.allowed(st.session_state):   # app.py registers no page before sign-in; belt and braces
+    st.stop()
 st.title("History")
 st.caption("Every scored case is logged with a digest of its pixels, never a name, ID or file name.")
+user = auth.current_user(st.session_state)
+admin = auth.is_admin(st.session_state)
+if not auth.required():
+    st.caption("Sign-in is not configured on this server (PNEUMO_USERS_FILE), so this list shows every "
+               "case anyone scored here or with the command line.")
+elif admin:
+    st.caption("You are an administrator: this list shows every user's cases, and who scored each.")
+else:
+    st.caption(f"Cases scored by you ({md_escape(user)}) in this app; other users' cases are not shown.")
 try:
     from pneumo.audit import CaseLog
 
-    frame = sup.history_frame(CaseLog().recent(200))
+    raw = CaseLog().recent(200, user=None if admin or not auth.required() else user)
+    frame = sup.history_frame(raw)
+    if admin and not frame.empty:
+        frame["User"] = raw["user"].fillna("—").values
 except PneumoError as err:
-    st.error(str(err))
+    st.error(md_escape(err))
     st.stop()
 if frame.empty:
     st.info("No cases scored yet. Score one on the Second opinion page; it will appear here.",
