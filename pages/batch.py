@@ -34,11 +34,8 @@ else:
     manifest_path = st.text_input("Manifest CSV on the server", placeholder=str(roots[0] / "manifest.csv"))
     ready = bool(manifest_path)
 
-if not ready:
-    st.info("Give a manifest to start.", icon=":material/table_rows:")
 
-
-def score(pred, tmp: Path) -> None:
+def score(tmp: Path) -> None:
     """Unpack, score, keep the result in the session; a refusal is one line and keeps the last result."""
     from pneumo.audit import CaseLog
     from pneumo.batch import run_batch
@@ -60,6 +57,7 @@ def score(pred, tmp: Path) -> None:
     else:
         man = server_roots.resolve_manifest(manifest_path, roots)
         root = man.parent
+    pred = common.predictor_or_stop()
     total = max(sup.count_rows(man), 1)
     bar = st.progress(0.0, text="Scoring…")
     done = []
@@ -78,10 +76,9 @@ def score(pred, tmp: Path) -> None:
 if not ready:
     st.info("Give a manifest to start.", icon=":material/table_rows:")
 elif st.button("Score the batch", type="primary", key="batch_go"):
-    pred = common.predictor_or_stop()
     with tempfile.TemporaryDirectory(prefix="pneumo-batch-") as tmp:
         try:
-            score(pred, Path(tmp))
+            score(Path(tmp))
         except PneumoError as err:
             st.error(md_escape(err))
 

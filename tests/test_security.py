@@ -224,3 +224,64 @@ def test_save_uploads_raises_a_typed_error(tmp_path):
     with pytest.raises(sup.UploadError):
         sup.save_uploads([("x.zip", b"nope")], tmp_path)
     assert sup.save_uploads([("../../x.png", b"1")], tmp_path) == []
+
+
+# --- the Batch page (AppTest on the page alone, as tests/test_app.py does) ----------------
+
+def _batch_page(monkeypatch, tmp_path):
+    st_testing = pytest.importorskip("streamlit.testing.v1")
+    monkeypatch.setenv("PNEUMO_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PNEUMO_MODEL_DIR", str(tmp_path / "no-model"))
+    monkeypatch.delenv("PNEUMO_USERS_FILE", raising=False)
+    at = st_testing.AppTest.from_file(str(REPO / "pages" / "batch.py"), default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_batch_page_offers_no_server_folder_without_the_setting(monkeypatch, tmp_path):
+    monkeypatch.delenv("PNEUMO_BATCH_ROOTS", raising=False)
+    at = _batch_page(monkeypatch, tmp_path)
+    assert len(at.radio) == 0 and len(at.text_input) == 0
+    assert "A folder on this server" not in str(at)
+
+
+def test_batch_page_refuses_outside_paths_with_one_line(monkeypatch, tmp_path, tree):
+    allowed, secret = tree
+    monkeypatch.setenv("PNEUMO_BATCH_ROOTS", str(allowed))
+    at = _batch_page(monkeypatch, tmp_path)
+    at.radio[0].set_value("A folder on this server").run()
+    seen = []
+    for path in (str(secret / "patients.csv"), str(secret / "nothing.csv"), "/etc/passwd",
+                 str(allowed / "link.csv")):
+        at.text_input[0].input(path).run()
+        at.button(key="batch_go").click().run()
+        assert not at.exception, at.exception
+        seen.append([e.value for e in at.error])
+    assert all(errors == [md_escape(REFUSAL)] for errors in seen), seen
+
+
+def test_batch_page_escapes_member_names_and_keeps_going(monkeypatch, tmp_path):
+    monkeypatch.delenv("PNEUMO_BATCH_ROOTS", raising=False)
+    at = _batch_page(monkeypatch, tmp_path)
+    evil = "../[sign in](http://evil)![x](http://evil/t.png).png"
+    at.file_uploader(key="batch_manifest").upload("manifest.csv", b"image_path\na.png\n", "text/csv")
+    at.file_uploader(key="batch_images").upload("i.zip", _zip({evil: b"x", "a.png": b"A"}), "application/zip")
+    at.run()
+    at.button(key="batch_go").click().run()
+    assert not at.exception, at.exception
+    warning = " ".join(w.value for w in at.warning)
+    assert "unsafe paths" in warning and md_escape(evil, 120) in warning
+    html = _render(warning)
+    assert "<a" not in html and "<img" not in html
+
+
+def test_batch_page_bad_zip_is_one_line(monkeypatch, tmp_path):
+    monkeypatch.delenv("PNEUMO_BATCH_ROOTS", raising=False)
+    at = _batch_page(monkeypatch, tmp_path)
+    at.file_uploader(key="batch_manifest").upload("manifest.csv", b"image_path\na.png\n", "text/csv")
+    at.file_uploader(key="batch_images").upload("[x](http://e).zip", b"not a zip", "application/zip")
+    at.run()
+    at.button(key="batch_go").click().run()
+    assert not at.exception, at.exception
+    assert [e.value for e in at.error] == [md_escape("e_.zip is not a readable zip archive")]
