@@ -12,6 +12,7 @@ import warnings
 
 import numpy as np
 
+from .decode_limits import check_codec_frame, inflate_dicom
 from .errors import ImageError, UnsupportedImageError
 
 # Plain radiographs; DR is not a DICOM code but some vendors write it; OT ("other") says no
@@ -70,10 +71,14 @@ def read_dicom(data: bytes, max_pixels: int) -> tuple[np.ndarray, dict]:
     import pydicom
     from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+    force = data[128:132] != b"DICM"
+    inflated = inflate_dicom(data, max_pixels)   # a deflated dataset, inflated within its cap
+    if inflated is not None:
+        data, force = inflated, True             # now a bare Explicit VR LE dataset
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(io.BytesIO(data), force=data[128:132] != b"DICM")
+            ds = pydicom.dcmread(io.BytesIO(data), force=force)
     except Exception as exc:
         raise ImageError(f"not a readable DICOM file ({type(exc).__name__})") from None
 
@@ -128,6 +133,9 @@ def read_dicom(data: bytes, max_pixels: int) -> tuple[np.ndarray, dict]:
         if actual < expected or actual > expected + 1:  # +1: padding to an even length
             raise ImageError(f"DICOM pixel data is {actual:,} bytes but Rows x Columns x bits "
                              f"declares {expected:,} (truncated or corrupt)")
+    elif tsyntax.is_transfer_syntax and tsyntax.is_encapsulated:
+        # The decoder allocates what the codec's own header says, not Rows x Columns.
+        check_codec_frame(_first_frame(ds.PixelData), str(tsyntax), rows, cols, samples, max_pixels)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -175,6 +183,18 @@ def _dicom_date(value):
         return dt.datetime.strptime(text[:8], "%Y%m%d").date() if len(text) >= 8 else None
     except ValueError:
         return None
+
+
+def _first_frame(pixel_data: bytes) -> bytes:
+    """The one frame of encapsulated pixel data (all its fragments), as the decoder sees it."""
+    from pydicom.encaps import get_frame
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return get_frame(pixel_data, 0, number_of_frames=1)
+    except Exception as exc:  # noqa: BLE001 - any malformed item/offset table
+        raise ImageError(f"DICOM encapsulated pixel data is malformed ({type(exc).__name__})") from None
 
 
 def _to_unit(arr: np.ndarray, ds, photometric: str) -> np.ndarray:

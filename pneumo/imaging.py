@@ -30,6 +30,7 @@ DEFAULT_MAX_PIXELS = 50_000_000  # a pixel budget; PNEUMO_MAX_PIXELS may change 
 MIN_SIDE = 64                    # smaller images carry too little to read a chest film
 RESAMPLE = Image.BILINEAR        # with reducing_gap: antialiased, and ~4 ms for 2000x2000
 REDUCING_GAP = 2.0
+MAX_FRAMES_COUNTED = 100         # a multi-frame file is refused; its count is only a message
 
 # Magic numbers -> (our name, the PIL plugins allowed to open it).
 _MAGIC = (
@@ -212,11 +213,20 @@ def _read(source, max_pixels: int, name: str | None, draft: int | None) -> XRay:
 def _read_pil(data: bytes, fmt: str, plugins: list[str], max_pixels: int,
               draft: int | None) -> XRay:
     label = fmt.upper()
+    declared = _webp_size(data) if fmt == "webp" else None
+    if declared and declared[0] * declared[1] > max_pixels:  # libwebp allocates its canvas at open
+        raise UnsupportedImageError(f"{label} declares {declared[0]}x{declared[1]} pixels, over the "
+                                    f"pixel budget of {max_pixels:,}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # bomb/EXIF warnings: we check sizes ourselves
             img = Image.open(io.BytesIO(data), formats=plugins)  # reads the header only
     except Image.DecompressionBombError:
+        # PIL's own hard limit (2 x Image.MAX_IMAGE_PIXELS) applies too when it is the lower one
+        pil_limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+        if pil_limit and pil_limit < max_pixels:
+            raise UnsupportedImageError(f"{label} declares more than {pil_limit:,} pixels, PIL's "
+                                        "decompression-bomb limit (below the pixel budget)") from None
         raise UnsupportedImageError(
             f"{label} declares more pixels than the pixel budget of {max_pixels:,}") from None
     except Exception:  # PIL raises many types on bad headers
@@ -228,14 +238,11 @@ def _read_pil(data: bytes, fmt: str, plugins: list[str], max_pixels: int,
     if min(width, height) < MIN_SIDE:
         raise UnsupportedImageError(
             f"image is {width}x{height} pixels; at least {MIN_SIDE} px per side is needed")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            frames = getattr(img, "n_frames", 1)
-    except Exception:
-        raise ImageError(f"not a readable {label} image (corrupt frame table)") from None
-    if frames > 1 and img.format != "MPO":  # MPO: a camera's stereo JPEG; frame 0 is the photo
-        raise UnsupportedImageError(f"multi-frame {label} ({frames} frames); send a single image")
+    if img.format != "MPO":  # MPO: a camera's stereo JPEG; frame 0 is the photo
+        frames = _frame_count(img, label)
+        if frames > 1:
+            shown = f"{frames}" if frames <= MAX_FRAMES_COUNTED else f"over {MAX_FRAMES_COUNTED}"
+            raise UnsupportedImageError(f"multi-frame {label} ({shown} frames); send a single image")
     try:
         if draft and img.format == "JPEG" and min(width, height) >= 2 * draft:
             img.draft(img.mode, (draft, draft))  # DCT scaling, never below size x size
@@ -251,6 +258,50 @@ def _read_pil(data: bytes, fmt: str, plugins: list[str], max_pixels: int,
                      mode=img.mode, photometric=None, modality=None, view_position=None,
                      body_part=None, was_color=was_color, color_spread=spread)
     return XRay(pixels, meta)
+
+
+def _frame_count(img: Image.Image, label: str) -> int:
+    """Frames in the file, counted no further than MAX_FRAMES_COUNTED + 1 and without
+    decoding any: PIL's n_frames walks every TIFF page (quadratic time in their number) or
+    GIF frame, so it is only asked where the header states it (APNG acTL, WebP)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if not getattr(img, "is_animated", False):
+                return 1
+            if img.format in ("PNG", "WEBP"):
+                return int(img.n_frames)
+            seek = img._seek if img.format in ("GIF", "TIFF") else img.seek  # no decode on GIF
+            count = 1
+            try:
+                while count <= MAX_FRAMES_COUNTED:
+                    if img.format == "GIF":
+                        seek(count, False)
+                    else:
+                        seek(count)
+                    count += 1
+            except EOFError:
+                pass
+            img.seek(0)
+            return count
+    except PneumoError:
+        raise
+    except Exception:  # noqa: BLE001 - PIL raises many types on a bad frame table
+        raise ImageError(f"not a readable {label} image (corrupt frame table)") from None
+
+
+def _webp_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a WebP's VP8X canvas, VP8 frame or VP8L header; None if unknown."""
+    chunk = data[12:16]
+    if chunk == b"VP8X" and len(data) >= 30:
+        return 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(data[27:30], "little")
+    if chunk == b"VP8 " and len(data) >= 30 and data[23:26] == b"\x9d\x01\x2a":
+        return (int.from_bytes(data[26:28], "little") & 0x3FFF,
+                int.from_bytes(data[28:30], "little") & 0x3FFF)
+    if chunk == b"VP8L" and len(data) >= 25 and data[20] == 0x2F:
+        bits = int.from_bytes(data[21:25], "little")
+        return 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
+    return None
 
 
 def _to_gray(img: Image.Image) -> tuple[np.ndarray, int, bool, float]:
