@@ -86,7 +86,7 @@ if "batch_result" in ss:
     frame = ss["batch_result"]
     first = [c for c in ("row", "image_path", "error", "probability", "label") if c in frame]
     frame = frame[first + [c for c in frame.columns if c not in first]]  # reasons in view, not off-screen
-    st.success(md_escape(ss["batch_summary"]))
+    st.success(ss["batch_summary"])
     errors = frame[frame.get("error", pd.Series(dtype=str)).astype(str).str.len() > 0] if "error" in frame else frame[:0]
     st.dataframe(frame, hide_index=True)
     if len(errors):
