@@ -11,15 +11,23 @@ _SKIP_STATUS = {"entered-in-error", "cancelled"}
 MAX_ENTRIES = 5000   # a lab bundle with more Observations than this is not one case
 
 
+def _text(value: Any) -> str:
+    """str() of a code or display; an int too long for str() or a too-deep list is not a name."""
+    try:
+        return str(value)[:200]
+    except (ValueError, RecursionError):
+        return "(unreadable code)"
+
+
 def _names(obs: dict) -> list[str]:
     """LOINC codes first (most specific), then other codes' displays and the text."""
     code = obs.get("code")
     if not isinstance(code, dict):
         return []
     codings = [c for c in code.get("coding") or [] if isinstance(c, dict)] if isinstance(code.get("coding"), list) else []
-    loinc = [str(c["code"]) for c in codings if c.get("system") == LOINC_SYSTEM and c.get("code") is not None]
-    other = [str(c[k]) for c in codings for k in ("display",) if c.get(k)]
-    text = [str(code["text"])] if code.get("text") else []
+    loinc = [_text(c["code"]) for c in codings if c.get("system") == LOINC_SYSTEM and c.get("code") is not None]
+    other = [_text(c[k]) for c in codings for k in ("display",) if c.get(k)]
+    text = [_text(code["text"])] if code.get("text") else []
     return loinc + other + text
 
 
@@ -27,7 +35,7 @@ def _value(obs: dict) -> tuple[Any, str | None]:
     q = obs.get("valueQuantity")
     if isinstance(q, dict):
         unit = q.get("code") if q.get("system") == UCUM_SYSTEM and q.get("code") else q.get("unit", q.get("code"))
-        return q.get("value"), None if unit is None else str(unit)
+        return q.get("value"), None if unit is None else _text(unit)
     for k in ("valueString", "valueInteger"):
         if k in obs:
             return obs[k], None
@@ -55,10 +63,10 @@ def observation_entries(doc: Any) -> list[tuple[list[str], Any, str | None]]:
         if not observations:
             raise LabError("FHIR Bundle holds no Observation resources")
     else:
-        raise LabError(f"FHIR {str(rtype)[:40]} is not lab results (expected an Observation or a Bundle of them)")
+        raise LabError(f"FHIR {_text(rtype)[:40]} is not lab results (expected an Observation or a Bundle of them)")
     out = []
     for obs in observations:
-        if obs.get("status") in _SKIP_STATUS:
+        if isinstance(obs.get("status"), str) and obs["status"] in _SKIP_STATUS:
             continue
         names = _names(obs)
         value, unit = _value(obs)

@@ -21,6 +21,8 @@ from pneumo.labs.units import to_panel_unit
 MAX_BYTES = 5 * 1024 * 1024          # one case's labs are a few KB; refuse before reading more
 MAX_BATCH_BYTES = 64 * 1024 * 1024
 MAX_COLUMNS = 1000
+MAX_ISSUES = 20                      # refused values / warnings listed per case; then "... and N more"
+MAX_DIGITS = 400                     # a JSON integer longer than this is kept as text (then refused)
 FORMATS = ("wide_csv", "long_csv", "fhir", "dict")
 _MISSING = {"", "na", "n/a", "nan", "none", "null", "-", "--", "?", "missing"}
 _NUM = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
@@ -77,8 +79,22 @@ def _one_line(s: str) -> str:
 
 
 def _show(raw: Any, limit: int = 40) -> str:
-    s = _one_line(raw if isinstance(raw, str) else repr(raw) if not isinstance(raw, (int, float)) else f"{raw:g}")
+    if isinstance(raw, int) and not isinstance(raw, bool) and abs(raw) > 10**300:
+        return f"a {int(abs(raw).bit_length() * 0.30103) + 1}-digit integer"   # no float/str for it
+    try:
+        s = raw if isinstance(raw, str) else repr(raw) if not isinstance(raw, (int, float)) else f"{raw:g}"
+    except (ValueError, OverflowError, RecursionError):   # a value too large or deep to print
+        s = f"a {type(raw).__name__}"
+    s = _one_line(s)
     return s if len(s) <= limit else s[: limit - 3] + "..."
+
+
+def _capped(issues: list[LabIssue], what: str) -> list[LabIssue]:
+    """At most MAX_ISSUES issues, then one line saying how many more there were."""
+    if len(issues) <= MAX_ISSUES:
+        return issues
+    more = len(issues) - MAX_ISSUES
+    return issues[:MAX_ISSUES] + [LabIssue("labs", "", f"... and {more} more {what}", issues[-1].severity)]
 
 
 def _norm_name(name: Any) -> str:
@@ -118,7 +134,10 @@ def _number(raw: Any) -> tuple[float | None, str | None, str | None, str | None]
     if isinstance(raw, bool):
         return None, None, None, f"{_show(raw)!r} is not a number"
     if isinstance(raw, (int, float, np.integer, np.floating)):
-        x = float(raw)
+        try:
+            x = float(raw)
+        except OverflowError:   # an int beyond float range
+            return None, None, None, f"{_show(raw)} is not a finite number"
         if math.isnan(x):
             return None, None, None, None
         return (x, None, None, None) if math.isfinite(x) else (None, None, None, f"{_show(raw)} is not a finite number")
@@ -191,7 +210,8 @@ def _validate(entries: Iterable[tuple[Any, Any, str | None]], panel: LabPanel) -
                                    f"conflicting values ({', '.join(s for _, s in vals)[:80]})"))
     out_of_range = [t.key for t in panel if values[t.key] is not None and _outside_ref(values[t.key], t)]
     missing = [k for k, v in values.items() if v is None]
-    return LabReading(values, errors, out_of_range, missing, unknown, warnings)
+    return LabReading(values, _capped(errors, "refused values"), out_of_range, missing, unknown,
+                      _capped(warnings, "warnings"))
 
 
 def _outside_ref(v: float, t: LabTest) -> bool:
@@ -305,10 +325,7 @@ def parse_labs(source: Any, panel: LabPanel | None = None, *, fmt: str | None = 
     name = str(source) if isinstance(source, (str, os.PathLike)) and "\n" not in str(source) else None
     fmt = fmt or _sniff(text, name)
     if fmt == "fhir":
-        try:
-            doc = json.loads(text)
-        except (json.JSONDecodeError, RecursionError) as err:
-            raise LabError(f"lab JSON is malformed: {_one_line(str(err))[:80]}") from None
+        doc = _json_loads(text)
         return _validate(observation_entries(doc), panel)
     rows = _csv_rows(text)
     if fmt == "long_csv":
@@ -320,6 +337,21 @@ def parse_labs(source: Any, panel: LabPanel | None = None, *, fmt: str | None = 
     return _validate(_wide_entries(rows[0], rows[1]), panel)
 
 
+def _json_int(digits: str) -> int | str:
+    """A JSON integer; one too long for int() (a 5,000-digit value) stays text, to be refused
+    as that lab's value rather than crash the parse."""
+    return int(digits) if len(digits) <= MAX_DIGITS else digits
+
+
+def _json_loads(text: str) -> Any:
+    try:
+        return json.loads(text, parse_int=_json_int)
+    except RecursionError:
+        raise LabError("lab JSON is nested too deeply to be lab results") from None
+    except ValueError as err:   # JSONDecodeError, and any number the decoder cannot convert
+        raise LabError(f"lab JSON is malformed: {_one_line(str(err))[:80]}") from None
+
+
 def _dict_entries(d: dict):
     out = []
     for k, v in d.items():
@@ -329,7 +361,7 @@ def _dict_entries(d: dict):
         elif isinstance(v, dict) and "value" in v:
             v, unit = v.get("value"), v.get("unit")
             unit = unit if isinstance(unit, str) else None
-        out.append((str(k), v, unit))
+        out.append((k if isinstance(k, str) else _show(k, 200), v, unit))
     return out
 
 
