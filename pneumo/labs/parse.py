@@ -347,7 +347,7 @@ def _json_loads(text: str) -> Any:
     try:
         return json.loads(text, parse_int=_json_int)
     except RecursionError:
-        raise LabError("lab JSON is nested too deeply to be lab results") from None
+        raise LabError("lab JSON is malformed: nested too deeply to be lab results") from None
     except ValueError as err:   # JSONDecodeError, and any number the decoder cannot convert
         raise LabError(f"lab JSON is malformed: {_one_line(str(err))[:80]}") from None
 
