@@ -219,6 +219,36 @@ def tiff_page_bomb(pages: int = 200_000, side: int = 128, page_side: int = 60_00
     return b"".join(out)
 
 
+def webp_canvas_bomb(side: int = 12_000) -> bytes:
+    """A small RGBA WebP whose VP8X chunk declares a side x side canvas (libwebp allocates the
+    canvas when the file is opened)."""
+    from PIL import Image
+
+    data = bytearray(_encode(Image.fromarray(np.full((64, 64, 4), 128, np.uint8)), "WEBP"))
+    assert data[12:16] == b"VP8X"
+    data[24:27] = (side - 1).to_bytes(3, "little")
+    data[27:30] = (side - 1).to_bytes(3, "little")
+    return bytes(data)
+
+
+JPEG_BASELINE, JPEG_LS, JPEG_2000 = "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.90"
+
+
+def bombs() -> dict[str, Callable[[], bytes]]:
+    """name -> builder of each decompression/declared-size bomb (each a few MB at most)."""
+    return {
+        "bomb-deflate-2GiB-phi.dcm": lambda: deflate_bomb_dicom(512, 512, 2048),
+        "bomb-jpeg-sof-60000-phi.dcm": lambda: encapsulated_dicom(jpeg_declaring(60_000, 60_000), JPEG_BASELINE, 64, 64),
+        "bomb-jpeg-sof-mismatch.dcm": lambda: encapsulated_dicom(jpeg_declaring(6_000, 6_000), JPEG_BASELINE, 64, 64),
+        "bomb-jpegls-sof55-60000.dcm": lambda: encapsulated_dicom(jpeg_ls_declaring(60_000, 60_000), JPEG_LS, 64, 64),
+        "bomb-j2k-siz-60000.dcm": lambda: encapsulated_dicom(j2k_declaring(60_000, 60_000), JPEG_2000, 64, 64),
+        "bomb-png-50000x50000.png": lambda: _png_header_only(50_000, 50_000),
+        "bomb-apng-1M-frames.png": lambda: apng_frame_bomb(1_000_000),
+        "bomb-tiff-50k-pages.tif": lambda: tiff_page_bomb(50_000),
+        "bomb-webp-canvas-12000.webp": lambda: webp_canvas_bomb(12_000),
+    }
+
+
 def _encode(img, fmt: str, **kw) -> bytes:
     buf = io.BytesIO()
     img.save(buf, fmt, **kw)
@@ -256,6 +286,7 @@ def _image_files(d: Path) -> dict[str, tuple[Path, tuple[str, ...]]]:
         "dicom-with-phi.dcm": dicom_bytes(512, 512, phi=True),
         "dicom-phi-multiframe.dcm": dicom_bytes(256, 256, phi=True, NumberOfFrames=2,
                                                 pixel_bytes=b"\x00" * (256 * 256 * 4)),
+        **{name: build() for name, build in bombs().items()},
     }
     out = {}
     for name, data in files.items():
@@ -282,7 +313,20 @@ def _lab_files(d: Path) -> dict[str, tuple[Path, tuple[str, ...]]]:
                       "subject": {"reference": "Patient/PHI-7731946", "display": "QXZPHI TESTPERSON"},
                       "code": {"coding": [{"system": "http://loinc.org", "code": "6690-2"}], "text": "WBC"},
                       "valueQuantity": {"value": "lots", "unit": "10*3/uL"}}}]}
+    def observations(n: int, value, code: str = "6690-2", pad: int = 0) -> str:
+        obs = {"resource": {"resourceType": "Observation", "status": "final",
+                            "code": {"coding": [{"system": "http://loinc.org", "code": code}], "text": "WBC" + " " * pad},
+                            "valueQuantity": {"value": value, "unit": "10*3/uL"}}}
+        return json.dumps({"resourceType": "Bundle", "type": "collection", "entry": [obs] * n})
+
     files = {
+        "fhir-5000-digit-integer.json": '{"resourceType": "Observation", "code": {"text": "WBC"}, '
+                                        '"valueQuantity": {"value": ' + "9" * 5000 + "}}",
+        "fhir-warning-flood-5MB.json": observations(4999, "<5", pad=800),   # 4,999 censored values
+        "fhir-error-flood.json": observations(4999, "lots"),              # 4,999 refused values
+        "fhir-nan-infinity.json": '{"resourceType": "Observation", "code": {"text": "WBC"}, '
+                                  '"valueQuantity": {"value": -Infinity}}',
+        "latin1.csv": "sodium,wbc,crp\n140,9,\xe9\n".encode("latin-1"),
         "non-numbers.csv": "sodium,wbc,creatinine\nabc,high,#N/A\n",
         "unconvertible-units.csv": "test,value,unit\nsodium,140,furlongs\nwbc,12,parsecs/L\n",
         "negative-absurd.csv": "sodium,creatinine,wbc,glucose\n-140,-5,1e9,99999999\n",

@@ -213,8 +213,8 @@ def _read(source, max_pixels: int, name: str | None, draft: int | None) -> XRay:
 def _read_pil(data: bytes, fmt: str, plugins: list[str], max_pixels: int,
               draft: int | None) -> XRay:
     label = fmt.upper()
-    declared = _webp_size(data) if fmt == "webp" else None
-    if declared and declared[0] * declared[1] > max_pixels:  # libwebp allocates its canvas at open
+    declared = _declared_size(data, fmt)   # before PIL: libwebp allocates its canvas at open
+    if declared and declared[0] * declared[1] > max_pixels:
         raise UnsupportedImageError(f"{label} declares {declared[0]}x{declared[1]} pixels, over the "
                                     f"pixel budget of {max_pixels:,}")
     try:
@@ -290,8 +290,18 @@ def _frame_count(img: Image.Image, label: str) -> int:
         raise ImageError(f"not a readable {label} image (corrupt frame table)") from None
 
 
-def _webp_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from a WebP's VP8X canvas, VP8 frame or VP8L header; None if unknown."""
+def _declared_size(data: bytes, fmt: str) -> tuple[int, int] | None:
+    """(width, height) from the header's fixed fields (PNG IHDR, GIF screen, BMP, WebP), read
+    without PIL so that the pixel budget, not PIL's own bomb limit, decides; None if unknown."""
+    if fmt == "png" and data[12:16] == b"IHDR" and len(data) >= 24:
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if fmt == "gif" and len(data) >= 10:
+        return int.from_bytes(data[6:8], "little"), int.from_bytes(data[8:10], "little")
+    if fmt == "bmp" and len(data) >= 26 and int.from_bytes(data[14:18], "little") >= 40:
+        return (abs(int.from_bytes(data[18:22], "little", signed=True)),
+                abs(int.from_bytes(data[22:26], "little", signed=True)))
+    if fmt != "webp":
+        return None
     chunk = data[12:16]
     if chunk == b"VP8X" and len(data) >= 30:
         return 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(data[27:30], "little")
