@@ -326,7 +326,7 @@ def _lab_files(d: Path) -> dict[str, tuple[Path, tuple[str, ...]]]:
         "fhir-error-flood.json": observations(4999, "lots"),              # 4,999 refused values
         "fhir-nan-infinity.json": '{"resourceType": "Observation", "code": {"text": "WBC"}, '
                                   '"valueQuantity": {"value": -Infinity}}',
-        "latin1.csv": "sodium,wbc,crp\n140,9,\xe9\n".encode("latin-1"),
+        "latin1.csv": "sodium,wbc,rdw\n140,9,\xe9\n".encode("latin-1"),
         "non-numbers.csv": "sodium,wbc,creatinine\nabc,high,#N/A\n",
         "unconvertible-units.csv": "test,value,unit\nsodium,140,furlongs\nwbc,12,parsecs/L\n",
         "negative-absurd.csv": "sodium,creatinine,wbc,glucose\n-140,-5,1e9,99999999\n",
