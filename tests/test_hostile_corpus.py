@@ -53,8 +53,9 @@ def test_no_identifier_leaks(outcomes):
     leaked = [o for o in outcomes if o.leaked]
     assert not leaked, _show(leaked)
     phi = [o for o in outcomes if o.name in ("dicom-with-phi.dcm", "dicom-broken-length.dcm",
-                                             "dicom-phi-multiframe.dcm", "fhir-with-patient.json")]
-    assert len(phi) == 4 and all(o.status in ("accepted", "handled") for o in phi), _show(phi)
+                                             "dicom-phi-multiframe.dcm", "fhir-with-patient.json",
+                                             "bomb-deflate-2GiB-phi.dcm", "bomb-jpeg-sof-60000-phi.dcm")]
+    assert len(phi) == 6 and all(o.status in ("accepted", "handled") for o in phi), _show(phi)
 
 
 def test_refusals_say_why(outcomes):
@@ -63,3 +64,22 @@ def test_refusals_say_why(outcomes):
     assert "CT" in by_name["pydicom-CT_small.dcm"].message
     assert "columns" in by_name["wide-10000-columns.csv"].message
     assert "MB" in by_name["big-50MB.csv"].message
+    assert "decompression bomb" in by_name["bomb-deflate-2GiB-phi.dcm"].message
+    for name in ("bomb-jpeg-sof-60000-phi.dcm", "bomb-jpegls-sof55-60000.dcm", "bomb-j2k-siz-60000.dcm"):
+        assert "frame declares 60000x60000" in by_name[name].message, by_name[name]
+    assert "inconsistent" in by_name["bomb-jpeg-sof-mismatch.dcm"].message
+    assert "multi-frame" in by_name["bomb-apng-1M-frames.png"].message
+    assert "multi-frame" in by_name["bomb-tiff-50k-pages.tif"].message
+    assert "12000x12000" in by_name["bomb-webp-canvas-12000.webp"].message
+    assert "not a finite number" in by_name["fhir-5000-digit-integer.json"].message
+    assert "more refused values" in by_name["fhir-error-flood.json"].message
+
+
+def test_bombs_and_floods_are_refused_or_capped(outcomes):
+    from pneumo.hostile import bombs
+
+    by_name = {o.name: o for o in outcomes}
+    for name in bombs():
+        assert by_name[name].status == "handled", by_name[name]
+        assert by_name[name].error_type in ("ImageError", "UnsupportedImageError"), by_name[name]
+    assert by_name["fhir-warning-flood-5MB.json"].status == "accepted"   # capped: see test_hostile_inputs
