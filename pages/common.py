@@ -2,6 +2,7 @@
 module, not a page (only the files st.navigation lists are pages)."""
 from __future__ import annotations
 
+import html
 import json
 import threading
 from pathlib import Path
@@ -9,9 +10,9 @@ from pathlib import Path
 import streamlit as st
 
 from pneumo import config
-from pneumo import app_support as sup
 from pneumo.app_support import DISCLAIMER
 from pneumo.errors import PneumoError
+from pneumo.text_safe import md_escape
 
 ASSETS = config.REPO_ROOT / "assets"
 
@@ -116,7 +117,8 @@ def bundle_summary(bundle_dir: str) -> dict | None:
     except (OSError, ValueError):
         return None
     return {"name": meta.get("name", "?"), "version": meta.get("version", "?"),
-            "thresholds": sup.view_thresholds(meta)}
+            "threshold": meta.get("threshold"),
+            "population": (meta.get("intended_use") or {}).get("description")}
 
 
 def sidebar() -> None:
@@ -127,9 +129,12 @@ def sidebar() -> None:
         if summary is None:
             st.caption("Model: no bundle found (see the Model card page).")
         else:
-            thr_text = "<br>".join(f"&nbsp;&nbsp;{view}: {t:.3f}" for view, t in summary["thresholds"].items()) or "?"
-            st.markdown(f"<div class='pneumo-meta'>Model <b>{summary['name']}</b> v{summary['version']}"
-                        f"<br>Operating thresholds<br>{thr_text}</div>", unsafe_allow_html=True)
+            thr = summary["threshold"]
+            rule = f"<br>PNEUMONIA at P ≥ {thr:.2f}, every case" if isinstance(thr, (int, float)) else ""
+            st.markdown(f"<div class='pneumo-meta'>Model <b>{html.escape(str(summary['name']))}</b> "
+                        f"v{html.escape(str(summary['version']))}{rule}</div>", unsafe_allow_html=True)
+            if summary["population"]:
+                st.caption(f"Validated on {summary['population']} only.")
         data_ok = config.kermany_dir().is_dir()
         st.caption("Example data: available" if data_ok else
                    "Example data: not found (set PNEUMO_DATA_DIR to enable examples)")
@@ -159,14 +164,35 @@ def log_once(key: str, result, case) -> None:
     from pneumo.audit import CaseLog
 
     try:
-        CaseLog().record(result, labs=case.labs, origin="app")
+        CaseLog().record(result, labs=case.labs, origin="app", user=current_user())
     except PneumoError as err:
-        st.warning(f"The case was not logged: {err}")
+        st.warning(f"The case was not logged: {md_escape(str(err))}")
     logged.add(key)
 
 
+def log_refusal_once(key: str, reason: str) -> None:
+    """A refused case is logged too (the reason only: no pixels, no values), once per case."""
+    logged = st.session_state.setdefault("logged_cases", set())
+    if key in logged:
+        return
+    from pneumo.audit import CaseLog
+
+    try:
+        CaseLog().record_refusal(reason, origin="app", user=current_user())
+    except PneumoError as err:
+        st.warning(f"The refusal was not logged: {md_escape(str(err))}")
+    logged.add(key)
+
+
+def current_user() -> str | None:
+    """The signed-in user's name, when a login is configured."""
+    from pneumo import auth
+
+    return st.session_state.get(auth.SESSION_USER)
+
+
 def what_if(pred, case, probability: float) -> None:
-    """Change one lab and see the probability move (Predictor.what_if)."""
+    """Change one lab and see the probability, and the label the rule gives, move (Predictor.what_if)."""
     from pneumo.app_support import fmt_number, short_name, what_if_range
 
     st.markdown("**What if a lab were different?**")
@@ -174,17 +200,19 @@ def what_if(pred, case, probability: float) -> None:
     values = case.labs.values if case.labs is not None else {}
     default = max(keys, key=lambda k: values.get(k) is not None)  # a given lab, if any
     k = st.selectbox("Lab", keys, index=keys.index(default), key="whatif_lab",
-                     format_func=lambda k: f"{pred.panel[k].name} ({pred.panel[k].unit})")
+                     format_func=lambda k: f"{pred.panel[k].name} ({pred.panel[k].display_unit})")
     t = pred.panel[k]
     current = values.get(k)
     lo, hi, step = what_if_range(t, current)
     start = current if current is not None else t.impute_value()
-    new = st.slider(f"{short_name(t.key, t.name)} ({t.unit})", lo, hi, float(min(max(start, lo), hi)), step,
+    new = st.slider(f"{short_name(t.key, t.name)} ({t.display_unit})", lo, hi, float(min(max(start, lo), hi)), step,
                     key=f"whatif_{k}", help=f"now {fmt_number(current) if current is not None else 'not given'}")
     try:
-        p = pred.what_if(case, {k: float(new)})
+        answer = pred.what_if(case, {k: float(new)})
     except PneumoError as err:
-        st.error(str(err))
+        st.error(md_escape(str(err)))
         return
-    st.metric("P(pneumonia) with this value", f"{p:.3f}", delta=f"{p - probability:+.3f}",
-              delta_color="inverse")
+    st.metric(f"With this value: {answer['label']}", f"P {answer['probability']:.3f}",
+              delta=f"{answer['probability'] - probability:+.3f}", delta_color="inverse",
+              help=f"The same rule: PNEUMONIA at P >= {answer['threshold']:.2f}.")
+    st.caption(f"{answer['label']} at threshold {answer['threshold']:.2f} (the film and every other value unchanged).")

@@ -111,20 +111,6 @@ def shap_frame(shap_values: dict[str, float], lab_display: list[dict]) -> pd.Dat
     return frame.reindex(frame["value"].abs().sort_values(ascending=False).index).reset_index(drop=True)
 
 
-def contribution_sentence(contribution: dict, modalities: dict | None = None) -> str:
-    """'The film moved the risk +0.41, the labs +0.06.' (exact two-player Shapley split)."""
-    img, labs = contribution.get("image"), contribution.get("labs")
-    parts = []
-    if img is not None and (modalities is None or modalities.get("image", True)):
-        parts.append(f"the film moved the risk {img:+.2f}")
-    if labs is not None and (modalities is None or modalities.get("labs", True)):
-        parts.append(f"the labs {labs:+.2f}")
-    if not parts:
-        return ""
-    text = ", ".join(parts)
-    return text[0].upper() + text[1:] + "."
-
-
 def case_key(image_digest: str | None, labs: dict | None) -> str:
     """One key per distinct case (image + labs), so a rerun does not log it twice."""
     payload = json.dumps({"image": image_digest, "labs": labs or {}}, sort_keys=True, default=str)
@@ -252,10 +238,15 @@ def history_frame(frame: pd.DataFrame) -> pd.DataFrame:
         return pd.Series([None] * len(frame), index=frame.index)
 
     out["Time"] = col("time", "timestamp", "created", "ts")
+    out["Outcome"] = col("outcome").fillna("scored")
     out["Image"] = col("image_digest", "digest").map(lambda d: (str(d)[:12] if isinstance(d, str) and d else "—"))
+    out["Inputs"] = col("inputs")
     out["P(pneumonia)"] = pd.to_numeric(col("probability"), errors="coerce").round(3)
-    out["Label"] = col("label")
+    out["Label"] = col("label").map(lambda v: v if isinstance(v, str) and v else "—")
+    out["Threshold"] = pd.to_numeric(col("threshold"), errors="coerce").round(3)
+    out["Intended use"] = col("intended_use")
     out["Validity"] = col("validity")
+    out["Warnings"] = col("warnings").map(lambda w: "; ".join(map(str, w)) if isinstance(w, list) else "")
     out["Model"] = col("model_version", "model", "version")
     out["Origin"] = col("origin")
     return out

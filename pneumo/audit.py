@@ -31,7 +31,7 @@ from pneumo import config
 from pneumo.csv_safe import write_safe_csv
 from pneumo.errors import PneumoError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_MS = 10_000
 ORIGINS = ("app", "cli", "batch")
 
@@ -67,12 +67,25 @@ _MIGRATIONS = {
 ALTER TABLE cases ADD COLUMN user TEXT;
 CREATE INDEX IF NOT EXISTS cases_user ON cases (user);
 """,
+    # 3: the intended-use verdict and which inputs a case had; refused cases (the reason only)
+    2: """
+ALTER TABLE cases ADD COLUMN intended_use TEXT;
+ALTER TABLE cases ADD COLUMN inputs TEXT;
+CREATE TABLE IF NOT EXISTS refusals (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    time    TEXT NOT NULL,
+    origin  TEXT NOT NULL CHECK (origin IN ('app', 'cli', 'batch')),
+    reason  TEXT NOT NULL,
+    user    TEXT
+);
+CREATE INDEX IF NOT EXISTS refusals_time ON refusals (time);
+""",
 }
 _USER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 
 _COLUMNS = ("time", "origin", "image_digest", "labs", "probability", "label", "threshold", "band",
             "validity", "warnings", "contribution", "model_name", "model_version", "weights_sha256",
-            "batch_id", "row_index", "user")
+            "batch_id", "row_index", "user", "intended_use", "inputs")
 
 # A batch row scored again after a kill replaces its first record instead of adding a second.
 _INSERT = (f"INSERT INTO cases ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
@@ -181,7 +194,17 @@ def _row_values(entry: LogEntry) -> tuple:
             _str_or_none(model.get("weights_sha256") if isinstance(model, Mapping) else None),
             entry.batch_id,
             None if entry.row_index is None else int(entry.row_index),
-            clean_user(entry.user))
+            clean_user(entry.user),
+            _str_or_none(_get(r, "intended_use")),
+            _inputs(_get(r, "modalities")))
+
+
+def _inputs(modalities: Any) -> str | None:
+    """Which inputs the case had, in words (never the inputs themselves)."""
+    if not isinstance(modalities, Mapping):
+        return None
+    image, labs = bool(modalities.get("image")), bool(modalities.get("labs"))
+    return "film and labs" if image and labs else "film only" if image else "labs only" if labs else "none"
 
 
 def clean_user(user: Any) -> str | None:
@@ -310,6 +333,21 @@ class CaseLog:
             raise PneumoError(f"cannot write the case log: {err}") from None
         return ids
 
+    def record_refusal(self, reason: str, *, origin: str, user: str | None = None) -> int:
+        """Store that a case was refused, with the one-line reason (file names masked) and no
+        pixels or values; returns its row id."""
+        if origin not in ORIGINS:
+            raise PneumoError(f"case log: origin must be one of {', '.join(ORIGINS)}, not {origin!r}")
+        text = (clean_warnings([reason]) or [""])[0][:300]
+        row = (datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+               origin, text, clean_user(user if user is not None else self.user))
+        try:
+            with closing(self._connect()) as conn, _write_transaction(conn):
+                return conn.execute("INSERT INTO refusals (time, origin, reason, user) VALUES (?, ?, ?, ?) "
+                                    "RETURNING id", row).fetchone()[0]
+        except sqlite3.Error as err:
+            raise PneumoError(f"cannot write the case log: {err}") from None
+
     # -- reading -------------------------------------------------------------------------
     def _query(self, sql: str, params: tuple = ()) -> pd.DataFrame:
         try:
@@ -321,13 +359,17 @@ class CaseLog:
     def recent(self, limit: int = 200, *, user: str | None = None) -> pd.DataFrame:
         """The newest `limit` cases, newest first; labs/warnings/contribution decoded from JSON.
         `user`: only the cases that user scored."""
-        if user is None:
-            frame = self._query("SELECT * FROM cases ORDER BY id DESC LIMIT ?", (int(limit),))
-        else:
-            frame = self._query("SELECT * FROM cases WHERE user = ? ORDER BY id DESC LIMIT ?",
-                                (clean_user(user), int(limit)))
+        where, params = ("", (int(limit),)) if user is None else ("WHERE user = ? ", (clean_user(user), int(limit)))
+        frame = self._query(f"SELECT * FROM cases {where}ORDER BY id DESC LIMIT ?", params)
+        refused = self._query(f"SELECT time, origin, reason, user FROM refusals {where}ORDER BY id DESC LIMIT ?",
+                              params)
         for col in ("labs", "warnings", "contribution"):
             frame[col] = frame[col].astype(object).map(lambda s: json.loads(s) if isinstance(s, str) else None)
+        frame["outcome"] = "scored"
+        if len(refused):
+            refused = refused.assign(outcome="refused", warnings=[[r] for r in refused.pop("reason")])
+            frame = pd.concat([frame.astype(object), refused.astype(object)], ignore_index=True)
+            frame = frame.sort_values("time", ascending=False, kind="stable").head(int(limit)).reset_index(drop=True)
         frame["user"] = pd.Series([u if isinstance(u, str) else None for u in frame["user"]],
                                   index=frame.index, dtype=object)
         return frame
@@ -349,11 +391,13 @@ class CaseLog:
         stamp = utc_stamp(moment)
         try:
             with closing(self._connect()) as conn:
-                if conn.execute("SELECT 1 FROM cases WHERE time < ? LIMIT 1", (stamp,)).fetchone() is None:
+                if conn.execute("SELECT 1 FROM cases WHERE time < ? UNION ALL SELECT 1 FROM refusals "
+                                "WHERE time < ? LIMIT 1", (stamp, stamp)).fetchone() is None:
                     return 0                    # nothing to do: take no write lock
                 conn.execute("PRAGMA secure_delete = ON")
                 with _write_transaction(conn):
                     removed = conn.execute("DELETE FROM cases WHERE time < ?", (stamp,)).rowcount
+                    removed += conn.execute("DELETE FROM refusals WHERE time < ?", (stamp,)).rowcount
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")   # the WAL holds the old pages too
         except sqlite3.Error as err:
             raise PneumoError(f"cannot purge the case log: {err}") from None

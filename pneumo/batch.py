@@ -27,10 +27,12 @@ from pneumo.csv_safe import safe_cell
 from pneumo.cohorts.manifest import resolve_inside
 from pneumo.errors import ManifestError, PneumoError
 from pneumo.imaging import read_image
+from pneumo.intended_use import OUTSIDE, parse_age
 
 ROW = "row"
 IMAGE_PATH = "image_path"
-ADDED = ("probability", "label", "threshold", "band", "validity", "warnings", "error",
+AGE = "age"          # optional manifest column: the patient's age in years (judged, never written back)
+ADDED = ("probability", "label", "intended_use", "threshold", "band", "validity", "warnings", "error",
          "model_version", "batch_id")
 CHUNK = 16          # model batch; with LOOKAHEAD it bounds how many full-size images are in memory
 LOOKAHEAD = 8       # images decoded ahead of the model by the two worker threads
@@ -60,6 +62,7 @@ class _Case:
     image: Any = None
     labs: Any = None
     case_id: str | None = None
+    age_years: float | None = None
 
 
 @dataclass
@@ -160,7 +163,8 @@ def _lab_columns(header: list[str], panel) -> list[str]:
         return []
     from pneumo.labs import parse_labs
 
-    return [h for h in header if h != IMAGE_PATH and not parse_labs({h: None}, panel, fmt="dict").unknown]
+    return [h for h in header if h not in (IMAGE_PATH, AGE)
+            and not parse_labs({h: None}, panel, fmt="dict").unknown]
 
 
 def _read_labs(row: dict[str, str], lab_cols: list[str], panel):
@@ -181,10 +185,11 @@ def _prepare(item: _Item, root: Path, lab_cols: list[str], panel, make_case) -> 
             raise ManifestError(f"row has {len(item.extra)} more cells than the header")
         rel = (item.row.get(IMAGE_PATH) or "").strip()
         labs = _read_labs(item.row, lab_cols, panel)
+        age = parse_age(item.row.get(AGE))
         image = read_image(resolve_inside(root, rel)) if rel else None
         if image is None and labs is None:
             raise ManifestError("row has no image_path and no lab values")
-        item.case, item.labs = make_case(image=image, labs=labs), labs
+        item.case, item.labs = make_case(image=image, labs=labs, age_years=age), labs
     except Exception as err:  # noqa: BLE001 - a bad row of any kind is that row's error
         item.error = _error_text(err)
     return item
@@ -289,13 +294,15 @@ def _score(items: list[_Item], predictor) -> None:
             it.error = _error_text(err)
 
 
-def _out_cells(it: _Item, header: list[str], batch_id: str) -> list[Any]:
+def _out_cells(it: _Item, header: list[str], batch_id: str, allow_outside: bool = False) -> list[Any]:
     r = it.result
     if it.error is not None or r is None:
-        added = ["", "", "", "", "", "", it.error or "no result", "", batch_id]
+        added = ["", "", "", "", "", "", "", it.error or "no result", "", batch_id]
     else:
         model = getattr(r, "model", None) or {}
-        added = [f"{float(r.probability):.6f}", r.label, f"{float(r.threshold):.6f}",
+        use = getattr(r, "intended_use", "")
+        label = r.label if allow_outside or use != OUTSIDE else ""   # outside: no label unless asked
+        added = [f"{float(r.probability):.6f}", label, use, f"{float(r.threshold):.6f}",
                  getattr(r, "band", ""), getattr(r, "validity", ""),
                  "; ".join(_one_line(w, 200) for w in (getattr(r, "warnings", None) or [])), "",
                  model.get("version", ""), batch_id]
@@ -304,8 +311,10 @@ def _out_cells(it: _Item, header: list[str], batch_id: str) -> list[Any]:
 
 def run_batch(manifest_csv: str | os.PathLike, out_csv: str | os.PathLike, *, root=None, predictor,
               resume: bool = False, log=None, progress: bool = True,
-              on_row: Callable[[dict], None] | None = None, chunk_size: int = CHUNK) -> BatchSummary:
-    """Score every manifest row into OUT; see the module docstring. `on_row` gets each OUT row as a dict."""
+              on_row: Callable[[dict], None] | None = None, chunk_size: int = CHUNK,
+              allow_outside: bool = False) -> BatchSummary:
+    """Score every manifest row into OUT; see the module docstring. `on_row` gets each OUT row as a
+    dict. allow_outside: give the label of cases outside the model's intended use too."""
     t0 = time.monotonic()
     manifest, out = Path(manifest_csv), Path(out_csv)
     header = read_header(manifest)
@@ -348,7 +357,7 @@ def run_batch(manifest_csv: str | os.PathLike, out_csv: str | os.PathLike, *, ro
                 log.record_many([LogEntry(it.result, it.labs, "batch", summary.batch_id, it.index)
                                  for it in chunk if it.error is None and it.result is not None])
             for it in chunk:
-                cells = _out_cells(it, header, summary.batch_id)
+                cells = _out_cells(it, header, summary.batch_id, allow_outside)
                 fh.write(_csv_line(cells))
                 fh.flush()
                 since_sync += 1
@@ -402,6 +411,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="keep OUT's finished rows, score the rest")
     parser.add_argument("--no-log", action="store_true", help="do not write the case log")
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    parser.add_argument("--allow-outside", action="store_true",
+                        help="label cases outside the intended use too (not validated there)")
     args = parser.parse_args(argv)
     try:
         read_header(args.manifest)        # a bad manifest fails before the model loads
@@ -413,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
             from pneumo.audit import CaseLog
             log = CaseLog()
         s = run_batch(args.manifest, args.out, root=args.root, predictor=predictor, resume=args.resume,
-                      log=log, progress=not args.quiet)
+                      log=log, progress=not args.quiet, allow_outside=args.allow_outside)
     except PneumoError as err:
         print(f"error: {_one_line(str(err))}", file=sys.stderr)
         return 2

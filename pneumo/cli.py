@@ -20,6 +20,9 @@ def _add_case_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image", help="chest X-ray: PNG, JPEG, TIFF or DICOM")
     p.add_argument("--labs", help="lab panel: wide/long CSV or FHIR R4 JSON")
     p.add_argument("--model", help="bundle folder (default: the shipped model)")
+    p.add_argument("--age", help="the patient's age in years, if known (a DICOM header's age wins)")
+    p.add_argument("--allow-outside", action="store_true",
+                   help="label a case outside the intended use too (not validated there)")
 
 
 def _load_case(args):
@@ -34,22 +37,31 @@ def _load_case(args):
     from pneumo.predictor import Case
 
     case = Case.from_sources(image=args.image, labs=args.labs, panel=predictor.panel,
-                             name=Path(args.image).name if args.image else None, strict=True)
+                             name=Path(args.image).name if args.image else None, strict=True,
+                             age=args.age)
     return predictor, case
 
 
 def cmd_predict(args) -> int:
     predictor, case = _load_case(args)
-    result = predictor.predict(case)
+    result = predictor.predict(case, allow_outside=args.allow_outside)
     _log(result, case, "cli", args)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
-    else:
-        print(f"{result.label}  p={result.probability:.3f}  (threshold {result.threshold:.3f}, {result.band})")
-        contrib = result.modality_contribution
-        print(f"  image moved the risk {contrib['image']:+.3f}, labs {contrib['labs']:+.3f}")
-        for warning in result.warnings:
-            print(f"  warning: {warning}")
+        return 0
+    from pneumo import case_words as words
+
+    print(words.verdict_line(result) if result.label else
+          words.verdict_line(result) + f" P(pneumonia) {result.probability:.3f} is not validated here "
+          "(--allow-outside to label it).")
+    print(f"  {words.attribution_sentence(result)}")
+    print(f"  rule: {words.rule_sentence(result.threshold)}")
+    print(f"  uncertainty: {result.uncertainty.get('words', '')}")
+    print(f"  intended use: {words.intended_use_line(result)}")
+    for note in result.notes:
+        print(f"  note: {note}")
+    for warning in result.warnings:
+        print(f"  warning: {warning}")
     return 0
 
 
@@ -57,7 +69,7 @@ def cmd_explain(args) -> int:
     from pneumo.explain_io import write_explanation
 
     predictor, case = _load_case(args)
-    explanation = predictor.explain(case)
+    explanation = predictor.explain(case, allow_outside=args.allow_outside)
     _log(explanation.result, case, "cli", args)
     paths = write_explanation(explanation, case, Path(args.out))
     for path in paths:
@@ -77,6 +89,10 @@ def _log(result, case, origin, args) -> None:
 def cmd_history(args) -> int:
     from pneumo.audit import CaseLog
 
+    if args.purge_before:
+        removed = CaseLog().purge_before(args.purge_before)
+        print(f"removed {removed} cases logged before {args.purge_before}")
+        return 0
     frame = CaseLog().recent(args.limit)
     print(frame.to_string(index=False) if len(frame) else "no cases logged yet")
     return 0
@@ -100,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("history", help="print the most recent logged cases")
     p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--purge-before", metavar="DATE", help="delete the cases logged before DATE (YYYY-MM-DD)")
     p.set_defaults(func=cmd_history)
 
     for name, text in (

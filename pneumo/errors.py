@@ -28,3 +28,7 @@ class ManifestError(CohortError):
 
 class BundleError(PneumoError):
     """A model bundle that is missing, corrupted or inconsistent."""
+
+
+class NothingToReadError(PneumoError):
+    """A case with neither a film nor a usable lab value: there is nothing to score."""

@@ -20,14 +20,19 @@ def modality_shapley(v_none: float, v_image: float, v_labs: float, v_both: float
             "full": float(v_both)}
 
 
-def lab_shap(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray, background: np.ndarray,
+def lab_shap(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray, background: np.ndarray | None = None,
              *, max_evals: int | None = None, seed: int = 0) -> tuple[np.ndarray, float]:
-    """SHAP values of one lab row for f (matrix -> probability), interventional, with the
-    training panels as background. Returns (values (T,), base value); base + sum == f(x)."""
+    """SHAP values of one lab row for f (matrix with NaN = not measured -> probability).
+
+    The reference (background) is by default one row of "not measured": the base value is then
+    the answer without any labs, the values add up exactly to what the given labs moved, and a
+    test not given has exactly 0. Returns (values (T,), base value); base + sum == f(x)."""
     import shap  # imported here: shap pulls numba/llvmlite and costs a second at import
 
     x = np.asarray(x, dtype=np.float64).reshape(1, -1)
     n_features = x.shape[1]
+    if background is None:
+        background = np.full((1, n_features), np.nan)
     masker = shap.maskers.Independent(np.asarray(background, dtype=np.float64),
                                       max_samples=len(background))
     explainer = shap.explainers.Permutation(f, masker, seed=seed)
@@ -52,6 +57,24 @@ def _jet_lut() -> np.ndarray:
 
 
 _JET = _jet_lut()
+
+
+def for_display(pixels: np.ndarray, heat: np.ndarray, max_side: int = 768) -> tuple[np.ndarray, np.ndarray]:
+    """The film and its heat map scaled down once for the screen (long side <= max_side), so an
+    opacity slider re-blends a small picture instead of a full-size film."""
+    h, w = pixels.shape
+    scale = min(1.0, max_side / max(h, w))
+    if scale >= 1.0:
+        return pixels, heat
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    shrink = [np.asarray(Image.fromarray(np.asarray(a, np.float32), mode="F").resize(size, Image.BILINEAR),
+                         np.float32).clip(0, 1) for a in (pixels, heat)]
+    return shrink[0], shrink[1]
+
+
+def colour_bar(width: int = 256, height: int = 12) -> np.ndarray:
+    """The overlay's colour scale as a strip (low heat left, high right), uint8 RGB."""
+    return np.repeat(_JET[np.linspace(0, 255, width).astype(np.uint8)][None], height, axis=0)
 
 
 def overlay(pixels: np.ndarray, heat: np.ndarray, alpha: float = 0.4) -> np.ndarray:

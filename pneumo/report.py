@@ -10,7 +10,8 @@ from html import escape
 import numpy as np
 from PIL import Image
 
-from pneumo.app_support import DISCLAIMER, contribution_sentence, fmt_number, shap_frame
+from pneumo import case_words as words
+from pneumo.app_support import DISCLAIMER, fmt_number, shap_frame
 
 _CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;color:#1c2430;max-width:960px;
@@ -41,12 +42,13 @@ def _png_b64(array: np.ndarray, max_side: int = 1024) -> str:
 
 def render_case_report(explanation, original_pixels: np.ndarray | None = None,
                        overlay: np.ndarray | None = None, *, example_label: str | None = None,
-                       created: datetime | None = None) -> str:
+                       created: datetime | None = None, population: str | None = None) -> str:
     """The case report as one HTML string.
 
     explanation: a predictor Explanation (result, shap_values, lab_display, contribution).
     original_pixels: the film (H, W) float in [0,1]; overlay: Grad-CAM over it, uint8 RGB.
-    example_label: the semi-real wording when the case is a shipped example."""
+    example_label: the semi-real wording when the case is a shipped example.
+    population: the bundle's intended population in words (e.g. "children aged 1-5, ...")."""
     r = explanation.result
     created = created or datetime.now(timezone.utc)
     model = r.model or {}
@@ -63,17 +65,23 @@ def render_case_report(explanation, original_pixels: np.ndarray | None = None,
         out.append(f"<div class='semi'>{e(example_label)}</div>")
 
     out.append("<h2>Result</h2>")
-    label = str(r.label)
-    out.append(f"<p class='result {e(label)}'>{e(label)} — P(pneumonia) = {r.probability:.3f}</p>")
-    out.append(f"<p>Operating threshold {r.threshold:.3f}; {e(str(r.band))}. Validity of the input: "
-               f"{e(str(r.validity))}.</p>")
-    sentence = contribution_sentence(explanation.contribution or r.modality_contribution, r.modalities)
+    label = str(r.label) or "NOT-READ"
+    out.append(f"<p class='result {e(label)}'>{e(words.verdict_line(r))}</p>")
+    out.append(f"<p>P(pneumonia) = {r.probability:.3f}; operating threshold {r.threshold:.3f}.</p>")
+    out.append(f"<p>{e(words.intended_use_line(r))} The model was validated on "
+               f"{e(population or 'its training population')} only.</p>")
+    out.append(f"<p>Decision rule: {e(words.rule_sentence(r.threshold))}</p>")
+    out.append(f"<p>Uncertainty: {e(str(r.band))} ({e(words.band_meaning(r.band))}); "
+               f"{e((r.uncertainty or {}).get('words', ''))}. Validity of the input: {e(str(r.validity))}. "
+               f"Inputs given: {e(words.inputs_given(r))}.</p>")
+    sentence = words.attribution_sentence(r)
     if sentence:
-        out.append(f"<p>{e(sentence)} <span class='muted'>(exact Shapley split between the two "
-                   "inputs; the two add up to the change from the no-information baseline)</span></p>")
+        out.append(f"<p>{e(sentence)}</p>")
     if r.warnings:
         out.append("<h2>Warnings</h2><ul>" + "".join(f"<li class='warn'>{e(str(w))}</li>" for w in r.warnings)
                    + "</ul>")
+    if getattr(r, "notes", None):
+        out.append("<ul>" + "".join(f"<li class='muted'>{e(str(n))}</li>" for n in r.notes) + "</ul>")
 
     if original_pixels is not None or overlay is not None:
         out.append("<h2>Image</h2><div class='figs'>")
@@ -93,14 +101,14 @@ def render_case_report(explanation, original_pixels: np.ndarray | None = None,
         for _, row in frame.iterrows():
             cls = "pos" if row["value"] > 0 else "neg"
             out.append(f"<tr><td>{e(row['label'])}</td><td class='{cls}'>{row['value']:+.4f}</td></tr>")
-        out.append(f"</table><p class='muted'>Base value {explanation.shap_base:.3f}; base plus the "
-                   "contributions gives the probability.</p>")
+        out.append(f"</table><p class='muted'>{e(words.shap_caption(r, len(frame), len(explanation.lab_display or [])))}"
+                   f" Reference (labs not measured): {explanation.shap_base:.3f}.</p>")
     elif explanation.lab_display:
         out.append("<h2>Labs</h2>")
     if explanation.lab_display:
         out.append("<table><tr><th>Test</th><th>Value</th><th>Unit</th><th>Reference</th><th>Note</th></tr>")
         for d in explanation.lab_display:
-            note = "imputed (not given)" if d.get("imputed") else ("out of range" if d.get("out_of_range") else "")
+            note = "not given" if d.get("imputed") else ("out of range" if d.get("out_of_range") else "")
             ref = f"{fmt_number(d.get('ref_low'))}–{fmt_number(d.get('ref_high'))}"
             out.append(f"<tr><td>{e(str(d.get('name') or d.get('key')))}</td><td>{e(fmt_number(d.get('value')))}"
                        f"</td><td>{e(str(d.get('unit', '')))}</td><td>{e(ref)}</td><td>{e(note)}</td></tr>")
@@ -112,6 +120,7 @@ def render_case_report(explanation, original_pixels: np.ndarray | None = None,
                  ("Image digest", r.image_digest)):
         out.append(f"<tr><th>{e(k)}</th><td>{e(str(v) if v is not None else '—')}</td></tr>")
     out.append("</table>")
-    out.append(f"<p class='muted'>{e(DISCLAIMER)} Generated by pneumo; no patient identifiers are "
-               "included in this report.</p></body></html>")
+    out.append(f"<p class='muted'>{e(DISCLAIMER)} Generated by pneumo. No patient identifiers from the "
+               "file's header are included in this report, but text burned into the film itself (names, "
+               "dates, markers) is not removed: check the image before sharing the report.</p></body></html>")
     return "\n".join(out)

@@ -16,6 +16,7 @@ import tensorflow as tf  # noqa: E402
 
 from pneumo.bundle import load_bundle, views_of_inputs  # noqa: E402
 from pneumo.model import LAST_CONV_LAYER, member_encoders  # noqa: E402
+from pneumo.intended_use import Population, read_film_check  # noqa: E402
 from pneumo.reference import gate_features, read_reference  # noqa: E402
 
 
@@ -37,6 +38,8 @@ class ModelRunner:
         self.metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
         # the validity gate and the SHAP background (n, T raw training panels, NaN = missing)
         self.gate, self.background = read_reference(bundle.path)
+        self.population = Population.from_meta(self.meta)
+        self.film_check = read_film_check(bundle.path)
         if self.background is None:   # a bundle without a reference set: the panel medians
             self.background = np.array([[t.impute_value() for t in self.panel]], np.float32)
         encoder, head = bundle.image_encoder, bundle.fusion_head
@@ -65,6 +68,17 @@ class ModelRunner:
         def head_fn(early, late, present, labs, missing):
             return head([early, late, present, labs, missing], training=False)
 
+        # each seed member's own softmax (their mean is the answer): the ensemble's spread
+        members = head.get_layer("probs").input if "probs" in [layer.name for layer in head.layers] else None
+        self.n_members = len(members) if isinstance(members, (list, tuple)) else 1
+        member_model = keras.Model(head.inputs, list(members)) if self.n_members > 1 else None
+
+        @tf.function(input_signature=head_sig)
+        def members_fn(early, late, present, labs, missing):
+            if member_model is None:
+                return tf.expand_dims(head([early, late, present, labs, missing], training=False), 0)
+            return tf.stack(member_model([early, late, present, labs, missing], training=False))
+
         @tf.function(input_signature=[tf.TensorSpec((1, s, s, 1), tf.float32), *head_sig[2:]])
         def cam(image, present, labs, missing):
             with tf.GradientTape() as tape:
@@ -82,6 +96,7 @@ class ModelRunner:
 
         self._embed, self._head, self._cam = _TraceOnSecondUse(embed), _TraceOnSecondUse(head_fn), \
             _TraceOnSecondUse(cam)
+        self._members = _TraceOnSecondUse(members_fn)
 
     def warm_up(self) -> None:
         """Trace every compiled call now (a long-lived process, e.g. the app, before its first
@@ -117,10 +132,6 @@ class ModelRunner:
     def calibrate(self, p_raw: np.ndarray, views=None) -> np.ndarray:
         return self.bundle.calibrate(p_raw, views)
 
-    def threshold_for(self, view: str) -> float:
-        """The validation-chosen threshold of a view (fusion | image_only | labs_only)."""
-        return self.bundle.calibration_for(view)[1]
-
     def embed(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(n, S, S, 1) float [0,1] -> (early, late) embeddings; batches of 64."""
         early, late = [], []
@@ -138,6 +149,17 @@ class ModelRunner:
         late = np.asarray(late, np.float32) * present
         probs = self._head(early, late, present, z, missing).numpy()
         return self.calibrate(probs[:, 1], views_of_inputs(present, missing))
+
+    def member_probabilities(self, early, late, present, labs_raw) -> np.ndarray:
+        """(members, n) calibrated P(pneumonia) of each seed member for the head's rows, each at
+        the row's view temperature: how far the members agree, beside their mean."""
+        present = np.asarray(present, np.float32).reshape(-1, 1)
+        z, missing = self.lab_inputs(labs_raw)
+        early = np.asarray(early, np.float32) * present
+        late = np.asarray(late, np.float32) * present
+        probs = self._members(early, late, present, z, missing).numpy()[..., 1]
+        views = views_of_inputs(present, missing)
+        return np.stack([self.calibrate(p, views) for p in probs])
 
     def head_for_one_image(self, early, late, present: float, labs_raw: np.ndarray,
                            chunk: int = HEAD_CHUNK) -> np.ndarray:

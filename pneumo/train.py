@@ -20,6 +20,7 @@ import numpy as np
 from pneumo import metrics as M
 from pneumo.bundle import save_bundle, write_metrics
 from pneumo.calibration import apply_temperature, fit_temperature
+from pneumo.decision_rule import RULE, single_threshold
 from pneumo.errors import PneumoError
 from pneumo.model import (DEFAULT_INTENSITY, HEAD_INPUT_NAMES, INTENSITY_MODES, Features, build_fusion_head, build_fusion_model,
                           build_image_encoder, embed_images, modality_dropout, predict_head)
@@ -163,16 +164,20 @@ def evaluate_views(head, X: Features, y, temps: dict, thresholds: dict) -> tuple
 
 
 def calibrate_on_val(head, X_val: Features, y_val) -> tuple[dict, dict, dict]:
-    """Per view: temperature (val log loss), threshold (Youden J on calibrated val probs), before/after."""
-    temps, thr, report = {}, {}, {}
+    """Per view: temperature (val log loss), before/after; then ONE threshold for every view
+    (pneumo.decision_rule: Youden J on the calibrated val probabilities of all views pooled)."""
+    temps, cal_probs, report = {}, {}, {}
     for name, view in VIEWS.items():
         raw = predict_head(head, view(X_val))
         temps[name] = fit_temperature(y_val, raw)
-        cal = apply_temperature(raw, temps[name])
-        thr[name] = M.youden_threshold(y_val, cal)
-        report[name] = {"temperature": temps[name], "threshold": thr[name],
+        cal_probs[name] = cal = apply_temperature(raw, temps[name])
+        report[name] = {"temperature": temps[name],
                         "val_brier_before": M.binary_metrics(y_val, raw)["brier"], "val_ece_before": M.ece(y_val, raw),
                         "val_brier_after": M.binary_metrics(y_val, cal)["brier"], "val_ece_after": M.ece(y_val, cal)}
+    t = single_threshold(y_val, cal_probs)
+    thr = {name: t for name in VIEWS}
+    for name in VIEWS:
+        report[name]["threshold"] = t
     return temps, thr, report
 
 
@@ -290,8 +295,7 @@ def save_with_reports(out, model, meta: dict, metrics: dict, cohort, image_size:
     write_metrics(out, metrics)
 
 
-THRESHOLD_RULE = ("Youden J (sensitivity + specificity - 1) maximised on the calibrated validation "
-                  "probabilities; calibration = temperature scaling on logit(p) fitted on validation")
+THRESHOLD_RULE = RULE
 
 
 def _test_report(head, X: Features, y, temps, thr, n_boot: int, seed: int, log) -> dict:

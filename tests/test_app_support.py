@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from pneumo import app_support as sup
+from pneumo.case import Result
 from pneumo import app_figures as figs
 from pneumo import results_view as res
 from pneumo.labs import default_panel
@@ -35,13 +36,6 @@ def test_shap_frame_sorted_by_magnitude_with_readable_labels():
     assert frame.loc[1, "label"] == "WBC 16.2 10*3/uL"
     assert frame.loc[0, "label"] == "BUN 27 mg/dL"
     assert frame.loc[2, "label"] == "RDW not given"
-
-
-def test_contribution_sentence():
-    assert sup.contribution_sentence({"image": 0.41, "labs": 0.06}) == \
-        "The film moved the risk +0.41, the labs +0.06."
-    assert sup.contribution_sentence({"image": 0.41, "labs": 0.0}, {"image": True, "labs": False}) == \
-        "The film moved the risk +0.41."
 
 
 def test_lab_form_helpers():
@@ -162,19 +156,16 @@ def test_history_frame_shortens_digest():
 
 # --- the report ------------------------------------------------------------------------
 
-@dataclass
-class _Result:
-    probability: float = 0.83
-    label: str = "PNEUMONIA"
-    threshold: float = 0.42
-    band: str = "clear"
-    modalities: dict = field(default_factory=lambda: {"image": True, "labs": True})
-    modality_contribution: dict = field(default_factory=lambda: {"image": 0.41, "labs": 0.06})
-    validity: str = "warn"
-    warnings: list = field(default_factory=lambda: ["unusual <b>aspect</b> ratio"])
-    model: dict = field(default_factory=lambda: {"name": "pneumo-fusion", "version": "1.2.0",
-                                                 "weights_sha256": "f" * 64})
-    image_digest: str = "a" * 64
+def _Result() -> Result:
+    return Result(probability=0.83, label="PNEUMONIA", threshold=0.42, band="caution",
+                  modalities={"image": True, "labs": True},
+                  modality_contribution={"image": 0.41, "labs": 0.06}, validity="warn",
+                  warnings=["unusual <b>aspect</b> ratio"],
+                  model={"name": "pneumo-fusion", "version": "1.2.0", "weights_sha256": "f" * 64},
+                  image_digest="a" * 64, intended_use="within",
+                  intended_use_reason="the film looks like a child's frontal film", baseline=0.36,
+                  uncertainty={"members": [0.8, 0.83, 0.86], "spread": 0.06, "agree": True,
+                               "words": "the 3 members of the ensemble agree"})
 
 
 @dataclass
@@ -193,14 +184,18 @@ class _Explanation:
 def test_case_report_is_self_contained_and_escaped():
     pixels = np.linspace(0, 1, 64 * 48, dtype=np.float32).reshape(64, 48)
     over = np.zeros((64, 48, 3), np.uint8)
-    html = render_case_report(_Explanation(), pixels, over, example_label=sup.SEMI_REAL_LABEL)
+    html = render_case_report(_Explanation(), pixels, over, example_label=sup.SEMI_REAL_LABEL,
+                              population="children aged 1-5, frontal (AP/PA) chest radiographs")
     assert html.startswith("<!doctype html>")
     assert html.count("data:image/png;base64,") == 2
     assert not re.search(r"""(src|href)=['"](?!data:)""", html), "no external assets"
     assert "<script>" not in html and "&lt;script&gt;" in html and "&lt;b&gt;aspect" in html
-    for text in ("PNEUMONIA", "0.830", "0.420", "The film moved the risk +0.41, the labs +0.06.",
+    for text in ("PNEUMONIA", "0.830", "0.420",
+                 "With neither film nor labs the model starts at 0.36; the film takes it to 0.77 (+0.41); "
+                 "the labs then take it to 0.83 (+0.06).", "children aged 1-5", "text burned into the film",
                  "WBC 16.2 10*3/uL", "+0.0500", "pneumo-fusion", "1.2.0", "f" * 64,
-                 "not a diagnosis", "Semi-real example", "imputed"):
+                 "not a diagnosis", "Semi-real example", "not given", "Within the intended use",
+                 "PNEUMONIA when the calibrated probability is at least 0.42"):
         assert text in html, text
 
 

@@ -37,6 +37,7 @@ class FakeResult:
     model: dict = field(default_factory=lambda: {"name": "pneumo-fusion", "version": "1.0.0",
                                                  "weights_sha256": "cd" * 32})
     image_digest: str | None = DIGEST
+    intended_use: str = "within"
 
 
 def test_round_trip(tmp_path):
@@ -229,7 +230,7 @@ def test_schema_1_log_is_migrated_and_keeps_its_rows(tmp_path):
     _v1_log(path)
     log = CaseLog(path)
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
         assert "user" in [r[1] for r in conn.execute("PRAGMA table_info(cases)")]
         assert "cases_user" in [r[1] for r in conn.execute("PRAGMA index_list(cases)")]
     old = log.recent().iloc[0]
@@ -322,3 +323,22 @@ def test_log_files_are_private(tmp_path):
         assert path.stat().st_mode & 0o777 == 0o600
     finally:
         os.umask(old)
+
+
+def test_refused_cases_are_logged_with_their_reason_only(tmp_path):
+    log = CaseLog(tmp_path / "cases.sqlite")
+    log.record(FakeResult(), labs={"wbc": 12.0}, origin="app")
+    log.record_refusal("image refused: /home/x/scan.dcm is almost blank", origin="app")
+    frame = log.recent(10)
+    assert list(frame["outcome"]) == ["refused", "scored"]
+    refused = frame.iloc[0]
+    assert refused["warnings"] == ["image refused: <file> is almost blank"]   # no file name kept
+    assert log.purge_before("2999-01-01") == 2 and log.recent(10).empty
+
+
+def test_intended_use_and_inputs_are_logged(tmp_path):
+    log = CaseLog(tmp_path / "cases.sqlite")
+    log.record(FakeResult(), labs={}, origin="cli")
+    with sqlite3.connect(tmp_path / "cases.sqlite") as conn:
+        row = conn.execute("SELECT intended_use, inputs FROM cases").fetchone()
+    assert row == (FakeResult().intended_use, "film and labs")

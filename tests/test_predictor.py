@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pneumo.errors import BundleError, PneumoError, UnsupportedImageError
+from pneumo.errors import BundleError, NothingToReadError, UnsupportedImageError
 from pneumo.predictor import Case, Predictor
 
 
@@ -38,12 +38,17 @@ def test_predict_result_fields(predictor, tmp_path):
     assert all(isinstance(w, str) for w in d["warnings"])
 
 
-def test_contributions_sum_to_full_minus_empty(predictor, tmp_path):
+def test_contributions_are_the_steps_from_the_baseline(predictor, tmp_path):
+    """Baseline (neither input) -> film alone -> film and labs: the steps add up to P, and the
+    labs' step is what the labs moved the film-alone answer."""
     case = Case.from_sources(film(tmp_path), LABS, panel=predictor.panel)
     result = predictor.predict(case)
-    empty = predictor.what_if(Case(labs=None), {})
+    empty = predictor.what_if(Case(labs=None), {})["probability"]
+    film_alone = predictor.predict(Case.from_sources(film(tmp_path), None, panel=predictor.panel)).probability
     c = result.modality_contribution
-    assert c["image"] + c["labs"] == pytest.approx(result.probability - empty, abs=1e-5)
+    assert result.baseline == pytest.approx(empty, abs=1e-5)
+    assert result.baseline + c["image"] + c["labs"] == pytest.approx(result.probability, abs=1e-5)
+    assert c["labs"] == pytest.approx(result.probability - film_alone, abs=1e-5)
 
 
 def test_single_modality_cases(predictor, tmp_path):
@@ -52,16 +57,25 @@ def test_single_modality_cases(predictor, tmp_path):
     assert image_only.modality_contribution["labs"] == pytest.approx(0, abs=1e-6)
     labs_only = predictor.predict(Case.from_sources(None, LABS, panel=predictor.panel))
     assert labs_only.modalities == {"image": False, "labs": True}
-    assert any("no image" in w for w in labs_only.warnings)
-    with pytest.raises(PneumoError):
+    assert any("no film" in n for n in labs_only.notes) and not any("no film" in w for w in labs_only.warnings)
+    with pytest.raises(NothingToReadError):
         predictor.predict(Case())
+    unrecognised = Case.from_sources(None, {"foo": 1, "bar": 2}, panel=predictor.panel)
+    with pytest.raises(NothingToReadError, match="nothing to read"):
+        predictor.predict(unrecognised)
 
 
 def test_explain_shap_adds_up_and_gradcam_at_original_resolution(predictor, tmp_path):
+    """The lab bars start from the film alone (labs 'not measured'), add up to the labs' step,
+    and a test not given has no bar at all."""
     case = Case.from_sources(film(tmp_path, 300, 200), LABS, panel=predictor.panel)
     exp = predictor.explain(case)
     total = exp.shap_base + sum(exp.shap_values.values())
     assert total == pytest.approx(exp.result.probability, abs=1e-3)
+    film_alone = predictor.predict(Case.from_sources(film(tmp_path, 300, 200), None, panel=predictor.panel))
+    assert exp.shap_base == pytest.approx(film_alone.probability, abs=1e-5)
+    assert sum(exp.shap_values.values()) == pytest.approx(exp.result.modality_contribution["labs"], abs=1e-3)
+    assert set(exp.shap_values) == set(LABS)
     assert exp.gradcam.shape == (200, 300) and exp.overlay.shape == (200, 300, 3)
     assert 0 <= exp.gradcam.min() and exp.gradcam.max() <= 1
     assert len(exp.lab_display) == len(predictor.panel)
@@ -71,9 +85,13 @@ def test_explain_shap_adds_up_and_gradcam_at_original_resolution(predictor, tmp_
 def test_what_if_moves_with_labs_and_reuses_the_embedding(predictor, tmp_path):
     case = Case.from_sources(film(tmp_path), LABS, panel=predictor.panel)
     base = predictor.predict(case).probability
-    assert predictor.what_if(case, {}) == pytest.approx(base, abs=1e-6)
-    moved = predictor.what_if(case, {"wbc": 35.0, "sodium": 120.0})
-    assert 0 <= moved <= 1
+    calls = predictor.runner._embed.calls
+    assert predictor.what_if(case, {})["probability"] == pytest.approx(base, abs=1e-6)
+    moved = predictor.what_if(case, {"wbc": 35.0, "sodium": 120.0, "glucose": 400.0})
+    assert moved["probability"] != pytest.approx(base, abs=1e-6)          # the labs reach the answer
+    assert moved["label"] == ("PNEUMONIA" if moved["probability"] >= moved["threshold"] else "NORMAL")
+    assert moved["threshold"] == predictor.threshold
+    assert predictor.runner._embed.calls == calls                        # the film was not embedded again
 
 
 def test_predict_many_matches_predict(predictor, tmp_path):
@@ -131,10 +149,10 @@ def test_head_for_one_image_matches_head_across_chunk_edges(predictor):
     assert runner.head_for_one_image(early, late, 1.0, rows[:0]).shape == (0,)
 
 
-def test_each_case_is_read_at_its_own_views_threshold_and_temperature(tiny_bundle, tmp_path):
-    """A film-only case is calibrated and thresholded as the image-only view was on validation,
-    a labs-only case as the labs-only view, a case with both as fusion: the figures the model
-    card reports per view are the ones the app gives."""
+def test_each_case_is_read_at_its_own_views_temperature_and_one_threshold(tiny_bundle, tmp_path):
+    """A film-only case is calibrated as the image-only view was on validation, a labs-only case
+    as the labs-only view, a case with both as fusion; all three are labelled by ONE threshold,
+    even in a bundle whose views carry thresholds of their own."""
     pred = Predictor.load(tiny_bundle)
     views = {"fusion": {"temperature": 1.0, "threshold": 0.5},
              "image_only": {"temperature": 1.0, "threshold": 0.3},
@@ -143,7 +161,7 @@ def test_each_case_is_read_at_its_own_views_threshold_and_temperature(tiny_bundl
     both = Case.from_sources(film(tmp_path), LABS, panel=pred.panel)
     image_only = Case.from_sources(film(tmp_path), None, panel=pred.panel)
     labs_only = Case.from_sources(None, LABS, panel=pred.panel)
-    assert [pred.predict(c).threshold for c in (both, image_only, labs_only)] == [0.5, 0.3, 0.7]
+    assert {pred.predict(c).threshold for c in (both, image_only, labs_only)} == {pred.threshold}
     before = [pred.predict(c).probability for c in (both, image_only, labs_only)]
     views["image_only"]["temperature"] = 4.0                     # only film-only answers soften
     after = [pred.predict(c).probability for c in (both, image_only, labs_only)]
@@ -151,5 +169,4 @@ def test_each_case_is_read_at_its_own_views_threshold_and_temperature(tiny_bundl
     assert abs(after[1] - 0.5) < abs(before[1] - 0.5) or before[1] == pytest.approx(0.5, abs=1e-3)
     r = pred.predict(image_only)
     c = r.modality_contribution
-    empty = pred.what_if(Case(labs=None), {})
-    assert c["image"] + c["labs"] == pytest.approx(r.probability - empty, abs=1e-5)   # still adds up
+    assert r.baseline + c["image"] + c["labs"] == pytest.approx(r.probability, abs=1e-5)   # still adds up

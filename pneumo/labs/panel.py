@@ -10,6 +10,18 @@ from typing import Iterator
 from pneumo.errors import LabError
 
 
+_CLINICAL_UNITS = {"10*3/ul": "10³/µL", "10*6/ul": "10⁶/µL", "10*9/l": "10⁹/L", "10*12/l": "10¹²/L",
+                   "meq/l": "mEq/L", "mmol/l": "mmol/L", "umol/l": "µmol/L", "mg/dl": "mg/dL",
+                   "g/dl": "g/dL", "g/l": "g/L", "fl": "fL", "pg": "pg", "%": "%", "u/l": "U/L",
+                   "ng/ml": "ng/mL", "mg/l": "mg/L", "mm[hg]": "mmHg"}
+
+
+def clinical_unit(unit: str | None) -> str:
+    """A UCUM unit in clinical spelling (10*3/uL -> 10³/µL, meq/L -> mEq/L); unknown ones as given."""
+    text = (unit or "").strip()
+    return _CLINICAL_UNITS.get(text.lower(), text)
+
+
 @dataclass
 class LabTest:
     key: str                  # snake_case, e.g. "wbc", "creatinine"
@@ -27,6 +39,12 @@ class LabTest:
     def __post_init__(self):
         # JSON gives lists; a tuple keeps the test hashable-ish and immutable in spirit
         self.aliases = tuple(self.aliases)
+
+    @property
+    def display_unit(self) -> str:
+        """The unit as a clinician writes it (10³/µL, mEq/L), for screens and reports; `unit`
+        stays UCUM for the parsers."""
+        return clinical_unit(self.unit)
 
     def impute_value(self) -> float:
         """The value used where this test is missing: the training median, else mid-reference."""

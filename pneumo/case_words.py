@@ -1,0 +1,82 @@
+"""The words a clinician reads about one answer, in one place, so the page, the report and the
+command line say the same thing: the verdict (or why there is none), the decision rule, the one
+attribution story (baseline -> film -> labs, the lab bars splitting the last step), and what the
+uncertainty band means. Plain strings; no screen code."""
+from __future__ import annotations
+
+BANDS = {
+    "clear": "no warning, the ensemble's members agree, and the probability is at least 0.10 from "
+             "the threshold",
+    "near threshold": "the probability is within 0.10 of the threshold: a small change in the case "
+                      "could change the label",
+    "members disagree": "the members of the ensemble fall on both sides of the threshold: the model "
+                        "itself is unsure",
+    "caution": "a warning fired (an unusual film, a lab problem, or a case outside the intended use): "
+               "read the warnings before the number",
+}
+
+
+def rule_sentence(threshold: float) -> str:
+    """The decision rule in one sentence."""
+    return (f"PNEUMONIA when the calibrated probability is at least {threshold:.2f}, for every case "
+            "(film and labs, film only, labs only); the threshold was chosen on validation cases to "
+            "balance sensitivity and specificity.")
+
+
+def verdict_line(result) -> str:
+    """'PNEUMONIA · P(pneumonia) 0.84 (threshold 0.52) · clear', or why no label is given."""
+    if not result.label:
+        return ("No second opinion: this case is outside the model's intended use. "
+                + _capital(result.intended_use_reason) + ".")
+    return (f"{result.label} · P(pneumonia) {result.probability:.2f} "
+            f"(threshold {result.threshold:.2f}) · {result.band}")
+
+
+def band_meaning(band: str) -> str:
+    return BANDS.get(band, "")
+
+
+def attribution_sentence(result) -> str:
+    """Baseline -> film -> labs, each step's size; these add up to the probability, and the lab
+    bars (SHAP, reference 'not measured') add up to the labs' step."""
+    base = result.baseline
+    if base is None:
+        return ""
+    c, m = result.modality_contribution, result.modalities
+    parts = [f"With neither film nor labs the model starts at {base:.2f}"]
+    level = base
+    if m.get("image"):
+        level += c["image"]
+        parts.append(f"the film takes it to {level:.2f} ({c['image']:+.2f})")
+    if m.get("labs"):
+        level += c["labs"]
+        parts.append(f"the labs {'then ' if m.get('image') else ''}take it to {level:.2f} ({c['labs']:+.2f})")
+    return "; ".join(parts) + "."
+
+
+def shap_caption(result, n_shown: int, n_panel: int) -> str:
+    """What the lab bars are, and why some tests have none."""
+    start = "the film alone" if result.modalities.get("image") else "no labs at all"
+    text = (f"Each bar is how much one lab value moved P(pneumonia), from {start} to the answer; "
+            f"together they make the labs' step ({result.modality_contribution['labs']:+.2f}). "
+            "Red raises the probability, blue lowers it.")
+    missing = n_panel - n_shown
+    if missing:
+        text += f" The {missing} tests not given have no bar: the model reads them as not measured."
+    return text
+
+
+def intended_use_line(result) -> str:
+    status = {"within": "Within the intended use", "outside": "Outside the intended use",
+              "unknown": "Intended use not established"}.get(result.intended_use, result.intended_use)
+    return f"{status}: {result.intended_use_reason}."
+
+
+def inputs_given(result) -> str:
+    """'film and labs' | 'film only' | 'labs only'."""
+    m = result.modalities
+    return "film and labs" if m.get("image") and m.get("labs") else "film only" if m.get("image") else "labs only"
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:] if text else text
