@@ -254,7 +254,11 @@ class CaseLog:
     def __init__(self, path: str | os.PathLike | None = None, *, user: str | None = None,
                  retention_days: int | None = None):
         self.path = Path(path) if path is not None else config.home_dir() / "cases.sqlite"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise PneumoError(f"cannot create the case log's folder {self.path.parent}: "
+                              f"{err.strerror or type(err).__name__}") from None
         self.user = clean_user(user)
         self._create_private()
         self._init_schema()
@@ -408,6 +412,24 @@ class CaseLog:
         frame = self._query("SELECT * FROM cases ORDER BY id")
         write_safe_csv(frame, path)
         return len(frame)
+
+
+def record_or_warn(result: Any, *, labs: Any = None, origin: str, user: str | None = None,
+                   log: "CaseLog | None" = None, stream=None) -> bool:
+    """Log one case, or, when the log cannot be opened or written (PNEUMO_HOME unwritable, disk
+    full), say so in one line on stderr and go on: the answer matters more than its record."""
+    try:
+        (log or CaseLog(user=user)).record(result, labs=labs, origin=origin)
+        return True
+    except (PneumoError, OSError, sqlite3.Error) as err:
+        warn_not_logged(err, "this case was not logged", stream)
+        return False
+
+
+def warn_not_logged(err: BaseException, what: str, stream=None) -> None:
+    """`warning: <what>: <reason>` as one line on stderr."""
+    reason = str(err) if isinstance(err, PneumoError) else (getattr(err, "strerror", None) or str(err))
+    print(f"warning: {what}: {' '.join(str(reason).split())[:300]}", file=stream or sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

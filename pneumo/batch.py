@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import errno
 import io
 import os
 import sys
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from pneumo import config
 from pneumo.csv_safe import safe_cell
 from pneumo.cohorts.manifest import resolve_inside
 from pneumo.errors import ManifestError, PneumoError
@@ -49,6 +51,7 @@ class BatchSummary:
     rows: int = 0                        # manifest data rows seen
     batch_id: str = ""
     out: Path | None = None
+    log_error: str = ""                  # why the case log stopped taking rows ("" = every row logged)
 
     @property
     def cases_per_second(self) -> float:
@@ -81,9 +84,18 @@ def _one_line(text: str, limit: int = MAX_ERROR) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+class OutputError(PneumoError):
+    """OUT cannot be written: a folder, a parent that is a file, a full disk, no permission."""
+
+
 def _error_text(err: BaseException) -> str:
     if isinstance(err, PneumoError):
         return _one_line(str(err))
+    if isinstance(err, OSError):          # e.g. an image that cannot be opened: that row's error
+        name = f" {Path(str(err.filename)).name}" if err.filename else ""
+        return _one_line(f"cannot read{name}: {err.strerror or type(err).__name__}")
+    if isinstance(err, MemoryError):
+        return "not enough memory to read this row"
     return _one_line(f"internal error: {type(err).__name__}: {err}")
 
 
@@ -121,6 +133,9 @@ def read_header(manifest: str | os.PathLike) -> list[str]:
     if header is None:
         raise ManifestError(f"manifest {path.name} is empty")
     header = [h.strip() for h in header]
+    if len(header) > config.max_manifest_columns():
+        raise ManifestError(f"manifest {path.name} has {len(header)} columns, more than "
+                            f"{config.max_manifest_columns()} (PNEUMO_MAX_MANIFEST_COLUMNS)")
     dupes = sorted({h for h in header if header.count(h) > 1})
     if dupes:
         raise ManifestError(f"manifest {path.name} repeats columns: {', '.join(dupes)}")
@@ -138,8 +153,27 @@ def _manifest_rows(path: Path, header: list[str]) -> Iterator[tuple[int, dict[st
         yield index, dict(zip(header, cells)), record[len(header):]
 
 
-def _count_rows(path: Path) -> int:
-    return max(sum(1 for _ in _records(path)) - 1, 0)
+def _count_rows(path: Path, stop: int | None = None) -> int:
+    """Data rows; counting stops past `stop`."""
+    n = -1
+    for _ in _records(path):
+        n += 1
+        if stop is not None and n > stop:
+            break
+    return max(n, 0)
+
+
+def check_manifest(manifest: str | os.PathLike) -> tuple[list[str], int]:
+    """(columns, data rows) of a manifest run_batch can use; ManifestError (one line) otherwise,
+    also for one over the size limits (PNEUMO_MAX_MANIFEST_ROWS / _COLUMNS), before any scoring."""
+    path = Path(manifest)
+    header = read_header(path)
+    limit = config.max_manifest_rows()
+    rows = _count_rows(path, stop=limit)
+    if rows > limit:
+        raise ManifestError(f"manifest {path.name} has more than {limit} rows (PNEUMO_MAX_MANIFEST_ROWS); "
+                            "split it into smaller batches")
+    return header, rows
 
 
 def _out_columns(header: list[str]) -> list[str]:
@@ -238,6 +272,121 @@ def _recover(out: Path, columns: list[str]) -> tuple[set[tuple[int, str]], str |
     return done, batch_id
 
 
+_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+
+
+def _reason(err: OSError) -> str:
+    code = errno.errorcode.get(err.errno or 0)
+    text = err.strerror or str(err) or type(err).__name__
+    return f"{text} ({code})" if code else text
+
+
+def _output_error(err: OSError, out: Path, written: int | None = None, left: int | None = None) -> OutputError:
+    """One line for an OSError on OUT; with `written`, how far the batch got and how to finish it."""
+    if err.errno in _FULL:
+        head = f"the disk is full ({errno.errorcode.get(err.errno, 'ENOSPC')}) writing {out}"
+    else:
+        head = f"cannot write --out {out}: {_reason(err)}"
+    if written is None:
+        return OutputError(_one_line(head))
+    rest = f" to score the other {left}" if left else ""
+    return OutputError(_one_line(f"{head}; {written} complete rows written, scoring stopped; "
+                                 f"fix that, then run again with --resume{rest}"))
+
+
+def _start_out(out: Path, columns: list[str], resume: bool) -> tuple[set[tuple[int, str]], str | None]:
+    """Make OUT ready (the header, or the complete rows of an earlier run); OutputError otherwise."""
+    if out.is_dir():
+        raise OutputError(f"--out {out} is a folder; give a file name")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise OutputError(f"--out {out}: its folder cannot be made, a file is in the way") from None
+    except OSError as err:
+        raise _output_error(err, out) from None
+    try:
+        if resume and out.exists() and not out.is_file():
+            raise OutputError(f"--out {out} is not a regular file; --resume needs one")
+        if resume:
+            return _recover(out, columns)
+        with open(out, "wb") as fh:
+            fh.write(_csv_line(columns).encode("utf-8"))
+        return set(), None
+    except OSError as err:
+        raise _output_error(err, out) from None
+
+
+def _open_rows(out: Path):
+    """OUT for appending rows, unbuffered: each row reaches the OS (survives a kill) as it is written."""
+    return open(out, "ab", buffering=0)
+
+
+def _write_all(fh, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = fh.write(view)
+        if not n:                          # a regular file that takes nothing: treat as full
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        view = view[n:]
+
+
+class _Rows:
+    """OUT's row writer: on any OSError it cuts the half-written row, fsyncs what is complete
+    and raises OutputError saying how many rows OUT holds."""
+
+    def __init__(self, out: Path, already: int, total: int):
+        self.out, self.already, self.total = out, already, total
+        self.written = 0                    # rows written by this run
+        self.since_sync = 0
+        try:
+            self.fh = _open_rows(out)
+        except OSError as err:
+            raise _output_error(err, out) from None
+        try:
+            self.good = self.fh.seek(0, os.SEEK_END)   # end of the last complete row
+        except OSError:
+            self.good = None                # not seekable (a pipe): nothing to cut
+
+    def write(self, line: bytes) -> None:
+        try:
+            _write_all(self.fh, line)
+            self.since_sync += 1
+            if self.since_sync >= FSYNC_EVERY:
+                self._sync()
+        except OSError as err:
+            self._cut()
+            done = self.already + self.written
+            raise _output_error(err, self.out, done, max(self.total - done, 0)) from None
+        self.written += 1
+        if self.good is not None:
+            self.good += len(line)
+
+    def _sync(self) -> None:
+        self.since_sync = 0
+        try:
+            os.fsync(self.fh.fileno())
+        except OSError as err:
+            if err.errno in (errno.EINVAL, errno.EROFS, errno.ENOTSUP):   # a pipe or device: no fsync
+                return
+            raise
+
+    def _cut(self) -> None:
+        try:
+            if self.good is not None:
+                self.fh.truncate(self.good)
+            os.fsync(self.fh.fileno())
+        except OSError:
+            pass                            # best effort; --resume cuts a torn line anyway
+
+    def close(self) -> None:
+        try:
+            self._sync()
+        except OSError:
+            pass                            # an earlier write already reported the failure
+        finally:
+            self.fh.close()
+
+
 class _Progress:
     """`\\r  123/624  41.2 cases/s` on a terminal, else a line every 50 rows."""
 
@@ -317,22 +466,19 @@ def run_batch(manifest_csv: str | os.PathLike, out_csv: str | os.PathLike, *, ro
     dict. allow_outside: give the label of cases outside the model's intended use too."""
     t0 = time.monotonic()
     manifest, out = Path(manifest_csv), Path(out_csv)
-    header = read_header(manifest)
+    header, total = check_manifest(manifest)     # limits checked before OUT is touched
     if out.exists() and out.resolve() == manifest.resolve():
         raise ManifestError("--out must not be the manifest itself")
     root = Path(root) if root is not None else manifest.resolve().parent
     if not root.is_dir():
         raise ManifestError(f"root folder not found: {root}")
     columns = _out_columns(header)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    done, batch_id = _recover(out, columns) if resume else (set(), None)
-    if not resume:
-        out.write_text(_csv_line(columns), encoding="utf-8")
+    done, batch_id = _start_out(out, columns, resume)
     summary = BatchSummary(batch_id=batch_id or uuid.uuid4().hex[:16], out=out)
     panel = getattr(predictor, "panel", None)
     lab_cols = _lab_columns(header, panel)
     make_case = getattr(sys.modules.get(type(predictor).__module__), "Case", None) or _Case
-    bar = _Progress(_count_rows(manifest), progress)
+    bar = _Progress(total, progress)
 
     def todo() -> Iterator[_Item]:
         for index, row, extra in _manifest_rows(manifest, header):
@@ -343,59 +489,57 @@ def run_batch(manifest_csv: str | os.PathLike, out_csv: str | os.PathLike, *, ro
                 continue
             yield _Item(index, row, extra=extra)
 
+    writer = _Rows(out, len(done), total)
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pneumo-decode")
     pending: deque[Future] = deque()
     rows = todo()
-    with open(out, "a", newline="", encoding="utf-8") as fh:
-        since_sync = 0
 
-        def finish(chunk: list[_Item]) -> None:
-            nonlocal since_sync
-            _score(chunk, predictor)
-            if log is not None:           # logged before written: a row redone after a kill replaces its record
-                from pneumo.audit import LogEntry
-                log.record_many([LogEntry(it.result, it.labs, "batch", summary.batch_id, it.index)
-                                 for it in chunk if it.error is None and it.result is not None])
-            for it in chunk:
-                cells = _out_cells(it, header, summary.batch_id, allow_outside)
-                fh.write(_csv_line(cells))
-                fh.flush()
-                since_sync += 1
-                if since_sync >= FSYNC_EVERY:
-                    os.fsync(fh.fileno())
-                    since_sync = 0
-                if it.error is None and it.result is not None:
-                    summary.scored += 1
+    def finish(chunk: list[_Item]) -> None:
+        nonlocal log
+        _score(chunk, predictor)
+        if log is not None:           # logged before written: a row redone after a kill replaces its record
+            from pneumo.audit import LogEntry
+            entries = [LogEntry(it.result, it.labs, "batch", summary.batch_id, it.index)
+                       for it in chunk if it.error is None and it.result is not None]
+            try:
+                log.record_many(entries)
+            except (PneumoError, OSError) as err:   # the answers matter more than their record
+                summary.log_error = _error_text(err)
+                log = None
+        for it in chunk:
+            cells = _out_cells(it, header, summary.batch_id, allow_outside)
+            writer.write(_csv_line(cells).encode("utf-8"))
+            if it.error is None and it.result is not None:
+                summary.scored += 1
+            else:
+                summary.errors += 1
+            it.case = None            # free the pixels now
+            bar.update(summary.skipped_resumed + summary.scored + summary.errors, summary.scored)
+            if on_row is not None:
+                on_row(dict(zip(columns, cells)))
+
+    try:
+        chunk: list[_Item] = []
+        exhausted = False
+        while True:
+            while not exhausted and len(pending) < LOOKAHEAD + chunk_size - len(chunk):
+                item = next(rows, None)
+                if item is None:
+                    exhausted = True
                 else:
-                    summary.errors += 1
-                it.case = None            # free the pixels now
-                bar.update(summary.skipped_resumed + summary.scored + summary.errors, summary.scored)
-                if on_row is not None:
-                    on_row(dict(zip(columns, cells)))
-
-        try:
-            chunk: list[_Item] = []
-            exhausted = False
-            while True:
-                while not exhausted and len(pending) < LOOKAHEAD + chunk_size - len(chunk):
-                    item = next(rows, None)
-                    if item is None:
-                        exhausted = True
-                    else:
-                        pending.append(pool.submit(_prepare, item, root, lab_cols, panel, make_case))
-                if not pending:
-                    break
-                chunk.append(pending.popleft().result())
-                if len(chunk) >= chunk_size or (exhausted and not pending):
-                    finish(chunk)
-                    chunk = []
-            if chunk:
+                    pending.append(pool.submit(_prepare, item, root, lab_cols, panel, make_case))
+            if not pending:
+                break
+            chunk.append(pending.popleft().result())
+            if len(chunk) >= chunk_size or (exhausted and not pending):
                 finish(chunk)
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-            bar.close()
+                chunk = []
+        if chunk:
+            finish(chunk)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        writer.close()
+        bar.close()
     summary.seconds = time.monotonic() - t0
     return summary
 
@@ -415,19 +559,32 @@ def main(argv: list[str] | None = None) -> int:
                         help="label cases outside the intended use too (not validated there)")
     args = parser.parse_args(argv)
     try:
-        read_header(args.manifest)        # a bad manifest fails before the model loads
+        check_manifest(args.manifest)     # a bad or oversized manifest fails before the model loads
         from pneumo.quiet import load_predictor
 
         predictor = load_predictor(args.model)
-        log = None
+        log, unlogged = None, None
         if not args.no_log:
             from pneumo.audit import CaseLog
-            log = CaseLog()
+            try:
+                log = CaseLog()
+            except (PneumoError, OSError) as err:     # score anyway; said once, after the batch
+                unlogged = err
         s = run_batch(args.manifest, args.out, root=args.root, predictor=predictor, resume=args.resume,
                       log=log, progress=not args.quiet, allow_outside=args.allow_outside)
     except PneumoError as err:
         print(f"error: {_one_line(str(err))}", file=sys.stderr)
         return 2
+    except OSError as err:                # any other I/O failure: one line, never a traceback
+        name = f" {err.filename}" if err.filename else ""
+        print(f"error: {_one_line(f'{_reason(err)}{name}')}", file=sys.stderr)
+        return 2
+    if unlogged is not None:             # after, so a failing batch still prints one line
+        from pneumo.audit import warn_not_logged
+        warn_not_logged(unlogged, "this batch is not logged")
+    if s.log_error:
+        print(f"warning: the case log stopped taking rows, later rows are not logged: {s.log_error}",
+              file=sys.stderr)
     resumed = f", {s.skipped_resumed} already done" if s.skipped_resumed else ""
     print(f"scored {s.scored}, errors {s.errors}{resumed} in {s.seconds:.1f} s "
           f"({s.cases_per_second:.1f} cases/s) -> {s.out}", file=sys.stderr)

@@ -22,10 +22,22 @@ def mimic_dir() -> Path:
 
 
 def home_dir() -> Path:
-    """Writable state (case log): PNEUMO_HOME, default ~/.pneumo."""
+    """Writable state (case log): PNEUMO_HOME, default ~/.pneumo; created if missing. A folder
+    that cannot be created or written raises PneumoError with one line (never a bare OSError)."""
+    from pneumo.errors import PneumoError
+
     env = os.environ.get("PNEUMO_HOME")
     path = Path(env).expanduser() if env else Path.home() / ".pneumo"
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        reason = "a file is in the way" if isinstance(err, (FileExistsError, NotADirectoryError)) \
+            else (err.strerror or type(err).__name__)
+        raise PneumoError(f"PNEUMO_HOME {path} cannot be created: {reason}") from None
+    if not path.is_dir():
+        raise PneumoError(f"PNEUMO_HOME {path} is not a folder")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise PneumoError(f"PNEUMO_HOME {path} is not writable by this user")
     return path
 
 
@@ -70,6 +82,17 @@ def max_zip_entries() -> int:
 def max_batch_bytes() -> int:
     """Bytes one uploaded batch may take once unpacked: PNEUMO_MAX_BATCH_MB (default 500) x 10^6."""
     return _positive_int("PNEUMO_MAX_BATCH_MB", 500) * 1_000_000
+
+
+def max_manifest_rows() -> int:
+    """Data rows a batch manifest may hold, checked before anything is scored:
+    PNEUMO_MAX_MANIFEST_ROWS, default 100000."""
+    return _positive_int("PNEUMO_MAX_MANIFEST_ROWS", 100_000)
+
+
+def max_manifest_columns() -> int:
+    """Columns a batch manifest may have: PNEUMO_MAX_MANIFEST_COLUMNS, default 200."""
+    return _positive_int("PNEUMO_MAX_MANIFEST_COLUMNS", 200)
 
 
 def retention_days() -> int | None:
