@@ -14,9 +14,18 @@ def native_stderr_silenced():
     if os.environ.get("PNEUMO_DEBUG"):
         yield
         return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):          # no fd 2 (closed by the caller): nothing to silence
+        yield
+        return
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        os.close(saved)
+        yield
+        return
     try:
         os.dup2(devnull, 2)
         yield

@@ -249,3 +249,14 @@ def test_a_5000_digit_lab_value_is_a_row_error(tmp_path, home, fake_model, capsy
 def test_bad_home_and_bad_out_is_still_one_line(manifest, tmp_path, bad_home, fake_model, capsys):
     assert batch.main([str(manifest), "--out", str(tmp_path), "--quiet"]) == 2
     assert "is a folder" in one_line(capsys.readouterr().err)
+
+
+def test_silencing_survives_a_closed_stderr(monkeypatch):
+    def no_fd(fd):
+        raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+
+    monkeypatch.delenv("PNEUMO_DEBUG", raising=False)
+    monkeypatch.setattr(pneumo.quiet.os, "dup", no_fd)
+    with pneumo.quiet.native_stderr_silenced():
+        ran = True
+    assert ran
