@@ -2,7 +2,8 @@
 
 The manifest is read row by row and every output row is written (and flushed) as soon as it
 is made, so a killed run loses nothing: `--resume` keeps the complete rows of OUT, cuts a
-torn last line, and scores only the rest. A bad row of any kind (a path outside the root,
+torn last line, and scores only the rest. A write that fails (a full disk, pneumo.batch_output)
+stops the batch with one line saying how many complete rows OUT holds; --resume finishes it. A bad row of any kind (a path outside the root,
 an unreadable or refused image, an implausible lab value) gets its one-line reason in the
 `error` column; the other rows are still scored. Cells are escaped against spreadsheet
 formula injection. Images are decoded by two threads ahead of the model, which is called
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import errno
 import io
 import os
 import sys
@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from pneumo import config
+from pneumo.batch_output import OutputError, RowWriter, os_reason, output_error
 from pneumo.csv_safe import safe_cell
 from pneumo.cohorts.manifest import resolve_inside
 from pneumo.errors import ManifestError, PneumoError
@@ -38,7 +39,6 @@ ADDED = ("probability", "label", "intended_use", "threshold", "band", "validity"
          "model_version", "batch_id")
 CHUNK = 16          # model batch; with LOOKAHEAD it bounds how many full-size images are in memory
 LOOKAHEAD = 8       # images decoded ahead of the model by the two worker threads
-FSYNC_EVERY = 8     # rows between fsyncs (each row is flushed to the OS at once, which survives a kill)
 MAX_ERROR = 300
 
 
@@ -82,10 +82,6 @@ class _Item:
 def _one_line(text: str, limit: int = MAX_ERROR) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-class OutputError(PneumoError):
-    """OUT cannot be written: a folder, a parent that is a file, a full disk, no permission."""
 
 
 def _error_text(err: BaseException) -> str:
@@ -272,28 +268,6 @@ def _recover(out: Path, columns: list[str]) -> tuple[set[tuple[int, str]], str |
     return done, batch_id
 
 
-_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
-
-
-def _reason(err: OSError) -> str:
-    code = errno.errorcode.get(err.errno or 0)
-    text = err.strerror or str(err) or type(err).__name__
-    return f"{text} ({code})" if code else text
-
-
-def _output_error(err: OSError, out: Path, written: int | None = None, left: int | None = None) -> OutputError:
-    """One line for an OSError on OUT; with `written`, how far the batch got and how to finish it."""
-    if err.errno in _FULL:
-        head = f"the disk is full ({errno.errorcode.get(err.errno, 'ENOSPC')}) writing {out}"
-    else:
-        head = f"cannot write --out {out}: {_reason(err)}"
-    if written is None:
-        return OutputError(_one_line(head))
-    rest = f" to score the other {left}" if left else ""
-    return OutputError(_one_line(f"{head}; {written} complete rows written, scoring stopped; "
-                                 f"fix that, then run again with --resume{rest}"))
-
-
 def _start_out(out: Path, columns: list[str], resume: bool) -> tuple[set[tuple[int, str]], str | None]:
     """Make OUT ready (the header, or the complete rows of an earlier run); OutputError otherwise."""
     if out.is_dir():
@@ -303,7 +277,7 @@ def _start_out(out: Path, columns: list[str], resume: bool) -> tuple[set[tuple[i
     except (FileExistsError, NotADirectoryError):
         raise OutputError(f"--out {out}: its folder cannot be made, a file is in the way") from None
     except OSError as err:
-        raise _output_error(err, out) from None
+        raise output_error(err, out) from None
     try:
         if resume and out.exists() and not out.is_file():
             raise OutputError(f"--out {out} is not a regular file; --resume needs one")
@@ -313,78 +287,7 @@ def _start_out(out: Path, columns: list[str], resume: bool) -> tuple[set[tuple[i
             fh.write(_csv_line(columns).encode("utf-8"))
         return set(), None
     except OSError as err:
-        raise _output_error(err, out) from None
-
-
-def _open_rows(out: Path):
-    """OUT for appending rows, unbuffered: each row reaches the OS (survives a kill) as it is written."""
-    return open(out, "ab", buffering=0)
-
-
-def _write_all(fh, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        n = fh.write(view)
-        if not n:                          # a regular file that takes nothing: treat as full
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        view = view[n:]
-
-
-class _Rows:
-    """OUT's row writer: on any OSError it cuts the half-written row, fsyncs what is complete
-    and raises OutputError saying how many rows OUT holds."""
-
-    def __init__(self, out: Path, already: int, total: int):
-        self.out, self.already, self.total = out, already, total
-        self.written = 0                    # rows written by this run
-        self.since_sync = 0
-        try:
-            self.fh = _open_rows(out)
-        except OSError as err:
-            raise _output_error(err, out) from None
-        try:
-            self.good = self.fh.seek(0, os.SEEK_END)   # end of the last complete row
-        except OSError:
-            self.good = None                # not seekable (a pipe): nothing to cut
-
-    def write(self, line: bytes) -> None:
-        try:
-            _write_all(self.fh, line)
-            self.since_sync += 1
-            if self.since_sync >= FSYNC_EVERY:
-                self._sync()
-        except OSError as err:
-            self._cut()
-            done = self.already + self.written
-            raise _output_error(err, self.out, done, max(self.total - done, 0)) from None
-        self.written += 1
-        if self.good is not None:
-            self.good += len(line)
-
-    def _sync(self) -> None:
-        self.since_sync = 0
-        try:
-            os.fsync(self.fh.fileno())
-        except OSError as err:
-            if err.errno in (errno.EINVAL, errno.EROFS, errno.ENOTSUP):   # a pipe or device: no fsync
-                return
-            raise
-
-    def _cut(self) -> None:
-        try:
-            if self.good is not None:
-                self.fh.truncate(self.good)
-            os.fsync(self.fh.fileno())
-        except OSError:
-            pass                            # best effort; --resume cuts a torn line anyway
-
-    def close(self) -> None:
-        try:
-            self._sync()
-        except OSError:
-            pass                            # an earlier write already reported the failure
-        finally:
-            self.fh.close()
+        raise output_error(err, out) from None
 
 
 class _Progress:
@@ -489,7 +392,7 @@ def run_batch(manifest_csv: str | os.PathLike, out_csv: str | os.PathLike, *, ro
                 continue
             yield _Item(index, row, extra=extra)
 
-    writer = _Rows(out, len(done), total)
+    writer = RowWriter(out, len(done), total)
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pneumo-decode")
     pending: deque[Future] = deque()
     rows = todo()
@@ -577,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except OSError as err:                # any other I/O failure: one line, never a traceback
         name = f" {err.filename}" if err.filename else ""
-        print(f"error: {_one_line(f'{_reason(err)}{name}')}", file=sys.stderr)
+        print(f"error: {_one_line(f'{os_reason(err)}{name}')}", file=sys.stderr)
         return 2
     if unlogged is not None:             # after, so a failing batch still prints one line
         from pneumo.audit import warn_not_logged

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import pneumo.batch as batch
+import pneumo.batch_output as batch_output
 import pneumo.quiet
 from pneumo import cli, config
 from pneumo.audit import CaseLog, record_or_warn
@@ -81,8 +82,8 @@ class FullDisk:
 
 
 def fill_disk_after(monkeypatch, room: int, code: int = errno.ENOSPC) -> None:
-    real = batch._open_rows
-    monkeypatch.setattr(batch, "_open_rows", lambda out: FullDisk(real(out), room, code))
+    real = batch_output.open_rows
+    monkeypatch.setattr(batch_output, "open_rows", lambda out: FullDisk(real(out), room, code))
 
 
 # ---- 1. a full disk while writing OUT ------------------------------------------------------
@@ -93,7 +94,7 @@ def test_full_disk_keeps_the_written_rows_and_resume_finishes(manifest, tmp_path
     strip = lambda r: {k: v for k, v in r.items() if k != "batch_id"}  # noqa: E731
     assert cli.main(["batch", str(manifest), "--out", str(full), "--quiet", "--no-log"]) == 0
     capsys.readouterr()
-    real = batch._open_rows
+    real = batch_output.open_rows
     fill_disk_after(monkeypatch, 5)
     assert cli.main(["batch", str(manifest), "--out", str(out), "--quiet"]) == 2
     err = one_line(capsys.readouterr().err)
@@ -101,7 +102,7 @@ def test_full_disk_keeps_the_written_rows_and_resume_finishes(manifest, tmp_path
     assert "scoring stopped" in err and "--resume" in err and "other 7" in err
     assert out.read_bytes().endswith(b"\n") and len(lines_of(out)) == 6     # header + 5, no torn sixth
     assert [strip(r) for r in read_out(out)] == [strip(r) for r in read_out(full)[:5]]
-    monkeypatch.setattr(batch, "_open_rows", real)                         # space freed
+    monkeypatch.setattr(batch_output, "open_rows", real)                         # space freed
     assert cli.main(["batch", str(manifest), "--out", str(out), "--quiet", "--resume"]) == 0
     assert "5 already done" in capsys.readouterr().err
     got = read_out(out)
@@ -260,3 +261,9 @@ def test_silencing_survives_a_closed_stderr(monkeypatch):
     with pneumo.quiet.native_stderr_silenced():
         ran = True
     assert ran
+
+
+def test_an_os_error_reading_a_row_is_that_rows_line():
+    err = PermissionError(errno.EACCES, "Permission denied", "/data/films/x.png")
+    assert batch._error_text(err) == "cannot read x.png: Permission denied"
+    assert batch._error_text(MemoryError()) == "not enough memory to read this row"
