@@ -1,5 +1,6 @@
 """The metrics page's data: every (experiment, model, regime) from results/*.json and each
-bundle's metrics.json, as tables (ours beside the paper's), pooled curves and confusion matrices."""
+bundle's metrics.json, as tables (ours beside the paper's), pooled curves and confusion matrices,
+a readable default selection, and each model's ADASYN - imbalanced difference with its 95% interval."""
 from __future__ import annotations
 
 import json
@@ -15,6 +16,12 @@ METRIC_NAMES = {"accuracy": "Accuracy", "roc_auc": "ROC AUC", "pr_auc": "PR AUC"
                 "mcc": "MCC", "loss": "Loss", "sensitivity": "Sensitivity",
                 "specificity": "Specificity", "brier": "Brier", "ece": "ECE"}
 TABLE_METRICS = ("accuracy", "roc_auc", "pr_auc", "f1", "mcc")
+MODEL_NAMES = {"fusion": "Fusion (image + labs)", "image_only": "Image only", "labs_only": "Labs only",
+               "late_fusion": "Late fusion", "gbm_labs": "GBM on labs"}
+REGIME_NAMES = {"imbalanced": "imbalanced", "adasyn": "ADASYN-balanced", "class_weight": "class-weighted",
+                "shipped": "shipped bundle"}
+BASELINES = ("fusion", "image_only", "labs_only")   # the paper's comparison: fusion vs each modality alone
+MAX_DEFAULT_CURVES = 6
 
 
 def load_entries(results_dir: Path | None = None, models_dir: Path | None = None) -> list[dict]:
@@ -66,6 +73,39 @@ def entry_name(e: dict) -> str:
     return f"{e['experiment']} · {e['model']} · {e['regime']}"
 
 
+def model_name(model: str) -> str:
+    return MODEL_NAMES.get(model, model.replace("_", " "))
+
+
+def curve_label(e: dict, with_experiment: bool = False) -> str:
+    """A legend name a reader can parse: 'Fusion (image + labs) · imbalanced' (+ experiment)."""
+    label = f"{model_name(e['model'])} · {REGIME_NAMES.get(e['regime'], e['regime'])}"
+    return f"{label} · {e['experiment']}" if with_experiment else label
+
+
+def default_selection(entries: list[dict]) -> dict[str, list[str]]:
+    """What the page opens on: one experiment (the paper protocol's where there is one: fusion,
+    both single-modality baselines, imbalanced and ADASYN), the fusion model and its baselines,
+    one regime (imbalanced, else the shipped bundle's), so at most MAX_DEFAULT_CURVES curves."""
+    good = [e for e in entries if "error" not in e]
+    if not good:
+        return {"experiment": [], "model": [], "regime": []}
+
+    def score(x: str) -> tuple:
+        mine = [e for e in good if e["experiment"] == x]
+        models, regimes = {e["model"] for e in mine}, {e["regime"] for e in mine}
+        return (len(models & set(BASELINES)), {"imbalanced", "adasyn"} <= regimes, "paper" in x,
+                not x.startswith("bundle:"))
+
+    experiment = max(sorted({e["experiment"] for e in good}), key=score)
+    mine = [e for e in good if e["experiment"] == experiment]
+    regimes = sorted({e["regime"] for e in mine})
+    regime = next((r for r in ("imbalanced", "shipped") if r in regimes), regimes[0])
+    present = sorted({e["model"] for e in mine if e["regime"] == regime})
+    models = [m for m in BASELINES if m in present] or present
+    return {"experiment": [experiment], "model": models[:MAX_DEFAULT_CURVES], "regime": [regime]}
+
+
 def _stat_text(stat: dict | None) -> str:
     if not stat or stat.get("mean") is None:
         return "—"
@@ -103,10 +143,12 @@ def _pooled(e: dict) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def curves(entries: list[dict], kind: str, bins: int = 10) -> list[dict]:
-    """ROC / PR / calibration points per entry from the stored per-case probabilities."""
+    """ROC / PR / calibration points per entry from the stored per-case probabilities; each
+    curve also names its experiment, model and regime (for colour and dash) and a legend label."""
     from sklearn.metrics import precision_recall_curve, roc_curve
 
     out = []
+    several = len({e["experiment"] for e in entries}) > 1
     for e in entries:
         pooled = _pooled(e)
         if pooled is None:
@@ -122,7 +164,9 @@ def curves(entries: list[dict], kind: str, bins: int = 10) -> list[dict]:
             keep = [i for i in range(bins) if (idx == i).any()]
             x = np.array([p[idx == i].mean() for i in keep])
             yy = np.array([y[idx == i].mean() for i in keep])
-        out.append({"name": entry_name(e), "x": np.asarray(x).tolist(), "y": np.asarray(yy).tolist()})
+        out.append({"name": entry_name(e), "x": np.asarray(x).tolist(), "y": np.asarray(yy).tolist(),
+                    "experiment": e["experiment"], "model": e["model"], "regime": e["regime"],
+                    "label": curve_label(e, several)})
     return out
 
 
@@ -194,3 +238,111 @@ def regime_pairs(entries: list[dict], metric: str = "roc_auc") -> pd.DataFrame:
     rows = [{"Experiment": x, "Model": m, "imbalanced": r.get("imbalanced"), "adasyn": r.get("adasyn")}
             for (x, m), r in table.items()]
     return _dashes(pd.DataFrame(rows, columns=["Experiment", "Model", "imbalanced", "adasyn"]))
+
+
+DIFFERENCE_COLUMNS = ["Experiment", "Model", "imbalanced", "adasyn", "Difference", "CI low", "CI high",
+                      "Interval"]
+BOOTSTRAP = "paired bootstrap of test cases and runs"
+WELCH = "Welch t-interval over runs"
+
+
+def _run_values(e: dict, metric: str) -> list[float]:
+    vals = [((r.get("test") or {}).get(metric)) for r in e.get("runs") or []]
+    return [float(v) for v in vals if isinstance(v, (int, float)) and np.isfinite(v)]
+
+
+def _values(e: dict | None, metric: str) -> list[float]:
+    """Per-run test values: stored, else from the per-case probabilities at each run's threshold
+    (so the difference and its bootstrap interval agree), else the summary mean alone."""
+    if e is None:
+        return []
+    stored = _run_values(e, metric)
+    cases = _cases(e)
+    if not stored and cases is not None:
+        from pneumo.metrics import binary_metrics
+        stored = [float(v) for p, t in zip(cases[1], cases[2])
+                  if np.isfinite(v := binary_metrics(cases[0], p, t).get(metric, np.nan))]
+    mean = _mean(e, "test", metric)
+    return stored or ([] if mean is None else [float(mean)])
+
+
+def _cases(e: dict) -> tuple[np.ndarray, list[np.ndarray], list[float], list | None] | None:
+    """(y, per-run probabilities, per-run thresholds, case ids) when every run has both."""
+    cases = e.get("test_cases") or {}
+    y, probs, runs = cases.get("y"), cases.get("p") or [], e.get("runs") or []
+    thresholds = [r.get("threshold") for r in runs]
+    if not y or not probs or len(probs) != len(runs) or any(t is None for t in thresholds) \
+            or any(len(p) != len(y) for p in probs):
+        return None
+    return (np.asarray(y, dtype=float), [np.asarray(p, dtype=float) for p in probs],
+            [float(t) for t in thresholds], cases.get("case_id"))
+
+
+def welch_interval(a: list[float], b: list[float], level: float = 0.95) -> tuple[float, float, float]:
+    """mean(b) - mean(a) and its Welch t-interval (the runs of two regimes are independent fits)."""
+    from scipy import stats
+
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    diff = float(b.mean() - a.mean())
+    se = float(np.sqrt(va + vb))
+    if se == 0:
+        return diff, diff, diff
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    half = float(stats.t.ppf(0.5 + level / 2, df)) * se
+    return diff, diff - half, diff + half
+
+
+def paired_bootstrap_interval(base: tuple, other: tuple, metric: str, n_boot: int = 2000, seed: int = 0,
+                              level: float = 0.95) -> tuple[float | None, float | None]:
+    """95% interval of mean-over-runs(other) - mean-over-runs(base): each replicate draws one
+    resample of the shared test cases (the same for both regimes) and, per regime, the runs with
+    replacement, each run's metric at its own threshold (as pneumo.experiments' comparisons)."""
+    from pneumo import experiment_stats as st
+
+    (y, pa, ta, _), (_, pb, tb, _) = base, other
+    rng = np.random.default_rng(seed)
+    W = st.case_weights(len(y), n_boot, rng)
+    ra = st.per_run_replicates(y, pa, ta, W)[metric]
+    rb = st.per_run_replicates(y, pb, tb, W)[metric]
+    da = rng.integers(0, len(pa), size=(n_boot, len(pa)))
+    db = rng.integers(0, len(pb), size=(n_boot, len(pb)))
+    return st.percentile_ci(st.mean_over_drawn_runs(rb, db) - st.mean_over_drawn_runs(ra, da), level)
+
+
+def regime_differences(entries: list[dict], metric: str = "roc_auc", n_boot: int = 2000,
+                       seed: int = 0) -> pd.DataFrame:
+    """Per (experiment, model): ADASYN - imbalanced of the run-mean test metric with a 95% interval.
+    Both regimes scored on the same test cases: a paired bootstrap of cases and runs (it carries
+    test-sampling and seed variability). Otherwise, with >= 2 runs each: a Welch t-interval over
+    the per-run values. Numbers stay numeric (NaN where missing); 'Interval' names the method."""
+    table: dict[tuple, dict] = {}
+    for e in entries:
+        if "error" not in e and e["regime"] in ("imbalanced", "adasyn"):
+            table.setdefault((e["experiment"], e["model"]), {})[e["regime"]] = e
+    rows = []
+    for (x, m), pair in table.items():
+        a, b = pair.get("imbalanced"), pair.get("adasyn")
+        va, vb = _values(a, metric), _values(b, metric)
+        row = {"Experiment": x, "Model": m, "imbalanced": np.mean(va) if va else np.nan,
+               "adasyn": np.mean(vb) if vb else np.nan, "Difference": np.nan, "CI low": np.nan,
+               "CI high": np.nan, "Interval": "—"}
+        if va and vb:
+            row["Difference"] = float(np.mean(vb) - np.mean(va))
+            ca, cb = (_cases(a), _cases(b))
+            same = (ca is not None and cb is not None and np.array_equal(ca[0], cb[0])
+                    and (ca[3] is None or cb[3] is None or list(ca[3]) == list(cb[3])))
+            if same and metric in _bootstrap_metrics():
+                lo, hi = paired_bootstrap_interval(ca, cb, metric, n_boot, seed)
+                if lo is not None:
+                    row.update({"CI low": lo, "CI high": hi, "Interval": BOOTSTRAP})
+            elif len(va) >= 2 and len(vb) >= 2:
+                _, lo, hi = welch_interval(va, vb)
+                row.update({"CI low": lo, "CI high": hi, "Interval": WELCH})
+        rows.append(row)
+    return pd.DataFrame(rows, columns=DIFFERENCE_COLUMNS)
+
+
+def _bootstrap_metrics() -> tuple[str, ...]:
+    from pneumo.experiment_stats import METRICS
+    return METRICS
