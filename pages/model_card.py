@@ -6,6 +6,7 @@ import streamlit as st
 from pages import common
 
 from pneumo import app_support as sup
+from pneumo import case_words as words
 from pneumo import results_view as res
 from pneumo import robustness as rob
 from pneumo import config
@@ -21,11 +22,21 @@ if not meta:
 st.markdown(f"**{meta.get('name', '?')}** · version {meta.get('version', '?')} · created {meta.get('created', '?')}")
 
 st.subheader("Intended use")
-st.markdown("A **second opinion** on pneumonia for a clinician reading a frontal chest film, with or without "
-            "the admission labs. The films it learned from are of **children aged 1–5**; on adult films it is "
-            f"outside what it was trained on. {sup.DISCLAIMER} It does not replace the reading of the film by a "
-            "radiologist, nor the clinical examination.")
-
+population = (meta.get("intended_use") or {}).get("description", "children aged 1-5, frontal chest films")
+st.markdown(f"A **second opinion** on pneumonia for a clinician reading a chest film, with or without the "
+            f"admission labs, validated on **{population}** only. {sup.DISCLAIMER} It does not replace the "
+            "reading of the film by a radiologist, nor the clinical examination.")
+st.markdown("Every answer says whether the case is **within** that use, **outside** it, or **unknown**, from "
+            "the strongest evidence there is: the DICOM header (the patient's age, used only as an age and never "
+            "shown, and the view position), then an age the user gives, then a check on the film itself "
+            "(adult or child, frontal or lateral). Outside it the app gives no label, only the number behind "
+            "an explicit *show anyway (not validated)*; the command line and batches leave `label` empty "
+            "unless `--allow-outside` is given.")
+rows = sup.intended_use_rows(meta)
+if rows:
+    st.dataframe(rows, hide_index=True)
+    st.caption("How often the check on the film flags a film as outside the intended use, on films of each "
+               "kind (the adult films are split by patient; no test film was used to fit or threshold it).")
 st.subheader("The model")
 st.markdown(sup.model_description(meta))
 
@@ -57,7 +68,7 @@ if shown:
     by_view = sup.performance_rows(metrics)
     if by_view:
         st.markdown("**By what the case holds.** A case with only a film, or only labs, is scored by the same "
-                    "model with the other modality marked missing, at that view's own threshold:")
+                    "model with the other modality marked missing, at the one operating threshold:")
         st.dataframe(by_view, hide_index=True)
         st.caption(f"The test split of the training cohort ({view.get('n', '?')} cases: Kermany's official test "
                    "films, each paired with a lab panel of its class from held-out admissions); 95% bootstrap "
@@ -65,17 +76,19 @@ if shown:
 else:
     st.caption("The bundle holds no test metrics (metrics.json).")
 
-st.subheader("Threshold and calibration")
-thresholds = sup.view_thresholds(meta)
-st.markdown("Operating thresholds, one per what the case holds: " +
-            ", ".join(f"{view} **{t:.3f}**" for view, t in thresholds.items()) + "."
-            if thresholds else "Operating threshold: not recorded.")
+st.subheader("Decision rule, calibration and uncertainty")
+if isinstance(meta.get("threshold"), (int, float)):
+    st.markdown(words.rule_sentence(float(meta["threshold"])))
 if meta.get("threshold_rule"):
-    st.markdown(f"How it was chosen: {meta['threshold_rule']}")
+    st.caption(f"As recorded in the bundle: {meta['threshold_rule']}")
 temps = sup.view_settings(meta, "temperature")
 if temps:
     st.markdown("Probabilities are calibrated by temperature scaling, one temperature per view, fitted on the "
-                "validation split: " + ", ".join(f"{view} T = {t:.3f}" for view, t in temps.items()) + ".")
+                "validation split, so a probability means the same whatever the case holds: "
+                + ", ".join(f"{view} T = {t:.3f}" for view, t in temps.items()) + ". With one threshold on "
+                "those probabilities, adding a lab value can move the label only the way it moves the probability.")
+st.markdown("**The uncertainty band** beside each answer: " +
+            "; ".join(f"*{band}*: {text}" for band, text in words.BANDS.items()) + ".")
 cal = (metrics.get("calibration") or {}).get("fusion")
 if cal and cal.get("val_ece_before") is not None:
     st.markdown(f"Expected calibration error on validation: {cal['val_ece_before']:.3f} before, "
@@ -107,8 +120,10 @@ st.markdown("""
 - **Paediatric films, adult labs**: the images are of children aged 1–5, the labs of adults.
 - **Semi-real pairing**: film and labs come from different people; the fusion learned the two
   modalities side by side, not their interplay in one patient.
-- **Distribution shift**: other scanners, adult films, portable AP films, lateral views, or
-  populations with other prevalence may behave differently; the app warns on unusual films.
+- **Distribution shift**: other scanners, portable AP films or populations with other prevalence
+  may behave differently; the app warns on unusual films and says when a case is outside the
+  intended use (adults, lateral views), but the check on the film can miss (see its figures above).
+- **Text burned into the film** (names, dates, markers) is not removed from the report's image.
 - **Single site per modality**: one hospital for the films, one for the labs.
 - Not validated prospectively. Not a medical device.
 """)

@@ -414,6 +414,27 @@ def performance_rows(metrics: dict) -> list[dict]:
     return rows
 
 
+_CHECK_ROWS = (("val", "kermany_children", "Children, Kermany validation films (thresholds set here)"),
+               ("val", "adults", "Adults, validation films (thresholds set here)"),
+               ("test", "kermany_children", "Children, Kermany official test films"),
+               ("test", "kermany_children_at_128px", "Children, Kermany test films seen at 128 px"),
+               ("test", "adults_hannover-covid", "Adults, Hannover COVID-19 films (held-out patients)"),
+               ("test", "adults_nih-chestxray14", "Adults, NIH ChestX-ray14 films (held-out patients)"),
+               ("test", "laterals", "Lateral films, ieee8023 (evaluation only)"))
+
+
+def intended_use_rows(meta: dict) -> list[dict]:
+    """The intended-use check's measured flag rates (bundle.json intended_use.film_check)."""
+    report = ((meta.get("intended_use") or {}).get("film_check") or {})
+    rows = []
+    for part, key, name in _CHECK_ROWS:
+        r = (report.get(part) or {}).get(key)
+        if r and r.get("n"):
+            rows.append({"films": name, "n": r["n"], "flagged outside": f"{r['flagged']:.1%}",
+                         "as adult": f"{r['flagged_adult']:.1%}", "as lateral": f"{r['flagged_lateral']:.1%}"})
+    return rows
+
+
 def gate_description(meta: dict) -> str | None:
     """How the bundle decides not to read a film (bundle.json's reference), in plain words."""
     ref = meta.get("reference") or {}

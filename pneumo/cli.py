@@ -80,10 +80,10 @@ def cmd_explain(args) -> int:
 def _log(result, case, origin, args) -> None:
     if getattr(args, "no_log", False):
         return
-    from pneumo.audit import CaseLog
+    from pneumo.audit import record_or_warn
 
     labs = case.labs.values if case.labs is not None else {}
-    CaseLog().record(result, labs=labs, origin=origin)
+    record_or_warn(result, labs=labs, origin=origin)
 
 
 def cmd_history(args) -> int:

@@ -11,6 +11,7 @@ import numpy as np
 
 from pneumo import metrics as M
 
+NEAR_THRESHOLD = 0.10     # |p - threshold| below this reads "near threshold"
 VIEWS = ("fusion", "image_only", "labs_only")
 RULE = ("one threshold for every case: PNEUMONIA when the calibrated probability is at least the "
         "threshold; it maximises sensitivity + specificity on the validation cases, each read as film "
@@ -30,3 +31,13 @@ def single_threshold(y: np.ndarray, probabilities: dict[str, np.ndarray]) -> flo
 def label_of(probability: float, threshold: float) -> str:
     """The rule itself, in one place."""
     return "PNEUMONIA" if probability >= threshold else "NORMAL"
+
+
+def band_of(probability: float, threshold: float, *, has_warning: bool, members_agree: bool) -> str:
+    """How much to trust the label, worst first: caution (a warning fired), members disagree
+    (the ensemble straddles the threshold), near threshold, clear. Never clear with a warning."""
+    if has_warning:
+        return "caution"
+    if not members_agree:
+        return "members disagree"
+    return "near threshold" if abs(probability - threshold) < NEAR_THRESHOLD else "clear"

@@ -13,7 +13,7 @@ import numpy as np
 from pneumo import config, explain
 from pneumo.bundle import view_of
 from pneumo.case import Case, Explanation, ImageState, Result
-from pneumo.decision_rule import label_of
+from pneumo.decision_rule import band_of, label_of
 from pneumo.errors import NothingToReadError, PneumoError, UnsupportedImageError
 from pneumo.imaging import pixel_digest, preprocess
 from pneumo.intended_use import OUTSIDE, IntendedUse, assess
@@ -23,7 +23,6 @@ from pneumo.validity import cheap_checks
 
 __all__ = ["Case", "Explanation", "ImageState", "Predictor", "Result"]
 
-NEAR_THRESHOLD = 0.10     # |p - threshold| below this reads "near threshold"
 
 
 class Predictor:
@@ -35,6 +34,7 @@ class Predictor:
         self.name, self.version = runner.name, runner.version
         self.meta, self.metrics = runner.meta, runner.metrics
         self.population, self.film_check = runner.population, runner.film_check
+        self._labs_only_figures = _view_figures((self.metrics.get("test") or {}).get("labs_only"))
         self._embeddings: OrderedDict[str, tuple] = OrderedDict()   # digest -> (input, early, late)
         self._lock = threading.Lock()   # one Predictor serves every app session: guard the cache
 
@@ -176,15 +176,14 @@ class Predictor:
         if use.status == OUTSIDE:
             warnings.insert(0, "outside the intended use: " + use.reason)
         if not has_image:
-            notes.append("no film: the answer rests on the labs alone")
+            notes.append("no film: the answer rests on the labs alone" + self._labs_only_figures)
         if not has_labs:
             notes.append("no lab values: the answer rests on the film alone")
         elif imputed:
             notes.append(f"{len(imputed)} of {len(self.panel)} lab tests not given "
                          "(the model treats them as not measured)")
         uncertainty = _uncertainty(p, threshold, members)
-        band = ("caution" if warnings else "members disagree" if not uncertainty["agree"]
-                else "near threshold" if abs(p - threshold) < NEAR_THRESHOLD else "clear")
+        band = band_of(p, threshold, has_warning=bool(warnings), members_agree=uncertainty["agree"])
         label = label_of(p, threshold)
         return Result(
             probability=round(p, 6),
@@ -245,6 +244,14 @@ class Predictor:
                          "value": value, "ref_low": test.ref_low, "ref_high": test.ref_high,
                          "imputed": value is None, "out_of_range": test.key in out})
         return rows
+
+
+def _view_figures(m: dict | None) -> str:
+    """' (labs-only cases on the test split: ROC AUC 0.64, sensitivity 0.33, specificity 0.90)'."""
+    if not m or not all(isinstance(m.get(k), (int, float)) for k in ("roc_auc", "sensitivity", "specificity")):
+        return ""
+    return (f" (labs-only cases on the test split: ROC AUC {m['roc_auc']:.2f}, sensitivity "
+            f"{m['sensitivity']:.2f}, specificity {m['specificity']:.2f}: weak on their own)")
 
 
 def _uncertainty(p: float, threshold: float, members: np.ndarray) -> dict:

@@ -1,0 +1,178 @@
+"""Intended use, the decision rule and the one attribution story, on made-up cases and the tiny
+bundle (the shipped model's figures are in test_trust_shipped.py)."""
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pneumo.case import Case
+from pneumo.decision_rule import band_of, label_of, single_threshold
+from pneumo.errors import PneumoError
+from pneumo.intended_use import (KERMANY_CHILDREN, OUTSIDE, UNKNOWN, WITHIN, FilmCheck, FilmReading,
+                                 assess, frontal_score, parse_age)
+
+CHILD = FilmReading(0.01, 0.3, adult=False, lateral=False)
+ADULT = FilmReading(0.99, 0.3, adult=True, lateral=False)
+LATERAL = FilmReading(0.2, -0.1, adult=False, lateral=True)
+
+
+def test_header_age_is_the_strongest_evidence():
+    use = assess(KERMANY_CHILDREN, has_image=True, header_age=45.0, film=CHILD)
+    assert use.status == OUTSIDE and use.evidence == "dicom header"
+    assert "45" not in use.reason                                  # an age is never quoted
+    assert assess(KERMANY_CHILDREN, has_image=True, header_age=3.0, given_age=45, film=ADULT).status == WITHIN
+
+
+def test_given_age_then_the_film_check():
+    assert assess(KERMANY_CHILDREN, has_image=True, given_age=70, film=CHILD).status == OUTSIDE
+    assert assess(KERMANY_CHILDREN, has_image=True, given_age=4, film=ADULT).status == WITHIN
+    assert assess(KERMANY_CHILDREN, has_image=True, film=ADULT).status == OUTSIDE
+    assert assess(KERMANY_CHILDREN, has_image=True, film=CHILD).status == WITHIN
+    assert assess(KERMANY_CHILDREN, has_image=True, film=None).status == UNKNOWN
+
+
+def test_ages_at_the_edges_of_1_to_5():
+    for age, status in ((0.5, OUTSIDE), (1.0, WITHIN), (5.9, WITHIN), (6.0, OUTSIDE)):
+        assert assess(KERMANY_CHILDREN, has_image=False, given_age=age).status == status, age
+
+
+def test_lateral_views():
+    assert assess(KERMANY_CHILDREN, has_image=True, view_position="LL", header_age=3, film=CHILD).status == OUTSIDE
+    assert assess(KERMANY_CHILDREN, has_image=True, given_age=3, film=LATERAL).status == OUTSIDE
+    # a header that says frontal outweighs the learned view check
+    assert assess(KERMANY_CHILDREN, has_image=True, view_position="AP", given_age=3, film=LATERAL).status == WITHIN
+
+
+def test_labs_only_without_age_is_unknown():
+    use = assess(KERMANY_CHILDREN, has_image=False)
+    assert use.status == UNKNOWN and "no film and no age" in use.reason
+    assert assess(None, has_image=True, film=CHILD).status == UNKNOWN
+
+
+def test_parse_age():
+    assert parse_age(" 4 ") == 4.0 and parse_age("") is None and parse_age(None) is None
+    for bad in ("four", "-1", "200", "nan", "inf"):
+        with pytest.raises(PneumoError):
+            parse_age(bad)
+
+
+def test_frontal_score_tells_a_bright_midline_from_a_lopsided_film():
+    yy, xx = np.mgrid[0:224, 0:224] / 224.0
+    frontal = 0.3 + 0.5 * np.exp(-((xx - 0.5) / 0.08) ** 2)                # bright midline, dark lungs
+    lateral = 0.2 + 0.6 * np.clip((xx - 0.55) / 0.45, 0, 1) ** 2            # spine at one edge
+    assert frontal_score(frontal[..., None]) > 0.2
+    assert frontal_score(lateral[..., None]) < 0.05
+
+
+def test_film_check_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    check = FilmCheck(rng.normal(size=8), np.ones(8), rng.normal(size=8), 0.1, 0.7, 0.05)
+    loaded = FilmCheck.load(check.save(tmp_path / "c.npz"))
+    x = rng.normal(size=(5, 8))
+    np.testing.assert_allclose(loaded.adult_scores(x), check.adult_scores(x))
+    assert (loaded.adult_at, loaded.frontal_at) == (0.7, 0.05)
+
+
+def test_one_threshold_is_youden_on_the_views_pooled():
+    y = np.array([0, 0, 1, 1])
+    p = {"fusion": np.array([0.1, 0.4, 0.6, 0.9]), "image_only": np.array([0.2, 0.45, 0.55, 0.8])}
+    t = single_threshold(y, p)
+    assert 0.45 < t <= 0.55
+    assert label_of(t, t) == "PNEUMONIA" and label_of(t - 1e-9, t) == "NORMAL"
+
+
+# --- through the Predictor (tiny bundle, the population stated) --------------------------
+
+@pytest.fixture(scope="module")
+def predictor(tiny_bundle):
+    from pneumo.predictor import Predictor
+
+    pred = Predictor.load(tiny_bundle)
+    pred.population = KERMANY_CHILDREN
+    return pred
+
+
+def _dicom(age: str | None = None, view: str | None = None) -> bytes:
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    yy, xx = np.mgrid[0:128, 0:160] / 160.0
+    img = (0.3 + 0.4 * np.exp(-((xx - 0.5) / 0.1) ** 2) + 0.2 * np.sin(6 * yy)) * 4000
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"
+    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.Modality, ds.PatientName, ds.PatientID = "DX", "Doe^Jane", "MRN-778899"
+    ds.PatientBirthDate, ds.StudyDate = "19800102", "20250301"
+    if age:
+        ds.PatientAge = age
+    if view:
+        ds.ViewPosition = view
+    ds.Rows, ds.Columns = img.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.PixelData = img.astype(np.uint16).tobytes()
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue()
+
+
+def test_a_dicom_whose_header_says_45_is_outside_and_unlabelled_unless_allowed(predictor):
+    case = Case.from_sources(_dicom("045Y"), None, panel=predictor.panel)
+    assert case.image.meta.age_years == 45.0
+    result = predictor.predict(case, allow_outside=False)
+    assert result.intended_use == OUTSIDE and result.label == ""
+    assert result.band == "caution" and result.warnings[0].startswith("outside the intended use")
+    assert result.suggested_label in ("PNEUMONIA", "NORMAL")
+    assert predictor.predict(case).label == result.suggested_label          # allowed: labelled
+    text = json.dumps(result.to_dict())
+    assert "045" not in text and "Doe" not in text and "MRN" not in text and "1980" not in text
+
+
+def test_birth_date_against_study_date_and_a_lateral_header(predictor):
+    older = Case.from_sources(_dicom(), None, panel=predictor.panel)      # born 1980, study 2025
+    assert predictor.predict(older).intended_use == OUTSIDE
+    lateral = Case.from_sources(_dicom("003Y", "LL"), None, panel=predictor.panel)
+    assert "LL view" in predictor.predict(lateral).intended_use_reason
+    child = Case.from_sources(_dicom("003Y", "AP"), None, panel=predictor.panel)
+    assert predictor.predict(child).intended_use == WITHIN
+
+
+def test_a_given_age_and_a_case_with_labs_only(predictor):
+    labs = {"wbc": 15.0, "sodium": 131}
+    assert predictor.predict(Case.from_sources(None, labs, panel=predictor.panel)).intended_use == UNKNOWN
+    adult = predictor.predict(Case.from_sources(None, labs, panel=predictor.panel, age=40), allow_outside=False)
+    assert adult.intended_use == OUTSIDE and adult.label == ""
+    assert predictor.predict(Case.from_sources(None, labs, panel=predictor.panel, age="3")).intended_use == WITHIN
+
+
+def test_never_clear_when_a_warning_fires_or_members_disagree():
+    assert band_of(0.98, 0.5, has_warning=True, members_agree=True) == "caution"
+    assert band_of(0.98, 0.5, has_warning=False, members_agree=False) == "members disagree"
+    assert band_of(0.55, 0.5, has_warning=False, members_agree=True) == "near threshold"
+    assert band_of(0.98, 0.5, has_warning=False, members_agree=True) == "clear"
+
+
+def test_an_unusual_film_is_not_clear(predictor, tmp_path):
+    path = tmp_path / "wide.png"
+    yy, xx = np.mgrid[0:100, 0:400] / 400.0                      # aspect 4: warned
+    Image.fromarray(((0.4 + 0.3 * np.sin(5 * xx) * np.cos(9 * yy)) * 255).astype(np.uint8)).save(path)
+    r = predictor.predict(Case.from_sources(path, None, panel=predictor.panel, age=3))
+    assert any("aspect" in w for w in r.warnings) and r.band == "caution"
+
+
+def test_the_cli_refuses_a_case_with_nothing_to_read(tmp_path):
+    junk = tmp_path / "labs.csv"
+    junk.write_text("foo,bar\n1,2\n")
+    proc = subprocess.run([sys.executable, "-m", "pneumo", "predict", "--labs", str(junk), "--no-log",
+                           "--json"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout == "" and proc.stderr.count("\n") == 1
+    assert "nothing to read" in proc.stderr and "Traceback" not in proc.stderr
