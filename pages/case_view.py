@@ -28,6 +28,11 @@ def lab_form(panel) -> dict | None:
                              value=None, key=f"lab_{t.key}", help=sup.lab_help(t),
                              placeholder=sup.ref_text(t, unit=False), format="%g", step=0.1)
     values = sup.form_values({t.key: ss.get(f"lab_{t.key}") for t in panel})
+    flagged = [f"{sup.short_name(t.key, t.name)} {sup.fmt_number(ss.get(f'lab_{t.key}'))} "
+               f"({sup.range_flag(t, ss.get(f'lab_{t.key}'))})" for t in panel if sup.range_flag(t, ss.get(f"lab_{t.key}"))]
+    if flagged:
+        st.markdown(f"<span class='pneumo-flag'>Outside the reference range:</span> {', '.join(flagged)}",
+                    unsafe_allow_html=True)
     st.caption(f"{len(values or {})} of {len(tests)} values entered; each applies as soon as you leave its "
                "field. Leave a test empty if it was not measured.")
     return values
@@ -58,7 +63,7 @@ def verdict(r) -> bool:
     has not asked to see the number anyway (then nothing below should be read as an opinion)."""
     if r.intended_use == "outside":
         st.error("**No second opinion: this case is outside the model's intended use.** "
-                 + md_escape(r.intended_use_reason) + ".", icon=":material/block:")
+                 + md_escape(words.capital(r.intended_use_reason)) + ".", icon=":material/block:")
         if not st.toggle("Show the number anyway (not validated for this case)", key="show_outside"):
             return False
         st.warning("Not validated: the model was never tested on cases like this one. "

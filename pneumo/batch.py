@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterator
 
 from pneumo import config
 from pneumo.batch_output import OutputError, RowWriter, os_reason, output_error
+from pneumo.case import Case
 from pneumo.csv_safe import safe_cell
 from pneumo.cohorts.manifest import resolve_inside
 from pneumo.errors import ManifestError, PneumoError
@@ -57,15 +58,6 @@ class BatchSummary:
     def cases_per_second(self) -> float:
         done = self.scored + self.errors
         return done / self.seconds if self.seconds > 0 else 0.0
-
-
-@dataclass
-class _Case:
-    """Stand-in for pneumo.predictor.Case when the predictor's module has none (test fakes)."""
-    image: Any = None
-    labs: Any = None
-    case_id: str | None = None
-    age_years: float | None = None
 
 
 @dataclass
@@ -208,7 +200,7 @@ def _read_labs(row: dict[str, str], lab_cols: list[str], panel):
     return None if all(v is None for v in reading.values.values()) else reading
 
 
-def _prepare(item: _Item, root: Path, lab_cols: list[str], panel, make_case) -> _Item:
+def _prepare(item: _Item, root: Path, lab_cols: list[str], panel) -> _Item:
     """Runs in a worker thread: everything before the model, errors kept on the item."""
     try:
         if item.extra:
@@ -219,7 +211,7 @@ def _prepare(item: _Item, root: Path, lab_cols: list[str], panel, make_case) -> 
         image = read_image(resolve_inside(root, rel)) if rel else None
         if image is None and labs is None:
             raise ManifestError("row has no image_path and no lab values")
-        item.case, item.labs = make_case(image=image, labs=labs, age_years=age), labs
+        item.case, item.labs = Case(image=image, labs=labs, age_years=age), labs
     except Exception as err:  # noqa: BLE001 - a bad row of any kind is that row's error
         item.error = _error_text(err)
     return item
@@ -380,7 +372,6 @@ def run_batch(manifest_csv: str | os.PathLike, out_csv: str | os.PathLike, *, ro
     summary = BatchSummary(batch_id=batch_id or uuid.uuid4().hex[:16], out=out)
     panel = getattr(predictor, "panel", None)
     lab_cols = _lab_columns(header, panel)
-    make_case = getattr(sys.modules.get(type(predictor).__module__), "Case", None) or _Case
     bar = _Progress(total, progress)
 
     def todo() -> Iterator[_Item]:
@@ -430,7 +421,7 @@ def run_batch(manifest_csv: str | os.PathLike, out_csv: str | os.PathLike, *, ro
                 if item is None:
                     exhausted = True
                 else:
-                    pending.append(pool.submit(_prepare, item, root, lab_cols, panel, make_case))
+                    pending.append(pool.submit(_prepare, item, root, lab_cols, panel))
             if not pending:
                 break
             chunk.append(pending.popleft().result())

@@ -208,7 +208,6 @@ def part_case(pred, images) -> dict:
     """Each step of one warm case, timed around the library calls; plus before/after ratios."""
     import numpy as np
     from pneumo import explain
-    from pneumo.predictor import SHAP_BACKGROUND
     from pneumo.imaging import preprocess, read_image
     from pneumo.labs import parse_labs
     from pneumo.predictor import Case
@@ -237,10 +236,9 @@ def part_case(pred, images) -> dict:
         early, late = timed("embed", runner.embed, x[None])
         row = pred._lab_row(case)
         # the four modality corners {neither, image, labs, both} in one head call
-        corners = timed("contribution", runner.head, np.repeat(early, 4, 0), np.repeat(late, 4, 0),
+        timed("contribution", runner.head, np.repeat(early, 4, 0), np.repeat(late, 4, 0),
                         np.array([0, 1, 0, 1], np.float32),
                         np.concatenate([np.full_like(row, np.nan)] * 2 + [row] * 2))
-        explain.modality_shapley(*corners)
         coarse = timed("gradcam_model", runner.grad_cam, x, row)
         t = clock()
         heat = explain.upsample_heat(coarse, *xray.pixels.shape)
@@ -250,12 +248,12 @@ def part_case(pred, images) -> dict:
 
         def f(matrix, e=early, l=late):
             return runner.head_for_one_image(e, l, 1.0, matrix)
-        timed("shap", explain.lab_shap, f, row[0], runner.background[:SHAP_BACKGROUND])
+        timed("shap", explain.lab_shap, f, row[0])        # reference: the labs not measured
         if len(steps.get("explain", ())) < EXPLAIN_N:
             pred._embeddings.clear()
             timed("explain", pred.explain, case)
     out = {k: _stats(v) for k, v in steps.items()}
-    out["shap_background_rows"] = int(len(runner.background[:SHAP_BACKGROUND]))   # cost grows with it
+    out["shap_background_rows"] = 1                  # one "not measured" reference row
     out["ratios"] = _ratios(pred, cases)
     return out
 

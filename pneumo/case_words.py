@@ -27,7 +27,7 @@ def verdict_line(result) -> str:
     """'PNEUMONIA · P(pneumonia) 0.84 (threshold 0.52) · clear', or why no label is given."""
     if not result.label:
         return ("No second opinion: this case is outside the model's intended use. "
-                + _capital(result.intended_use_reason) + ".")
+                + capital(result.intended_use_reason) + ".")
     return (f"{result.label} · P(pneumonia) {result.probability:.2f} "
             f"(threshold {result.threshold:.2f}) · {result.band}")
 
@@ -47,10 +47,10 @@ def attribution_sentence(result) -> str:
     level = base
     if m.get("image"):
         level += c["image"]
-        parts.append(f"the film takes it to {level:.2f} ({c['image']:+.2f})")
+        parts.append(f"the film takes it to {level:.2f} ({signed(c['image'])})")
     if m.get("labs"):
         level += c["labs"]
-        parts.append(f"the labs {'then ' if m.get('image') else ''}take it to {level:.2f} ({c['labs']:+.2f})")
+        parts.append(f"the labs {'then ' if m.get('image') else ''}take it to {level:.2f} ({signed(c['labs'])})")
     return "; ".join(parts) + "."
 
 
@@ -58,7 +58,7 @@ def shap_caption(result, n_shown: int, n_panel: int) -> str:
     """What the lab bars are, and why some tests have none."""
     start = "the film alone" if result.modalities.get("image") else "no labs at all"
     text = (f"Each bar is how much one lab value moved P(pneumonia), from {start} to the answer; "
-            f"together they make the labs' step ({result.modality_contribution['labs']:+.2f}). "
+            f"together they make the labs' step ({signed(result.modality_contribution['labs'])}). "
             "Red raises the probability, blue lowers it.")
     missing = n_panel - n_shown
     if missing:
@@ -78,5 +78,10 @@ def inputs_given(result) -> str:
     return "film and labs" if m.get("image") and m.get("labs") else "film only" if m.get("image") else "labs only"
 
 
-def _capital(text: str) -> str:
+def signed(x: float) -> str:
+    """+0.41, or +0.003 when two decimals would read as a meaningless -0.00."""
+    return f"{x:+.2f}" if abs(x) >= 0.005 else f"{x:+.3f}"
+
+
+def capital(text: str) -> str:
     return text[:1].upper() + text[1:] if text else text

@@ -14,7 +14,7 @@ from pneumo import metrics as M
 NEAR_THRESHOLD = 0.10     # |p - threshold| below this reads "near threshold"
 VIEWS = ("fusion", "image_only", "labs_only")
 RULE = ("one threshold for every case: PNEUMONIA when the calibrated probability is at least the "
-        "threshold; it maximises sensitivity + specificity on the validation cases, each read as film "
+        "threshold; it maximises Youden's J (sensitivity + specificity - 1) on the validation cases, each read as film "
         "and labs, film only and labs only (every view calibrated on validation by its own temperature)")
 
 

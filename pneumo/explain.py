@@ -1,6 +1,6 @@
-"""Explanations: Grad-CAM on the film, SHAP on the labs, and the exact Shapley split of the
-answer between the two modalities. Pure functions over a head function and arrays; the
-Predictor wires them to a bundle."""
+"""Explanations: Grad-CAM on the film and SHAP on the labs (against "not measured"), pure
+functions over a head function and arrays; the Predictor wires them to a bundle and splits the
+answer into the film's and the labs' steps from the no-input baseline."""
 from __future__ import annotations
 
 from typing import Callable
@@ -10,14 +10,6 @@ from PIL import Image
 
 HeadFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """(lab matrix with NaN for missing (n, T), image_present (n,)) -> calibrated P(pneumonia) (n,)"""
-
-
-def modality_shapley(v_none: float, v_image: float, v_labs: float, v_both: float) -> dict:
-    """Exact Shapley values of the two players {image, labs}; they sum to v_both - v_none."""
-    image = 0.5 * ((v_image - v_none) + (v_both - v_labs))
-    labs = 0.5 * ((v_labs - v_none) + (v_both - v_image))
-    return {"image": float(image), "labs": float(labs), "baseline": float(v_none),
-            "full": float(v_both)}
 
 
 def lab_shap(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray, background: np.ndarray | None = None,

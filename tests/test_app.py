@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import sys
 import types
-from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
@@ -53,54 +52,17 @@ def colourful_png(size=(256, 256)) -> bytes:
 # --- a stand-in predictor (the page's contract, no TensorFlow) --------------------------
 
 def _fake_module():
-    from pneumo.errors import UnsupportedImageError
-    from pneumo.imaging import pixel_digest, read_image
-    from pneumo.labs import default_panel, parse_labs
-
-    @dataclass
-    class Case:
-        image: object = None
-        labs: object = None
-        case_id: str | None = None
-
-        @classmethod
-        def from_sources(cls, image=None, labs=None, *, panel, name=None):
-            return cls(read_image(image) if image is not None else None,
-                       parse_labs(labs, panel) if labs is not None else None)
-
-    @dataclass
-    class Result:
-        probability: float
-        label: str
-        threshold: float = 0.5
-        band: str = "clear"
-        modalities: dict = field(default_factory=dict)
-        modality_contribution: dict = field(default_factory=dict)
-        imputed: list = field(default_factory=list)
-        out_of_range: list = field(default_factory=list)
-        validity: str = "accept"
-        warnings: list = field(default_factory=list)
-        model: dict = field(default_factory=lambda: {"name": "fake", "version": "0", "weights_sha256": "0" * 64})
-        image_digest: str | None = None
-
-        def to_dict(self):
-            return dict(self.__dict__)
-
-    @dataclass
-    class Explanation:
-        result: Result
-        gradcam: object
-        overlay: object
-        shap_values: dict
-        shap_base: float
-        lab_display: list
-        contribution: dict
-
-        def to_dict(self):
-            return {"result": self.result.to_dict(), "shap_values": self.shap_values}
+    """The page's contract with a stand-in model: the real Case, Result and Explanation."""
+    from pneumo.case import Case, Explanation, Result
+    from pneumo.decision_rule import label_of
+    from pneumo.errors import NothingToReadError, UnsupportedImageError
+    from pneumo.imaging import pixel_digest
+    from pneumo.intended_use import KERMANY_CHILDREN
+    from pneumo.labs import default_panel
 
     class Predictor:
         name, version, threshold = "fake", "0", 0.5
+        population = KERMANY_CHILDREN
 
         def __init__(self):
             self.panel = default_panel()
@@ -115,32 +77,40 @@ def _fake_module():
             return float(np.clip(0.2 + 0.3 * img + 0.03 * (wbc - 7), 0.01, 0.99))
 
         def explain(self, case, **kw):
+            if case.image is None and not case.has_labs:
+                raise NothingToReadError("nothing to read: no film and no usable lab value")
             if case.image is not None and case.image.meta.was_color and case.image.meta.color_spread > 0.04:
                 raise UnsupportedImageError("a colour image: radiographs are grayscale (a photograph?)")
             p = self._p(case)
-            r = Result(p, "PNEUMONIA" if p >= 0.5 else "NORMAL",
-                       modalities={"image": case.image is not None, "labs": case.labs is not None},
-                       modality_contribution={"image": 0.3, "labs": 0.05},
+            r = Result(p, label_of(p, 0.5), 0.5, "caution",
+                       modalities={"image": case.image is not None, "labs": case.has_labs},
+                       modality_contribution={"image": 0.3, "labs": p - 0.3 - (p - 0.35)},
                        warnings=["unusual aspect ratio 1.25 for a chest film"],
-                       image_digest=pixel_digest(case.image.pixels) if case.image is not None else None)
+                       model={"name": "fake", "version": "0", "weights_sha256": "0" * 64},
+                       image_digest=pixel_digest(case.image.pixels) if case.image is not None else None,
+                       intended_use="within", intended_use_reason="the age given is within 1-5 years",
+                       baseline=p - 0.35, uncertainty={"members": [p], "agree": True, "spread": 0.0,
+                                                       "words": "a single model: no spread to measure"})
+            r.modality_contribution = {"image": 0.3, "labs": 0.05}
             heat = None
             if case.image is not None:
                 h, w = case.image.pixels.shape
                 heat = np.outer(np.hanning(h), np.hanning(w)).astype(np.float32)
             shap, display = {}, []
             if case.labs is not None:
-                shap = {t.key: (0.02 if t.key == "wbc" else -0.001) for t in self.panel}
-                display = [{"key": t.key, "name": t.name, "value": case.labs.values.get(t.key), "unit": t.unit,
-                            "ref_low": t.ref_low, "ref_high": t.ref_high,
+                shap = {k: (0.04 if k == "wbc" else 0.01) for k, v in case.labs.values.items() if v is not None}
+                display = [{"key": t.key, "name": t.name, "value": case.labs.values.get(t.key),
+                            "unit": t.display_unit, "ref_low": t.ref_low, "ref_high": t.ref_high,
                             "imputed": case.labs.values.get(t.key) is None, "out_of_range": False}
                            for t in self.panel]
             return Explanation(r, heat, None, shap, p - sum(shap.values()), display, r.modality_contribution)
 
-        def predict(self, case):
+        def predict(self, case, **kw):
             return self.explain(case).result
 
         def what_if(self, case, changes):
-            return self._p(case, changes)
+            p = self._p(case, changes)
+            return {"probability": p, "label": label_of(p, 0.5), "threshold": 0.5, "view": "fusion"}
 
     mod = types.ModuleType("pneumo.predictor")
     mod.Case, mod.Result, mod.Explanation, mod.Predictor = Case, Result, Explanation, Predictor
@@ -221,10 +191,11 @@ def test_second_opinion_scores_a_film_with_labs(fake_predictor, home):
     assert not at.exception, at.exception
     assert not at.error, _texts(at, "error")
     md = _texts(at, "markdown")
-    assert "P(pneumonia)" in md and "The film moved the risk +0.30, the labs +0.05." in md
+    assert "P(pneumonia)" in md and "the film takes it to" in md and "(+0.05)" in md
+    assert "Within the intended use" in _texts(at, "caption") and "for every case" in _texts(at, "caption")
     assert "unusual aspect ratio" in _texts(at, "warning")
     assert len(at.get("imgs")) >= 1 or len(at.get("image")) >= 1
-    assert at.metric and at.metric[0].label == "P(pneumonia) with this value"
+    assert at.metric and at.metric[0].label.startswith("With this value: ")
     # each distinct case is logged once (film alone, then film + labs), not on every rerun
     from pneumo.audit import CaseLog
     assert CaseLog().count() == 2
@@ -236,14 +207,13 @@ def test_second_opinion_scores_a_film_with_labs(fake_predictor, home):
 def test_what_if_moves_the_probability(fake_predictor, home):
     at = _app()
     at.file_uploader[0].upload("film.png", chest_like_png(), "image/png").run()
-    for t in ("wbc",):
-        at.number_input(key=f"lab_{t}").set_value(9.0)
-    at.button[0].click().run()  # "Use these labs" (the form's submit)
+    at.number_input(key="lab_wbc").set_value(9.0).run()    # applies at once: no submit step
     assert not at.exception, at.exception
     at.selectbox(key="whatif_lab").set_value("wbc").run()
-    base = float(at.metric[0].value)
+    base = float(at.metric[0].value.split()[-1])
     at.slider(key="whatif_wbc").set_value(17.0).run()
-    assert float(at.metric[0].value) > base
+    assert float(at.metric[0].value.split()[-1]) > base
+    assert at.metric[0].label in ("With this value: PNEUMONIA", "With this value: NORMAL")
 
 
 def test_colour_photo_is_refused_without_a_probability(fake_predictor, home):
@@ -256,11 +226,11 @@ def test_colour_photo_is_refused_without_a_probability(fake_predictor, home):
 
 def test_out_of_range_lab_is_flagged(fake_predictor, home):
     at = _app()
-    at.number_input(key="lab_wbc").set_value(16.2)
-    at.button[0].click().run()
+    at.number_input(key="lab_wbc").set_value(16.2).run()
     assert not at.exception, at.exception
     assert "Outside the reference range" in _texts(at, "markdown")
     assert "WBC" in _texts(at, "markdown")
+    assert "1 of 20 values entered" in _texts(at, "caption")
 
 
 @pytest.mark.skipif(not config.kermany_dir().is_dir(), reason="Kermany data not found (PNEUMO_DATA_DIR)")
@@ -276,14 +246,25 @@ def test_example_case_loads_with_semi_real_label(fake_predictor, home):
 
 @needs_model
 @pytest.mark.slow
-def test_real_model_scores_a_synthetic_film(home):
+def test_real_model_reads_a_kermany_film_as_the_library_does(home):
+    """The page's verdict is the library's for the same film: label, probability, intended use."""
     from pages import common
+    from pneumo import app_support as sup
     common._loader.clear()
+    film = sup.example_images().get("pneumonia")
+    if film is None:
+        pytest.fail("the Kermany example film is missing (PNEUMO_DATA_DIR)") if __import__("os").environ.get("CI") \
+            else pytest.skip("Kermany data not found")
     at = _app()
-    at.file_uploader[0].upload("film.png", chest_like_png(), "image/png").run()
+    at.file_uploader[0].upload("film.jpeg", film.read_bytes(), "image/jpeg").run()
     assert not at.exception, at.exception
-    md, err = _texts(at, "markdown"), _texts(at, "error")
-    assert ("P(pneumonia)" in md) or err, "neither a result nor a refusal"
+    assert not at.error, _texts(at, "error")
+    expected = common.loader().wait().predict(
+        __import__("pneumo.case", fromlist=["Case"]).Case.from_sources(film, None, panel=common.panel()))
+    md = _texts(at, "markdown")
+    assert f"pneumo-result {expected.label}'>{expected.label}<" in md
+    assert f"<b>{expected.probability:.2f}</b>" in md
+    assert "Within the intended use" in _texts(at, "caption") and expected.intended_use == "within"
 
 
 @needs_model

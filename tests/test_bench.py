@@ -13,7 +13,7 @@ from pneumo.errors import PneumoError
 @pytest.fixture
 def fast_shap(monkeypatch):
     """SHAP's first call JIT-compiles numba code for tens of seconds: stand in a one-call fake."""
-    def fake(f, x, background, **kw):
+    def fake(f, x, background=None, **kw):
         return np.zeros(len(x)), float(f(np.asarray(x, np.float32)[None])[0])
     monkeypatch.setattr("pneumo.explain.lab_shap", fake)
 

@@ -5,17 +5,6 @@ import pytest
 from pneumo import explain
 
 
-def test_modality_shapley_sums_to_full_minus_empty():
-    contrib = explain.modality_shapley(v_none=0.3, v_image=0.8, v_labs=0.35, v_both=0.9)
-    assert contrib["image"] + contrib["labs"] == pytest.approx(0.9 - 0.3)
-    assert contrib["image"] > contrib["labs"] > 0
-
-
-def test_modality_shapley_symmetric_players_split_evenly():
-    contrib = explain.modality_shapley(0.0, 0.2, 0.2, 0.4)
-    assert contrib["image"] == pytest.approx(contrib["labs"]) == pytest.approx(0.2)
-
-
 def test_lab_shap_is_additive_on_a_nonlinear_model():
     rng = np.random.default_rng(0)
     background = rng.normal(size=(40, 6))
@@ -31,6 +20,20 @@ def test_lab_shap_is_additive_on_a_nonlinear_model():
     assert base == pytest.approx(f(background).mean(), abs=1e-6)
     # features the model ignores get (almost) nothing
     assert abs(values[3]) < 1e-9 and abs(values[4]) < 1e-9
+
+
+def test_lab_shap_against_not_measured_gives_a_test_not_given_exactly_zero():
+    """Reference = every test 'not measured' (NaN): the base is the answer without labs, the
+    values add up to what the given labs moved, and a test not given gets exactly 0."""
+    def f(m):
+        m = np.nan_to_num(np.asarray(m, float), nan=0.0)
+        return 1 / (1 + np.exp(-(0.8 * m[:, 0] - 0.5 * m[:, 1] + 0.3 * m[:, 0] * m[:, 2])))
+
+    x = np.array([1.5, 2.0, np.nan, -1.0])
+    values, base = explain.lab_shap(f, x)
+    assert base == pytest.approx(float(f(np.full((1, 4), np.nan))[0]))
+    assert base + values.sum() == pytest.approx(float(f(x[None])[0]), abs=1e-9)
+    assert values[2] == 0.0 and values[3] == 0.0          # not given; given but unused by f
 
 
 def test_upsample_and_overlay_shapes():

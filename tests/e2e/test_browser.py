@@ -55,12 +55,19 @@ def test_kermany_film_with_example_labs(page, app_url, shot):
         str(sup.example_labs("pneumonia")))
     # Wait for the with-labs answer itself: the film alone is scored first (the labs arrive a
     # rerun later), so its P(pneumonia) may be on the page while the labs are still being read.
-    page.get_by_text("SHAP values:").first.wait_for(timeout=MODEL_WAIT)
+    page.get_by_text("Each bar is how much one lab value moved").first.wait_for(timeout=MODEL_WAIT)
     page.get_by_text("Grad-CAM").first.wait_for(timeout=MODEL_WAIT)
     page.get_by_text("Download the case report").first.wait_for(timeout=MODEL_WAIT)  # the last element
     text = page.locator("[data-testid='stMain']").inner_text()
-    assert re.search(r"P\(pneumonia\)\s*\d\.\d\d", text), text[:500]
-    assert re.search(r"PNEUMONIA|NORMAL", text)
+    assert re.search(r"P\(pneumonia\)\s*0\.9\d", text), text[:500]    # a pneumonia film, read as one
+    verdict = page.locator(".pneumo-result").first
+    assert verdict.inner_text().strip() == "PNEUMONIA"
+    # the answer sits above the inputs, not below the 20-field lab form
+    assert verdict.bounding_box()["y"] < page.get_by_text("1 · Chest X-ray").first.bounding_box()["y"]
+    assert "Within the intended use" in text and "for every case" in text
+    page.get_by_text("Read from the file").first.wait_for()                 # the labs as read, with units
+    assert "mEq/L" in text and "10*3" not in text
+    assert re.search(r"With this value: (PNEUMONIA|NORMAL)", text)        # the what-if gives a label
     assert page.locator("[data-testid='stImage'] img").count() >= 2  # the film and its Grad-CAM
     page.locator(".js-plotly-plot").first.wait_for()
     assert not page.locator("[data-testid='stFileChipName']").first.is_visible()  # it may name the patient
@@ -79,7 +86,7 @@ def test_colour_photo_is_refused(page, app_url, shot, tmp_path):
     err = page.locator("[data-testid='stAlertContentError']").first
     err.wait_for(timeout=MODEL_WAIT)
     assert re.search(r"refused|colour", err.inner_text())
-    assert not page.get_by_text("P(pneumonia) with this value").count()
+    assert not page.get_by_text("With this value").count()
     shot(page, "03-colour-photo-refused")
 
 
@@ -130,3 +137,76 @@ def test_batch_upload_scores_rows(page, app_url, shot, tmp_path):
     page.get_by_text("1 scored, 1 with errors").first.wait_for(timeout=MODEL_WAIT)
     page.locator("[data-testid='stDataFrame']").first.wait_for()
     shot(page, "07-batch-result")
+
+
+@pytest.mark.data
+@needs_model
+def test_typed_labs_apply_without_a_button(page, app_url, shot):
+    _open(page, app_url)
+    _upload_film(page, sup.example_images()["normal"])
+    page.get_by_text("Where the film drove the answer").first.wait_for(timeout=MODEL_WAIT)
+    assert page.get_by_text("No labs given").first.is_visible()
+    wbc = page.get_by_label(re.compile(r"^WBC"))
+    wbc.fill("16.2")
+    wbc.press("Tab")
+    page.get_by_text("1 of 20 values entered").first.wait_for(timeout=MODEL_WAIT)
+    page.get_by_text("Each bar is how much one lab value moved").first.wait_for(timeout=MODEL_WAIT)
+    assert not page.get_by_role("button", name="Use these labs").count()
+    assert "film and labs" in page.locator("[data-testid='stMain']").inner_text()
+    shot(page, "08-typed-labs")
+
+
+@pytest.mark.data
+@needs_model
+def test_an_adult_film_gets_no_second_opinion_unless_asked(page, app_url, shot, data_dir):
+    from pneumo.intended_use_fit import adult_films
+
+    adults = adult_films(data_dir)
+    film = adults[(adults["split"] == "test") & (adults["source"] == "hannover-covid")]["path"].iloc[0]
+    _open(page, app_url)
+    _upload_film(page, film)
+    page.get_by_text("No second opinion").first.wait_for(timeout=MODEL_WAIT)
+    assert not page.locator(".pneumo-result").count()                      # no label shown
+    shot(page, "09-adult-outside")
+    page.get_by_text("Show the number anyway").first.click()
+    page.get_by_text("Not validated").first.wait_for(timeout=MODEL_WAIT)
+    page.locator(".pneumo-result").first.wait_for()
+    assert page.get_by_text("No second opinion").first.is_visible()         # the warning stays
+
+
+@needs_model
+def test_a_case_with_nothing_to_read_is_refused(page, app_url, tmp_path):
+    junk = tmp_path / "labs.csv"
+    junk.write_text("foo,bar\n1,2\n")
+    _open(page, app_url)
+    _wait_drawn(page)
+    page.get_by_text("File (CSV or FHIR JSON)").click()
+    page.locator("[data-testid='stFileUploaderDropzoneInput']").nth(1).set_input_files(str(junk))
+    err = page.locator("[data-testid='stAlertContentError']").first
+    err.wait_for(timeout=MODEL_WAIT)
+    assert "nothing to read" in err.inner_text()
+
+
+@pytest.mark.data
+@needs_model
+def test_two_sessions_score_at_once(browser, app_url, shot):
+    """Two users at the same time: each gets its own film's answer, neither an error."""
+    pages = [browser.new_page(viewport={"width": 1280, "height": 900}) for _ in range(2)]
+    films = [sup.example_images()["pneumonia"], sup.example_images()["normal"]]
+    try:
+        for p in pages:
+            _open(p, app_url)
+            _wait_drawn(p)
+            p.locator("[data-testid='stNumberInput']").nth(19).wait_for()
+        for p, film in zip(pages, films):                   # both uploads before either answer
+            p.locator("[data-testid='stFileUploaderDropzoneInput']").first.set_input_files(str(film))
+        labels = []
+        for p in pages:
+            p.get_by_text("Where the film drove the answer").first.wait_for(timeout=MODEL_WAIT)
+            assert not p.locator("[data-testid='stException']").count()
+            labels.append(p.locator(".pneumo-result").first.inner_text().strip())
+        assert labels == ["PNEUMONIA", "NORMAL"]
+        shot(pages[1], "10-second-session")
+    finally:
+        for p in pages:
+            p.close()
