@@ -51,11 +51,11 @@ def ref_text(test, unit: bool = True) -> str:
     if lo is None and hi is None:
         return "no reference range"
     text = f"{fmt_number(lo)}–{fmt_number(hi)}"
-    return f"{text} {test.unit}" if unit else text
+    return f"{text} {test.display_unit}" if unit else text
 
 
 def lab_label(test) -> str:
-    return f"{test.name} ({test.unit})"
+    return f"{test.name} ({test.display_unit})"
 
 
 def lab_help(test) -> str:
@@ -220,7 +220,7 @@ def example_labs(kind: str) -> Path:
 
 
 def panel_table(panel: Iterable) -> pd.DataFrame:
-    return pd.DataFrame([{"Key": t.key, "Test": t.name, "Unit": t.unit, "Reference range": ref_text(t),
+    return pd.DataFrame([{"Key": t.key, "Test": t.name, "Unit": t.display_unit, "Reference range": ref_text(t),
                           "Imputation (training median)": fmt_number(t.median)} for t in panel])
 
 

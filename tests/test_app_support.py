@@ -43,7 +43,7 @@ def test_lab_form_helpers():
     wbc = panel["wbc"]
     assert sup.range_flag(wbc, 16.2) == "high" and sup.range_flag(wbc, 2.0) == "low"
     assert sup.range_flag(wbc, 7.0) is None and sup.range_flag(wbc, None) is None
-    assert "4–11 10*3/uL" in sup.lab_help(wbc)
+    assert "4–11 10³/µL" in sup.lab_help(wbc)
     assert sup.form_values({"wbc": 7.0, "bun": None}) == {"wbc": 7.0}
     assert sup.form_values({"wbc": None}) is None
     lo, hi, step = sup.what_if_range(wbc, 30.0)
