@@ -2,7 +2,6 @@
 bundle (the shipped model's figures are in test_trust_shipped.py)."""
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 import sys
@@ -99,29 +98,12 @@ def predictor(tiny_bundle):
 
 
 def _dicom(age: str | None = None, view: str | None = None) -> bytes:
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+    """A chest-like DICOM with made-up identifiers, born 1980, studied 2025."""
+    from pneumo.hostile import dicom_bytes
 
-    yy, xx = np.mgrid[0:128, 0:160] / 160.0
-    img = (0.3 + 0.4 * np.exp(-((xx - 0.5) / 0.1) ** 2) + 0.2 * np.sin(6 * yy)) * 4000
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"
-    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    ds.Modality, ds.PatientName, ds.PatientID = "DX", "Doe^Jane", "MRN-778899"
-    ds.PatientBirthDate, ds.StudyDate = "19800102", "20250301"
-    if age:
-        ds.PatientAge = age
-    if view:
-        ds.ViewPosition = view
-    ds.Rows, ds.Columns = img.shape
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    ds.PixelData = img.astype(np.uint16).tobytes()
-    buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
-    return buf.getvalue()
+    attrs = {"PatientName": "Doe^Jane", "PatientID": "MRN-778899", "PatientBirthDate": "19800102",
+             "StudyDate": "20250301", **({"PatientAge": age} if age else {})}
+    return dicom_bytes(128, 160, ViewPosition=view or "", **attrs)
 
 
 def test_a_dicom_whose_header_says_45_is_outside_and_unlabelled_unless_allowed(predictor):

@@ -4,7 +4,6 @@ Kermany official test split, the adults' held-out patients), not regression boun
 the targets are the issue's (<= 2% of children flagged, >= 95% of adult frontal films)."""
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
@@ -93,25 +92,13 @@ def test_held_out_adult_films_without_a_header_are_outside(shipped, data_dir):
 
 def test_a_kermany_film_in_a_dicom_whose_header_says_45_is_outside(shipped, kermany_test_films):
     from PIL import Image
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
     from pneumo.case import Case
+    from pneumo.hostile import dicom_bytes
 
-    pixels = np.asarray(Image.open(kermany_test_films[0]).convert("L"), np.uint8)
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.1"
-    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    ds.Modality, ds.PatientAge, ds.ViewPosition = "CR", "045Y", "AP"
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
-    ds.PixelData = pixels.tobytes()
-    buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
+    pixels = np.asarray(Image.open(kermany_test_films[0]).convert("L"), np.uint16) * 16   # 12-bit
+    film = dicom_bytes(*pixels.shape, modality="CR", pixels=pixels, PatientAge="045Y", ViewPosition="AP")
     as_child = shipped.predict(Case.from_sources(kermany_test_films[0], None, panel=shipped.panel))
-    as_adult = shipped.predict(Case.from_sources(buf.getvalue(), None, panel=shipped.panel), allow_outside=False)
+    as_adult = shipped.predict(Case.from_sources(film, None, panel=shipped.panel), allow_outside=False)
     assert as_child.intended_use == "within"
     assert as_adult.intended_use == "outside" and as_adult.label == "" and "DICOM header" in as_adult.intended_use_reason
