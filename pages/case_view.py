@@ -11,7 +11,7 @@ from pages import common
 from pneumo import app_figures as figs
 from pneumo import app_support as sup
 from pneumo import case_words as words
-from pneumo.explain import colour_bar, for_display, overlay
+from pneumo.explain import colour_bar, for_display, overlay, shrink_to
 from pneumo.report import render_case_report
 from pneumo.text_safe import md_escape
 
@@ -92,14 +92,14 @@ def details(pred, case, expl, *, example: bool) -> None:
     if case.image is not None:
         st.subheader("Where the film drove the answer")
         a, b, c = st.columns([2, 2, 1])
-        a.image(case.image.pixels, caption="The film as read", clamp=True, width="stretch")
-        if expl.gradcam is not None:
-            film, heat = _display_copy(r.image_digest, case.image.pixels, expl.gradcam)
+        film, heat = _display_copy(r.image_digest, case.image.pixels, expl.gradcam)
+        a.image(film, caption="The film as read", clamp=True, width="stretch")
+        if heat is not None:
             alpha = c.slider("Heat-map opacity", 0.0, 1.0, 0.45, 0.05)
             b.image(overlay(film, heat, alpha), caption="Grad-CAM: warmer = raised the pneumonia score",
                     width="stretch")
             c.image(colour_bar(200, 14), caption="low ← heat → high", width="stretch")
-            over = overlay(case.image.pixels, expl.gradcam, 0.45)
+            over = expl.overlay
     st.subheader("What the labs contributed")
     if expl.shap_values:
         left, right = st.columns([3, 2], gap="large")
@@ -123,8 +123,9 @@ def details(pred, case, expl, *, example: bool) -> None:
 
 def _display_copy(digest, pixels, heat):
     """The film and heat map at screen size, made once per case (the slider only re-blends)."""
+    digest = (digest, id(heat))       # a new explanation (other labs move Grad-CAM too): a new copy
     cached = ss.get("display_copy")
     if cached is None or cached[0] != digest:
-        cached = (digest, *for_display(pixels, heat))
+        cached = (digest, *(for_display(pixels, heat) if heat is not None else (shrink_to(pixels, 768), None)))
         ss["display_copy"] = cached
     return cached[1], cached[2]

@@ -426,6 +426,16 @@ def record_or_warn(result: Any, *, labs: Any = None, origin: str, user: str | No
         return False
 
 
+def record_refusal_or_warn(reason: str, *, origin: str, user: str | None = None, stream=None) -> bool:
+    """Log a refused case (its reason only), or say in one line that it was not logged."""
+    try:
+        CaseLog(user=user).record_refusal(reason, origin=origin)
+        return True
+    except (PneumoError, OSError, sqlite3.Error) as err:
+        warn_not_logged(err, "this refusal was not logged", stream)
+        return False
+
+
 def warn_not_logged(err: BaseException, what: str, stream=None) -> None:
     """`warning: <what>: <reason>` as one line on stderr."""
     reason = str(err) if isinstance(err, PneumoError) else (getattr(err, "strerror", None) or str(err))

@@ -44,7 +44,7 @@ def _load_case(args):
 
 def cmd_predict(args) -> int:
     predictor, case = _load_case(args)
-    result = predictor.predict(case, allow_outside=args.allow_outside)
+    result = _refusal_logged(args, lambda: predictor.predict(case, allow_outside=args.allow_outside))
     _log(result, case, "cli", args)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
@@ -69,12 +69,24 @@ def cmd_explain(args) -> int:
     from pneumo.explain_io import write_explanation
 
     predictor, case = _load_case(args)
-    explanation = predictor.explain(case, allow_outside=args.allow_outside)
+    explanation = _refusal_logged(args, lambda: predictor.explain(case, allow_outside=args.allow_outside))
     _log(explanation.result, case, "cli", args)
     paths = write_explanation(explanation, case, Path(args.out))
     for path in paths:
         print(path)
     return 0
+
+
+def _refusal_logged(args, score):
+    """score(); a case the model refuses (a refused film, nothing to read) is logged as refused."""
+    try:
+        return score()
+    except PneumoError as err:
+        if not getattr(args, "no_log", False):
+            from pneumo.audit import record_refusal_or_warn
+
+            record_refusal_or_warn(str(err), origin="cli")
+        raise
 
 
 def _log(result, case, origin, args) -> None:

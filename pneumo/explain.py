@@ -51,17 +51,23 @@ def _jet_lut() -> np.ndarray:
 _JET = _jet_lut()
 
 
-def for_display(pixels: np.ndarray, heat: np.ndarray, max_side: int = 768) -> tuple[np.ndarray, np.ndarray]:
-    """The film and its heat map scaled down once for the screen (long side <= max_side), so an
-    opacity slider re-blends a small picture instead of a full-size film."""
+def shrink_to(pixels: np.ndarray, max_side: int) -> np.ndarray:
+    """The film (H, W) float in [0,1] scaled down so its long side is at most max_side (as is
+    when it already fits): the heat map's resolution, and what a screen can show."""
     h, w = pixels.shape
     scale = min(1.0, max_side / max(h, w))
     if scale >= 1.0:
-        return pixels, heat
+        return pixels
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    shrink = [np.asarray(Image.fromarray(np.asarray(a, np.float32), mode="F").resize(size, Image.BILINEAR),
-                         np.float32).clip(0, 1) for a in (pixels, heat)]
-    return shrink[0], shrink[1]
+    return np.asarray(Image.fromarray(np.asarray(pixels, np.float32), mode="F").resize(size, Image.BILINEAR),
+                      np.float32).clip(0, 1)
+
+
+def for_display(pixels: np.ndarray, heat: np.ndarray, max_side: int = 768) -> tuple[np.ndarray, np.ndarray]:
+    """The film and its heat map scaled down once for the screen (long side <= max_side), so an
+    opacity slider re-blends a small picture instead of a full-size film."""
+    film = shrink_to(pixels, max_side)
+    return film, (heat if heat.shape == film.shape else upsample_heat(heat, *film.shape))
 
 
 def colour_bar(width: int = 256, height: int = 12) -> np.ndarray:

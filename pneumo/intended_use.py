@@ -176,7 +176,12 @@ def assess(population: Population | None, *, has_image: bool, header_age: float 
     if film is None:
         return IntendedUse(UNKNOWN, "no age was given and this model has no learned check of the film",
                            "none")
-    if film.lateral and view not in FRONTAL_VIEWS:
+    lateral = film.lateral and view not in FRONTAL_VIEWS
+    if lateral and film.adult:
+        return IntendedUse(OUTSIDE, "the film looks neither like a child's nor like a frontal film (learned "
+                                    f"check on the film); the model was validated on {population.description}",
+                           "film check")
+    if lateral:
         return _lateral(population)
     if film.adult:
         return IntendedUse(OUTSIDE, "the film looks like an adult's (learned check on the film; give the "

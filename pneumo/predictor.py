@@ -21,6 +21,8 @@ from pneumo.reference import gate_features
 from pneumo.runner import ModelRunner
 from pneumo.validity import cheap_checks
 
+EXPLAIN_MAX_SIDE = 2048   # Grad-CAM maps at the film's resolution, up to this long side
+
 __all__ = ["Case", "Explanation", "ImageState", "Predictor", "Result"]
 
 
@@ -218,9 +220,9 @@ class Predictor:
         heat = over = None
         if gradcam and state.x is not None:
             coarse = self.runner.grad_cam(state.x, labs_row)
-            h, w = case.image.pixels.shape
-            heat = explain.upsample_heat(coarse, h, w)
-            over = explain.overlay(case.image.pixels, heat)
+            film = explain.shrink_to(case.image.pixels, EXPLAIN_MAX_SIDE)   # a 49 MP film: not 2 GB of maps
+            heat = explain.upsample_heat(coarse, *film.shape)
+            over = explain.overlay(film, heat)
         shap_values, shap_base = {}, result.probability
         if shap and result.modalities["labs"]:
             e, l = self._embeddings_or_zeros(state.early, state.late)

@@ -158,3 +158,18 @@ def test_the_cli_refuses_a_case_with_nothing_to_read(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert proc.stdout == "" and proc.stderr.count("\n") == 1
     assert "nothing to read" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_refused_cli_case_is_logged_as_refused(tmp_path):
+    import os
+
+    from pneumo.audit import CaseLog
+
+    junk = tmp_path / "labs.csv"
+    junk.write_text("foo,bar\n1,2\n")
+    env = dict(os.environ, PNEUMO_HOME=str(tmp_path / "home"))
+    proc = subprocess.run([sys.executable, "-m", "pneumo", "predict", "--labs", str(junk)],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    log = CaseLog(tmp_path / "home" / "cases.sqlite").recent(5)
+    assert list(log["outcome"]) == ["refused"] and "nothing to read" in log["warnings"].iloc[0][0]

@@ -170,3 +170,14 @@ def test_each_case_is_read_at_its_own_views_temperature_and_one_threshold(tiny_b
     r = pred.predict(image_only)
     c = r.modality_contribution
     assert r.baseline + c["image"] + c["labs"] == pytest.approx(r.probability, abs=1e-5)   # still adds up
+
+
+def test_explain_of_a_very_large_film_keeps_its_maps_small(predictor, tmp_path):
+    """A film near the pixel budget gets Grad-CAM at a long side of EXPLAIN_MAX_SIDE, not at full
+    size (a 49 MP film once took 2.3 GB in explain); the film's aspect is kept."""
+    from pneumo.predictor import EXPLAIN_MAX_SIDE
+
+    exp = predictor.explain(Case.from_sources(film(tmp_path, 4000, 3000, "big.png"), LABS, panel=predictor.panel),
+                            shap=False)
+    assert max(exp.gradcam.shape) == EXPLAIN_MAX_SIDE and exp.gradcam.shape == (1536, 2048)
+    assert exp.overlay.shape == (1536, 2048, 3)
