@@ -11,6 +11,11 @@ from pneumo import config
 
 
 
+def in_ci() -> bool:
+    """CI=true (or 1/yes) is CI; CI=false, CI=0 or no CI is not."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
 def _data_missing_reason() -> str | None:
     root = config.data_dir()
     if not (root / "kermany").is_dir() or not (root / "mimic-iv-demo").is_dir():
@@ -24,7 +29,7 @@ def pytest_runtest_setup(item):
     reason = _data_missing_reason()
     if reason is None:
         return
-    if os.environ.get("CI"):
+    if in_ci():
         pytest.fail(f"CI requires the real data: {reason}")
     pytest.skip(reason)
 

@@ -233,7 +233,7 @@ def test_out_of_range_lab_is_flagged(fake_predictor, home):
     assert "1 of 20 values entered" in _texts(at, "caption")
 
 
-@pytest.mark.skipif(not config.kermany_dir().is_dir(), reason="Kermany data not found (PNEUMO_DATA_DIR)")
+@pytest.mark.data
 def test_example_case_loads_with_semi_real_label(fake_predictor, home):
     at = _app()
     at.button[0].click().run()  # "Load an example case" (the first button on the page)
@@ -246,15 +246,13 @@ def test_example_case_loads_with_semi_real_label(fake_predictor, home):
 
 @needs_model
 @pytest.mark.slow
+@pytest.mark.data
 def test_real_model_reads_a_kermany_film_as_the_library_does(home):
     """The page's verdict is the library's for the same film: label, probability, intended use."""
     from pages import common
     from pneumo import app_support as sup
     common._loader.clear()
-    film = sup.example_images().get("pneumonia")
-    if film is None:
-        pytest.fail("the Kermany example film is missing (PNEUMO_DATA_DIR)") if __import__("os").environ.get("CI") \
-            else pytest.skip("Kermany data not found")
+    film = sup.example_images()["pneumonia"]
     at = _app()
     at.file_uploader[0].upload("film.jpeg", film.read_bytes(), "image/jpeg").run()
     assert not at.exception, at.exception

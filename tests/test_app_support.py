@@ -257,3 +257,13 @@ def test_view_thresholds_name_each_view_or_fall_back_to_the_one_threshold():
     assert sup.view_thresholds(meta) == {"film + labs": 0.7, "film only": 0.45}
     assert sup.view_thresholds({"threshold": 0.6}) == {"film + labs": 0.6}
     assert sup.view_thresholds({}) == {}
+
+
+def test_ci_means_ci_true_not_just_set(monkeypatch):
+    from tests.conftest import in_ci
+
+    for value, expected in (("true", True), ("1", True), ("TRUE", True), ("false", False), ("0", False), ("", False)):
+        monkeypatch.setenv("CI", value)
+        assert in_ci() is expected, value
+    monkeypatch.delenv("CI")
+    assert in_ci() is False
