@@ -59,12 +59,10 @@ def lab_label(test) -> str:
 
 
 def lab_help(test) -> str:
-    median = getattr(test, "median", None)
-    blank = (f"the model uses the training median {fmt_number(median)}" if median is not None
-             else "the model treats it as missing")
     return (f"Reference range {ref_text(test)}; values outside "
             f"{fmt_number(test.plaus_low)}–{fmt_number(test.plaus_high)} are refused. "
-            f"Leave blank if not measured: {blank}.")
+            "Leave blank if not measured: the model reads a blank as not measured (its own token), "
+            "not as a normal value.")
 
 
 def range_flag(test, value: float | None) -> str | None:
