@@ -71,6 +71,8 @@ def score(tmp: Path) -> None:
     bar.progress(1.0, text=f"Done: {len(done)} row(s)")
     ss["batch_result"] = pd.read_csv(tmp / "out.csv", dtype=str, keep_default_na=False)
     ss["batch_summary"] = f"{summary.scored} scored, {summary.errors} with errors, {summary.seconds:.1f} s"
+    if summary.log_error:   # the answers stand; the audit trail has a gap, and the user is told
+        st.warning("These cases were not logged: " + md_escape(summary.log_error))
 
 
 if not ready:
