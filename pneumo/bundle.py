@@ -151,6 +151,18 @@ def write_metrics(directory: str | os.PathLike, metrics: dict) -> Path:
     return path
 
 
+def update_meta(directory: str | os.PathLike, *, verified_file: str | None = None, **fields) -> dict:
+    """Rewrite bundle.json with `fields` set; `verified_file`: a file beside it whose sha256 is
+    recorded with the weights' (so it is verified on load). The bundle owns its files."""
+    path = Path(directory) / "bundle.json"
+    meta = json.loads(path.read_text(encoding="utf-8"))
+    if verified_file is not None:
+        meta["weights"][verified_file] = sha256_file(Path(directory) / verified_file)
+    meta.update(fields)
+    path.write_text(json.dumps(meta, indent=1, default=_json_default) + "\n", encoding="utf-8")
+    return meta
+
+
 def read_meta(directory: str | os.PathLike) -> dict:
     """bundle.json, checked for format and keys (no weights read)."""
     d = Path(directory)

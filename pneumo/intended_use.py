@@ -11,7 +11,6 @@ age: no reason quotes it, so it cannot reach a screen, a log or a report.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -199,13 +198,9 @@ def _lateral(population: Population) -> IntendedUse:
 def write_intended_use(bundle_dir, population: Population, check: FilmCheck, report: dict) -> Path:
     """Save the film check beside the weights and state the population, the check and its
     measured figures in bundle.json (its digest verified on load like the weights)."""
-    from pneumo.bundle import sha256_file
+    from pneumo.bundle import update_meta
 
-    bundle_dir = Path(bundle_dir)
-    path = check.save(bundle_dir / FILM_CHECK_FILE)
-    meta_path = bundle_dir / "bundle.json"
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    meta["weights"][FILM_CHECK_FILE] = sha256_file(path)
-    meta["intended_use"] = {**population.to_dict(), "film_check": report}
-    meta_path.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    path = check.save(Path(bundle_dir) / FILM_CHECK_FILE)
+    update_meta(bundle_dir, verified_file=FILM_CHECK_FILE,
+                intended_use={**population.to_dict(), "film_check": report})
     return path

@@ -10,12 +10,11 @@ bundle.json["weights"], so it is verified on load like the weights.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 
-from pneumo.bundle import sha256_file
+from pneumo.bundle import update_meta
 from pneumo.validity import EmbeddingGate
 
 REFERENCE_FILE = "reference.npz"
@@ -36,19 +35,13 @@ def write_reference(bundle_dir, train_emb: np.ndarray, val_emb: np.ndarray,
     gate = EmbeddingGate.fit(train_emb, val_emb)
     path = bundle_dir / REFERENCE_FILE
     np.savez(path, background=np.asarray(background, np.float32), **gate.to_arrays())
-    meta_path = bundle_dir / "bundle.json"
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    meta["weights"][REFERENCE_FILE] = sha256_file(path)
-    meta["reference"] = {"gate": "Mahalanobis distance of [img_early, img_late] in a 32-axis PCA "
-                                 "of the training films, and the residual norm off those axes; "
-                                 "for each, warn above the 99th percentile of validation films, "
-                                 "refuse beyond 1.5x the largest validation value",
-                         "warn_at": gate.warn_at, "refuse_at": gate.refuse_at,
-                         "residual_warn_at": gate.residual_warn_at,
-                         "residual_refuse_at": gate.residual_refuse_at,
-                         "n_train": int(len(train_emb)), "n_val": int(len(val_emb)),
-                         "shap_background": int(len(background))}
-    meta_path.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    update_meta(bundle_dir, verified_file=REFERENCE_FILE, reference={
+        "gate": "Mahalanobis distance of [img_early, img_late] in a 32-axis PCA of the training films, "
+                "and the residual norm off those axes; for each, warn above the 99th percentile of "
+                "validation films, refuse beyond 1.5x the largest validation value",
+        "warn_at": gate.warn_at, "refuse_at": gate.refuse_at,
+        "residual_warn_at": gate.residual_warn_at, "residual_refuse_at": gate.residual_refuse_at,
+        "n_train": int(len(train_emb)), "n_val": int(len(val_emb)), "shap_background": int(len(background))})
     return path
 
 

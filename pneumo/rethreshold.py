@@ -16,6 +16,7 @@ import numpy as np
 
 from pneumo import metrics as M
 from pneumo.decision_rule import RULE, VIEWS, single_threshold
+from pneumo.bundle import update_meta
 from pneumo.errors import BundleError
 
 PARITY = 2e-3   # test probabilities recomputed vs recorded (float32 head, rounded to 5 places there)
@@ -69,13 +70,8 @@ def rethreshold(bundle_dir, seed: int = 0, log=print) -> float:
                                   f"by {gap:.3g}: not the cohort this bundle was calibrated on")
     t = single_threshold(data["val"]["y"], data["val"]["p"])
     log(f"one operating threshold: {t:.4f}")
-    meta_path = bundle_dir / "bundle.json"
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    meta["threshold"] = t
-    meta["threshold_rule"] = RULE
-    for view in VIEWS:
-        meta["views"][view]["threshold"] = t
-    meta_path.write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
+    views = {v: {**c, "threshold": t} for v, c in runner.meta["views"].items()}
+    update_meta(bundle_dir, threshold=t, threshold_rule=RULE, views=views)
     for split in ("val", "test"):
         y = data[split]["y"]
         metrics[split] = {v: M.binary_metrics(y, data[split]["p"][v], t) for v in VIEWS}
