@@ -28,6 +28,8 @@ def test_streamlit_listens_locally_and_hides_tracebacks():
     assert conf["server"]["maxUploadSize"] <= 200
     assert conf["client"]["showErrorDetails"] == "none"
     assert conf["browser"]["gatherUsageStats"] is False
+    # a watched file change evicts pneumo.* from sys.modules while the model loads (CI, once)
+    assert conf["server"]["fileWatcherType"] == "none"
 
 
 def test_make_run_binds_to_the_address_setting():
