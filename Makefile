@@ -31,10 +31,10 @@ run: install
 	$(VENV)/bin/streamlit run app.py --server.address $(ADDRESS) --server.port $(PORT) --server.headless true
 
 test: system-deps install
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=25 tests
 
 bench: install
-	$(PY) -m pneumo.bench
+	$(PY) -m pneumo.qa.bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache tests/e2e/artifacts

@@ -6,9 +6,8 @@ import streamlit as st
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up chatter is not for users
 
 from pages import common  # noqa: E402 - after the env var, before TensorFlow loads
-
-from pneumo import auth  # noqa: E402
-from pneumo.text_safe import md_escape  # noqa: E402
+from pneumo.present.text_safe import md_escape  # noqa: E402
+from pneumo.service import auth  # noqa: E402
 
 st.set_page_config(page_title="pneumo — pneumonia second opinion", page_icon="🫁", layout="wide")
 common.style()

@@ -6,11 +6,10 @@ import pandas as pd
 import streamlit as st
 
 from pages import common
-from pneumo import app_support as sup
-from pneumo import auth
-from pneumo import server_roots
 from pneumo.errors import PneumoError
-from pneumo.text_safe import md_escape, md_list
+from pneumo.present import app_support as sup
+from pneumo.present.text_safe import md_escape, md_list
+from pneumo.service import auth, server_roots
 
 common.require_frame()
 ss = st.session_state
@@ -37,8 +36,8 @@ else:
 
 def score(tmp: Path) -> None:
     """Unpack, score, keep the result in the session; a refusal is one line and keeps the last result."""
-    from pneumo.audit import CaseLog
-    from pneumo.batch import run_batch
+    from pneumo.service.batch import run_batch
+    from pneumo.service.case_log import CaseLog
 
     if source == "Upload":
         root = tmp / "images"

@@ -1,6 +1,6 @@
 """The widgets of one case on the Second opinion page: the lab form, the labs as read, the
 verdict box and the explanation below. A helper module, not a page; the words come from
-pneumo.case_words, so the page, the report and the CLI say the same thing."""
+pneumo.present.case_words, so the page, the report and the CLI say the same thing."""
 from __future__ import annotations
 
 import json
@@ -8,12 +8,12 @@ import json
 import streamlit as st
 
 from pages import common
-from pneumo import app_figures as figs
-from pneumo import app_support as sup
-from pneumo import case_words as words
-from pneumo.explain import colour_bar, for_display, overlay, shrink_to
-from pneumo.report import render_case_report
-from pneumo.text_safe import md_escape
+from pneumo.explain.attribution import colour_bar, for_display, overlay, shrink_to
+from pneumo.present import app_support as sup
+from pneumo.present import case_words as words
+from pneumo.present import figures as figs
+from pneumo.present.report import render_case_report
+from pneumo.present.text_safe import md_escape
 
 ss = st.session_state
 

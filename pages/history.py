@@ -3,11 +3,10 @@ With sign-in, a user sees the cases they scored; an admin sees every case."""
 import streamlit as st
 
 from pages import common
-
-from pneumo import app_support as sup
-from pneumo import auth
 from pneumo.errors import PneumoError
-from pneumo.text_safe import md_escape
+from pneumo.present import app_support as sup
+from pneumo.present.text_safe import md_escape
+from pneumo.service import auth
 
 common.require_frame()
 if not auth.allowed(st.session_state):   # app.py registers no page before sign-in; belt and braces
@@ -24,7 +23,7 @@ elif admin:
 else:
     st.caption(f"Cases scored by you ({md_escape(user)}) in this app; other users' cases are not shown.")
 try:
-    from pneumo.audit import CaseLog
+    from pneumo.service.case_log import CaseLog
 
     raw = CaseLog().recent(200, user=None if admin or not auth.required() else user)
     frame = sup.history_frame(raw)

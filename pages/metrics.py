@@ -2,9 +2,8 @@
 import streamlit as st
 
 from pages import common
-
-from pneumo import app_figures as figs
-from pneumo import results_view as res
+from pneumo.experiments import results as res
+from pneumo.present import figures as figs
 
 common.require_frame()
 st.title("Metrics comparison")

@@ -4,12 +4,11 @@ where it must not be trusted."""
 import streamlit as st
 
 from pages import common
-
-from pneumo import app_support as sup
-from pneumo import case_words as words
-from pneumo import results_view as res
-from pneumo import robustness as rob
 from pneumo import config
+from pneumo.evaluation import robustness as rob
+from pneumo.experiments import results as res
+from pneumo.present import app_support as sup
+from pneumo.present import case_words as words
 
 common.require_frame()
 meta, metrics = sup.read_bundle()

@@ -3,11 +3,11 @@ import hashlib
 
 import streamlit as st
 
-from pages import common, case_view
-from pneumo import app_support as sup
+from pages import case_view, common
+from pneumo.data.labs import parse_labs
 from pneumo.errors import PneumoError
-from pneumo.labs import parse_labs
-from pneumo.text_safe import md_escape
+from pneumo.present import app_support as sup
+from pneumo.present.text_safe import md_escape
 
 common.require_frame()
 ss = st.session_state
@@ -68,7 +68,7 @@ key = f"{key}:{age}"
 if ss.get("scored", {}).get("key") != key:
     with top, st.spinner("Scoring… (reading the film, scoring the case, explaining the result)"):
         pred = common.predictor_or_stop()
-        from pneumo.predictor import Case
+        from pneumo.inference.predictor import Case
         try:
             case = Case.from_sources(image=image_bytes, labs=labs_source, panel=pred.panel, age=age)
             ss["scored"] = {"key": key, "case": case, "expl": pred.explain(case), "error": None}

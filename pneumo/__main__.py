@@ -1,6 +1,6 @@
-"""`python -m pneumo ...`: see pneumo.cli."""
+"""`python -m pneumo ...`: see pneumo.cli.main."""
 import sys
 
-from pneumo.cli import main
+from pneumo.cli.main import main
 
 sys.exit(main())

@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from pneumo.errors import PneumoError
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -24,7 +26,6 @@ def mimic_dir() -> Path:
 def home_dir() -> Path:
     """Writable state (case log): PNEUMO_HOME, default ~/.pneumo; created if missing. A folder
     that cannot be created or written raises PneumoError with one line (never a bare OSError)."""
-    from pneumo.errors import PneumoError
 
     env = os.environ.get("PNEUMO_HOME")
     path = Path(env).expanduser() if env else Path.home() / ".pneumo"
@@ -106,6 +107,6 @@ def retention_days() -> int | None:
 
 
 def users_file() -> Path | None:
-    """The sign-in users file (pneumo.auth): PNEUMO_USERS_FILE; unset = no sign-in."""
+    """The sign-in users file (pneumo.service.auth): PNEUMO_USERS_FILE; unset = no sign-in."""
     env = os.environ.get("PNEUMO_USERS_FILE", "").strip()
     return Path(env).expanduser() if env else None

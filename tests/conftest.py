@@ -9,8 +9,6 @@ import pytest
 from pneumo import config
 
 
-
-
 def in_ci() -> bool:
     """CI=true (or 1/yes) is CI; CI=false, CI=0 or no CI is not."""
     return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
@@ -43,14 +41,13 @@ def data_dir():
 def tiny_bundle(tmp_path_factory):
     """An untrained but complete bundle (64 px, default panel, reference set): for testing
     the Predictor's plumbing and maths without the shipped model."""
+    import keras
     import numpy as np
 
-    from pneumo.bundle import save_bundle
-    from pneumo.labs import default_panel
-    from pneumo.model import build_fusion_model
-    from pneumo.reference import write_reference
-
-    import keras
+    from pneumo.data.labs import default_panel
+    from pneumo.inference.reference_set import write_reference
+    from pneumo.models.bundle import save_bundle
+    from pneumo.models.network import build_fusion_model
 
     keras.utils.set_random_seed(0)
     panel = default_panel()

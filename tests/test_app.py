@@ -53,12 +53,12 @@ def colourful_png(size=(256, 256)) -> bytes:
 
 def _fake_module():
     """The page's contract with a stand-in model: the real Case, Result and Explanation."""
-    from pneumo.case import Case, Explanation, Result
-    from pneumo.decision_rule import label_of
+    from pneumo.data.imaging import pixel_digest
+    from pneumo.data.labs import default_panel
     from pneumo.errors import NothingToReadError, UnsupportedImageError
-    from pneumo.imaging import pixel_digest
-    from pneumo.intended_use import KERMANY_CHILDREN
-    from pneumo.labs import default_panel
+    from pneumo.inference.case import Case, Explanation, Result
+    from pneumo.inference.decision_rule import label_of
+    from pneumo.inference.intended_use import KERMANY_CHILDREN
 
     class Predictor:
         name, version, threshold = "fake", "0", 0.5
@@ -112,7 +112,7 @@ def _fake_module():
             p = self._p(case, changes)
             return {"probability": p, "label": label_of(p, 0.5), "threshold": 0.5, "view": "fusion"}
 
-    mod = types.ModuleType("pneumo.predictor")
+    mod = types.ModuleType("pneumo.inference.predictor")
     mod.Case, mod.Result, mod.Explanation, mod.Predictor = Case, Result, Explanation, Predictor
     return mod
 
@@ -125,7 +125,7 @@ def home(tmp_path, monkeypatch):
 
 @pytest.fixture
 def fake_predictor(monkeypatch, home):
-    monkeypatch.setitem(sys.modules, "pneumo.predictor", _fake_module())
+    monkeypatch.setitem(sys.modules, "pneumo.inference.predictor", _fake_module())
     from pages import common
     common._loader.clear()
     yield
@@ -197,7 +197,7 @@ def test_second_opinion_scores_a_film_with_labs(fake_predictor, home):
     assert len(at.get("imgs")) >= 1 or len(at.get("image")) >= 1
     assert at.metric and at.metric[0].label.startswith("With this value: ")
     # each distinct case is logged once (film alone, then film + labs), not on every rerun
-    from pneumo.audit import CaseLog
+    from pneumo.service.case_log import CaseLog
     assert CaseLog().count() == 2
     at.slider[0].set_value(0.8).run()
     assert CaseLog().count() == 2
@@ -250,7 +250,7 @@ def test_example_case_loads_with_semi_real_label(fake_predictor, home):
 def test_real_model_reads_a_kermany_film_as_the_library_does(home):
     """The page's verdict is the library's for the same film: label, probability, intended use."""
     from pages import common
-    from pneumo import app_support as sup
+    from pneumo.present import app_support as sup
     common._loader.clear()
     film = sup.example_images()["pneumonia"]
     at = _app()
@@ -258,7 +258,7 @@ def test_real_model_reads_a_kermany_film_as_the_library_does(home):
     assert not at.exception, at.exception
     assert not at.error, _texts(at, "error")
     expected = common.loader().wait().predict(
-        __import__("pneumo.case", fromlist=["Case"]).Case.from_sources(film, None, panel=common.panel()))
+        __import__("pneumo.inference.case", fromlist=["Case"]).Case.from_sources(film, None, panel=common.panel()))
     md = _texts(at, "markdown")
     assert f"pneumo-result {expected.label}'>{expected.label}<" in md
     assert f"<b>{expected.probability:.2f}</b>" in md

@@ -1,4 +1,4 @@
-"""pneumo.app_support and pneumo.report: the app's library side, without streamlit."""
+"""pneumo.present.app_support and pneumo.present.report: the app's library side, without streamlit."""
 from __future__ import annotations
 
 import io
@@ -11,19 +11,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pneumo import app_support as sup
-from pneumo.case import Result
-from pneumo import app_figures as figs
-from pneumo import results_view as res
-from pneumo.labs import default_panel
-from pneumo.report import render_case_report
-
-
-def test_the_library_never_imports_streamlit():
-    modules = sorted(Path(sup.__file__).parent.rglob("*.py"))
-    assert len(modules) > 30
-    for mod in modules:
-        assert not re.search(r"^\s*(import|from)\s+streamlit", mod.read_text(), re.M), mod
+from pneumo.data.labs import default_panel
+from pneumo.experiments import results as res
+from pneumo.inference.case import Result
+from pneumo.present import app_support as sup
+from pneumo.present import figures as figs
+from pneumo.present.report import render_case_report
 
 
 def test_shap_frame_sorted_by_magnitude_with_readable_labels():
@@ -112,7 +105,7 @@ def test_metrics_entries_tables_and_curves(tmp_path):
     (tmp_path / "broken.json").write_text("{not json")
     models = tmp_path / "models" / "m1"
     models.mkdir(parents=True)
-    (models / "metrics.json").write_text(json.dumps({   # pneumo.train's layout: per view
+    (models / "metrics.json").write_text(json.dumps({   # pneumo.training.fit's layout: per view
         "semi_real": True,
         "test": {"fusion": {"accuracy": 0.91, "roc_auc": 0.95, "threshold": 0.4},
                  "image_only": {"accuracy": 0.9, "roc_auc": 0.93, "threshold": 0.5}},

@@ -11,19 +11,18 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from pneumo import config
-from pneumo.audit import SCHEMA_VERSION, CaseLog, LogEntry
 from pneumo.errors import PneumoError
+from pneumo.service.case_log import SCHEMA_VERSION, CaseLog, LogEntry
 
 DIGEST = "ab" * 32
 
 
 @dataclass
 class FakeResult:
-    """The Result attributes the log reads (duck typing: pneumo.predictor.Result has these)."""
+    """The Result attributes the log reads (duck typing: pneumo.inference.predictor.Result has these)."""
     probability: float = 0.73
     label: str = "PNEUMONIA"
     threshold: float = 0.5
@@ -114,14 +113,14 @@ def test_export_csv_is_formula_safe(tmp_path):
 
 
 def _dicom_with_identifiers(path: Path) -> None:
-    from pneumo.hostile import dicom_bytes
+    from pneumo.qa.hostile import dicom_bytes
 
     path.write_bytes(dicom_bytes(128, 128, PatientName="DOE^JANE", PatientID="MRN55501234",
                                  PatientBirthDate="19450317", AccessionNumber="ACC77889911"))
 
 
 def test_no_identifier_ever_reaches_the_db(tmp_path):
-    from pneumo.imaging import pixel_digest, read_image
+    from pneumo.data.imaging import pixel_digest, read_image
 
     secrets = ["DOE^JANE", "DOE_JANE", "MRN55501234", "55501234", "19450317", "ACC77889911",
                "DOE_JANE_MRN55501234.dcm", "scans"]
@@ -150,7 +149,7 @@ def test_no_identifier_ever_reaches_the_db(tmp_path):
 _WRITER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
-    from pneumo.audit import CaseLog
+    from pneumo.service.case_log import CaseLog
     db, go, n = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
     log = CaseLog(db)
     (go.parent / "ready").touch()
@@ -204,7 +203,7 @@ def test_concurrent_writers_lose_no_row(tmp_path):
 
 
 def test_warnings_lose_paths_but_keep_units():
-    from pneumo.audit import clean_warnings
+    from pneumo.service.case_log import clean_warnings
 
     assert clean_warnings(["wbc 14.2 10*3/uL above range", "eGFR 50 mL/min/1.73m2"]) == \
         ["wbc 14.2 10*3/uL above range", "eGFR 50 mL/min/1.73m2"]
@@ -216,7 +215,7 @@ def test_warnings_lose_paths_but_keep_units():
 
 def _v1_log(path: Path) -> None:
     """A log as pneumo wrote it before the user column (schema 1), with one row."""
-    from pneumo.audit import _SCHEMA_V1
+    from pneumo.service.case_log import _SCHEMA_V1
 
     with sqlite3.connect(path) as conn:
         conn.executescript(_SCHEMA_V1)
@@ -301,10 +300,10 @@ def test_purge_command_line(tmp_path):
     _backdate(path, 1, "2020-05-05T00:00:00.000Z")
     log.record(FakeResult(), labs={}, origin="app")
     env = {**os.environ, "PYTHONPATH": str(config.REPO_ROOT)}
-    run = subprocess.run([sys.executable, "-m", "pneumo.audit", "--purge-before", "2021-01-01", "--log", str(path)],
+    run = subprocess.run([sys.executable, "-m", "pneumo.service.case_log", "--purge-before", "2021-01-01", "--log", str(path)],
                          capture_output=True, text=True, env=env, timeout=60)
     assert run.returncode == 0 and "removed 1 case(s) logged before 2021-01-01" in run.stdout
-    from pneumo.audit import main
+    from pneumo.service.case_log import main
     assert main(["--purge-before", "2021-13-45", "--log", str(path)]) == 2
     assert log.count() == 1
 

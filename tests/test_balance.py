@@ -5,8 +5,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pneumo import balance
-from pneumo.balance import BalanceError, LabScaler, adasyn, balance_train, class_weights
+from pneumo.errors import CohortError
+from pneumo.experiments import balance
+from pneumo.experiments.balance import BalanceError, LabScaler, adasyn, balance_train
+from pneumo.models.features import class_weights
 
 
 def _toy(seed=0, n_neg=60, n_pos=8, k=4):
@@ -110,7 +112,7 @@ def test_class_weights_are_inverse_frequency():
     w = class_weights(y)
     assert w[0] == pytest.approx(100 / 180) and w[1] == pytest.approx(100 / 20)
     assert w[0] * 90 == pytest.approx(w[1] * 10)
-    with pytest.raises(BalanceError):
+    with pytest.raises(CohortError):
         class_weights(np.zeros(5))
 
 

@@ -1,4 +1,4 @@
-"""pneumo.batch with a fake predictor: carried columns, per-row errors, traversal, formula
+"""pneumo.service.batch with a fake predictor: carried columns, per-row errors, traversal, formula
 cells, chunked predict_many, resume after a torn line, the CLI's exit codes."""
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pneumo.audit import CaseLog
-from pneumo.batch import ADDED, _Progress, main, read_header, run_batch
+from pneumo.data.imaging import pixel_digest
+from pneumo.data.labs import default_panel
 from pneumo.errors import ManifestError, UnsupportedImageError
-from pneumo.imaging import pixel_digest
-from pneumo.labs import default_panel
+from pneumo.service.batch import ADDED, _Progress, main, read_header, run_batch
+from pneumo.service.case_log import CaseLog
 
 
 @dataclass
@@ -264,7 +264,7 @@ def test_on_a_terminal_progress_rewrites_one_line():
 
 
 class ErrorsInPlacePredictor(FakePredictor):
-    """Like pneumo.predictor.Predictor.predict_many: a refused case is returned as its error."""
+    """Like pneumo.inference.predictor.Predictor.predict_many: a refused case is returned as its error."""
 
     def predict_many(self, cases):
         self.many_calls.append(len(cases))

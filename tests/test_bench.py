@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from pneumo import bench, bench_report
 from pneumo.errors import PneumoError
+from pneumo.qa import bench, bench_report
 
 
 @pytest.fixture
@@ -15,7 +15,7 @@ def fast_shap(monkeypatch):
     """SHAP's first call JIT-compiles numba code for tens of seconds: stand in a one-call fake."""
     def fake(f, x, background=None, **kw):
         return np.zeros(len(x)), float(f(np.asarray(x, np.float32)[None])[0])
-    monkeypatch.setattr("pneumo.explain.lab_shap", fake)
+    monkeypatch.setattr("pneumo.explain.attribution.lab_shap", fake)
 
 
 @pytest.mark.slow

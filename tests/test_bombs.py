@@ -10,13 +10,13 @@ import sys
 
 import pytest
 
-from pneumo.hostile import PHI_STRINGS, bombs, dicom_bytes
+from pneumo.qa.hostile import PHI_STRINGS, bombs, dicom_bytes
 
 MAX_EXTRA_MIB = 200
 _CHILD = r"""
 import json, resource, sys
 from pneumo.errors import ImageError, UnsupportedImageError
-from pneumo.imaging import read_image
+from pneumo.data.imaging import read_image
 out = {}
 try:
     xray = read_image(sys.argv[1])

@@ -8,10 +8,10 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from pneumo import bundle as B  # noqa: E402
+from pneumo.data.labs.catalogue import panel_of
 from pneumo.errors import BundleError  # noqa: E402
-from pneumo.labs.panel import LabPanel  # noqa: E402
-from pneumo.model import build_fusion_model  # noqa: E402
+from pneumo.models import bundle as B  # noqa: E402
+from pneumo.models.network import build_fusion_model  # noqa: E402
 
 S = 64
 KEYS = ["wbc", "sodium", "creatinine"]
@@ -21,7 +21,7 @@ HEAD = {"d_model": 8, "heads": 2, "layers_n": 1, "pooled_dim": 4, "fusion_units"
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     keras.utils.set_random_seed(0)
-    panel = LabPanel.from_keys(KEYS)
+    panel = panel_of(KEYS)
     model = build_fusion_model(size=S, n_tests=len(KEYS), alpha=0.35, **HEAD)
     meta = {"name": "toy", "version": "0.0.1", "image_size": S,
             "architecture": {"kind": "fusion", "image_size": S, "alpha": 0.35, "n_tests": len(KEYS), "head": HEAD},
@@ -113,9 +113,10 @@ def test_unreadable_bundle_json(saved, tmp_path):
 @pytest.mark.data
 def test_shipped_bundle_scores_kermany_test_images():
     from sklearn.metrics import roc_auc_score
+
     from pneumo import config
-    from pneumo.cohorts import kermany
-    from pneumo.imaging import load_for_model
+    from pneumo.data.cohorts import kermany
+    from pneumo.data.imaging import load_for_model
     if not (config.default_model_dir() / "bundle.json").is_file():
         pytest.fail("the shipped bundle models/pneumo-fusion is missing")
     b = B.load_bundle()
@@ -150,7 +151,7 @@ def test_intensity_is_part_of_the_architecture(saved, tmp_path):
 def test_predict_proba_calibrates_each_case_by_what_it_holds(saved):
     """Film + labs rows take fusion's temperature, film-only rows image_only's, labs-only rows
     labs_only's: the same rule the app's predictor applies."""
-    from pneumo.calibration import apply_temperature
+    from pneumo.models.calibration import apply_temperature
     d, _, images, labs = saved
     labs = np.nan_to_num(np.asarray(labs, "float64"), nan=1.0)      # every row has labs (an all-NaN row is film only)
     b = B.load_bundle(d)

@@ -1,11 +1,11 @@
-"""pneumo.cohorts.kermany (and the Cohort basics): a tiny fake folder written here, plus the real release."""
+"""pneumo.data.cohorts.kermany (and the Cohort basics): a tiny fake folder written here, plus the real release."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 
-from pneumo.cohorts import Cohort, kermany
+from pneumo.data.cohorts import Cohort, kermany
 from pneumo.errors import CohortError
 
 FAKE = {

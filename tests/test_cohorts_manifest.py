@@ -1,4 +1,4 @@
-"""pneumo.cohorts.manifest: users' CSVs, per-row refusals of paths outside the root; synthetic cohort."""
+"""pneumo.data.cohorts.manifest: users' CSVs, per-row refusals of paths outside the root; synthetic cohort."""
 from __future__ import annotations
 
 import os
@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pneumo.cohorts import manifest, resolve_inside, synthetic
+from pneumo.data.cohorts import manifest, resolve_inside, synthetic
+from pneumo.data.labs.catalogue import panel_of
 from pneumo.errors import CohortError, ManifestError
-from pneumo.labs.panel import LabPanel
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ def test_root_and_columns(layout, tmp_path):
     root, _ = layout
     elsewhere = write(tmp_path, [{"image_path": "imgs/a.png", "case_id": "c1", "patient_id": "p1", "split": "train",
                                   "sodium": 140}], name="m2.csv")
-    c = manifest.load(elsewhere, root=root, panel=LabPanel.from_keys(["sodium", "wbc"]))
+    c = manifest.load(elsewhere, root=root, panel=panel_of(["sodium", "wbc"]))
     f = c.frame
     assert f.loc[0, "error"] is None and f.loc[0, "case_id"] == "c1" and f.loc[0, "split"] == "train"
     assert f.loc[0, "sodium"] == 140 and pd.isna(f.loc[0, "wbc"]) and c.panel.keys == ["sodium", "wbc"]

@@ -1,4 +1,4 @@
-"""pneumo.cohorts.mimic / mimic_cxr: a made-up hosp folder and CXR metadata written here, plus the real demo."""
+"""pneumo.data.cohorts.mimic / mimic_cxr: a made-up hosp folder and CXR metadata written here, plus the real demo."""
 from __future__ import annotations
 
 import gzip
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pneumo.cohorts import mimic, mimic_cxr
+from pneumo.data.cohorts import mimic, mimic_cxr
 from pneumo.errors import CohortError
 
 # made-up admissions: (subject, hadm, admittime, dischtime, [(icd_code, version)])

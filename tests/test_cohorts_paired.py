@@ -1,13 +1,13 @@
-"""pneumo.cohorts.paired: class- and split-conditional pairing, on hand-made cohorts and the real data."""
+"""pneumo.data.cohorts.paired: class- and split-conditional pairing, on hand-made cohorts and the real data."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from pneumo.cohorts import Cohort, paired
+from pneumo.data.cohorts import Cohort, paired
+from pneumo.data.labs.catalogue import panel_of
 from pneumo.errors import CohortError
-from pneumo.labs.panel import LabPanel
 
 KEYS = ["sodium", "wbc"]
 
@@ -27,7 +27,7 @@ def lab_cohort(n_per=(6, 2, 2)) -> Cohort:
         for i in range(n):
             rows.append((f"{split}-adm{i}", f"{split}-subj{i}", None, i % 2, split, "fake-labs", 130 + i, 5.0 + 10 * (i % 2)))
     frame = pd.DataFrame(rows, columns=["case_id", "patient_id", "image_path", "label", "split", "source"] + KEYS)
-    return Cohort(frame, LabPanel.from_keys(KEYS), "fake-labs", {"source": "fake-labs"})
+    return Cohort(frame, panel_of(KEYS), "fake-labs", {"source": "fake-labs"})
 
 
 def check_no_leak(c: Cohort, labs: Cohort):
@@ -89,7 +89,7 @@ def test_bad_pairing():
 
 @pytest.mark.data
 def test_real_kermany_mimic():
-    from pneumo.cohorts import kermany, mimic
+    from pneumo.data.cohorts import kermany, mimic
     imgs, labs = kermany.load(), mimic.load()
     full = paired.pair(imgs, labs)
     assert len(full) == len(imgs) and full.name == "kermany+mimic-demo (semi-real)"

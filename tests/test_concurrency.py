@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.data,
 @pytest.fixture(scope="module")
 def shipped():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from pneumo.predictor import Case, Predictor
+    from pneumo.inference.predictor import Case, Predictor
 
     pred = Predictor.load()
     root = config.kermany_dir() / "test"

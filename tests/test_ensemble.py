@@ -1,4 +1,4 @@
-"""The seed ensemble (pneumo.ensemble): composition is exact, it round-trips as a bundle, Grad-CAM
+"""The seed ensemble (pneumo.training.ensemble): composition is exact, it round-trips as a bundle, Grad-CAM
 and the Predictor work through it, and incompatible members are refused. No data needed: the
 members are small untrained bundles made here."""
 from __future__ import annotations
@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pneumo.data.labs.catalogue import panel_of
 from pneumo.errors import PneumoError
 
 SIZE = 48
@@ -16,9 +17,9 @@ def _member(tmp_path, k: int, size: int = SIZE, shift: float = 0.0, panel=None):
     """An untrained single-model bundle with its own weights and lab standardisation."""
     import keras
 
-    from pneumo.bundle import load_bundle, save_bundle
-    from pneumo.labs import default_panel
-    from pneumo.model import build_fusion_model
+    from pneumo.data.labs import default_panel
+    from pneumo.models.bundle import load_bundle, save_bundle
+    from pneumo.models.network import build_fusion_model
 
     keras.utils.set_random_seed(k)
     panel = panel or default_panel()
@@ -58,7 +59,7 @@ def _as_bundle(template, model):
 
 
 def test_ensemble_is_the_mean_of_its_members(members):
-    from pneumo.ensemble import compose
+    from pneumo.training.ensemble import compose
     ens = _as_bundle(members[0], compose(members))
     x, labs = _inputs(members[0])
     for images, lab_values in ((x, labs), (x, None), (None, labs)):
@@ -71,8 +72,8 @@ def test_ensemble_is_the_mean_of_its_members(members):
 
 
 def test_ensemble_bundle_round_trips(members, tmp_path):
-    from pneumo.bundle import load_bundle, save_bundle
-    from pneumo.ensemble import compose
+    from pneumo.models.bundle import load_bundle, save_bundle
+    from pneumo.training.ensemble import compose
     model = compose(members)
     meta = dict(members[0].meta)
     for k in ("format", "created", "weights", "preprocessing"):
@@ -87,12 +88,12 @@ def test_ensemble_bundle_round_trips(members, tmp_path):
 
 
 def test_gradcam_and_predictor_work_through_an_ensemble(members, tmp_path):
-    from pneumo.bundle import load_bundle, save_bundle
-    from pneumo.ensemble import compose
-    from pneumo.imaging import read_image
-    from pneumo.model import member_encoders
-    from pneumo.predictor import Case, Predictor
-    from pneumo.runner import ModelRunner
+    from pneumo.data.imaging import read_image
+    from pneumo.inference.predictor import Case, Predictor
+    from pneumo.inference.runner import ModelRunner
+    from pneumo.models.bundle import load_bundle, save_bundle
+    from pneumo.models.network import member_encoders
+    from pneumo.training.ensemble import compose
 
     model = compose(members)
     assert len(member_encoders(model.get_layer("image_encoder"))) == 3
@@ -120,12 +121,12 @@ def test_gradcam_and_predictor_work_through_an_ensemble(members, tmp_path):
 
 def test_single_model_gradcam_is_unchanged_by_the_ensemble_code(tiny_bundle):
     """The one-member path of the generalised Grad-CAM equals plain Grad-CAM computed here."""
+    import keras
     import tensorflow as tf
 
-    import keras
-    from pneumo.bundle import load_bundle
-    from pneumo.model import LAST_CONV_LAYER
-    from pneumo.runner import ModelRunner
+    from pneumo.inference.runner import ModelRunner
+    from pneumo.models.bundle import load_bundle
+    from pneumo.models.network import LAST_CONV_LAYER
 
     b = load_bundle(tiny_bundle)
     runner = ModelRunner(b)
@@ -147,7 +148,7 @@ def test_single_model_gradcam_is_unchanged_by_the_ensemble_code(tiny_bundle):
 
 
 def test_incompatible_members_are_refused(members, tmp_path):
-    from pneumo.ensemble import check_compatible
+    from pneumo.training.ensemble import check_compatible
     with pytest.raises(PneumoError, match="at least two"):
         check_compatible(members[:1])
     other = _member(tmp_path, 9, size=32)
@@ -156,7 +157,7 @@ def test_incompatible_members_are_refused(members, tmp_path):
 
 
 def test_seeded_stages_seed_the_fine_tunes_not_the_first_stage():
-    from pneumo.train import PRESETS, seeded_stages
+    from pneumo.training.fit import PRESETS, seeded_stages
     stages = seeded_stages(PRESETS["shipped"]["pretrain"], 2)
     assert [st.get("seed") for st in stages] == [None, 2, 2, 2]
     assert "seed" not in PRESETS["shipped"]["pretrain"][-1]        # the preset itself is untouched
@@ -164,7 +165,7 @@ def test_seeded_stages_seed_the_fine_tunes_not_the_first_stage():
 
 
 def test_cli_names_a_bad_member_in_one_line(tmp_path, capsys):
-    from pneumo.ensemble import main
+    from pneumo.training.ensemble import main
     assert main(["--members", str(tmp_path / "nope"), str(tmp_path / "nope2"), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "no bundle.json" in err and len(err.splitlines()) == 1
@@ -174,13 +175,12 @@ def test_build_writes_a_calibrated_tested_bundle(tmp_path, monkeypatch):
     """End to end on the synthetic cohort: compose, calibrate on val, test, robustness reports."""
     import json
 
-    from pneumo.bundle import load_bundle
-    from pneumo.cohorts.synthetic import DEFAULT_KEYS
-    from pneumo.ensemble import build
-    from pneumo.labs.panel import LabPanel
+    from pneumo.data.cohorts.synthetic import DEFAULT_KEYS
+    from pneumo.models.bundle import load_bundle
+    from pneumo.training.ensemble import build
 
     monkeypatch.chdir(tmp_path)                  # the synthetic films go to ./cache/synthetic
-    panel = LabPanel.from_keys(list(DEFAULT_KEYS))
+    panel = panel_of(list(DEFAULT_KEYS))
     dirs = [_member(tmp_path, k, shift=0.05 * k, panel=panel).path for k in range(2)]
     metrics = build(dirs, tmp_path / "ens", cohort_spec="synthetic", version="9.9.9", n_boot=20,
                     reference=False, log=lambda *_: None)

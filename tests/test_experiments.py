@@ -10,8 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pneumo import config, experiment_stats as stats, experiments, tables
-from pneumo.experiment_config import ConfigError, from_dict, load
+from pneumo import config
+from pneumo.evaluation import bootstrap as stats
+from pneumo.experiments import paper_tables as tables
+from pneumo.experiments import protocol as experiments
+from pneumo.experiments.config import ConfigError, from_dict, load
 
 TINY = {"name": "tiny", "runs": 1, "seeds": [0], "image_size": 32, "bootstrap": 40,
         "cohort": {"source": "synthetic", "n": 80, "synthetic_image_size": 64, "n_pos": 16, "n_neg": 40,
@@ -64,7 +67,7 @@ def test_results_file_has_the_schema(grid):
 
 
 def test_curves_can_be_redrawn_from_the_file(grid):
-    from pneumo import metrics
+    from pneumo.evaluation import metrics
     entry = grid["results"]["entries"][0]
     y, p = np.array(entry["test_cases"]["y"]), np.array(entry["test_cases"]["p"][0])
     roc = metrics.roc_points(y, p)
@@ -141,7 +144,7 @@ def test_published_case_ids_never_carry_mimic_identifiers():
 
 
 def test_weighted_metrics_match_pneumo_metrics_and_resampling():
-    from pneumo.metrics import binary_metrics
+    from pneumo.evaluation.metrics import binary_metrics
     rng = np.random.default_rng(3)
     y = (rng.random(120) < 0.12).astype(int)
     y[:2] = [0, 1]

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from pneumo import explain
+from pneumo.explain import attribution as explain
 
 
 def test_lab_shap_is_additive_on_a_nonlinear_model():

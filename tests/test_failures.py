@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
-import pneumo.batch as batch
-import pneumo.batch_output as batch_output
-import pneumo.quiet
-from pneumo import cli, config
-from pneumo.audit import CaseLog, record_or_warn
-from pneumo.batch import OutputError, run_batch
+import pneumo.inference.quiet
+import pneumo.service.batch as batch
+import pneumo.service.batch_output as batch_output
+from pneumo import config
+from pneumo.cli import main as cli
 from pneumo.errors import ManifestError, PneumoError
+from pneumo.service.batch import OutputError, run_batch
+from pneumo.service.case_log import CaseLog, record_or_warn
 from tests.test_batch import FakePredictor, FakeResult, read_out, write_manifest, write_png
 
 N_ROWS = 12
@@ -32,7 +33,7 @@ def fake_model(monkeypatch):
         loads.append(bundle_dir)
         return FakePredictor()
 
-    monkeypatch.setattr(pneumo.quiet, "load_predictor", load)
+    monkeypatch.setattr(pneumo.inference.quiet, "load_predictor", load)
     return loads
 
 
@@ -257,8 +258,8 @@ def test_silencing_survives_a_closed_stderr(monkeypatch):
         raise OSError(errno.EBADF, os.strerror(errno.EBADF))
 
     monkeypatch.delenv("PNEUMO_DEBUG", raising=False)
-    monkeypatch.setattr(pneumo.quiet.os, "dup", no_fd)
-    with pneumo.quiet.native_stderr_silenced():
+    monkeypatch.setattr(pneumo.inference.quiet.os, "dup", no_fd)
+    with pneumo.inference.quiet.native_stderr_silenced():
         ran = True
     assert ran
 

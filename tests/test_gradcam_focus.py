@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pneumo import config, explain
+from pneumo import config
+from pneumo.explain import attribution as explain
 
 HAS_MODEL = (config.default_model_dir() / "bundle.json").exists()
 pytestmark = [pytest.mark.data,
@@ -17,7 +18,7 @@ N_CASES = 24
 
 
 def _heat_maps(predictor, paths):
-    from pneumo.predictor import Case
+    from pneumo.inference.predictor import Case
     return [predictor.explain(Case.from_sources(p, None, panel=predictor.panel), shap=False).gradcam for p in paths]
 
 
@@ -53,8 +54,8 @@ def test_heat_map_is_faithful_to_the_models_own_score():
     blobby shape, wrong place). The pneumonia log-odds must fall further on average for the
     film's own map. Measured on 40 val pneumonia films while writing this test: 1.3.0 0.50 vs
     0.22; the bound is the control, not a tuned number."""
-    from pneumo.imaging import load_for_model
-    from pneumo.predictor import Predictor
+    from pneumo.data.imaging import load_for_model
+    from pneumo.inference.predictor import Predictor
 
     runner = Predictor.load().runner
     s = runner.image_size
@@ -79,9 +80,9 @@ def test_heat_map_is_faithful_to_the_models_own_score():
 
 
 def test_heat_concentrates_on_the_thorax():
-    from pneumo.bundle import load_bundle
-    from pneumo.predictor import Predictor
-    from pneumo.runner import ModelRunner
+    from pneumo.inference.predictor import Predictor
+    from pneumo.inference.runner import ModelRunner
+    from pneumo.models.bundle import load_bundle
 
     paths = sorted((config.kermany_dir() / "test" / "PNEUMONIA").glob("*.jpeg"))[:N_CASES]
     maps = _heat_maps(Predictor.load(), paths)

@@ -1,4 +1,4 @@
-"""The hostile-input corpus (pneumo.hostile): nothing crashes, every refusal is a typed one-line
+"""The hostile-input corpus (pneumo.qa.hostile): nothing crashes, every refusal is a typed one-line
 PneumoError, nothing escapes the manifest root or loads from a tampered bundle, and no patient
 identifier reaches a message or a result. Runs on the shipped bundle, else the tiny test bundle."""
 from __future__ import annotations
@@ -6,14 +6,14 @@ from __future__ import annotations
 import pytest
 
 from pneumo import config
-from pneumo.hostile import KINDS, run_corpus, summarise
+from pneumo.qa.hostile import KINDS, run_corpus, summarise
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def outcomes(tiny_bundle, tmp_path_factory):
-    from pneumo.predictor import Predictor
+    from pneumo.inference.predictor import Predictor
 
     shipped = config.default_model_dir()
     bundle = shipped if (shipped / "bundle.json").is_file() else tiny_bundle
@@ -76,7 +76,7 @@ def test_refusals_say_why(outcomes):
 
 
 def test_bombs_and_floods_are_refused_or_capped(outcomes):
-    from pneumo.hostile import bombs
+    from pneumo.qa.hostile import bombs
 
     by_name = {o.name: o for o in outcomes}
     for name in bombs():

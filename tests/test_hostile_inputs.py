@@ -1,4 +1,4 @@
-"""Issue 16 hostile inputs: declared sizes inside compressed data (pneumo.decode_limits) and lab
+"""Issue 16 hostile inputs: declared sizes inside compressed data (pneumo.data.decode_limits) and lab
 values that used to escape as ValueError/OverflowError or flood a case with warnings. The
 memory side of the bombs is in test_bombs.py; here: the right refusal, and that real files of
 the same kinds are still read."""
@@ -14,12 +14,12 @@ import pydicom
 import pytest
 from PIL import Image
 
-from pneumo import hostile
-from pneumo.decode_limits import HEADER_INFLATE_CAP, check_codec_frame, inflate_dicom
+from pneumo.data.decode_limits import HEADER_INFLATE_CAP, check_codec_frame, inflate_dicom
+from pneumo.data.imaging import read_image
+from pneumo.data.labs import default_panel, parse_labs
+from pneumo.data.labs.parse import MAX_ISSUES
 from pneumo.errors import ImageError, LabError, UnsupportedImageError
-from pneumo.imaging import read_image
-from pneumo.labs import default_panel, parse_labs
-from pneumo.labs.parse import MAX_ISSUES
+from pneumo.qa import hostile
 
 PANEL = default_panel()
 TEST_FILES = os.path.join(os.path.dirname(pydicom.data.__file__), "test_files")

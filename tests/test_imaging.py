@@ -1,4 +1,4 @@
-"""pneumo.imaging: every supported format and mode, DICOM done right, the one preprocessing
+"""pneumo.data.imaging: every supported format and mode, DICOM done right, the one preprocessing
 function (and why squashing), identifiers kept out, and pydicom's own test corpus."""
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from pneumo import config, imaging
+from pneumo import config
+from pneumo.data import imaging
+from pneumo.data.imaging import ImageMeta, XRay, load_for_model, pixel_digest, preprocess, read_image
 from pneumo.errors import ImageError, PneumoError, UnsupportedImageError
-from pneumo.imaging import ImageMeta, XRay, load_for_model, pixel_digest, preprocess, read_image
 
 PYDICOM_DATA = Path(pydicom.data.__file__).parent
 IDENTIFIERS = ("DOE^JANE", "DOE", "JANE", "123456", "19800101", "ACC98765")

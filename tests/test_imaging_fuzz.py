@@ -13,10 +13,10 @@ import pydicom
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
-from pneumo.hostile import dicom_bytes
 
+from pneumo.data.imaging import read_image
 from pneumo.errors import ImageError, PneumoError
-from pneumo.imaging import read_image
+from pneumo.qa.hostile import dicom_bytes
 
 FUZZ = settings(max_examples=300, deadline=None, derandomize=True, database=None,
                 suppress_health_check=list(HealthCheck))

@@ -13,10 +13,10 @@ import numpy as np
 import pydicom
 import pytest
 from PIL import Image
-from pneumo.hostile import dicom_bytes
 
+from pneumo.data.imaging import read_image
 from pneumo.errors import ImageError, UnsupportedImageError
-from pneumo.imaging import read_image
+from pneumo.qa.hostile import dicom_bytes
 
 PYDICOM_FILES = Path(pydicom.data.__file__).parent / "test_files"
 GRAY = (np.add.outer(np.arange(96), np.arange(128)) % 256).astype(np.uint8)

@@ -10,11 +10,20 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pneumo.case import Case
-from pneumo.decision_rule import band_of, label_of, single_threshold
 from pneumo.errors import PneumoError
-from pneumo.intended_use import (KERMANY_CHILDREN, OUTSIDE, UNKNOWN, WITHIN, FilmCheck, FilmReading,
-                                 assess, frontal_score, parse_age)
+from pneumo.inference.case import Case
+from pneumo.inference.decision_rule import band_of, label_of, single_threshold
+from pneumo.inference.intended_use import (
+    KERMANY_CHILDREN,
+    OUTSIDE,
+    UNKNOWN,
+    WITHIN,
+    FilmCheck,
+    FilmReading,
+    assess,
+    frontal_score,
+    parse_age,
+)
 
 CHILD = FilmReading(0.01, 0.3, adult=False, lateral=False)
 ADULT = FilmReading(0.99, 0.3, adult=True, lateral=False)
@@ -90,7 +99,7 @@ def test_one_threshold_is_youden_on_the_views_pooled():
 
 @pytest.fixture(scope="module")
 def predictor(tiny_bundle):
-    from pneumo.predictor import Predictor
+    from pneumo.inference.predictor import Predictor
 
     pred = Predictor.load(tiny_bundle)
     pred.population = KERMANY_CHILDREN
@@ -99,7 +108,7 @@ def predictor(tiny_bundle):
 
 def _dicom(age: str | None = None, view: str | None = None) -> bytes:
     """A chest-like DICOM with made-up identifiers, born 1980, studied 2025."""
-    from pneumo.hostile import dicom_bytes
+    from pneumo.qa.hostile import dicom_bytes
 
     attrs = {"PatientName": "Doe^Jane", "PatientID": "MRN-778899", "PatientBirthDate": "19800102",
              "StudyDate": "20250301", **({"PatientAge": age} if age else {})}
@@ -163,7 +172,7 @@ def test_the_cli_refuses_a_case_with_nothing_to_read(tmp_path):
 def test_a_refused_cli_case_is_logged_as_refused(tmp_path):
     import os
 
-    from pneumo.audit import CaseLog
+    from pneumo.service.case_log import CaseLog
 
     junk = tmp_path / "labs.csv"
     junk.write_text("foo,bar\n1,2\n")

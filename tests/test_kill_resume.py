@@ -2,7 +2,7 @@
 present once in OUT, and one case-log row per scored case (none twice).
 
 Uses `python -m pneumo batch` with the shipped model when models/pneumo-fusion/bundle.json
-exists; until then a tiny driver runs pneumo.batch.run_batch with a slow fake predictor.
+exists; until then a tiny driver runs pneumo.service.batch.run_batch with a slow fake predictor.
 """
 from __future__ import annotations
 
@@ -21,16 +21,16 @@ import pytest
 from PIL import Image
 
 from pneumo import config
-from pneumo.audit import CaseLog
+from pneumo.service.case_log import CaseLog
 
 N_IMAGES = 60
 
 _DRIVER = textwrap.dedent("""
     import sys, time
     from dataclasses import dataclass, field
-    from pneumo.audit import CaseLog
-    from pneumo.batch import run_batch
-    from pneumo.labs import default_panel
+    from pneumo.service.case_log import CaseLog
+    from pneumo.service.batch import run_batch
+    from pneumo.data.labs import default_panel
 
     @dataclass
     class Result:

@@ -1,11 +1,11 @@
-"""CSV-injection escaping (pneumo.csv_safe)."""
+"""CSV-injection escaping (pneumo.service.csv_safe)."""
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from pneumo.csv_safe import safe_cell, safe_frame, write_safe_csv
-from pneumo.labs import default_panel, parse_labs
+from pneumo.data.labs import default_panel, parse_labs
+from pneumo.service.csv_safe import safe_cell, safe_frame, write_safe_csv
 
 
 @pytest.mark.parametrize("cell", ["=1+2", "+cmd", "-2+3", "@SUM(A1)", "\t=1", "\r=1", "=HYPERLINK(\"x\")"])

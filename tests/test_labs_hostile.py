@@ -8,9 +8,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pneumo.data.labs import LabReading, default_panel, parse_labs, read_wide_csv
+from pneumo.data.labs.parse import MAX_BYTES, MAX_COLUMNS
 from pneumo.errors import LabError
-from pneumo.labs import LabReading, default_panel, parse_labs, read_wide_csv
-from pneumo.labs.parse import MAX_BYTES, MAX_COLUMNS
 
 PANEL = default_panel()
 

@@ -8,9 +8,10 @@ import math
 import pandas as pd
 import pytest
 
+from pneumo.data.labs import CATALOGUE, LabPanel, LabTest, catalogue_by_itemid, default_panel
+from pneumo.data.labs.catalogue import panel_of
+from pneumo.data.labs.units import FACTORS, normalize_unit, to_panel_unit
 from pneumo.errors import LabError
-from pneumo.labs import CATALOGUE, LabPanel, LabTest, catalogue_by_itemid, default_panel
-from pneumo.labs.units import FACTORS, normalize_unit, to_panel_unit
 
 MIMIC_SELECTION = ["sodium", "potassium", "chloride", "bicarbonate", "anion_gap", "bun", "creatinine",
                    "glucose", "magnesium", "phosphate", "calcium", "wbc", "rbc", "hemoglobin",
@@ -62,12 +63,12 @@ def test_panel_json_round_trip(tmp_path):
 
 
 def test_panel_access_and_errors(tmp_path):
-    p = LabPanel.from_keys(["wbc", "crp"])
+    p = panel_of(["wbc", "crp"])
     assert len(p) == 2 and list(p)[1].key == "crp" and "wbc" in p
     with pytest.raises(KeyError):
         p["nope"]
     with pytest.raises(LabError):
-        LabPanel.from_keys(["nope"])
+        panel_of(["nope"])
     with pytest.raises(LabError):
         p.with_medians({"nope": 1.0})
     with pytest.raises(LabError):

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from pneumo.config import REPO_ROOT
+from pneumo.data.labs import LabReading, default_panel, parse_labs, read_wide_csv
 from pneumo.errors import LabError
-from pneumo.labs import LabReading, default_panel, parse_labs, read_wide_csv
 
 PANEL = default_panel()
 ASSETS = REPO_ROOT / "assets"

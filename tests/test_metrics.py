@@ -1,12 +1,12 @@
-"""pneumo.metrics and pneumo.calibration against sklearn and on toys with known answers."""
+"""pneumo.evaluation.metrics and pneumo.models.calibration against sklearn and on toys with known answers."""
 import json
 
 import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from pneumo import metrics as M
-from pneumo.calibration import apply_temperature, fit_temperature, logit
+from pneumo.evaluation import metrics as M
+from pneumo.models.calibration import apply_temperature, fit_temperature, logit
 
 
 @pytest.fixture

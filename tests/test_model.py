@@ -4,7 +4,9 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from pneumo import model as M  # noqa: E402
+from pneumo.experiments import classifiers as C  # noqa: E402
+from pneumo.models import features as F  # noqa: E402
+from pneumo.models import network as M  # noqa: E402
 
 S, T = 64, 6
 
@@ -62,7 +64,7 @@ def test_head_on_cached_embeddings_equals_composed_model(parts):
     x = _inputs(n=5, seed=3)
     x["lab_missing"][0, :2] = 1
     early, late = M.embed_images(enc, x["image"])
-    f = M.Features(early, late, x["image_present"][:, 0], x["labs"], x["lab_missing"])
+    f = F.Features(early, late, x["image_present"][:, 0], x["labs"], x["lab_missing"])
     f.labs = np.where(f.lab_missing > 0, np.nan, f.labs)    # features may carry NaN where missing
     assert np.allclose(M.predict_head(head, f), model.predict(x, verbose=0)[:, 1], atol=1e-5)
 
@@ -70,8 +72,8 @@ def test_head_on_cached_embeddings_equals_composed_model(parts):
 def test_modality_dropout_never_drops_both():
     rng = np.random.default_rng(0)
     n = 2000
-    f = M.Features(np.ones((n, 3)), np.ones((n, 4)), np.ones(n), np.zeros((n, T)), np.zeros((n, T)))
-    d = M.modality_dropout(f, rng, p_image=0.3, p_labs=0.3, p_test=0.1)
+    f = F.Features(np.ones((n, 3)), np.ones((n, 4)), np.ones(n), np.zeros((n, T)), np.zeros((n, T)))
+    d = F.modality_dropout(f, rng, p_image=0.3, p_labs=0.3, p_test=0.1)
     no_img = d.image_present == 0
     no_labs = d.lab_missing.min(axis=1) == 1
     assert 0.2 < no_img.mean() < 0.4 and 0.2 < no_labs.mean() < 0.4
@@ -85,14 +87,14 @@ def _toy_features(n=80, seed=0):
     late = rng.normal(size=(n, 8)) + y[:, None]
     labs = rng.normal(size=(n, T)) + 0.5 * y[:, None]
     miss = (rng.random((n, T)) < 0.2).astype("float32")
-    return M.Features(early.astype("float32"), late.astype("float32"), np.ones(n, "float32"),
+    return F.Features(early.astype("float32"), late.astype("float32"), np.ones(n, "float32"),
                       labs.astype("float32"), miss), y
 
 
-@pytest.mark.parametrize("cls", [M.LateFusion, M.GradientBoostingLabs])
+@pytest.mark.parametrize("cls", [C.LateFusion, C.GradientBoostingLabs])
 def test_baselines_share_one_interface(cls):
     X, y = _toy_features()
-    kw = {} if cls is M.GradientBoostingLabs else dict(epochs=1, d_model=8, heads=2)
+    kw = {} if cls is C.GradientBoostingLabs else dict(epochs=1, d_model=8, heads=2)
     clf = cls(**kw).fit(X, y, X, y)
     p = clf.predict_proba(X)
     assert p.shape == (len(y),) and np.isfinite(p).all() and (p >= 0).all() and (p <= 1).all()
@@ -100,7 +102,7 @@ def test_baselines_share_one_interface(cls):
 
 def test_fusion_classifier_learns_a_separable_toy():
     X, y = _toy_features(200)
-    p = M.FusionClassifier(epochs=6, d_model=8, heads=2, lr=1e-2).fit(X, y, X, y).predict_proba(X)
+    p = C.FusionClassifier(epochs=6, d_model=8, heads=2, lr=1e-2).fit(X, y, X, y).predict_proba(X)
     from sklearn.metrics import roc_auc_score
     assert roc_auc_score(y, p) > 0.85
 

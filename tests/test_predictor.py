@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from pneumo.errors import BundleError, NothingToReadError, UnsupportedImageError
-from pneumo.predictor import Case, Predictor
+from pneumo.inference.predictor import Case, Predictor
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +175,7 @@ def test_each_case_is_read_at_its_own_views_temperature_and_one_threshold(tiny_b
 def test_explain_of_a_very_large_film_keeps_its_maps_small(predictor, tmp_path):
     """A film near the pixel budget gets Grad-CAM at a long side of EXPLAIN_MAX_SIDE, not at full
     size (a 49 MP film once took 2.3 GB in explain); the film's aspect is kept."""
-    from pneumo.predictor import EXPLAIN_MAX_SIDE
+    from pneumo.inference.predictor import EXPLAIN_MAX_SIDE
 
     exp = predictor.explain(Case.from_sources(film(tmp_path, 4000, 3000, "big.png"), LABS, panel=predictor.panel),
                             shap=False)

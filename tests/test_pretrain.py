@@ -1,4 +1,4 @@
-"""pneumo.pretrain on tiny made-up films: recipes (augmentation strength, mixup) are trained,
+"""pneumo.training.backbone on tiny made-up films: recipes (augmentation strength, mixup) are trained,
 recorded in the backbone's sidecar, and found again by the cache path train.py resolves."""
 import json
 from types import SimpleNamespace
@@ -9,9 +9,9 @@ import pytest
 
 tf = pytest.importorskip("tensorflow")
 
-from pneumo import pretrain as P  # noqa: E402
-from pneumo import train as T  # noqa: E402
 from pneumo.errors import PneumoError  # noqa: E402
+from pneumo.training import backbone as P  # noqa: E402
+from pneumo.training import fit as T  # noqa: E402
 
 
 def test_default_recipe_keeps_the_old_cache_name_and_others_differ():
@@ -101,10 +101,10 @@ def test_pretrain_records_the_recipe_and_train_finds_it(tiny_kermany):
 
 
 def test_fine_tuning_starts_from_the_given_backbone(tiny_kermany, tmp_path, monkeypatch):
-    from pneumo.model import build_image_encoder
+    from pneumo.models.network import build_image_encoder
     size = tiny_kermany
     base = P.pretrain(size, 0.35, epochs=1, intensity="equalize", log=lambda s: None)
-    import pneumo.model as model_module
+    import pneumo.models.network as model_module
     seen, real_build = {}, model_module.build_image_encoder
 
     def spy(size, alpha, weights=None, intensity="none"):

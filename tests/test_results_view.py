@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from pneumo import app_figures as figs
 from pneumo import config
-from pneumo import results_view as res
+from pneumo.experiments import results as res
+from pneumo.present import figures as figs
 
 
 def _entry(model, regime, runs_metric, experiment="exp", cases=None, thresholds=None, metric="roc_auc"):
@@ -50,7 +50,7 @@ def test_paired_bootstrap_is_paired_and_needs_the_same_cases():
     rng = np.random.default_rng(1)
     y = [0] * 30 + [1] * 10
     probs = [np.clip(np.array(y) * 0.3 + rng.uniform(0, 0.7, 40), 0, 1).tolist() for _ in range(3)]
-    from pneumo.metrics import binary_metrics
+    from pneumo.evaluation.metrics import binary_metrics
     vals = [binary_metrics(y, p, 0.5)["roc_auc"] for p in probs]
     same = [_entry("fusion", "imbalanced", vals, cases=_cases(y, probs)),
             _entry("fusion", "adasyn", vals, cases=_cases(y, probs))]
@@ -71,7 +71,7 @@ def test_paired_bootstrap_sees_a_real_gain():
     rng = np.random.default_rng(2)
     weak = [(0.5 * y + rng.uniform(0, 0.8, 50)).clip(0, 1).tolist() for _ in range(3)]
     strong = [(0.8 * y + rng.uniform(0, 0.3, 50)).clip(0, 1).tolist() for _ in range(3)]
-    from pneumo.metrics import binary_metrics
+    from pneumo.evaluation.metrics import binary_metrics
     va = [binary_metrics(y, p, 0.5)["roc_auc"] for p in weak]
     vb = [binary_metrics(y, p, 0.5)["roc_auc"] for p in strong]
     entries = [_entry("fusion", "imbalanced", va, cases=_cases(y.tolist(), weak)),

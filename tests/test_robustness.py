@@ -1,4 +1,4 @@
-"""pneumo.robustness: the centre crop, the field-of-view report, and the shipped model's framing
+"""pneumo.evaluation.robustness: the centre crop, the field-of-view report, and the shipped model's framing
 robustness on the carved validation films (never test)."""
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import pytest
 
 pytest.importorskip("tensorflow")
 
-from pneumo import config, robustness  # noqa: E402
+from pneumo import config
 from pneumo.errors import PneumoError  # noqa: E402
+from pneumo.evaluation import robustness  # noqa: E402
 
 
 def _framed(n: int, s: int = 32, inner: float = 0.5) -> np.ndarray:
@@ -70,7 +71,7 @@ HAS_MODEL = (config.default_model_dir() / "bundle.json").exists()
 @pytest.fixture(scope="module")
 def shipped_on_val():
     """The shipped bundle and the val films (read once for the module's data tests)."""
-    from pneumo.bundle import load_bundle
+    from pneumo.models.bundle import load_bundle
     bundle = load_bundle()
     return bundle, robustness.kermany_split("val", bundle.image_size)
 

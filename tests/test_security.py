@@ -7,15 +7,14 @@ import os
 import re
 import tomllib
 import zipfile
-from pathlib import Path
 
 import pytest
 
-from pneumo import app_support as sup
 from pneumo import config
 from pneumo.errors import PneumoError
-from pneumo.server_roots import REFUSAL, ServerPathError, allowed_roots, enabled, resolve_manifest
-from pneumo.text_safe import md_escape, md_list, plain
+from pneumo.present import app_support as sup
+from pneumo.present.text_safe import md_escape, md_list, plain
+from pneumo.service.server_roots import REFUSAL, ServerPathError, allowed_roots, enabled, resolve_manifest
 
 REPO = config.REPO_ROOT
 

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from pneumo import tables
 from pneumo.errors import PneumoError
-from pneumo.tables import PAPER_TABLES
+from pneumo.experiments import paper_tables as tables
+from pneumo.experiments.paper_tables import PAPER_TABLES
 
 
 def _cell(mean, sd=0.01, lo=None, hi=None):

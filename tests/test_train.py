@@ -1,4 +1,4 @@
-"""pneumo.train on the synthetic cohort: a short fit writes a bundle that loads and agrees."""
+"""pneumo.training.fit on the synthetic cohort: a short fit writes a bundle that loads and agrees."""
 import json
 
 import numpy as np
@@ -6,10 +6,10 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from pneumo import train as T  # noqa: E402
-from pneumo.bundle import load_bundle  # noqa: E402
-from pneumo.cohorts import synthetic  # noqa: E402
+from pneumo.data.cohorts import synthetic  # noqa: E402
 from pneumo.errors import PneumoError  # noqa: E402
+from pneumo.models.bundle import load_bundle  # noqa: E402
+from pneumo.training import fit as T  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,7 @@ def test_bundle_reproduces_the_reported_test_probabilities(trained):
     cohort, out, metrics = trained
     b = load_bundle(out)
     test = cohort.split("test").frame
-    from pneumo.imaging import load_for_model
+    from pneumo.data.imaging import load_for_model
     images = np.stack([load_for_model(p, 64)[0] for p in test["image_path"]])
     p = b.predict_proba(images, test[cohort.lab_keys].to_numpy(float))
     assert np.allclose(p, metrics["test_probabilities"]["fusion"], atol=1e-4)

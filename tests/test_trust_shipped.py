@@ -18,7 +18,7 @@ EXTRA_LABS = ({"wbc": 16.2}, {"wbc": 7.0}, {"sodium": 131.0})
 
 @pytest.fixture(scope="module")
 def shipped():
-    from pneumo.predictor import Predictor
+    from pneumo.inference.predictor import Predictor
 
     return Predictor.load(config.default_model_dir())
 
@@ -34,7 +34,7 @@ def kermany_test_films(data_dir):
 @pytest.fixture(scope="module")
 def test_results(shipped, kermany_test_films):
     """Every Kermany test film alone and with each extra lab, in one predict_many call."""
-    from pneumo.case import Case
+    from pneumo.inference.case import Case
 
     images = [Case.from_sources(f, None, panel=shipped.panel).image for f in kermany_test_films]
     cases = [Case(image) for image in images]
@@ -76,8 +76,8 @@ def test_adding_a_lab_never_moves_the_label_against_the_probability(test_results
 
 
 def test_held_out_adult_films_without_a_header_are_outside(shipped, data_dir):
-    from pneumo.case import Case
-    from pneumo.intended_use_fit import adult_films
+    from pneumo.inference.case import Case
+    from pneumo.training.intended_use_fit import adult_films
 
     adults = adult_films(Path(data_dir))
     test = adults[adults["split"] == "test"]
@@ -93,8 +93,8 @@ def test_held_out_adult_films_without_a_header_are_outside(shipped, data_dir):
 def test_a_kermany_film_in_a_dicom_whose_header_says_45_is_outside(shipped, kermany_test_films):
     from PIL import Image
 
-    from pneumo.case import Case
-    from pneumo.hostile import dicom_bytes
+    from pneumo.inference.case import Case
+    from pneumo.qa.hostile import dicom_bytes
 
     pixels = np.asarray(Image.open(kermany_test_films[0]).convert("L"), np.uint16) * 16   # 12-bit
     film = dicom_bytes(*pixels.shape, modality="CR", pixels=pixels, PatientAge="045Y", ViewPosition="AP")

@@ -3,7 +3,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from pneumo.validity import EmbeddingGate, Verdict, cheap_checks
+from pneumo.inference.validity import EmbeddingGate, Verdict, cheap_checks
 
 
 def _meta(**kw):

@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw
 
 from pneumo import config
 from pneumo.errors import PneumoError, UnsupportedImageError
-from pneumo.predictor import Case, Predictor
+from pneumo.inference.predictor import Case, Predictor
 
 HAS_MODEL = (config.default_model_dir() / "reference.npz").exists()
 pytestmark = pytest.mark.skipif(not HAS_MODEL, reason="no shipped model bundle with a reference set")

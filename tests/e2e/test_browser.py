@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from pneumo import app_support as sup
 from pneumo import config
+from pneumo.present import app_support as sup
 
 pytestmark = pytest.mark.e2e
 BUNDLE = config.default_model_dir() / "bundle.json"
@@ -160,7 +160,7 @@ def test_typed_labs_apply_without_a_button(page, app_url, shot):
 @pytest.mark.data
 @needs_model
 def test_an_adult_film_gets_no_second_opinion_unless_asked(page, app_url, shot, data_dir):
-    from pneumo.intended_use_fit import adult_films
+    from pneumo.training.intended_use_fit import adult_films
 
     adults = adult_films(data_dir)
     film = adults[(adults["split"] == "test") & (adults["source"] == "hannover-covid")]["path"].iloc[0]

@@ -1,0 +1,1 @@
+"""`python -m pneumo ...`: the command line. Layer 5."""

@@ -1,0 +1,1 @@
+"""Metrics, bootstrap intervals and robustness reports. Layer 3."""

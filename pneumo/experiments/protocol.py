@@ -1,0 +1,441 @@
+"""The paper's protocol: N runs x regimes (imbalanced, ADASYN, class weights) x models, one JSON.
+
+`python -m pneumo experiment CONFIG [--out DIR] [--finetune]` (configs/paper.toml, configs/smoke.toml).
+
+Protocol, per run (seed) and regime and model:
+- the cohort is drawn once (cohort.seed): every run sees the same train/val/test cases, so runs
+  differ only in training randomness (init, batches, ADASYN draws) and test cases are paired;
+- image embeddings come from the frozen encoder, computed once (pneumo.experiments.embedding_cache);
+  --finetune instead trains the whole network end to end per fit (GPU advised; see _finetune);
+- labs are standardised with train statistics; ADASYN (pneumo.experiments.balance) touches train only;
+  class_weight = inverse-frequency class weights, no resampling; imbalanced = neither;
+- the model is fitted on train with val for early stopping; the threshold is Youden's J on val;
+- metrics on train (real train cases only, no synthetic rows) and on test, per-case test
+  probabilities kept; CIs by the hierarchical bootstrap of pneumo.evaluation.bootstrap;
+- late_fusion reuses the same cell's image_only and labs_only fits when both are in the grid
+  (LateFusion is by definition their mean), which saves two fits per cell.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from pneumo import config
+from pneumo.data.cohorts import kermany, manifest, mimic, paired, synthetic
+from pneumo.data.cohorts.base import Cohort, _allocate
+from pneumo.data.imaging import load_for_model
+from pneumo.errors import PneumoError
+from pneumo.evaluation import bootstrap as stats
+from pneumo.experiments.balance import LabScaler, balance_train
+from pneumo.experiments.config import ExperimentConfig
+from pneumo.experiments.config import load as load_config
+from pneumo.experiments.embedding_cache import EmbeddingCache
+from pneumo.models.bundle import load_bundle
+from pneumo.models.features import Features, class_weights
+from pneumo.training.backbone import backbone_intensity
+
+SCHEMA = "pneumo.results/1"
+COMPARE_METRICS = ("mcc", "pr_auc", "f1", "roc_auc", "accuracy", "brier")
+_PRIVATE_ID_MARKERS = ("mimic-hadm-", "mimic-subject-")
+
+
+# ----------------------------------------------------------------------------- cohort
+def build_cohort(cfg: ExperimentConfig, workdir: Path | None = None) -> Cohort:
+    """The cohort the config names (drawn once, seeded by cohort.seed)."""
+    spec = cfg.cohort
+    if spec.source == "paired":
+        # kermany's val carve stays at its default: the pretrained backbone's train split is then ours
+        return paired.pair(kermany.load(), mimic.load(seed=spec.seed), n_pos=spec.n_pos,
+                           n_neg=spec.n_neg, preset=spec.preset, seed=spec.seed,
+                           split_fractions=spec.split_fractions)
+    if spec.source == "manifest":
+        return manifest.load(spec.manifest, root=spec.root)
+    folder = Path(workdir or config.REPO_ROOT / "cache" / "synthetic") / f"n{spec.n}-s{spec.synthetic_image_size}-seed{spec.seed}"
+    cohort = synthetic.make(spec.n, size=spec.synthetic_image_size, seed=spec.seed, tmpdir=folder)
+    if spec.n_pos is not None or spec.n_neg is not None:
+        cohort.frame = _subsample(cohort.frame, spec.n_pos, spec.n_neg)
+        cohort.description = dict(cohort.description, subsampled={"n_pos": spec.n_pos, "n_neg": spec.n_neg})
+    return cohort
+
+
+def _subsample(frame: pd.DataFrame, n_pos: int | None, n_neg: int | None) -> pd.DataFrame:
+    """Keep n_pos / n_neg cases per class, spread over the splits as the class already is."""
+    parts = []
+    for label, n in ((1, n_pos), (0, n_neg)):
+        rows = frame[frame["label"] == label]
+        if n is None:
+            parts.append(rows)
+            continue
+        groups = [rows[rows["split"] == s] for s in ("train", "val", "test")]
+        for g, k in zip(groups, _allocate(min(n, len(rows)), [len(g) for g in groups])):
+            parts.append(g.iloc[:k])
+    return pd.concat(parts).reset_index(drop=True)
+
+
+def public_case_ids(frame: pd.DataFrame) -> list[str]:
+    """Case ids safe to publish: the image's own id for paired cohorts (the lab side names a
+    MIMIC admission), and row numbers wherever an id would carry a MIMIC identifier."""
+    ids = (frame["image_case_id"] if "image_case_id" in frame else frame["case_id"]).astype(str).tolist()
+    if any(m in i for i in ids for m in _PRIVATE_ID_MARKERS):
+        ids = [f"case-{n:05d}" for n in range(len(ids))]
+    seen: dict[str, int] = {}
+    out = []
+    for i in ids:
+        seen[i] = seen.get(i, 0) + 1
+        out.append(i if seen[i] == 1 else f"{i}#{seen[i]}")
+    return out
+
+
+def _counts(frame: pd.DataFrame) -> dict:
+    return {s: {str(c): int(((frame["split"] == s) & (frame["label"] == c)).sum()) for c in (0, 1)}
+            for s in ("train", "val", "test")}
+
+
+# ----------------------------------------------------------------------------- encoder + features
+def make_encoder(cfg: ExperimentConfig):
+    """(encoder, description): the shipped bundle's encoder, a bundle folder's, or random (tests)."""
+    from pneumo.models import network as pm
+    weights = cfg.encoder.weights
+    if weights == "random":
+        pm._set_seed(cfg.seeds[0])
+        return pm.build_image_encoder(cfg.image_size), {"weights": "random (untrained; tests only)"}
+    if weights.endswith(".weights.h5"):
+        intensity = backbone_intensity(weights)
+        return (pm.build_image_encoder(cfg.image_size, weights=weights, intensity=intensity),
+                {"weights": Path(weights).name, "intensity": intensity})
+    bundle = load_bundle(None if weights == "bundle" else weights)
+    meta = getattr(bundle, "meta", {}) or {}
+    size = int(bundle.image_encoder.inputs[0].shape[1])
+    if size != cfg.image_size:
+        raise PneumoError(f"config image_size {cfg.image_size} != the bundle encoder's input size {size}")
+    return bundle.image_encoder, {"weights": "bundle", "bundle": {k: meta.get(k) for k in ("name", "version", "weights_sha256")}}
+
+
+def features(frame: pd.DataFrame, emb, scaler: LabScaler | None, lab_keys: list[str]):
+    """model.Features for these rows: cached embeddings by image path, labs standardised."""
+    n = len(frame)
+    has_img = frame["image_path"].notna().to_numpy()
+    early = np.zeros((n, emb.img_early.shape[1]), "float32")
+    late = np.zeros((n, emb.img_late.shape[1]), "float32")
+    if has_img.any():
+        early[has_img], late[has_img] = emb.rows(frame.loc[has_img, "image_path"].astype(str).tolist())
+    if lab_keys:
+        raw = frame[lab_keys].to_numpy(dtype=np.float64)
+        labs, missing = scaler.transform(raw), np.isnan(raw).astype("float32")
+    else:
+        labs, missing = np.zeros((n, 1)), np.ones((n, 1), "float32")
+    return Features(early, late, has_img.astype("float32"), labs.astype("float32"), missing)
+
+
+def make_model(name: str, regime: str, seed: int, train_kw: dict):
+    """One classifier of the grid; class weights only under the class_weight regime."""
+    from pneumo.experiments import classifiers as clf
+    weighted = regime == "class_weight"
+    if name == "gbm_labs":
+        gbm = clf.GradientBoostingLabs(seed=seed, **train_kw.get("gbm", {}))
+        gbm.clf.set_params(class_weight="balanced" if weighted else None)
+        return gbm
+    kw = {k: v for k, v in train_kw.items() if k != "gbm" and not k.startswith("finetune_")}
+    cls = {"fusion": clf.FusionClassifier, "image_only": clf.ImageOnly, "labs_only": clf.LabsOnly,
+           "late_fusion": clf.LateFusion}[name]
+    return cls(seed=seed, class_weight=weighted, **kw)
+
+
+# ----------------------------------------------------------------------------- the protocol
+def run_experiment(cfg: ExperimentConfig, *, out_dir: str | os.PathLike | None = None, finetune: bool = False,
+                   encoder=None, progress: Callable[[str], None] = print) -> tuple[dict, Path]:
+    """Run the whole grid, write <out_dir>/<name>.json; returns (results, path)."""
+    t0 = time.perf_counter()
+    finetune = finetune or cfg.finetune
+    with tempfile.TemporaryDirectory(prefix="pneumo-exp-") as tmp:
+        cohort = build_cohort(cfg, Path(tmp) if cfg.cohort.source == "synthetic" else None)
+        frame, keys = cohort.frame.reset_index(drop=True), cohort.lab_keys
+        _check_cohort(cfg, frame)
+        progress(f"cohort {cohort.name}: " + ", ".join(f"{s} {c['1']}+{c['0']}" for s, c in _counts(frame).items()))
+        enc_desc = {}
+        if encoder is None:
+            encoder, enc_desc = make_encoder(cfg)
+        cache = EmbeddingCache(encoder, size=cfg.image_size, batch_size=cfg.encoder.batch_size)
+        emb = cache.embed(frame.loc[frame["image_path"].notna(), "image_path"].astype(str).tolist(), progress)
+        progress(f"embeddings: {emb.computed} computed, {len(emb.paths) - emb.computed} from cache, {emb.seconds:.1f} s")
+        t_embed = emb.seconds
+        from threadpoolctl import threadpool_limits
+        with threadpool_limits(limits=1, user_api="openmp"):   # OpenMP spin-waits crawl on shared cores (gbm: 60 s -> 1 s)
+            cells = _grid(cfg, frame, keys, emb, encoder, finetune, progress)
+    results = _assemble(cfg, cohort, frame, cells, enc_desc | {"weights_sha256": cache.weights_sha},
+                        time.perf_counter() - t0, t_embed, finetune)
+    out = Path(out_dir) if out_dir is not None else config.results_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{cfg.name}.json"
+    results = _jsonable(results)    # NaN -> null: what is returned is what the file holds
+    text = json.dumps(results, indent=1, allow_nan=False)
+    if any(m in text for m in _PRIVATE_ID_MARKERS):
+        raise PneumoError("refusing to write results that contain MIMIC admission or subject ids")
+    tmp_path = path.with_suffix(".json.tmp")
+    tmp_path.write_text(text)
+    os.replace(tmp_path, path)
+    return results, path
+
+
+def _check_cohort(cfg: ExperimentConfig, frame: pd.DataFrame) -> None:
+    counts = _counts(frame)
+    for split in ("train", "val", "test"):
+        if min(counts[split].values()) < 1:
+            raise PneumoError(f"the {split} split needs cases of both classes, has {counts[split]}")
+    if counts["test"]["1"] < cfg.cohort.min_test_positives:
+        raise PneumoError(f"the test split has {counts['test']['1']} pneumonia cases, fewer than "
+                          f"cohort.min_test_positives = {cfg.cohort.min_test_positives}")
+
+
+def _grid(cfg, frame, keys, emb, encoder, finetune, progress) -> dict:
+    """Fit every (run, regime, model); returns {"cells": {(model, regime): [run dicts]}, ...}.
+    A fitted model is kept as predict(split) -> P(pneumonia) for split in val / test / train."""
+    split = frame["split"].to_numpy()
+    rows = {"train": frame[split == "train"], "val": frame[split == "val"], "test": frame[split == "test"]}
+    scaler = LabScaler.fit(rows["train"][keys].to_numpy(np.float64)) if keys else None
+    feats = {s: features(r, emb, scaler, keys) for s, r in rows.items()}
+    ys = {s: r["label"].to_numpy(int) for s, r in rows.items()}
+    cells: dict = {(m, r): [] for m in cfg.models for r in cfg.regimes}
+    total, step = cfg.runs * len(cfg.regimes) * len(cfg.models), 0
+    for run, seed in enumerate(cfg.seeds):
+        for regime in cfg.regimes:
+            balance_report, train = None, rows["train"]
+            if regime == "adasyn":
+                balanced, balance_report = balance_train(frame, keys, seed=seed)
+                train = balanced[balanced["split"] == "train"].reset_index(drop=True)
+            X_train, y_train = features(train, emb, scaler, keys), train["label"].to_numpy(int)
+            fitted, epochs = {}, {}
+            for name in cfg.models:
+                step += 1
+                t = time.perf_counter()
+                if name == "late_fusion" and {"image_only", "labs_only"} <= fitted.keys():
+                    predict = _mean_of(fitted["image_only"], fitted["labs_only"])
+                elif finetune and name != "gbm_labs":
+                    predict = _finetune(name, regime, seed, cfg, encoder, train, rows, scaler, keys)
+                else:
+                    model = make_model(name, regime, seed, cfg.train).fit(X_train, y_train, feats["val"], ys["val"])
+                    predict = (lambda m: lambda s: m.predict_proba(feats[s]))(model)
+                    epochs[name] = len(getattr(model, "history", None) or []) or None
+                fitted[name] = predict
+                p = {s: predict(s) for s in ("val", "test", "train")}
+                threshold = stats.youden_threshold(ys["val"], p["val"])
+                rec = {"seed": int(seed), "threshold": threshold,
+                       "train": stats.point_metrics(ys["train"], p["train"], threshold),
+                       "test": stats.point_metrics(ys["test"], p["test"], threshold),
+                       "val": stats.point_metrics(ys["val"], p["val"], threshold),
+                       "n_train": int(len(train)), "epochs": epochs.get(name),
+                       "seconds": round(time.perf_counter() - t, 2), "p_test": p["test"]}
+                if balance_report is not None:
+                    rec["balance"] = balance_report
+                cells[(name, regime)].append(rec)
+                m = rec["test"]
+                progress(f"[{step:3d}/{total}] run {run + 1}/{cfg.runs} {regime:12s} {name:11s} test mcc {m['mcc']:.3f} "
+                         f"pr_auc {m['pr_auc']:.3f} f1 {m['f1']:.3f} acc {m['accuracy']:.3f} ({rec['seconds']:.1f} s)")
+    return {"cells": cells, "y_test": ys["test"], "test_frame": rows["test"]}
+
+
+def _mean_of(a: Callable, b: Callable) -> Callable:
+    return lambda s: 0.5 * (a(s) + b(s))
+
+
+def _finetune(name, regime, seed, cfg, encoder, train, rows, scaler, keys) -> Callable:
+    """End to end: a fresh copy of the encoder trained with a fresh head on decoded images
+    (ADASYN rows use their base case's image). Slow on CPU (minutes per fit); meant for a GPU."""
+    import keras
+
+    from pneumo.models import network as pm
+    if name == "late_fusion":
+        parts = [_finetune(n, regime, seed, cfg, encoder, train, rows, scaler, keys) for n in ("image_only", "labs_only")]
+        return _mean_of(*parts)
+    view = {"image_only": "image", "labs_only": "labs"}.get(name, "fusion")
+
+    def inputs(part: pd.DataFrame) -> dict:
+        n = len(part)
+        present = part["image_path"].notna().to_numpy().astype("float32") * (view != "labs")
+        images = np.zeros((n, cfg.image_size, cfg.image_size, 1), "float32")
+        for i, path in enumerate(part["image_path"]):
+            if present[i]:
+                images[i] = load_for_model(path, cfg.image_size)[0]
+        raw = part[keys].to_numpy(np.float64) if keys else np.full((n, 1), np.nan)
+        missing = np.isnan(raw).astype("float32") if view != "image" else np.ones(raw.shape, "float32")
+        labs = np.where(missing > 0, 0.0, scaler.transform(raw) if keys else 0.0).astype("float32")
+        return {"image": images, "image_present": present[:, None], "labs": labs, "lab_missing": missing}
+
+    pm._set_seed(seed)
+    enc = keras.models.clone_model(encoder)
+    enc.set_weights(encoder.get_weights())
+    net = pm.compile_for_training(pm.build_fusion_model(encoder=enc, n_tests=max(len(keys), 1)),
+                                  lr=float(cfg.train.get("finetune_lr", 1e-4)))
+    y_train, y_val = train["label"].to_numpy(int), rows["val"]["label"].to_numpy(int)
+    onehot = np.eye(2, dtype="float32")
+    stop = keras.callbacks.EarlyStopping(patience=int(cfg.train.get("patience", 8)), restore_best_weights=True)
+    net.fit(inputs(train), onehot[y_train], validation_data=(inputs(rows["val"]), onehot[y_val]),
+            class_weight=class_weights(y_train) if regime == "class_weight" else None,
+            epochs=int(cfg.train.get("finetune_epochs", 20)), batch_size=16, callbacks=[stop], verbose=0)
+    cached = {s: net.predict(inputs(r), verbose=0)[:, 1].astype("float64") for s, r in rows.items()}
+    return lambda s: cached[s]
+
+
+# ----------------------------------------------------------------------------- summaries + JSON
+def _assemble(cfg, cohort, frame, grid, enc_desc, wall, t_embed, finetune) -> dict:
+    y = grid["y_test"]
+    rng = np.random.default_rng(20240 + cfg.seeds[0])
+    W = stats.case_weights(len(y), cfg.bootstrap, rng) if cfg.bootstrap else None
+    entries, replicates = [], {}
+    for (name, regime), runs in grid["cells"].items():
+        probs = [r.pop("p_test") for r in runs]
+        summary = {"train": {m: _mean_sd([r["train"][m] for r in runs]) for m in stats.METRICS},
+                   "test": {m: _mean_sd([r["test"][m] for r in runs]) for m in stats.METRICS}}
+        if W is not None:
+            reps = stats.per_run_replicates(y, probs, [r["threshold"] for r in runs], W)
+            draws = rng.integers(0, len(runs), size=(len(W), len(runs)))
+            replicates[(name, regime)] = {m: stats.mean_over_drawn_runs(v, draws) for m, v in reps.items()}
+            for m, samples in replicates[(name, regime)].items():
+                lo, hi = stats.percentile_ci(samples)
+                summary["test"][m].update(ci_low=lo, ci_high=hi)
+        entries.append({"model": name, "regime": regime, "runs": runs, "summary": summary,
+                        "test_cases": {"case_id": public_case_ids(grid["test_frame"]), "y": y.tolist(),
+                                       "p": [np.round(p, 6).tolist() for p in probs]}})
+    return {
+        "schema": SCHEMA, "experiment": cfg.name,
+        "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "cohort": {"name": cohort.name, "semi_real": bool(cohort.semi_real),
+                   "description": _scrub(cohort.description), "counts": _counts(frame)},
+        "config": cfg.to_dict(), "n_runs": cfg.runs, "seeds": list(cfg.seeds),
+        "protocol": {"threshold": "Youden's J on val, per run", "finetune": bool(finetune),
+                     "train_metrics_on": "real train cases (ADASYN's synthetic rows excluded)",
+                     "ci": stats.CI_METHOD,
+                     "bootstrap": cfg.bootstrap, "encoder": enc_desc},
+        "comparisons": _comparisons(cfg, replicates, grid["cells"]),
+        "timing": {"wall_seconds": round(wall, 1), "embedding_seconds": round(t_embed, 1),
+                   "fit_seconds": round(sum(r["seconds"] for runs in grid["cells"].values() for r in runs), 1)},
+        "environment": {"python": platform.python_version(), "cpus": os.cpu_count(), "machine": platform.machine(),
+                        **_versions()},
+        "entries": entries,
+    }
+
+
+def _comparisons(cfg, replicates, cells) -> list[dict]:
+    """Regime vs imbalanced for each model: difference of the run-mean test metric, paired bootstrap
+    (the same test-case resamples for both; runs redrawn independently)."""
+    out = []
+    for name in cfg.models:
+        for regime in (r for r in cfg.regimes if r != "imbalanced"):
+            if "imbalanced" not in cfg.regimes:
+                break
+            a, b = (name, regime), (name, "imbalanced")
+            for m in COMPARE_METRICS:
+                diff = np.mean([r["test"][m] for r in cells[a]]) - np.mean([r["test"][m] for r in cells[b]])
+                row = {"model": name, "regime": regime, "versus": "imbalanced", "metric": m, "difference": float(diff)}
+                if a in replicates:
+                    samples = replicates[a][m] - replicates[b][m]
+                    lo, hi = stats.percentile_ci(samples)
+                    finite = samples[np.isfinite(samples)]
+                    row.update(ci_low=lo, ci_high=hi,
+                               p_two_sided=float(min(1.0, 2 * min((finite <= 0).mean(), (finite >= 0).mean()))))
+                out.append(row)
+    return out
+
+
+def _mean_sd(values) -> dict:
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    return {"mean": float(v.mean()) if len(v) else None, "sd": float(v.std(ddof=1)) if len(v) > 1 else (0.0 if len(v) else None)}
+
+
+def _scrub(obj):
+    """Drop anything that could name a MIMIC admission or subject from the cohort description."""
+    if isinstance(obj, dict):
+        return {k: _scrub(v) for k, v in obj.items() if not any(s in str(k) for s in ("hadm", "subject_id"))}
+    if isinstance(obj, (list, tuple)):
+        return [_scrub(v) for v in obj]
+    return obj
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj
+
+
+def _versions() -> dict:
+    out = {}
+    for mod in ("tensorflow", "keras", "sklearn", "imblearn", "numpy"):
+        module = sys.modules.get(mod)
+        if module is not None:
+            out[mod] = getattr(module, "__version__", "?")
+    return out
+
+
+def summary_table(results: dict, metrics=("mcc", "pr_auc", "f1", "roc_auc", "accuracy")) -> str:
+    """Markdown: model x regime rows, test metrics as mean ± sd."""
+    head = "| model | regime | " + " | ".join(metrics) + " |"
+    lines = [head, "|" + "---|" * (len(metrics) + 2)]
+    for e in results["entries"]:
+        t = e["summary"]["test"]
+        cells = [f"{t[m]['mean']:.3f} ± {t[m]['sd']:.3f}" if t[m]["mean"] is not None else "-" for m in metrics]
+        lines.append(f"| {e['model']} | {e['regime']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def comparison_table(results: dict, model: str = "fusion") -> str:
+    """Markdown: each regime minus imbalanced for one model, with the paired bootstrap 95% CI."""
+    rows = [c for c in results.get("comparisons", []) if c["model"] == model]
+    lines = [f"| {model}: regime - imbalanced | metric | difference | 95% CI |", "|---|---|---|---|"]
+    for c in rows:
+        ci = f"[{c['ci_low']:+.3f}, {c['ci_high']:+.3f}]" if c.get("ci_low") is not None else "-"
+        lines.append(f"| {c['regime']} | {c['metric']} | {c['difference']:+.3f} | {ci} |")
+    return "\n".join(lines)
+
+
+def _limit_tf_threads() -> None:
+    """TensorFlow takes every core by default; the grid shares a small machine (PNEUMO_TF_THREADS, default 2)."""
+    try:
+        import tensorflow as tf
+        tf.config.threading.set_intra_op_parallelism_threads(int(os.environ.get("PNEUMO_TF_THREADS", 2)))
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except (ImportError, RuntimeError):
+        pass   # already initialised by the caller: keep its setting
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pneumo experiment", description=__doc__.split("\n")[0])
+    parser.add_argument("config", help="experiment config (TOML), e.g. configs/paper.toml")
+    parser.add_argument("--out", default=None, help="results folder (default: the repository's results/)")
+    parser.add_argument("--finetune", action="store_true",
+                        help="train the whole network end to end per fit instead of caching frozen embeddings (GPU)")
+    parser.add_argument("--encoder", default=None,
+                        help="override encoder.weights: 'bundle', a bundle folder, an encoder .weights.h5, or 'random'")
+    args = parser.parse_args(argv)
+    cfg = load_config(args.config)
+    if args.encoder:
+        cfg.encoder.weights = args.encoder
+    _limit_tf_threads()
+    log = lambda line: print(line, flush=True)
+    results, path = run_experiment(cfg, out_dir=args.out, finetune=args.finetune, progress=log)
+    print(summary_table(results))
+    if results["comparisons"]:
+        print(comparison_table(results))
+    print(f"wrote {path} in {results['timing']['wall_seconds']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,206 @@
+"""Intended use: was the model validated for this case at all?
+
+The bundle states its population in bundle.json["intended_use"] (ages, views, film kinds).
+Each case is judged against it from the strongest evidence there is:
+  1. the DICOM header: the patient's age (PatientAge, or birth date vs study date) and ViewPosition;
+  2. an age the user gives (the form, `--age`, a manifest's `age` column);
+  3. a learned check on the film itself (`FilmCheck`): adult vs child on the image embedding,
+     frontal vs lateral on the film's left-right symmetry;
+and says `within`, `outside` or `unknown`, with the reason in words. An age is used only as an
+age: no reason quotes it, so it cannot reach a screen, a log or a report.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pneumo.errors import PneumoError
+from pneumo.models.bundle import update_meta
+
+WITHIN, OUTSIDE, UNKNOWN = "within", "outside", "unknown"
+FILM_CHECK_FILE = "intended_use.npz"
+MAX_AGE = 130             # an age above this is a typing error, not a patient
+FRONTAL_VIEWS = {"PA", "AP", "AP SUPINE", "PA ERECT", "AP ERECT"}
+LATERAL_VIEWS = {"LL", "RL", "LATERAL", "LAT", "LLD", "RLD", "LAO", "RAO", "LPO", "RPO"}
+
+
+def parse_age(age) -> float | None:
+    """An age in years from a form, a flag or a manifest cell; None when blank."""
+    if age is None or isinstance(age, str) and not age.strip():
+        return None
+    try:
+        value = float(age)
+    except (TypeError, ValueError):
+        raise PneumoError("the age must be a number of years") from None
+    if not 0 <= value <= MAX_AGE:
+        raise PneumoError(f"the age must be between 0 and {MAX_AGE} years")
+    return value
+
+
+@dataclass(frozen=True)
+class Population:
+    """Who and what the model was validated on; ages in whole years, both ends included."""
+    age_min: int
+    age_max: int
+    views: tuple[str, ...]
+    film_kinds: tuple[str, ...]
+    description: str
+
+    @classmethod
+    def from_meta(cls, meta: dict) -> "Population | None":
+        raw = meta.get("intended_use")
+        if not isinstance(raw, dict):
+            return None
+        return cls(int(raw["age_min"]), int(raw["age_max"]), tuple(raw["views"]),
+                   tuple(raw["film_kinds"]), str(raw["description"]))
+
+    def to_dict(self) -> dict:
+        return {"age_min": self.age_min, "age_max": self.age_max, "views": list(self.views),
+                "film_kinds": list(self.film_kinds), "description": self.description}
+
+    def age_within(self, age_years: float) -> bool:
+        return self.age_min <= float(age_years) < self.age_max + 1
+
+    @property
+    def ages(self) -> str:
+        return f"{self.age_min}-{self.age_max} years"
+
+
+KERMANY_CHILDREN = Population(1, 5, ("PA", "AP"), ("CR", "DX"),
+                              "children aged 1-5, frontal (AP/PA) chest radiographs")
+"""The shipped model's population: Kermany et al.'s pediatric anterior-posterior films."""
+
+
+@dataclass(frozen=True)
+class IntendedUse:
+    status: str        # within | outside | unknown
+    reason: str        # one sentence; never quotes an age or a date
+    evidence: str      # dicom header | given age | film check | none
+
+
+@dataclass(frozen=True)
+class FilmReading:
+    """What the learned check found on one film: both scores and whether they cross the line."""
+    adult_score: float      # P(adult) of the adult-vs-child check
+    frontal_score: float    # central strip minus lung fields (high on a frontal film)
+    adult: bool
+    lateral: bool
+
+
+def column_profile(model_input: np.ndarray) -> np.ndarray:
+    """Mean brightness of each column of the (S, S[, 1]) model input, rank-normalised first (so
+    the exposure does not matter): two dark lung fields either side of a bright mediastinum on a
+    frontal film, one lopsided sweep (spine at one edge) on a lateral one."""
+    x = np.asarray(model_input, np.float64).reshape(model_input.shape[0], model_input.shape[1])
+    ranks = np.argsort(np.argsort(x, axis=None, kind="stable"), kind="stable").reshape(x.shape)
+    x = ranks / max(x.size - 1, 1)
+    profile = x[int(0.15 * len(x)):int(0.85 * len(x))].mean(axis=0)   # the thorax's rows
+    return profile - profile.mean()
+
+
+def frontal_score(model_input: np.ndarray) -> float:
+    """How much brighter the central strip (mediastinum, spine) is than the two lung fields beside
+    it: clearly positive on a frontal film; near zero or below on a lateral one, where the lungs
+    overlap in the middle and the spine lies at one edge."""
+    p = column_profile(model_input)
+    n = len(p)
+    centre = p[int(0.42 * n):int(0.58 * n)].mean()
+    flanks = np.r_[p[int(0.18 * n):int(0.35 * n)], p[int(0.65 * n):int(0.82 * n)]].mean()
+    return float(centre - flanks)
+
+
+@dataclass
+class FilmCheck:
+    """The learned part: a logistic regression of adult vs child on the standardised image
+    embedding, and the frontal score; both thresholds set on validation films."""
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: float
+    adult_at: float          # P(adult) at or above this: an adult's film
+    frontal_at: float        # frontal score below this: a lateral film
+
+    def adult_scores(self, features: np.ndarray) -> np.ndarray:
+        z = (np.atleast_2d(features) - self.mean) / self.scale
+        return 1.0 / (1.0 + np.exp(-(z @ self.coef + self.intercept)))
+
+    def read(self, features: np.ndarray, model_input: np.ndarray) -> FilmReading:
+        adult, frontal = float(self.adult_scores(features)[0]), frontal_score(model_input)
+        return FilmReading(adult, frontal, adult >= self.adult_at, frontal < self.frontal_at)
+
+    def save(self, path: str | Path) -> Path:
+        np.savez(path, mean=self.mean, scale=self.scale, coef=self.coef,
+                 intercept=np.array(self.intercept), thresholds=np.array([self.adult_at, self.frontal_at]))
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "FilmCheck":
+        with np.load(path, allow_pickle=False) as z:
+            adult_at, frontal_at = (float(v) for v in z["thresholds"])
+            return cls(np.asarray(z["mean"], np.float64), np.asarray(z["scale"], np.float64),
+                       np.asarray(z["coef"], np.float64), float(z["intercept"]), adult_at, frontal_at)
+
+
+def read_film_check(bundle_dir) -> FilmCheck | None:
+    path = Path(bundle_dir) / FILM_CHECK_FILE
+    return FilmCheck.load(path) if path.is_file() else None
+
+
+def assess(population: Population | None, *, has_image: bool, header_age: float | None = None,
+           given_age: float | None = None, view_position: str | None = None,
+           film: FilmReading | None = None) -> IntendedUse:
+    """Judge one case against the population, strongest evidence first (see the module text)."""
+    if population is None:
+        return IntendedUse(UNKNOWN, "this model states no intended population", "none")
+    view = (view_position or "").strip().upper()
+    if has_image and view in LATERAL_VIEWS:
+        return IntendedUse(OUTSIDE, f"the DICOM header says this is a {view} view; the model reads "
+                                    "frontal (AP/PA) films only", "dicom header")
+    for age, source, evidence in ((header_age, "the DICOM header gives", "dicom header"),
+                                  (given_age, "the age given is", "given age")):
+        if age is not None:
+            if not population.age_within(age):
+                return IntendedUse(OUTSIDE, f"{source} an age outside {population.ages}; the model "
+                                            f"was validated on {population.description} only", evidence)
+            if not has_image:
+                return IntendedUse(WITHIN, f"{source} an age within {population.ages}", evidence)
+            if film is not None and film.lateral and view not in FRONTAL_VIEWS:
+                return _lateral(population)
+            return IntendedUse(WITHIN, f"{source} an age within {population.ages}"
+                                       + (f" and a {view} view" if view in FRONTAL_VIEWS else ""), evidence)
+    if not has_image:
+        return IntendedUse(UNKNOWN, "no film and no age: whether this patient is one the model was "
+                                    f"validated on ({population.description}) is not known", "none")
+    if film is None:
+        return IntendedUse(UNKNOWN, "no age was given and this model has no learned check of the film",
+                           "none")
+    lateral = film.lateral and view not in FRONTAL_VIEWS
+    if lateral and film.adult:
+        return IntendedUse(OUTSIDE, "the film looks neither like a child's nor like a frontal film (learned "
+                                    f"check on the film); the model was validated on {population.description}",
+                           "film check")
+    if lateral:
+        return _lateral(population)
+    if film.adult:
+        return IntendedUse(OUTSIDE, "the film looks like an adult's (learned check on the film; give the "
+                                    f"age if it is known); the model was validated on {population.description}",
+                           "film check")
+    return IntendedUse(WITHIN, "the film looks like a child's frontal film (learned check; no age given)",
+                       "film check")
+
+
+def _lateral(population: Population) -> IntendedUse:
+    return IntendedUse(OUTSIDE, "the film looks like a lateral view (no bright central strip between two lung fields); the "
+                                f"model was validated on {population.description}", "film check")
+
+
+def write_intended_use(bundle_dir, population: Population, check: FilmCheck, report: dict) -> Path:
+    """Save the film check beside the weights and state the population, the check and its
+    measured figures in bundle.json (its digest verified on load like the weights)."""
+
+    path = check.save(Path(bundle_dir) / FILM_CHECK_FILE)
+    update_meta(bundle_dir, verified_file=FILM_CHECK_FILE,
+                intended_use={**population.to_dict(), "film_check": report})
+    return path

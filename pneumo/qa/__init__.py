@@ -1,0 +1,1 @@
+"""The benchmark and the hostile-input corpus. Layer 5."""

@@ -1,0 +1,466 @@
+"""The case log: one SQLite row per scored case, shared by the app, the CLI and batches.
+
+What is stored is what the model saw and said (pixel digest, lab values, probability,
+threshold, band, validity, warnings, model identity) and never who the patient is: no name,
+ID, birth date, accession number, file name or path. Every write opens its own short-lived
+connection in WAL mode with a busy timeout, so app sessions (threads) and a CLI batch
+(another process) can write at once without losing a row.
+
+With sign-in configured (pneumo.service.auth) each row also names the staff user who scored it, so a
+user's History shows their own cases. The file is created readable by its owner only (0600);
+PNEUMO_RETENTION_DAYS deletes older rows whenever the log is opened, and
+`python -m pneumo.service.case_log --purge-before YYYY-MM-DD` deletes them on demand.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import sqlite3
+import sys
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import pandas as pd
+
+from pneumo import config
+from pneumo.errors import PneumoError
+from pneumo.service.csv_safe import write_safe_csv
+
+SCHEMA_VERSION = 3
+BUSY_TIMEOUT_MS = 10_000
+ORIGINS = ("app", "cli", "batch")
+
+_SCHEMA_V1 = """
+CREATE TABLE IF NOT EXISTS cases (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    time            TEXT NOT NULL,              -- UTC ISO 8601
+    origin          TEXT NOT NULL CHECK (origin IN ('app', 'cli', 'batch')),
+    image_digest    TEXT,                       -- sha256 of the pixels, never a file name
+    labs            TEXT NOT NULL,              -- JSON {panel key: value | null}
+    probability     REAL NOT NULL,
+    label           TEXT NOT NULL,
+    threshold       REAL,
+    band            TEXT,
+    validity        TEXT,
+    warnings        TEXT NOT NULL,              -- JSON list of plain-word warnings
+    contribution    TEXT,                       -- JSON {image, labs}
+    model_name      TEXT,
+    model_version   TEXT,
+    weights_sha256  TEXT,
+    batch_id        TEXT,
+    row_index       INTEGER
+);
+CREATE UNIQUE INDEX IF NOT EXISTS cases_batch_row ON cases (batch_id, row_index);
+CREATE INDEX IF NOT EXISTS cases_time ON cases (time);
+"""
+
+# Each step takes the log from version i to i + 1; a new file runs them all.
+# 2: `user`, the signed-in staff user (pneumo.service.auth) who scored the case, NULL without sign-in.
+_MIGRATIONS = {
+    0: _SCHEMA_V1,
+    1: """
+ALTER TABLE cases ADD COLUMN user TEXT;
+CREATE INDEX IF NOT EXISTS cases_user ON cases (user);
+""",
+    # 3: the intended-use verdict and which inputs a case had; refused cases (the reason only)
+    2: """
+ALTER TABLE cases ADD COLUMN intended_use TEXT;
+ALTER TABLE cases ADD COLUMN inputs TEXT;
+CREATE TABLE IF NOT EXISTS refusals (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    time    TEXT NOT NULL,
+    origin  TEXT NOT NULL CHECK (origin IN ('app', 'cli', 'batch')),
+    reason  TEXT NOT NULL,
+    user    TEXT
+);
+CREATE INDEX IF NOT EXISTS refusals_time ON refusals (time);
+""",
+}
+_USER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+
+_COLUMNS = ("time", "origin", "image_digest", "labs", "probability", "label", "threshold", "band",
+            "validity", "warnings", "contribution", "model_name", "model_version", "weights_sha256",
+            "batch_id", "row_index", "user", "intended_use", "inputs")
+
+# A batch row scored again after a kill replaces its first record instead of adding a second.
+_INSERT = (f"INSERT INTO cases ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
+           "ON CONFLICT (batch_id, row_index) DO UPDATE SET "
+           + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS if c not in ("batch_id", "row_index")))
+
+# Lab dict keys that name a person or a file are dropped, whatever their value.
+_IDENTIFIER_KEY = re.compile(r"(patient|name|mrn|subject|accession|birth|dob|path|file|^id$|_id$|^id_)",
+                             re.IGNORECASE)
+_LAB_KEY = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+# Path-like or image-file-like tokens in a warning are replaced: a warning never names a file.
+_PATHLIKE = re.compile(r"(?<![^\s'\"(\[])(?:[A-Za-z]:[\\/]|\\\\|~?/|\.\.?/)\S*"   # /abs, ~/x, ./x, C:\\x
+                       r"|\S*\\\S*"                                               # any backslash path
+                       r"|[^\s'\"]+\.(?:dcm|dicom|png|jpe?g|tiff?|bmp|gif|csv|json)\b",  # a file name
+                       re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One case to record (the batch uses record_many with these)."""
+    result: Any
+    labs: Any = None
+    origin: str = "batch"
+    batch_id: str | None = None
+    row_index: int | None = None
+    user: str | None = None
+
+
+def _get(result: Any, name: str, default: Any = None) -> Any:
+    """Result attribute or dict key: works with predictor.Result, a look-alike, or a dict."""
+    if isinstance(result, Mapping):
+        return result.get(name, default)
+    return getattr(result, name, default)
+
+
+def _number(value: Any) -> float | None:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
+
+
+def clean_labs(labs: Any) -> dict[str, float | None]:
+    """Only numeric values under lab-looking keys survive; identifiers and text never do."""
+    if labs is None:
+        return {}
+    values = labs if isinstance(labs, Mapping) else getattr(labs, "values", None)  # a LabReading: .values
+    if not isinstance(values, Mapping):
+        return {}
+    out: dict[str, float | None] = {}
+    for key, value in values.items():
+        if not isinstance(key, str) or not _LAB_KEY.match(key) or _IDENTIFIER_KEY.search(key):
+            continue
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            out[key] = None
+        elif isinstance(value, bool) or isinstance(value, str):
+            continue                          # text is never a lab value here (it may be a name)
+        elif (x := _number(value)) is not None:
+            out[key] = x
+    return out
+
+
+def clean_warnings(warnings: Any) -> list[str]:
+    if not warnings:
+        return []
+    if isinstance(warnings, str):
+        warnings = [warnings]
+    return [" ".join(_PATHLIKE.sub("<file>", str(w)).split()) for w in warnings]
+
+
+def _digest(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).lower()
+    if not _HEX64.match(text):
+        raise PneumoError("case log: image_digest must be a sha256 hex digest of the pixels")
+    return text
+
+
+def _row_values(entry: LogEntry) -> tuple:
+    if entry.origin not in ORIGINS:
+        raise PneumoError(f"case log: origin must be one of {', '.join(ORIGINS)}, not {entry.origin!r}")
+    r = entry.result
+    probability = _number(_get(r, "probability"))
+    if probability is None:
+        raise PneumoError("case log: the result has no probability")
+    model = _get(r, "model") or {}
+    contribution = _get(r, "modality_contribution")
+    contribution = ({k: _number(v) for k, v in contribution.items() if k in ("image", "labs")}
+                    if isinstance(contribution, Mapping) else None)
+    return (datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            entry.origin,
+            _digest(_get(r, "image_digest")),
+            json.dumps(clean_labs(entry.labs), sort_keys=True),
+            probability,
+            str(_get(r, "label", "")),
+            _number(_get(r, "threshold")),
+            None if _get(r, "band") is None else str(_get(r, "band")),
+            None if _get(r, "validity") is None else str(_get(r, "validity")),
+            json.dumps(clean_warnings(_get(r, "warnings"))),
+            None if contribution is None else json.dumps(contribution, sort_keys=True),
+            _str_or_none(model.get("name") if isinstance(model, Mapping) else None),
+            _str_or_none(model.get("version") if isinstance(model, Mapping) else None),
+            _str_or_none(model.get("weights_sha256") if isinstance(model, Mapping) else None),
+            entry.batch_id,
+            None if entry.row_index is None else int(entry.row_index),
+            clean_user(entry.user),
+            _str_or_none(_get(r, "intended_use")),
+            _inputs(_get(r, "modalities")))
+
+
+def _inputs(modalities: Any) -> str | None:
+    """Which inputs the case had, in words (never the inputs themselves)."""
+    if not isinstance(modalities, Mapping):
+        return None
+    image, labs = bool(modalities.get("image")), bool(modalities.get("labs"))
+    return "film and labs" if image and labs else "film only" if image else "labs only" if labs else "none"
+
+
+def clean_user(user: Any) -> str | None:
+    """A sign-in name (pneumo.service.auth's rule: letters, digits . _ @ -, at most 64) or None."""
+    if user is None or user == "":
+        return None
+    if not isinstance(user, str) or not _USER.match(user):
+        raise PneumoError("case log: a user name is letters, digits and . _ @ - (at most 64)")
+    return user
+
+
+def utc_stamp(moment: date | datetime | str) -> str:
+    """The log's time format for the start of a day or a moment: '2026-01-31T00:00:00.000Z'."""
+    if isinstance(moment, str):
+        try:
+            moment = date.fromisoformat(moment.strip())
+        except ValueError:
+            raise PneumoError(f"not a date (YYYY-MM-DD): {moment[:40]!r}") from None
+    if not isinstance(moment, datetime):
+        moment = datetime(moment.year, moment.month, moment.day, tzinfo=timezone.utc)
+    elif moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+@contextmanager
+def _write_transaction(conn):
+    """BEGIN IMMEDIATE takes the write lock up front (waits, never deadlocks); all or nothing."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+class CaseLog:
+    """The case log at `path` (default config.home_dir()/"cases.sqlite"). `user`: the signed-in
+    name recorded with every case this object writes, unless a call names another.
+    `retention_days` (default config.retention_days()): older rows are deleted on opening."""
+
+    def __init__(self, path: str | os.PathLike | None = None, *, user: str | None = None,
+                 retention_days: int | None = None):
+        self.path = Path(path) if path is not None else config.home_dir() / "cases.sqlite"
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise PneumoError(f"cannot create the case log's folder {self.path.parent}: "
+                              f"{err.strerror or type(err).__name__}") from None
+        self.user = clean_user(user)
+        self._create_private()
+        self._init_schema()
+        self._restrict()
+        days = config.retention_days() if retention_days is None else retention_days
+        if days:
+            self.purge_before(datetime.now(timezone.utc) - timedelta(days=int(days)))
+
+    # -- connections ---------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        except sqlite3.Error as err:
+            raise PneumoError(f"cannot open the case log: {err}") from None
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        return conn
+
+    def _init_schema(self) -> None:
+        try:
+            with closing(self._connect()) as conn:
+                # WAL is a property of the file: set once, every later connection gets it.
+                if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    conn.execute("PRAGMA journal_mode = WAL")
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                if version > SCHEMA_VERSION:
+                    raise PneumoError(f"the case log was written by a newer pneumo (schema {version}, "
+                                      f"this one reads {SCHEMA_VERSION})")
+                if version < SCHEMA_VERSION:
+                    with _write_transaction(conn):
+                        # read again under the write lock: another process may have migrated it
+                        version = conn.execute("PRAGMA user_version").fetchone()[0]
+                        for step in range(version, SCHEMA_VERSION):
+                            for stmt in filter(str.strip, _MIGRATIONS[step].split(";")):
+                                conn.execute(stmt)
+                        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except sqlite3.Error as err:
+            raise PneumoError(f"cannot open the case log: {err}") from None
+
+    def _create_private(self) -> None:
+        """Create the file 0600 before SQLite does (SQLite gives its -wal and -shm the same mode)."""
+        if os.name == "posix" and not self.path.exists():
+            try:
+                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+            except OSError as err:
+                raise PneumoError(f"cannot create the case log: {err.strerror}") from None
+
+    def _restrict(self) -> None:
+        """Clinical values: readable by this user only, also for a log made by an older pneumo."""
+        if os.name != "posix":
+            return
+        for p in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):
+            try:
+                if p.exists() and p.stat().st_mode & 0o077 and p.stat().st_uid == os.getuid():
+                    p.chmod(0o600)
+            except OSError:
+                pass
+
+    # -- writing -------------------------------------------------------------------------
+    def record(self, result: Any, *, labs: Any = None, origin: str, batch_id: str | None = None,
+               row_index: int | None = None, user: str | None = None) -> int:
+        """Store one scored case; returns its row id. `labs`: panel key -> value, or a LabReading.
+        `user`: who scored it (default: this log's user; None without sign-in)."""
+        return self.record_many([LogEntry(result, labs, origin, batch_id, row_index, user)])[0]
+
+    def record_many(self, entries: Iterable[LogEntry]) -> list[int]:
+        """Store several cases in one transaction (all or none); returns their row ids."""
+        rows = [_row_values(e if e.user is not None or self.user is None
+                            else LogEntry(e.result, e.labs, e.origin, e.batch_id, e.row_index, self.user))
+                for e in entries]
+        if not rows:
+            return []
+        try:
+            with closing(self._connect()) as conn, _write_transaction(conn):
+                ids = [conn.execute(_INSERT + " RETURNING id", row).fetchone()[0] for row in rows]
+        except sqlite3.Error as err:
+            raise PneumoError(f"cannot write the case log: {err}") from None
+        return ids
+
+    def record_refusal(self, reason: str, *, origin: str, user: str | None = None) -> int:
+        """Store that a case was refused, with the one-line reason (file names masked) and no
+        pixels or values; returns its row id."""
+        if origin not in ORIGINS:
+            raise PneumoError(f"case log: origin must be one of {', '.join(ORIGINS)}, not {origin!r}")
+        text = (clean_warnings([reason]) or [""])[0][:300]
+        row = (datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+               origin, text, clean_user(user if user is not None else self.user))
+        try:
+            with closing(self._connect()) as conn, _write_transaction(conn):
+                return conn.execute("INSERT INTO refusals (time, origin, reason, user) VALUES (?, ?, ?, ?) "
+                                    "RETURNING id", row).fetchone()[0]
+        except sqlite3.Error as err:
+            raise PneumoError(f"cannot write the case log: {err}") from None
+
+    # -- reading -------------------------------------------------------------------------
+    def _query(self, sql: str, params: tuple = ()) -> pd.DataFrame:
+        try:
+            with closing(self._connect()) as conn:
+                return pd.read_sql_query(sql, conn, params=params)
+        except (sqlite3.Error, pd.errors.DatabaseError) as err:
+            raise PneumoError(f"cannot read the case log: {err}") from None
+
+    def recent(self, limit: int = 200, *, user: str | None = None) -> pd.DataFrame:
+        """The newest `limit` cases, newest first; labs/warnings/contribution decoded from JSON.
+        `user`: only the cases that user scored."""
+        where, params = ("", (int(limit),)) if user is None else ("WHERE user = ? ", (clean_user(user), int(limit)))
+        frame = self._query(f"SELECT * FROM cases {where}ORDER BY id DESC LIMIT ?", params)
+        refused = self._query(f"SELECT time, origin, reason, user FROM refusals {where}ORDER BY id DESC LIMIT ?",
+                              params)
+        for col in ("labs", "warnings", "contribution"):
+            frame[col] = frame[col].astype(object).map(lambda s: json.loads(s) if isinstance(s, str) else None)
+        frame["outcome"] = "scored"
+        if len(refused):
+            refused = refused.assign(outcome="refused", warnings=[[r] for r in refused.pop("reason")])
+            frame = pd.concat([frame.astype(object), refused.astype(object)], ignore_index=True)
+            frame = frame.sort_values("time", ascending=False, kind="stable").head(int(limit)).reset_index(drop=True)
+        frame["user"] = pd.Series([u if isinstance(u, str) else None for u in frame["user"]],
+                                  index=frame.index, dtype=object)
+        return frame
+
+    def count(self, *, batch_id: str | None = None) -> int:
+        sql, params = ("SELECT COUNT(*) AS n FROM cases", ())
+        if batch_id is not None:
+            sql, params = sql + " WHERE batch_id = ?", (batch_id,)
+        return int(self._query(sql, params)["n"].iloc[0])
+
+    def batch_rows(self, batch_id: str) -> set[int]:
+        """Row indices already logged for a batch (resume uses this)."""
+        frame = self._query("SELECT row_index FROM cases WHERE batch_id = ?", (batch_id,))
+        return {int(x) for x in frame["row_index"].dropna()}
+
+    def purge_before(self, moment: date | datetime | str) -> int:
+        """Delete every case logged before `moment` (a date means its 00:00 UTC; 'YYYY-MM-DD'
+        accepted); returns the number of rows removed. Deleted pages are zeroed on disk."""
+        stamp = utc_stamp(moment)
+        try:
+            with closing(self._connect()) as conn:
+                if conn.execute("SELECT 1 FROM cases WHERE time < ? UNION ALL SELECT 1 FROM refusals "
+                                "WHERE time < ? LIMIT 1", (stamp, stamp)).fetchone() is None:
+                    return 0                    # nothing to do: take no write lock
+                conn.execute("PRAGMA secure_delete = ON")
+                with _write_transaction(conn):
+                    removed = conn.execute("DELETE FROM cases WHERE time < ?", (stamp,)).rowcount
+                    removed += conn.execute("DELETE FROM refusals WHERE time < ?", (stamp,)).rowcount
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")   # the WAL holds the old pages too
+        except sqlite3.Error as err:
+            raise PneumoError(f"cannot purge the case log: {err}") from None
+        return int(removed)
+
+    def export_csv(self, path: str | os.PathLike) -> int:
+        """Write the whole log as CSV (formula-safe cells); returns the number of rows."""
+        frame = self._query("SELECT * FROM cases ORDER BY id")
+        write_safe_csv(frame, path)
+        return len(frame)
+
+
+def record_or_warn(result: Any, *, labs: Any = None, origin: str, user: str | None = None,
+                   log: "CaseLog | None" = None, stream=None) -> bool:
+    """Log one case, or, when the log cannot be opened or written (PNEUMO_HOME unwritable, disk
+    full), say so in one line on stderr and go on: the answer matters more than its record."""
+    try:
+        (log or CaseLog(user=user)).record(result, labs=labs, origin=origin)
+        return True
+    except (PneumoError, OSError, sqlite3.Error) as err:
+        warn_not_logged(err, "this case was not logged", stream)
+        return False
+
+
+def record_refusal_or_warn(reason: str, *, origin: str, user: str | None = None, stream=None) -> bool:
+    """Log a refused case (its reason only), or say in one line that it was not logged."""
+    try:
+        CaseLog(user=user).record_refusal(reason, origin=origin)
+        return True
+    except (PneumoError, OSError, sqlite3.Error) as err:
+        warn_not_logged(err, "this refusal was not logged", stream)
+        return False
+
+
+def warn_not_logged(err: BaseException, what: str, stream=None) -> None:
+    """`warning: <what>: <reason>` as one line on stderr."""
+    reason = str(err) if isinstance(err, PneumoError) else (getattr(err, "strerror", None) or str(err))
+    print(f"warning: {what}: {' '.join(str(reason).split())[:300]}", file=stream or sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m pneumo.service.case_log --purge-before YYYY-MM-DD [--log PATH]`: retention by hand."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m pneumo.service.case_log", description="The case log: retention.")
+    parser.add_argument("--purge-before", metavar="YYYY-MM-DD", required=True,
+                        help="delete every case logged before this day (00:00 UTC)")
+    parser.add_argument("--log", metavar="PATH", help="the case log (default: PNEUMO_HOME/cases.sqlite)")
+    args = parser.parse_args(argv)
+    try:
+        stamp = utc_stamp(args.purge_before)
+        log = CaseLog(args.log, retention_days=0)
+        removed = log.purge_before(args.purge_before)
+    except PneumoError as err:
+        print(f"pneumo: {err}", file=sys.stderr)
+        return 2
+    print(f"removed {removed} case(s) logged before {stamp[:10]} from {log.path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""A cohort to a bundle: the backbone, the head's training loop, calibration, ensembles, reference sets. Layer 4."""

@@ -1,0 +1,313 @@
+"""Offline backbone initialisation: train the MobileNetV2 image classifier on Kermany TRAIN.
+
+No ImageNet download here, so the image branch starts from a backbone trained image-only on
+the patient-disjoint Kermany train split (never the carved val, never the official test).
+Images go through pneumo.data.imaging.load_for_model (the one preprocessing path) once, into a
+uint8 cache (cache/kermany_<size>.npz), then train with radiograph-safe augmentation.
+
+    python -m pneumo.training.backbone --size 224 --alpha 0.35 --intensity equalize --epochs 14
+    python -m pneumo.training.backbone --size 224 --intensity equalize --augment fov --lr 5e-4 --epochs 8 \
+        --init cache/backbone/mobilenetv2_a0.35_224_equalize.weights.h5 --out FINETUNED.weights.h5
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pneumo.data.image_cache import CACHE_DIR, kermany_cache
+from pneumo.errors import PneumoError
+
+
+def set_threads(n: int | None = None) -> None:
+    """Keep TF to the cores we were given (PNEUMO_TF_THREADS, default 2): the machine is shared."""
+    import tensorflow as tf
+    n = int(n or os.environ.get("PNEUMO_TF_THREADS", 2))
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(n)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        pass   # already initialised: keep what is set
+
+
+RECIPE_KEYS = ("size", "alpha", "intensity", "augment", "mixup", "init", "lr", "epochs", "seed")
+
+
+def _recipe_suffix(augment: str, mixup: float, seed: int = 0) -> str:
+    """The part of a cached backbone's name that says its augmentation and seed (empty for the defaults)."""
+    return (("" if augment == "standard" else f"_{augment}") + (f"_mixup{mixup:g}" if mixup else "")
+            + (f"_seed{seed}" if seed else ""))
+
+
+def backbone_path(size: int, alpha: float, intensity: str = "none", augment: str = "standard",
+                  mixup: float = 0.0, seed: int = 0) -> Path:
+    """Where a backbone of this recipe is cached; each non-default choice adds to the name."""
+    suffix = ("" if intensity == "none" else f"_{intensity}") + _recipe_suffix(augment, mixup, seed)
+    return CACHE_DIR / "backbone" / f"mobilenetv2_a{alpha:g}_{size}{suffix}.weights.h5"
+
+
+def finetuned_path(base: str | Path, augment: str, mixup: float = 0.0, seed: int = 0) -> Path:
+    """Where a backbone fine-tuned from `base` with this recipe is cached (beside the base)."""
+    stem = Path(str(base)).name.removesuffix(".weights.h5")
+    return Path(base).with_name(f"{stem}_then_{augment}{_recipe_suffix('standard', mixup, seed)}.weights.h5")
+
+
+def backbone_info_path(weights: str | Path) -> Path:
+    """x.weights.h5 -> x.json: the sidecar pretrain() writes beside a backbone."""
+    return Path(str(weights).removesuffix(".weights.h5") + ".json")
+
+
+def backbone_info(weights: str | Path) -> dict:
+    """A saved backbone's sidecar (size, intensity, history, timings); {} when it has none."""
+    info = backbone_info_path(weights)
+    return json.loads(info.read_text()) if str(weights).endswith(".weights.h5") and info.is_file() else {}
+
+
+def backbone_recipe(weights: str | Path, info: dict | None = None) -> dict:
+    """How a saved backbone was trained, for a bundle's provenance: its recipe and that of the
+    backbone it was fine-tuned from (no per-epoch history). info: its sidecar, if already read."""
+    info = backbone_info(weights) if info is None else info
+    out = {k: info[k] for k in RECIPE_KEYS + ("train_images", "train_seconds", "source") if k in info}
+    if info.get("history"):
+        out["epochs_run"] = len(info["history"])
+        out["best_val_auc"] = max(h["val_auc"] for h in info["history"])
+    if info.get("init_recipe"):
+        out["init_recipe"] = info["init_recipe"]
+    return out
+
+
+def backbone_intensity(weights: str | Path) -> str:
+    """The intensity mode a saved backbone was trained with ('none' before it was recorded)."""
+    return backbone_info(weights).get("intensity", "none")
+
+
+# Per augmentation strength: rotation (degrees), shift (fraction), zoom range (negative = in),
+# and whether width zooms apart from height (aspect jitter). "fov" zooms in up to 40%: a film
+# framed tightly on the lungs must not read as pneumonia (the 1.1.0 backbone made val normals
+# cropped to 70% of their side read as pneumonia; pneumo.evaluation.robustness measures it).
+# "fov_wide" also zooms out up to 25% into a black border (zoom_fill 0): a film framed wider than
+# Kermany's, or shuttered, must not read as normal (1.2.0/1.3.0 lose sensitivity there).
+AUG_STRENGTHS = {"standard": dict(degrees=7, shift=0.06, zoom=(-0.10, 0.10), aspect=False),
+                 "strong": dict(degrees=10, shift=0.10, zoom=(-0.20, 0.20), aspect=False),
+                 "fov": dict(degrees=10, shift=0.08, zoom=(-0.40, 0.10), aspect=True),
+                 "fov_wide": dict(degrees=10, shift=0.08, zoom=(-0.40, 0.25), aspect=True, zoom_fill=0.0)}
+AUG_STRENGTHS["acq"] = dict(AUG_STRENGTHS["fov_wide"], noise=(0.5, 0.05), blur=(0.3, 1.0))
+# "acq" is fov_wide plus acquisition changes a film carries: on half the films Gaussian noise of sd
+# drawn from U(0, 0.05) (1.3.0 reads noisy val normals as pneumonia: spec 0.94 -> 0.89 at sd 0.03),
+# on 30% a Gaussian blur (sigma 1 px at 224) blended in by a U(0, 1) weight (a softer detector).
+
+
+def augmenter(seed: int = 0, strength: str = "standard"):
+    """Radiograph-safe augmentation: small rotation/shift, zoom, brightness/contrast. No horizontal
+    flip: the cardiac silhouette and the side markers are lateralised, a flip makes a non-anatomy."""
+    import keras
+    from keras import layers
+    if strength not in AUG_STRENGTHS:
+        raise PneumoError(f"unknown augmentation strength {strength!r}: use one of {sorted(AUG_STRENGTHS)}")
+    a = AUG_STRENGTHS[strength]
+    return keras.Sequential([
+        layers.RandomRotation(a["degrees"] / 360, fill_mode="nearest", seed=seed),
+        layers.RandomTranslation(a["shift"], a["shift"], fill_mode="nearest", seed=seed + 1),
+        layers.RandomZoom(a["zoom"], a["zoom"] if a["aspect"] else None, seed=seed + 2,
+                          **({"fill_mode": "constant", "fill_value": a["zoom_fill"]} if "zoom_fill" in a
+                             else {"fill_mode": "nearest"})),
+        layers.RandomBrightness(0.1, value_range=(0.0, 1.0), seed=seed + 3),
+        layers.RandomContrast(0.15, seed=seed + 4),
+    ], name="augment")
+
+
+def _gaussian_kernel(sigma: float) -> np.ndarray:
+    r = int(np.ceil(2.5 * sigma))
+    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    k2 = np.outer(k, k) / np.outer(k, k).sum()
+    return k2[:, :, None, None].astype("float32")
+
+
+def acquisition(xb, strength: str):
+    """The strength's acquisition changes (noise, blur) on a batch in [0, 1] (batch, h, w, 1); identity
+    for strengths without them. Each film draws its own: applied or not, and how strong."""
+    import tensorflow as tf
+    a = AUG_STRENGTHS[strength]
+    n = tf.shape(xb)[0]
+    if "blur" in a:
+        p, sigma = a["blur"]
+        k = _gaussian_kernel(sigma)
+        r = k.shape[0] // 2
+        blurred = tf.nn.conv2d(tf.pad(xb, [[0, 0], [r, r], [r, r], [0, 0]], "REFLECT"), k, strides=1, padding="VALID")
+        m = tf.cast(tf.random.uniform([n]) < p, tf.float32) * tf.random.uniform([n])
+        xb = xb + m[:, None, None, None] * (blurred - xb)
+    if "noise" in a:
+        p, sd_max = a["noise"]
+        sd = tf.cast(tf.random.uniform([n]) < p, tf.float32) * tf.random.uniform([n], 0.0, sd_max)
+        xb = xb + sd[:, None, None, None] * tf.random.normal(tf.shape(xb))
+    return xb
+
+
+def _dataset(x: np.ndarray, y: np.ndarray, batch: int, seed: int, augment: bool, weights: np.ndarray | None,
+             strength: str = "standard", mixup: float = 0.0):
+    """Batches of (image in [0, 1], one-hot label[, weight]); mixup > 0 blends each film with
+    another of the batch (weight lam ~ Beta(mixup, mixup)), labels and sample weights alike."""
+    import tensorflow as tf
+    aug = augmenter(seed, strength) if augment else None
+
+    def prep(xb, yb, *w):
+        xb = tf.cast(xb, tf.float32)[..., None] / 255.0
+        if aug is not None:
+            xb = tf.clip_by_value(acquisition(aug(xb, training=True), strength), 0.0, 1.0)
+        yb = tf.one_hot(yb, 2)
+        if mixup > 0:
+            xb, yb, w = _mix_batch(xb, yb, w, mixup)
+        return (xb, yb) + tuple(w)
+
+    parts = (x, y.astype("int32")) + ((weights.astype("float32"),) if weights is not None else ())
+    ds = tf.data.Dataset.from_tensor_slices(parts)
+    if augment:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch).map(prep, num_parallel_calls=1).prefetch(2)
+
+
+def _mix_batch(xb, yb, w: tuple, a: float):
+    """Mixup within a batch: row i with row n-1-i, one lam ~ Beta(a, a) per row."""
+    import tensorflow as tf
+    g1, g2 = tf.random.gamma(tf.shape(xb)[:1], a), tf.random.gamma(tf.shape(xb)[:1], a)
+    lam = g1 / (g1 + g2 + 1e-12)
+    xm = lam[:, None, None, None] * xb + (1 - lam[:, None, None, None]) * tf.reverse(xb, [0])
+    ym = lam[:, None] * yb + (1 - lam[:, None]) * tf.reverse(yb, [0])
+    return xm, ym, tuple(lam * t + (1 - lam) * tf.reverse(t, [0]) for t in w)
+
+
+def fit_backbone(x_train, y_train, x_val, y_val, *, size: int, alpha: float = 0.35, epochs: int = 24,
+                 batch: int = 32, lr: float = 2e-3, patience: int = 8, max_minutes: float = 45.0,
+                 seed: int = 0, intensity: str = "none", label_smoothing: float = 0.1,
+                 augment: str = "standard", mixup: float = 0.0, init: str | Path | None = None, log=print):
+    """Train encoder + softmax classifier; keep the epoch with the best val ROC AUC; returns (encoder, history).
+
+    Learning rate: cosine decay from `lr` to lr/50 over `epochs` (one epoch of linear warm-up).
+    Label smoothing keeps the from-scratch network from saturating on the easy train films.
+    init: a saved encoder (.weights.h5) to start from instead of random weights (fine-tuning)."""
+    import keras
+    from sklearn.metrics import roc_auc_score
+
+    from pneumo.models.network import build_image_encoder
+    keras.utils.set_random_seed(seed)
+    encoder = build_image_encoder(size, alpha, weights=str(init) if init else None, intensity=intensity)
+    for layer in encoder.layers:   # Keras' 0.999 needs thousands of steps to settle: from scratch val scores stay constant
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = 0.9
+    image = keras.Input((size, size, 1), name="image")
+    _, late = encoder(image)
+    probs = keras.layers.Dense(2, activation="softmax", name="probs")(
+        keras.layers.Dropout(0.2, name="drop")(late))
+    clf = keras.Model(image, probs, name="image_classifier")
+    clf.compile(optimizer=keras.optimizers.Adam(lr),
+                loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing))
+    counts = np.bincount(y_train, minlength=2)
+    cw = len(y_train) / (2.0 * counts)                      # ~3:1 pneumonia in Kermany train
+    train_ds = _dataset(x_train, y_train, batch, seed, True, cw[y_train], augment, mixup)
+    val_x = x_val.astype("float32")[..., None] / 255.0
+    best, best_auc, bad, history, t0 = None, -1.0, 0, [], time.time()
+    for epoch in range(1, epochs + 1):
+        te = time.time()
+        cur_lr = cosine_lr(epoch, epochs, lr)
+        clf.optimizer.learning_rate.assign(cur_lr)
+        h = clf.fit(train_ds, epochs=1, verbose=0)
+        p = clf.predict(val_x, batch_size=128, verbose=0)[:, 1]
+        auc = float(roc_auc_score(y_val, p))
+        vloss = float(-np.mean(np.log(np.clip(np.where(y_val == 1, p, 1 - p), 1e-7, 1))))
+        acc = float(np.mean((p >= 0.5) == y_val))
+        row = dict(epoch=epoch, loss=float(h.history["loss"][-1]), val_loss=vloss, val_auc=auc, val_acc=acc,
+                   lr=cur_lr, seconds=round(time.time() - te, 1))
+        history.append(row)
+        log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+        if auc > best_auc + 1e-4:
+            best_auc, bad, best = auc, 0, clf.get_weights()
+        else:
+            bad += 1
+        if bad >= patience:
+            log(f"early stop: no val AUC gain for {patience} epochs")
+            break
+        if (time.time() - t0) / 60 > max_minutes:
+            log(f"time budget of {max_minutes} min reached")
+            break
+    clf.set_weights(best)
+    log(f"best val AUC {best_auc:.4f}; {time.time() - t0:.0f}s")
+    return encoder, history
+
+
+def cosine_lr(epoch: int, epochs: int, lr: float, floor: float = 0.02) -> float:
+    """Epoch 1 warms up at lr/4; then cosine from lr down to floor*lr at the last epoch."""
+    if epoch <= 1:
+        return lr / 4
+    t = (epoch - 2) / max(epochs - 2, 1)
+    return float(lr * (floor + (1 - floor) * 0.5 * (1 + np.cos(np.pi * min(t, 1.0)))))
+
+
+def pretrain(size: int = 224, alpha: float = 0.35, epochs: int = 24, max_minutes: float = 45.0,
+             seed: int = 0, out: Path | None = None, intensity: str = "none", augment: str = "standard",
+             mixup: float = 0.0, init: str | Path | None = None, lr: float = 2e-3, log=print) -> Path:
+    """Pretrain on Kermany train (carved val for early stopping) and save the encoder weights.
+    init: continue from a saved backbone (its intensity must match); lr: the peak learning rate."""
+    set_threads()
+    init_info = backbone_info(init) if init is not None else {}
+    if init is not None and init_info.get("intensity", "none") != intensity:
+        raise PneumoError(f"backbone {Path(init).name} was trained with intensity "
+                          f"{init_info.get('intensity', 'none')!r}, not {intensity!r}")
+    t0 = time.time()
+    cohort, x = kermany_cache(size, log)
+    t_cache = time.time() - t0
+    split = cohort.frame["split"].to_numpy()
+    y = cohort.frame["label"].to_numpy().astype(int)
+    tr, va = split == "train", split == "val"
+    log(f"pretrain on Kermany train: {tr.sum()} images ({np.bincount(y[tr]).tolist()} normal/pneumonia), "
+        f"val {va.sum()}; test never read")
+    encoder, history = fit_backbone(x[tr], y[tr], x[va], y[va], size=size, alpha=alpha, epochs=epochs,
+                                    max_minutes=max_minutes, seed=seed, intensity=intensity, augment=augment,
+                                    mixup=mixup, init=init, lr=lr, log=log)
+    out = Path(out) if out else backbone_path(size, alpha, intensity, augment, mixup)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    encoder.save_weights(str(out))
+    meta = {"size": size, "alpha": alpha, "intensity": intensity, "augment": augment, "mixup": mixup, "init": Path(init).name if init else None,
+            "init_recipe": {k: init_info.get(k) for k in RECIPE_KEYS} if init else None,
+            "lr": lr, "epochs": epochs, "seed": seed, "train_images": int(tr.sum()), "val_images": int(va.sum()),
+            "history": history, "cache_seconds": round(t_cache, 1), "train_seconds": round(time.time() - t0 - t_cache, 1),
+            "data": cohort.description.get("notes", "")}
+    backbone_info_path(out).write_text(json.dumps(meta, indent=1))
+    log(f"saved backbone {out}")
+    return out
+
+
+def main(argv=None) -> int:
+    from pneumo.models.network import DEFAULT_INTENSITY, INTENSITY_MODES
+    ap = argparse.ArgumentParser(prog="python -m pneumo.training.backbone", description=__doc__.splitlines()[0])
+    ap.add_argument("--size", type=int, default=224, help="image side in px (224, as train; 128 for speed)")
+    ap.add_argument("--alpha", type=float, default=0.35)
+    ap.add_argument("--epochs", type=int, default=24)
+    ap.add_argument("--intensity", choices=INTENSITY_MODES, default=DEFAULT_INTENSITY)
+    ap.add_argument("--augment", choices=sorted(AUG_STRENGTHS), default="standard",
+                    help="geometric augmentation: standard (7 deg, 6%% shift, 10%% zoom), strong (10 deg, 10%%, 20%%) "
+                         "fov (10 deg, 8%%, zoom in up to 40%% with aspect jitter), fov_wide (fov, and zoom out "
+                         "up to 25%% into a black border) or acq (fov_wide, plus noise and blur)")
+    ap.add_argument("--mixup", type=float, default=0.0, help="mixup Beta parameter (0 = off; 0.2 typical)")
+    ap.add_argument("--init", type=Path, default=None, help="start from this saved backbone (fine-tune)")
+    ap.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (cosine schedule)")
+    ap.add_argument("--max-minutes", type=float, default=240.0,
+                    help="stop after the epoch that passes this budget (logged; the sidecar records the epochs run)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=None)
+    a = ap.parse_args(argv)
+    try:
+        pretrain(a.size, a.alpha, a.epochs, a.max_minutes, a.seed, a.out, a.intensity, a.augment, a.mixup,
+                 a.init, a.lr, log=lambda s: print(s, flush=True))
+    except PneumoError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,375 @@
+"""Fit one fusion model on a cohort and write a bundle.
+
+Recipe (any cohort): frozen image encoder (Kermany-pretrained backbone, ImageNet or random)
+-> two image embeddings per image, computed once -> fusion head trained on them with modality
+dropout, class weights and early stopping on val -> temperature scaling on val -> threshold
+on val (Youden J on the calibrated val probabilities) -> bundle + val/test metrics.
+
+    python -m pneumo.training.fit --preset shipped --out models/pneumo-fusion
+    python -m pneumo.training.fit --cohort synthetic --out /tmp/b --image-size 64 --epochs 1
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pneumo.data.cohorts import kermany, manifest, mimic, paired, synthetic
+from pneumo.data.image_cache import load_images
+from pneumo.errors import PneumoError
+from pneumo.evaluation import metrics as M
+from pneumo.evaluation.robustness import cohort_report
+from pneumo.inference.decision_rule import RULE, single_threshold
+from pneumo.models.bundle import save_bundle, write_metrics
+from pneumo.models.calibration import apply_temperature, fit_temperature
+from pneumo.models.features import Features, class_weights
+from pneumo.models.network import (
+    DEFAULT_INTENSITY,
+    INTENSITY_MODES,
+    build_fusion_head,
+    build_fusion_model,
+    build_image_encoder,
+    embed_images,
+    predict_head,
+)
+from pneumo.training import backbone as pretrain
+from pneumo.training.backbone import augmenter, backbone_info, backbone_recipe, set_threads
+from pneumo.training.head_fit import VIEWS, fit_head
+from pneumo.training.reference import build_for_bundle
+
+HEAD_DEFAULTS = dict(d_model=32, heads=4, layers_n=1, pooled_dim=16, fusion_units=64, dropout=0.3)
+
+
+# ----------------------------------------------------------------------------- cohort -> features
+def lab_standardisation(frame, keys) -> dict:
+    """Mean/sd per test over the train rows (NaN ignored); sd 0 or undefined -> 1."""
+    tr = frame[frame["split"] == "train"]
+    mean = {k: float(np.nanmean(tr[k])) if tr[k].notna().any() else 0.0 for k in keys}
+    sd = {k: float(np.nanstd(tr[k])) if tr[k].notna().sum() > 1 else 1.0 for k in keys}
+    return {"mean": mean, "sd": {k: (v if v > 0 else 1.0) for k, v in sd.items()}}
+
+
+def cohort_features(cohort, encoder, size: int, std: dict, aug_copies: int = 0, seed: int = 0, log=print,
+                    augment: str = "standard"):
+    """Features for every row of the cohort (+ `aug_copies` augmented image embeddings per row,
+    with the backbone's augmentation strength)."""
+    frame = cohort.frame
+    keys = cohort.lab_keys
+    has_img = frame["image_path"].notna().to_numpy()
+    paths = frame.loc[has_img, "image_path"].astype(str).tolist()
+    t = time.time()
+    x = load_images(paths, size, log)
+    early_dim, late_dim = (int(o.shape[-1]) for o in encoder.outputs)
+    early = np.zeros((len(frame), early_dim), "float32")
+    late = np.zeros((len(frame), late_dim), "float32")
+    if len(paths):
+        early[has_img], late[has_img] = embed_images(encoder, x)
+    augmented = []
+    if aug_copies and len(paths):
+        import tensorflow as tf
+        aug = augmenter(seed + 100, augment)
+        for c in range(aug_copies):
+            xa = np.concatenate([np.asarray(tf.clip_by_value(aug(x[i:i + 256, ..., None].astype("float32") / 255.0,
+                                                                   training=True), 0, 1)) for i in range(0, len(x), 256)])
+            e, l = np.zeros_like(early), np.zeros_like(late)
+            e[has_img], l[has_img] = embed_images(encoder, xa)
+            augmented.append((e, l))
+    log(f"embedded {len(paths)} images (+{aug_copies} augmented copies) in {time.time() - t:.0f}s")
+    if keys:
+        raw = frame[keys].to_numpy("float64")
+        mean = np.array([std["mean"][k] for k in keys]); sd = np.array([std["sd"][k] for k in keys])
+        missing = ~np.isfinite(raw)
+        labs = np.where(missing, 0.0, (np.nan_to_num(raw) - mean) / sd)
+    else:
+        labs, missing = np.zeros((len(frame), 1)), np.ones((len(frame), 1), bool)
+    f = Features(early, late, has_img.astype("float32"), labs.astype("float32"), missing.astype("float32"))
+    return f, augmented
+
+
+# ----------------------------------------------------------------------------- evaluation
+def evaluate_views(head, X: Features, y, temps: dict, thresholds: dict) -> tuple[dict, dict]:
+    """Calibrated probabilities and metrics per view at each view's val-chosen threshold."""
+    probs, out = {}, {}
+    for name, view in VIEWS.items():
+        p = apply_temperature(predict_head(head, view(X)), temps[name])
+        probs[name] = p
+        out[name] = M.binary_metrics(y, p, thresholds[name])
+    return probs, out
+
+
+def calibrate_on_val(head, X_val: Features, y_val) -> tuple[dict, dict, dict]:
+    """Per view: temperature (val log loss), before/after; then ONE threshold for every view
+    (pneumo.inference.decision_rule: Youden J on the calibrated val probabilities of all views pooled)."""
+    temps, cal_probs, report = {}, {}, {}
+    for name, view in VIEWS.items():
+        raw = predict_head(head, view(X_val))
+        temps[name] = fit_temperature(y_val, raw)
+        cal_probs[name] = cal = apply_temperature(raw, temps[name])
+        report[name] = {"temperature": temps[name],
+                        "val_brier_before": M.binary_metrics(y_val, raw)["brier"], "val_ece_before": M.ece(y_val, raw),
+                        "val_brier_after": M.binary_metrics(y_val, cal)["brier"], "val_ece_after": M.ece(y_val, cal)}
+    t = single_threshold(y_val, cal_probs)
+    thr = {name: t for name in VIEWS}
+    for name in VIEWS:
+        report[name]["threshold"] = t
+    return temps, thr, report
+
+
+def _portable(d):
+    """A cohort description without local folder paths (a bundle travels to other machines)."""
+    if isinstance(d, dict):
+        return {k: _portable(v) for k, v in d.items() if k not in ("root", "cxr_root")}
+    return [_portable(v) for v in d] if isinstance(d, list) else d
+
+
+def _split_idx(frame, name) -> np.ndarray:
+    return np.flatnonzero((frame["split"] == name).to_numpy())
+
+
+def train(cohort, out: str | Path, *, image_size: int = 224, alpha: float = 0.35, backbone: str | None = None,
+          intensity: str | None = None,
+          head_kw: dict | None = None, epochs: int = 80, lr: float = 1e-3, batch_size: int = 64, patience: int = 10,
+          class_weight: bool = True, aug_copies: int = 0, lab_noise: float = 0.3, seed: int = 0, name: str = "pneumo-fusion",
+          version: str = "0.1.0", n_boot: int = 1000, timings: dict | None = None, log=print) -> dict:
+    """Fit, calibrate, threshold, evaluate and save a bundle; returns the metrics dict (also metrics.json).
+
+    intensity: "none" | "equalize"; default = what a pretrained backbone was trained with, else "equalize"."""
+    import keras
+    saved = bool(backbone) and backbone != "imagenet"
+    info = backbone_info(backbone) if saved else {}           # the backbone's sidecar, read once
+    trained_with = info.get("intensity", "none") if saved else None
+    if intensity is None:
+        intensity = trained_with or DEFAULT_INTENSITY
+    elif trained_with is not None and intensity != trained_with:
+        raise PneumoError(f"backbone {Path(str(backbone)).name} was pretrained with intensity {trained_with!r}, "
+                          f"not {intensity!r}")
+    if trained_with is not None:
+        _check_backbone_shape(backbone, info, image_size, alpha)
+    timings = dict(timings or {})
+    keras.utils.set_random_seed(seed)
+    head_kw = {**HEAD_DEFAULTS, **(head_kw or {})}
+    if cohort.panel is None or not cohort.lab_keys:
+        raise PneumoError(f"cohort {cohort.name!r} has no lab panel; the fusion model needs one (labs may be missing)")
+    frame, keys = cohort.frame, cohort.lab_keys
+    tr, va, te = (_split_idx(frame, s) for s in ("train", "val", "test"))
+    if len(tr) == 0 or len(va) == 0 or len(np.unique(frame["label"].to_numpy()[va])) < 2:
+        raise PneumoError("training needs a train split and a val split holding both classes")
+    y = frame["label"].to_numpy().astype(int)
+
+    t = time.time()
+    encoder = build_image_encoder(image_size, alpha, weights=backbone, intensity=intensity)
+    encoder.trainable = False
+    std = lab_standardisation(frame, keys)
+    panel = cohort.panel
+    if any(test.median is None for test in panel):
+        panel = panel.with_medians({k: float(np.nanmedian(frame.iloc[tr][k])) for k in keys
+                                    if frame.iloc[tr][k].notna().any()})
+    augment = info.get("augment", "standard")
+    X, aug = cohort_features(cohort, encoder, image_size, std, aug_copies, seed, log, augment)
+    timings["embed_seconds"] = round(time.time() - t, 1)
+
+    t = time.time()
+    keras.utils.set_random_seed(seed)
+    head = build_fusion_head(len(keys), X.img_early.shape[1], X.img_late.shape[1], **head_kw)
+    cw = class_weights(y[tr]) if class_weight else None
+    variants = [X.subset(tr)] + [Features(e[tr], l[tr], X.image_present[tr], X.labs[tr], X.lab_missing[tr])
+                                 for e, l in aug]
+    history = fit_head(head, variants, y[tr], X.subset(va), y[va], lr=lr, epochs=epochs, batch_size=batch_size,
+                       patience=patience, class_weight=cw, lab_noise=lab_noise, seed=seed, log=log)
+    timings["head_seconds"] = round(time.time() - t, 1)
+
+    metrics, operating = calibrate_and_report(head, X, y, va, te, cohort, n_boot, seed, log)
+    metrics["history"] = history
+
+    model = build_fusion_model(encoder=encoder, head=head)
+    meta = {
+        "name": name, "version": version, "image_size": image_size,
+        "architecture": {"kind": "fusion", "image_size": image_size, "alpha": alpha, "intensity": intensity,
+                         "n_tests": len(keys),
+                         "early_layer": "block_2_add", "last_conv_layer": "out_relu", "head": head_kw,
+                         "backbone_init": Path(str(backbone)).name if backbone else "random",
+                         "backbone_recipe": backbone_recipe(backbone, info) if saved else {}},
+        "lab_panel": panel.to_dict(), "lab_standardisation": std, **operating,
+        "training_data": _portable(cohort.description), "semi_real": bool(cohort.semi_real),
+        "training": {"epochs_run": len(history), "seed": seed, "class_weight": cw, "modality_dropout": True,
+                     "aug_copies": aug_copies, "augment": augment, "lab_noise": lab_noise, "lr": lr, "batch_size": batch_size},
+    }
+    metrics["timings_seconds"] = timings
+    save_with_reports(out, model, meta, metrics, cohort, image_size, log)
+    log(f"bundle written to {out}")
+    return metrics
+
+
+def calibrate_and_report(head, X: Features, y, va, te, cohort, n_boot: int, seed: int, log) -> tuple[dict, dict]:
+    """Per view: temperature and threshold on the val rows `va`, metrics on val and (when `te` is not
+    empty) on test. -> (metrics.json's content so far, the bundle.json operating fields)."""
+    temps, thr, cal = calibrate_on_val(head, X.subset(va), y[va])
+    log("calibration on val: " + "; ".join(f"{v}: T={c['temperature']:.3f} thr={c['threshold']:.3f} "
+                                            f"ECE {c['val_ece_before']:.3f}->{c['val_ece_after']:.3f}"
+                                            for v, c in cal.items()))
+    _, val_metrics = evaluate_views(head, X.subset(va), y[va], temps, thr)
+    log("VAL " + "; ".join(f"{v}: AUC {m['roc_auc']:.4f} thr {m['threshold']:.3f}" for v, m in val_metrics.items()))
+    metrics = {"cohort": _portable(cohort.description), "semi_real": bool(cohort.semi_real), "val": val_metrics,
+               "calibration": cal, "threshold_rule": THRESHOLD_RULE}
+    if len(te):
+        metrics.update(_test_report(head, X.subset(te), y[te], temps, thr, n_boot, seed, log))
+    operating = {"threshold": thr["fusion"], "threshold_rule": THRESHOLD_RULE, "temperature": temps["fusion"],
+                 "views": {v: {"threshold": thr[v], "temperature": temps[v]} for v in VIEWS}}
+    return metrics, operating
+
+
+def save_with_reports(out, model, meta: dict, metrics: dict, cohort, image_size: int, log) -> None:
+    """Save the bundle, add the framing and acquisition-change reports of the saved bundle on the
+    cohort's val/test films to the metrics, and write metrics.json once."""
+    save_bundle(out, model, meta)
+    metrics.update(cohort_report(out, cohort, image_size, log))
+    write_metrics(out, metrics)
+
+
+THRESHOLD_RULE = RULE
+
+
+def _test_report(head, X: Features, y, temps, thr, n_boot: int, seed: int, log) -> dict:
+    probs, test = evaluate_views(head, X, y, temps, thr)
+    ci = {}
+    for view in ("fusion", "image_only", "labs_only"):
+        ci[view] = {m: M.bootstrap_ci(y, probs[view], M.metric_fn(m, thr[view]), n=n_boot, seed=seed)
+                    for m in ("roc_auc", "accuracy", "pr_auc")}
+    gain = {m: M.paired_bootstrap(y, probs["fusion"], probs["image_only"], M.metric_fn(m), n=n_boot, seed=seed)
+            for m in ("roc_auc", "pr_auc", "loss")}
+    curves = {v: {"roc": M.roc_points(y, probs[v]), "pr": M.pr_points(y, probs[v]),
+                  "calibration": M.calibration_bins(y, probs[v])} for v in ("fusion", "image_only")}
+    for v, m in test.items():
+        log(f"TEST {v}: AUC {m['roc_auc']:.4f} acc {m['accuracy']:.4f} sens {m['sensitivity']:.3f} "
+            f"spec {m['specificity']:.3f} F1 {m['f1']:.3f} MCC {m['mcc']:.3f} (thr {m['threshold']:.3f})")
+    log(f"TEST gain of labs (fusion - image only) AUC {gain['roc_auc']['diff']:+.4f} "
+        f"[{gain['roc_auc']['low']:+.4f}, {gain['roc_auc']['high']:+.4f}]")
+    return {"test": test, "test_ci": ci, "test_gain_labs_over_image_only": gain, "test_curves": curves,
+            "test_probabilities": {v: [round(float(p), 5) for p in probs[v]] for v in probs},
+            "test_labels": [int(v) for v in y]}
+
+
+# ----------------------------------------------------------------------------- CLI
+PRESETS = {"shipped": dict(cohort="kermany+mimic", image_size=224, alpha=0.35, intensity="equalize", backbone="pretrained",
+                           pretrain=[dict(epochs=14, augment="standard", mixup=0.0),            # 1.1.0's backbone
+                                     dict(epochs=8, augment="fov", mixup=0.0, lr=5e-4),       # 1.2.0's: zoom in
+                                     dict(epochs=6, augment="fov_wide", mixup=0.0, lr=3e-4),  # and out (1.3.0)
+                                     dict(epochs=6, augment="acq", mixup=0.0, lr=3e-4)],      # noise, blur (1.4.0)
+                           aug_copies=1, lab_noise=1.0, epochs=80, name="pneumo-fusion", version="1.4.0-single")}
+# one seed: the shipped 1.4.0 is seeds 0-2 of it averaged (python -m pneumo ensemble --preset shipped)
+
+
+def seeded_stages(stages, seed: int) -> list[dict]:
+    """A preset's backbone stages with every fine-tune stage (all but the first) given `seed`: how
+    the seed members of the shipped ensemble were made (a shared first stage, fine-tunes per seed).
+    A single stage is seeded itself."""
+    stages = [dict(st) for st in (stages if isinstance(stages, list) else [stages])]
+    for st in stages[1:] or stages:
+        st["seed"] = int(seed)
+    return stages
+
+
+def load_cohort(spec: str, *, seed: int = 0, size: int = 64, tmpdir: Path | None = None):
+    if spec == "kermany+mimic":
+        return paired.pair(kermany.load(), mimic.load(), seed=seed)
+    if spec == "synthetic":
+        return synthetic.make(96, size=size, seed=seed, tmpdir=tmpdir or Path("cache/synthetic"))
+    if spec.endswith(".csv"):
+        return manifest.load(spec)
+    raise PneumoError(f"unknown cohort {spec!r}: use kermany+mimic, synthetic or a manifest .csv")
+
+
+def _check_backbone_shape(backbone, info: dict, image_size: int, alpha: float) -> None:
+    """A saved backbone must have been pretrained at this image size and width: weights of
+    another size load without complaint but were tuned to other film detail."""
+    name = Path(str(backbone)).name
+    if info.get("size") is not None and int(info["size"]) != int(image_size):
+        raise PneumoError(f"backbone {name} was pretrained at {info['size']} px, this model is {image_size} px: "
+                          f"pretrain it at {image_size} (python -m pneumo.training.backbone --size {image_size}) "
+                          f"or train at --image-size {info['size']}")
+    if info.get("alpha") is not None and float(info["alpha"]) != float(alpha):
+        raise PneumoError(f"backbone {name} has width alpha {info['alpha']:g}, this model {alpha:g}")
+
+
+def resolve_backbone(spec: str | None, size: int, alpha: float, log=print, intensity: str = "none",
+                     pretrain_kw: dict | list[dict] | None = None) -> str | None:
+    """pretrained -> the Kermany backbone (pretraining it first when absent); none; imagenet; a path.
+    pretrain_kw: one recipe, or stages (each later one fine-tunes the one before), e.g.
+    [{"epochs": 14}, {"epochs": 8, "augment": "fov", "lr": 5e-4}]."""
+    if spec in (None, "none", "random"):
+        return None
+    if spec == "pretrained":
+        stages = pretrain_kw if isinstance(pretrain_kw, list) else [pretrain_kw or {}]
+        path = None
+        for stage in stages:
+            # a generous time budget: a recipe cut short by a slow machine would not be the recipe
+            kw = {"epochs": 24, "augment": "standard", "mixup": 0.0, "seed": 0, "max_minutes": 240.0, **stage}
+            target = (pretrain.backbone_path(size, alpha, intensity, kw["augment"], kw["mixup"], kw["seed"])
+                      if path is None else pretrain.finetuned_path(path, kw["augment"], kw["mixup"], kw["seed"]))
+            if not target.exists():
+                log(f"no pretrained backbone at {target}: {'pretraining on Kermany train' if path is None else 'fine-tuning'} first (long)")
+                pretrain.pretrain(size, alpha, intensity=intensity, init=path, out=target, log=log, **kw)
+            path = target
+        return str(path)
+    if spec != "imagenet" and not Path(spec).is_file():
+        raise PneumoError(f"backbone weights not found: {spec}")
+    return spec
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m pneumo.training.fit", description="Fit the fusion model and write a bundle.")
+    ap.add_argument("--preset", choices=sorted(PRESETS))
+    ap.add_argument("--cohort", help="kermany+mimic | synthetic | manifest.csv")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--image-size", type=int)
+    ap.add_argument("--alpha", type=float)
+    ap.add_argument("--intensity", choices=INTENSITY_MODES, help="per-film histogram equalisation in the model")
+    ap.add_argument("--backbone", help="pretrained (default) | imagenet | none | path.weights.h5")
+    ap.add_argument("--epochs", type=int)
+    ap.add_argument("--aug-copies", type=int)
+    ap.add_argument("--lab-noise", type=float, help="sd of noise on standardised labs in training")
+    ap.add_argument("--no-class-weights", action="store_true")
+    ap.add_argument("--seed", type=int, help="seed of the pairing, the head and the lab noise (default 0, or the "
+                    "preset's); with a preset it also seeds the backbone's fine-tune stages, so seeds "
+                    "differ in backbone and head and share the first stage")
+    ap.add_argument("--name"); ap.add_argument("--version")
+    ap.add_argument("--bootstrap", type=int, default=1000)
+    a = ap.parse_args(argv)
+    cfg = dict(cohort="synthetic", image_size=224, alpha=0.35, intensity=None, backbone="pretrained", aug_copies=0, lab_noise=0.3, epochs=80,
+               name="pneumo-fusion", version="0.1.0", seed=0)
+    cfg.update(PRESETS.get(a.preset, {}))
+    cfg.update({k: v for k, v in vars(a).items() if k in cfg and v is not None})
+    if a.seed is not None and cfg.get("pretrain"):
+        cfg["pretrain"] = seeded_stages(cfg["pretrain"], a.seed)
+    log = lambda s: print(s, flush=True)
+    try:
+        set_threads()
+        t0 = time.time()
+        timings = {}
+        cohort = load_cohort(cfg["cohort"], seed=cfg["seed"], size=cfg["image_size"], tmpdir=a.out.parent / ".synthetic")
+        log(f"cohort {cohort.name}: {cohort.description.get('counts', len(cohort))}")
+        t = time.time()
+        backbone = resolve_backbone(cfg["backbone"], cfg["image_size"], cfg["alpha"], log, cfg["intensity"] or DEFAULT_INTENSITY,
+                                    cfg.get("pretrain"))
+        timings["backbone_seconds_this_run"] = round(time.time() - t, 1)
+        pj = backbone_info(backbone) if backbone else {}
+        if pj:
+            timings["pretrain_seconds"] = pj.get("train_seconds")
+            timings["pretrain_cache_seconds"] = pj.get("cache_seconds")
+        train(cohort, a.out, image_size=cfg["image_size"], alpha=cfg["alpha"], backbone=backbone, intensity=cfg["intensity"],
+              epochs=cfg["epochs"], class_weight=not a.no_class_weights, aug_copies=cfg["aug_copies"], lab_noise=cfg["lab_noise"], seed=cfg["seed"],
+              name=cfg["name"], version=cfg["version"], n_boot=a.bootstrap, timings=timings, log=log)
+        if cfg["cohort"] == "kermany+mimic":   # the gate and SHAP background come from those films
+            log(f"reference set (validity gate, SHAP background): {build_for_bundle(a.out)}")
+        log(f"done in {time.time() - t0:.0f}s")
+    except PneumoError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""The one loop that trains a fusion head on cached embeddings (modality dropout, class weights,
+early stopping on validation), used by training and by the experiments' classifiers."""
+from __future__ import annotations
+
+import time
+
+import keras
+import numpy as np
+
+from pneumo.evaluation import metrics as M
+from pneumo.models.features import Features, modality_dropout
+from pneumo.models.network import HEAD_INPUT_NAMES, predict_head
+
+VIEWS = {"fusion": lambda f: f, "image_only": Features.without_labs, "labs_only": Features.without_image}
+
+
+def _log_loss(y, p) -> float:
+    p = np.clip(p, 1e-7, 1 - 1e-7)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
+def fit_head(head, X: Features | list[Features], y, X_val=None, y_val=None, *, lr=1e-3, epochs=60, batch_size=64,
+             patience=8, class_weight=None, modality_dropout=True, lab_noise=0.3, seed=0, log=None) -> list[dict]:
+    """Train the head on cached embeddings; fresh modality dropout each epoch; early stopping on
+    the val log loss averaged over the views the model must answer (full, image only, labs only).
+    X may be a list of variants of the same rows (augmented image embeddings): each epoch draws one per row.
+    lab_noise: sd of Gaussian noise on standardised lab values, because a semi-real cohort reuses a
+    few panels per class and the head would otherwise memorise them instead of reading the values."""
+    head.compile(optimizer=keras.optimizers.Adam(lr), loss="categorical_crossentropy")
+    rng = np.random.default_rng(seed)
+    y = np.asarray(y).astype(int)
+    sw = np.ones(len(y), "float32") if class_weight is None else np.array([class_weight[c] for c in y], "float32")
+    views = [v for v in VIEWS.values()] if modality_dropout else [VIEWS["fusion"]]
+    best, best_loss, bad, history = head.get_weights(), np.inf, 0, []
+    for epoch in range(1, epochs + 1):
+        t = time.time()
+        Xe = _mix(X, rng) if isinstance(X, list) else X
+        Xe = modality_dropout_fn(Xe, rng, p_test=0.15) if modality_dropout else Xe
+        if lab_noise:
+            Xe = Features(Xe.img_early, Xe.img_late, Xe.image_present,
+                          Xe.labs + rng.normal(0, lab_noise, Xe.labs.shape).astype("float32"), Xe.lab_missing)
+        inputs = Xe.head_inputs()
+        h = head.fit([inputs[k] for k in HEAD_INPUT_NAMES], np.eye(2)[y], sample_weight=sw,
+                     batch_size=batch_size, epochs=1, shuffle=True, verbose=0)
+        row = {"epoch": epoch, "loss": float(h.history["loss"][-1])}
+        if X_val is not None:
+            yv = np.asarray(y_val).astype(int)
+            losses = [_log_loss(yv, predict_head(head, view(X_val))) for view in views]
+            row["val_loss"] = float(np.mean(losses))
+            row["val_auc"] = M.metric_fn("roc_auc")(yv, predict_head(head, X_val))
+            if row["val_loss"] < best_loss - 1e-4:
+                best_loss, bad, best = row["val_loss"], 0, head.get_weights()
+            else:
+                bad += 1
+        row["seconds"] = round(time.time() - t, 2)
+        history.append(row)
+        if log:
+            log("head " + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+        if X_val is not None and bad >= patience:
+            break
+    if X_val is not None:
+        head.set_weights(best)
+    return history
+
+
+modality_dropout_fn = modality_dropout   # the parameter of fit_head shadows the function's name
+
+
+def _mix(variants: list[Features], rng) -> Features:
+    pick = rng.integers(0, len(variants), len(variants[0]))
+    early = np.stack([v.img_early for v in variants])[pick, np.arange(len(pick))]
+    late = np.stack([v.img_late for v in variants])[pick, np.arange(len(pick))]
+    f = variants[0]
+    return Features(early, late, f.image_present, f.labs, f.lab_missing)

@@ -1,0 +1,50 @@
+"""Build a bundle's reference set (pneumo.inference.reference_set) from its own training cohort:
+the embedding gate fitted on the training films, thresholds from the validation films.
+
+    python -m pneumo.training.reference --bundle models/pneumo-fusion
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from pneumo.data.cohorts import kermany, mimic
+from pneumo.data.image_cache import image_cache
+from pneumo.inference.reference_set import gate_features, write_reference
+from pneumo.models.bundle import load_bundle
+
+
+def build_for_bundle(bundle_dir, *, max_background: int = 100, seed: int = 0) -> Path:
+    """Embed the Kermany train/val films with the bundle's encoder and take the SHAP
+    background from the MIMIC train panels (the cohorts the shipped model was trained on)."""
+    from pneumo.models.network import embed_images
+
+    bundle = load_bundle(bundle_dir)
+    cohort = kermany.load()
+    frame = cohort.frame
+    x = image_cache(frame["image_path"].tolist(), bundle.image_size,
+                    Path("cache") / f"kermany_{bundle.image_size}.npz", log=lambda *_: None)
+    emb = gate_features(*embed_images(bundle.image_encoder, x))
+    train_emb = emb[(frame["split"] == "train").to_numpy()]
+    val_emb = emb[(frame["split"] == "val").to_numpy()]
+    labs = mimic.load()
+    train = labs.frame[labs.frame["split"] == "train"]
+    matrix = train[bundle.panel.keys].to_numpy(np.float32)
+    rng = np.random.default_rng(seed)
+    if len(matrix) > max_background:
+        matrix = matrix[rng.choice(len(matrix), max_background, replace=False)]
+    return write_reference(bundle_dir, train_emb, val_emb, matrix)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pneumo.training.reference", description=__doc__)
+    parser.add_argument("--bundle", required=True)
+    args = parser.parse_args(argv)
+    print(build_for_bundle(args.bundle))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
