@@ -34,7 +34,7 @@ test: system-deps install
 	$(PY) -m pytest -q --durations=25 tests
 
 bench: install
-	$(PY) -m pneumo.qa.bench
+	$(PY) -m pneumo bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache tests/e2e/artifacts

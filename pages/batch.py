@@ -7,9 +7,8 @@ import streamlit as st
 
 from pages import common
 from pneumo.errors import PneumoError
-from pneumo.present import app_support as sup
 from pneumo.present.text_safe import md_escape, md_list
-from pneumo.service import auth, server_roots
+from pneumo.service import auth, server_roots, uploads
 
 common.require_frame()
 ss = st.session_state
@@ -45,7 +44,7 @@ def score(tmp: Path) -> None:
         man = tmp / "manifest.csv"
         man.write_bytes(manifest.getvalue())
         with st.spinner("Unpacking the images…"):
-            upload = sup.unpack_uploads([(f.name, f.getvalue()) for f in images or []], root)
+            upload = uploads.unpack_uploads([(f.name, f.getvalue()) for f in images or []], root)
         for problem in upload.problems:
             st.error(md_escape(problem), icon=":material/block:")
         if upload.refused:
@@ -57,7 +56,7 @@ def score(tmp: Path) -> None:
         man = server_roots.resolve_manifest(manifest_path, roots)
         root = man.parent
     pred = common.predictor_or_stop()
-    total = max(sup.count_rows(man), 1)
+    total = max(uploads.count_rows(man), 1)
     bar = st.progress(0.0, text="Scoring…")
     done = []
 
@@ -92,5 +91,5 @@ if "batch_result" in ss:
     st.dataframe(frame, hide_index=True)
     if len(errors):
         st.warning(f"{len(errors)} row(s) could not be scored; see the `error` column.")
-    st.download_button("Download results (CSV)", sup.csv_bytes(frame), file_name="pneumo-batch.csv",
+    st.download_button("Download results (CSV)", uploads.csv_bytes(frame), file_name="pneumo-batch.csv",
                        mime="text/csv", icon=":material/download:")

@@ -12,6 +12,7 @@ from pneumo.explain.attribution import colour_bar, for_display, overlay, shrink_
 from pneumo.present import app_support as sup
 from pneumo.present import case_words as words
 from pneumo.present import figures as figs
+from pneumo.present import lab_display
 from pneumo.present.report import render_case_report
 from pneumo.present.text_safe import md_escape
 
@@ -23,13 +24,13 @@ def lab_form(panel) -> dict | None:
     tests = list(panel)
     for row in range(0, len(tests), 5):  # one st.columns per row keeps the order when stacked
         for col, t in zip(st.columns(5), tests[row:row + 5]):
-            flag = sup.range_flag(t, ss.get(f"lab_{t.key}"))
-            col.number_input(f"{sup.short_name(t.key, t.name)} ({t.display_unit})" + (f" · {flag}" if flag else ""),
-                             value=None, key=f"lab_{t.key}", help=sup.lab_help(t),
-                             placeholder=sup.ref_text(t, unit=False), format="%g", step=0.1)
-    values = sup.form_values({t.key: ss.get(f"lab_{t.key}") for t in panel})
-    flagged = [f"{sup.short_name(t.key, t.name)} {sup.fmt_number(ss.get(f'lab_{t.key}'))} "
-               f"({sup.range_flag(t, ss.get(f'lab_{t.key}'))})" for t in panel if sup.range_flag(t, ss.get(f"lab_{t.key}"))]
+            flag = lab_display.range_flag(t, ss.get(f"lab_{t.key}"))
+            col.number_input(f"{lab_display.short_name(t.key, t.name)} ({t.display_unit})" + (f" · {flag}" if flag else ""),
+                             value=None, key=f"lab_{t.key}", help=lab_display.lab_help(t),
+                             placeholder=lab_display.ref_text(t, unit=False), format="%g", step=0.1)
+    values = lab_display.form_values({t.key: ss.get(f"lab_{t.key}") for t in panel})
+    flagged = [f"{lab_display.short_name(t.key, t.name)} {lab_display.fmt_number(ss.get(f'lab_{t.key}'))} "
+               f"({lab_display.range_flag(t, ss.get(f'lab_{t.key}'))})" for t in panel if lab_display.range_flag(t, ss.get(f"lab_{t.key}"))]
     if flagged:
         st.markdown(f"<span class='pneumo-flag'>Outside the reference range:</span> {', '.join(flagged)}",
                     unsafe_allow_html=True)
@@ -46,7 +47,7 @@ def labs_as_read(case, panel) -> None:
     rows = [d for d in _lab_rows(case, panel) if d["value"] is not None]
     st.markdown(f"**Read from the file:** {len(rows)} of {len(panel)} panel tests")
     if rows:
-        st.dataframe(sup.lab_display_frame(rows), hide_index=True, width="stretch")
+        st.dataframe(lab_display.lab_display_frame(rows), hide_index=True, width="stretch")
     if reading.unknown:
         st.caption("Not used (not in the panel): " + md_escape(", ".join(reading.unknown[:20])))
 
@@ -103,7 +104,7 @@ def details(pred, case, expl, *, example: bool) -> None:
     st.subheader("What the labs contributed")
     if expl.shap_values:
         left, right = st.columns([3, 2], gap="large")
-        frame = sup.shap_frame(expl.shap_values, expl.lab_display)
+        frame = lab_display.shap_frame(expl.shap_values, expl.lab_display)
         left.plotly_chart(figs.shap_figure(frame), config={"displayModeBar": False})
         left.caption(words.shap_caption(r, len(frame), len(expl.lab_display)))
         with right:

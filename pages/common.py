@@ -193,7 +193,7 @@ def current_user() -> str | None:
 
 def what_if(pred, case, probability: float) -> None:
     """Change one lab and see the probability, and the label the rule gives, move (Predictor.what_if)."""
-    from pneumo.present.app_support import fmt_number, short_name, what_if_range
+    from pneumo.present.lab_display import fmt_number, short_name, what_if_range
 
     st.markdown("**What if a lab were different?**")
     keys = list(pred.panel.keys)

@@ -6,7 +6,7 @@ from pages import common
 from pneumo.errors import PneumoError
 from pneumo.present import app_support as sup
 from pneumo.present.text_safe import md_escape
-from pneumo.service import auth
+from pneumo.service import auth, uploads
 
 common.require_frame()
 if not auth.allowed(st.session_state):   # app.py registers no page before sign-in; belt and braces
@@ -38,4 +38,4 @@ if frame.empty:
 else:
     st.dataframe(frame, hide_index=True,
                  column_config={"P(pneumonia)": st.column_config.NumberColumn(format="%.3f")})
-    st.download_button("Download (CSV)", sup.csv_bytes(frame), file_name="pneumo-history.csv", mime="text/csv")
+    st.download_button("Download (CSV)", uploads.csv_bytes(frame), file_name="pneumo-history.csv", mime="text/csv")

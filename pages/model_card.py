@@ -5,14 +5,21 @@ import streamlit as st
 
 from pages import common
 from pneumo import config
+from pneumo.errors import PneumoError
 from pneumo.evaluation import robustness as rob
 from pneumo.experiments import results as res
 from pneumo.present import app_support as sup
 from pneumo.present import case_words as words
+from pneumo.present import model_card as mc
+from pneumo.present.text_safe import md_escape
 
 common.require_frame()
-meta, metrics = sup.read_bundle()
 st.title("Model card")
+try:
+    meta, metrics = mc.read_bundle()
+except PneumoError as err:
+    st.error(f"The model bundle cannot be read: {md_escape(str(err))}")
+    st.stop()
 if not meta:
     st.info(f"No model bundle at `{config.default_model_dir()}`. Train one with "
             "`python -m pneumo train` or set PNEUMO_MODEL_DIR.", icon=":material/description:")
@@ -31,13 +38,13 @@ st.markdown("Every answer says whether the case is **within** that use, **outsid
             "(adult or child, frontal or lateral). Outside it the app gives no label, only the number behind "
             "an explicit *show anyway (not validated)*; the command line and batches leave `label` empty "
             "unless `--allow-outside` is given.")
-rows = sup.intended_use_rows(meta)
+rows = mc.intended_use_rows(meta)
 if rows:
     st.dataframe(rows, hide_index=True)
     st.caption("How often the check on the film flags a film as outside the intended use, on films of each "
                "kind (the adult films are split by patient; no test film was used to fit or threshold it).")
 st.subheader("The model")
-st.markdown(sup.model_description(meta))
+st.markdown(mc.model_description(meta))
 
 st.subheader("Training data and provenance")
 st.markdown("The training cohort is **semi-real**: real paediatric chest X-rays (Kermany et al. 2018, "
@@ -50,7 +57,7 @@ if data:
         st.json(data, expanded=False)
 
 st.subheader("The lab panel")
-st.dataframe(sup.panel_table(sup.bundle_panel(meta)), hide_index=True)
+st.dataframe(sup.panel_table(mc.bundle_panel(meta)), hide_index=True)
 
 st.subheader("Performance (held-out test set)")
 view = (metrics.get("test") or {}).get("fusion") or {}
@@ -64,7 +71,7 @@ if shown:
         cols[i % 4].metric(res.METRIC_NAMES.get(m, m), f"{view[m]:.3f}",
                            help=f"95% bootstrap CI {c['low']:.3f}–{c['high']:.3f}" if "low" in c else None)
     st.caption("Fusion model (film + labs) on the test split of its training cohort.")
-    by_view = sup.performance_rows(metrics)
+    by_view = mc.performance_rows(metrics)
     if by_view:
         st.markdown("**By what the case holds.** A case with only a film, or only labs, is scored by the same "
                     "model with the other modality marked missing, at the one operating threshold:")
@@ -80,7 +87,7 @@ if isinstance(meta.get("threshold"), (int, float)):
     st.markdown(words.rule_sentence(float(meta["threshold"])))
 if meta.get("threshold_rule"):
     st.caption(f"As recorded in the bundle: {meta['threshold_rule']}")
-temps = sup.view_settings(meta, "temperature")
+temps = mc.view_settings(meta, "temperature")
 if temps:
     st.markdown("Probabilities are calibrated by temperature scaling, one temperature per view, fitted on the "
                 "validation split, so a probability means the same whatever the case holds: "
@@ -92,6 +99,7 @@ cal = (metrics.get("calibration") or {}).get("fusion")
 if cal and cal.get("val_ece_before") is not None:
     st.markdown(f"Expected calibration error on validation: {cal['val_ece_before']:.3f} before, "
                 f"{cal['val_ece_after']:.3f} after.")
+
 
 def robustness_table(title: str, report: dict | None, rows, what: str) -> None:
     """One robustness report of metrics.json (val films, image only) as a table with its caption."""
@@ -109,7 +117,7 @@ robustness_table("Robustness to acquisition changes", metrics.get("val_perturbat
                  "each changed as a real film can be: framed wider or off-centre, turned, exposed differently, "
                  "noisier. Where sensitivity falls, a film of that kind is more often read as normal.")
 
-gate = sup.gate_description(meta)
+gate = mc.gate_description(meta)
 if gate:
     st.subheader("When it will not read a film")
     st.markdown(gate)
@@ -126,11 +134,11 @@ st.markdown("""
 - **Single site per modality**: one hospital for the films, one for the labs.
 - Not validated prospectively. Not a medical device.
 """)
-weak = sup.weakest_changes(metrics.get("val_perturbations"))
+weak = mc.weakest_changes(metrics.get("val_perturbations"))
 if weak:
     st.markdown("- **Acquisition changes that cost accuracy** (validation films, image only; see the table "
                 "above): " + "; ".join(weak) + ". Where sensitivity falls, pneumonia films of that kind are "
                 "more often read as normal; where specificity falls, normal films are more often read as pneumonia.")
 
 st.subheader("Versions")
-st.dataframe(sup.versions(meta), hide_index=True)
+st.dataframe(mc.versions(meta), hide_index=True)

@@ -7,6 +7,7 @@ from pages import case_view, common
 from pneumo.data.labs import parse_labs
 from pneumo.errors import PneumoError
 from pneumo.present import app_support as sup
+from pneumo.present import lab_display
 from pneumo.present.text_safe import md_escape
 
 common.require_frame()
@@ -62,7 +63,7 @@ if image_bytes is None and not labs_source:
              (", or load an example case." if examples else "."), icon=":material/upload_file:")
     st.stop()
 
-key = sup.case_key(hashlib.sha256(image_bytes).hexdigest() if image_bytes else None,
+key = lab_display.case_key(hashlib.sha256(image_bytes).hexdigest() if image_bytes else None,
                    labs_source if isinstance(labs_source, dict) else hashlib.sha256(labs_source or b"").hexdigest())
 key = f"{key}:{age}"
 if ss.get("scored", {}).get("key") != key:

@@ -7,6 +7,7 @@ import os
 import pytest
 
 from pneumo import config
+from pneumo.models.features import VIEWS
 
 
 def in_ci() -> bool:
@@ -62,6 +63,7 @@ def tiny_bundle(tmp_path_factory):
             "lab_standardisation": {"mean": medians,
                                     "sd": {k: max(abs(v) * 0.2, 1.0) for k, v in medians.items()}},
             "threshold": 0.5, "threshold_rule": "fixed (test bundle)", "temperature": 1.0,
+            "views": {v: {"temperature": 1.0, "threshold": 0.5} for v in VIEWS},
             "training_data": {"description": "untrained test bundle"}}
     out = tmp_path_factory.mktemp("bundle")
     save_bundle(out, model, meta, {"test": {}})

@@ -16,7 +16,10 @@ from pneumo.experiments import results as res
 from pneumo.inference.case import Result
 from pneumo.present import app_support as sup
 from pneumo.present import figures as figs
+from pneumo.present import lab_display
+from pneumo.present import model_card as mc
 from pneumo.present.report import render_case_report
+from pneumo.service import uploads
 
 
 def test_shap_frame_sorted_by_magnitude_with_readable_labels():
@@ -24,7 +27,7 @@ def test_shap_frame_sorted_by_magnitude_with_readable_labels():
                {"key": "bun", "name": "Urea nitrogen (BUN)", "value": 27.0, "unit": "mg/dL", "imputed": False},
                {"key": "rdw", "name": "Red cell distribution width (RDW)", "value": None, "unit": "%",
                 "imputed": True}]
-    frame = sup.shap_frame({"wbc": 0.05, "bun": -0.08, "rdw": 0.001}, display)
+    frame = lab_display.shap_frame({"wbc": 0.05, "bun": -0.08, "rdw": 0.001}, display)
     assert frame["key"].tolist() == ["bun", "wbc", "rdw"]
     assert frame.loc[1, "label"] == "WBC 16.2 10*3/uL"
     assert frame.loc[0, "label"] == "BUN 27 mg/dL"
@@ -34,19 +37,19 @@ def test_shap_frame_sorted_by_magnitude_with_readable_labels():
 def test_lab_form_helpers():
     panel = default_panel()
     wbc = panel["wbc"]
-    assert sup.range_flag(wbc, 16.2) == "high" and sup.range_flag(wbc, 2.0) == "low"
-    assert sup.range_flag(wbc, 7.0) is None and sup.range_flag(wbc, None) is None
-    assert "4–11 10³/µL" in sup.lab_help(wbc)
-    assert sup.form_values({"wbc": 7.0, "bun": None}) == {"wbc": 7.0}
-    assert sup.form_values({"wbc": None}) is None
-    lo, hi, step = sup.what_if_range(wbc, 30.0)
+    assert lab_display.range_flag(wbc, 16.2) == "high" and lab_display.range_flag(wbc, 2.0) == "low"
+    assert lab_display.range_flag(wbc, 7.0) is None and lab_display.range_flag(wbc, None) is None
+    assert "4–11 10³/µL" in lab_display.lab_help(wbc)
+    assert lab_display.form_values({"wbc": 7.0, "bun": None}) == {"wbc": 7.0}
+    assert lab_display.form_values({"wbc": None}) is None
+    lo, hi, step = lab_display.what_if_range(wbc, 30.0)
     assert lo <= 4 and hi >= 30 and step > 0 and lo >= wbc.plaus_low
 
 
 def test_case_key_is_stable_and_distinct():
-    assert sup.case_key("a" * 64, {"wbc": 7.0}) == sup.case_key("a" * 64, {"wbc": 7.0})
-    assert sup.case_key("a" * 64, {"wbc": 7.0}) != sup.case_key("a" * 64, {"wbc": 7.1})
-    assert sup.case_key("a" * 64, None) != sup.case_key("b" * 64, None)
+    assert lab_display.case_key("a" * 64, {"wbc": 7.0}) == lab_display.case_key("a" * 64, {"wbc": 7.0})
+    assert lab_display.case_key("a" * 64, {"wbc": 7.0}) != lab_display.case_key("a" * 64, {"wbc": 7.1})
+    assert lab_display.case_key("a" * 64, None) != lab_display.case_key("b" * 64, None)
 
 
 def _zip(members: dict[str, bytes]) -> bytes:
@@ -62,7 +65,7 @@ def test_extract_zip_refuses_traversal(tmp_path):
     dest.mkdir()
     data = _zip({"images/a.png": b"A", "../evil.txt": b"x", "/abs/evil.txt": b"x",
                  "images/../../evil2.txt": b"x", "C:/win.txt": b"x", "ok/b.png": b"B"})
-    n, refused = sup.extract_zip(data, dest)
+    n, refused = uploads.extract_zip(data, dest)
     assert n == 2
     assert sorted(refused) == sorted(["../evil.txt", "/abs/evil.txt", "images/../../evil2.txt", "C:/win.txt"])
     assert (dest / "images" / "a.png").read_bytes() == b"A"
@@ -70,14 +73,14 @@ def test_extract_zip_refuses_traversal(tmp_path):
 
 
 def test_save_uploads_uses_base_names(tmp_path):
-    refused = sup.save_uploads([("../../x.png", b"1"), ("dir\\y.png", b"2"), ("z.zip", _zip({"q.png": b"3"}))],
+    refused = uploads.save_uploads([("../../x.png", b"1"), ("dir\\y.png", b"2"), ("z.zip", _zip({"q.png": b"3"}))],
                                tmp_path)
     assert refused == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["q.png", "x.png", "y.png"]
 
 
 def test_csv_bytes_escapes_formulas():
-    text = sup.csv_bytes(pd.DataFrame({"image_path": ["=HYPERLINK(\"x\")", "a.png"], "probability": [0.5, 0.7]}))
+    text = uploads.csv_bytes(pd.DataFrame({"image_path": ["=HYPERLINK(\"x\")", "a.png"], "probability": [0.5, 0.7]}))
     assert b"'=HYPERLINK" in text and b"0.5" in text
 
 
@@ -200,27 +203,27 @@ def test_case_report_without_image_or_labs():
 
 def test_model_description_names_an_ensemble_and_its_seeds():
     single = {"architecture": {"alpha": 0.35, "image_size": 224, "intensity": "equalize", "n_tests": 20}}
-    text = sup.model_description(single)
+    text = mc.model_description(single)
     assert text.startswith("Intermediate fusion") and "histogram equalisation" in text and "ensemble" not in text
     ens = {"architecture": {**single["architecture"], "members": 3},
            "ensemble": {"members": [{"seed": 0}, {"seed": 1}, {"seed": 2}]}}
-    text = sup.model_description(ens)
+    text = mc.model_description(ens)
     assert "seed ensemble of 3" in text and "seeds 0, 1, 2" in text and "width 0.35" in text
-    assert sup.model_description({}) == "Architecture not recorded in the bundle."
+    assert mc.model_description({}) == "Architecture not recorded in the bundle."
 
 
 def test_weakest_changes_names_what_costs_more_than_the_margin():
     report = {"changes": {"as given": {"sensitivity": 0.91, "specificity": 0.96},
                           "wider framing": {"sensitivity": 0.74, "specificity": 0.98},
                           "noisier": {"sensitivity": 0.94, "specificity": 0.93}}}
-    assert sup.weakest_changes(report) == ["wider framing: sensitivity 0.91 -> 0.74"]
-    assert sup.weakest_changes(report, drop=0.02) == ["wider framing: sensitivity 0.91 -> 0.74",
+    assert mc.weakest_changes(report) == ["wider framing: sensitivity 0.91 -> 0.74"]
+    assert mc.weakest_changes(report, drop=0.02) == ["wider framing: sensitivity 0.91 -> 0.74",
                                                       "noisier: specificity 0.96 -> 0.93"]
-    assert sup.weakest_changes(None) == [] and sup.weakest_changes({}) == []
+    assert mc.weakest_changes(None) == [] and mc.weakest_changes({}) == []
 
 
 def test_versions_show_the_weights_digest_of_a_bundle():
-    frame = sup.versions({"weights": {"model.weights.h5": "ab" * 32}})
+    frame = mc.versions({"weights": {"model.weights.h5": "ab" * 32}})
     assert dict(zip(frame["Component"], frame["Version"]))["Model weights sha256"] == "ab" * 32
 
 
@@ -228,28 +231,28 @@ def test_performance_rows_give_each_view_with_its_interval():
     metrics = {"test": {"fusion": {"n": 10, "roc_auc": 0.9, "accuracy": 0.8, "threshold": 0.7},
                         "image_only": {"n": 10, "roc_auc": 0.85, "accuracy": 0.75, "threshold": 0.4}},
                "test_ci": {"image_only": {"roc_auc": {"low": 0.8, "high": 0.9}}}}
-    rows = sup.performance_rows(metrics)
+    rows = mc.performance_rows(metrics)
     assert [r["case holds"] for r in rows] == ["film + labs", "film only"]      # no labs-only figures: no row
     assert rows[1]["ROC AUC [95% CI]"] == "0.850 [0.800, 0.900]" and rows[0]["ROC AUC [95% CI]"] == "0.900"
     assert rows[1]["threshold"] == "0.400" and rows[0]["MCC"] == "—"
-    assert sup.performance_rows({}) == []
+    assert mc.performance_rows({}) == []
 
 
 def test_gate_description_reads_the_bundles_thresholds():
     ref = {"warn_at": 8.47, "refuse_at": 14.99, "n_train": 4348, "n_val": 514}
-    old = sup.gate_description({"reference": ref})
+    old = mc.gate_description({"reference": ref})
     assert "8.5" in old and "15.0" in old and "4348" in old and "outside them" not in old
-    new = sup.gate_description({"reference": dict(ref, residual_warn_at=1.345, residual_refuse_at=2.445)})
+    new = mc.gate_description({"reference": dict(ref, residual_warn_at=1.345, residual_refuse_at=2.445)})
     assert "outside them" in new and "1.34" in new and "2.44" in new and "514" in new
-    assert sup.gate_description({}) is None
+    assert mc.gate_description({}) is None
 
 
 def test_view_thresholds_name_each_view_or_fall_back_to_the_one_threshold():
     meta = {"threshold": 0.7, "views": {"fusion": {"threshold": 0.7, "temperature": 1.2},
                                         "image_only": {"threshold": 0.45, "temperature": 1.1}}}
-    assert sup.view_thresholds(meta) == {"film + labs": 0.7, "film only": 0.45}
-    assert sup.view_thresholds({"threshold": 0.6}) == {"film + labs": 0.6}
-    assert sup.view_thresholds({}) == {}
+    assert mc.view_thresholds(meta) == {"film + labs": 0.7, "film only": 0.45}
+    assert mc.view_thresholds({"threshold": 0.6}) == {"film + labs": 0.6}
+    assert mc.view_thresholds({}) == {}
 
 
 def test_ci_means_ci_true_not_just_set(monkeypatch):

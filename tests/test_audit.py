@@ -300,11 +300,11 @@ def test_purge_command_line(tmp_path):
     _backdate(path, 1, "2020-05-05T00:00:00.000Z")
     log.record(FakeResult(), labs={}, origin="app")
     env = {**os.environ, "PYTHONPATH": str(config.REPO_ROOT)}
-    run = subprocess.run([sys.executable, "-m", "pneumo.service.case_log", "--purge-before", "2021-01-01", "--log", str(path)],
+    run = subprocess.run([sys.executable, "-m", "pneumo", "history", "--purge-before", "2021-01-01", "--log", str(path)],
                          capture_output=True, text=True, env=env, timeout=60)
     assert run.returncode == 0 and "removed 1 case(s) logged before 2021-01-01" in run.stdout
-    from pneumo.service.case_log import main
-    assert main(["--purge-before", "2021-13-45", "--log", str(path)]) == 2
+    from pneumo.cli.main import main
+    assert main(["history", "--purge-before", "2021-13-45", "--log", str(path)]) == 2
     assert log.count() == 1
 
 

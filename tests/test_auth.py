@@ -99,12 +99,12 @@ def test_add_user_command_line(tmp_path):
     path = tmp_path / "users"
     env = {**os.environ, "PYTHONPATH": str(config.REPO_ROOT)}
     env.pop("PNEUMO_USERS_FILE", None)
-    run = subprocess.run([sys.executable, "-m", "pneumo.service.auth", "add-user", "dana", "--admin", "--file", str(path)],
+    run = subprocess.run([sys.executable, "-m", "pneumo", "users", "add-user", "dana", "--admin", "--file", str(path)],
                          input=PASSWORD + "\n", capture_output=True, text=True, env=env, timeout=60)
     assert run.returncode == 0, run.stderr
     assert "added dana (admin)" in run.stdout and PASSWORD not in path.read_text()
     assert auth.authenticate("dana", PASSWORD, auth.load_users(path)).is_admin
-    short = subprocess.run([sys.executable, "-m", "pneumo.service.auth", "add-user", "eve", "--file", str(path)],
+    short = subprocess.run([sys.executable, "-m", "pneumo", "users", "add-user", "eve", "--file", str(path)],
                            input="123\n", capture_output=True, text=True, env=env, timeout=60)
     assert short.returncode == 2 and "Traceback" not in short.stderr and short.stderr.count("\n") == 1
 

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pneumo.cli.batch import main
 from pneumo.data.imaging import pixel_digest
 from pneumo.data.labs import default_panel
 from pneumo.errors import ManifestError, UnsupportedImageError
-from pneumo.service.batch import ADDED, _Progress, main, read_header, run_batch
+from pneumo.service.batch import ADDED, _Progress, read_header, run_batch
 from pneumo.service.case_log import CaseLog
 
 

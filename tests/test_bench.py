@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from pneumo.cli import bench as bench_cli
 from pneumo.errors import PneumoError
 from pneumo.qa import bench, bench_report
 
@@ -21,7 +22,7 @@ def fast_shap(monkeypatch):
 @pytest.mark.slow
 def test_tiny_bench_writes_expected_keys(tiny_bundle, tmp_path, fast_shap, capsys):
     out = tmp_path / "bench.json"
-    assert bench.main(["--model", str(tiny_bundle), "--n", "3", "--parts", "case,hostile", "--out", str(out)]) == 0
+    assert bench_cli.main(["--model", str(tiny_bundle), "--n", "3", "--parts", "case,hostile", "--out", str(out)]) == 0
     report = json.loads(out.read_text())
     assert report["schema"] == "pneumo.bench/1"
     assert {"model", "machine", "targets", "reference", "parts", "data"} <= set(report)
@@ -52,9 +53,9 @@ def test_markdown_copes_with_missing_and_failed_parts():
 
 def test_bad_arguments_are_typed_errors(tiny_bundle, tmp_path):
     with pytest.raises(PneumoError, match="unknown bench part"):
-        bench.main(["--model", str(tiny_bundle), "--parts", "case,warp"])
+        bench_cli.main(["--model", str(tiny_bundle), "--parts", "case,warp"])
     with pytest.raises(PneumoError, match="no model bundle"):
-        bench.main(["--model", str(tmp_path), "--parts", "case"])
+        bench_cli.main(["--model", str(tmp_path), "--parts", "case"])
 
 
 def test_sample_images_falls_back_to_synthetic(tmp_path, monkeypatch):

@@ -11,6 +11,7 @@ keras = pytest.importorskip("keras")
 from pneumo.data.labs.catalogue import panel_of
 from pneumo.errors import BundleError  # noqa: E402
 from pneumo.models import bundle as B  # noqa: E402
+from pneumo.models.features import VIEWS
 from pneumo.models.network import build_fusion_model  # noqa: E402
 
 S = 64
@@ -28,7 +29,8 @@ def saved(tmp_path_factory):
             "lab_panel": panel.to_dict(),
             "lab_standardisation": {"mean": {"wbc": 8.0, "sodium": 140.0, "creatinine": 1.0},
                                     "sd": {"wbc": 3.0, "sodium": 4.0, "creatinine": 0.0}},
-            "threshold": 0.4, "threshold_rule": "toy", "temperature": 1.5, "training_data": {"source": "none"}}
+            "threshold": 0.4, "threshold_rule": "toy", "temperature": 1.5, "training_data": {"source": "none"},
+            "views": {v: {"temperature": 1.5, "threshold": 0.4} for v in VIEWS}}
     d = tmp_path_factory.mktemp("b") / "toy"
     B.save_bundle(d, model, meta, {"val": {}})
     rng = np.random.default_rng(0)

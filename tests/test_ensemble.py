@@ -8,6 +8,7 @@ import pytest
 
 from pneumo.data.labs.catalogue import panel_of
 from pneumo.errors import PneumoError
+from pneumo.models.features import VIEWS
 
 SIZE = 48
 HEAD = dict(d_model=16, heads=2, layers_n=1, pooled_dim=8, fusion_units=16)
@@ -34,6 +35,7 @@ def _member(tmp_path, k: int, size: int = SIZE, shift: float = 0.0, panel=None):
             "lab_standardisation": {"mean": {k_: v * (1 + shift) for k_, v in medians.items()},
                                     "sd": {k_: max(abs(v) * (0.2 + shift), 1.0) for k_, v in medians.items()}},
             "threshold": 0.5, "threshold_rule": "fixed (test bundle)", "temperature": 1.0,
+            "views": {v: {"temperature": 1.0, "threshold": 0.5} for v in VIEWS},
             "training_data": {"description": "untrained test bundle"}, "training": {"seed": k}}
     out = save_bundle(tmp_path / f"member{k}", model, meta)
     return load_bundle(out)
@@ -165,7 +167,7 @@ def test_seeded_stages_seed_the_fine_tunes_not_the_first_stage():
 
 
 def test_cli_names_a_bad_member_in_one_line(tmp_path, capsys):
-    from pneumo.training.ensemble import main
+    from pneumo.cli.ensemble import main
     assert main(["--members", str(tmp_path / "nope"), str(tmp_path / "nope2"), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "no bundle.json" in err and len(err.splitlines()) == 1

@@ -15,6 +15,7 @@ import pneumo.inference.quiet
 import pneumo.service.batch as batch
 import pneumo.service.batch_output as batch_output
 from pneumo import config
+from pneumo.cli import batch as batch_cli
 from pneumo.cli import main as cli
 from pneumo.errors import ManifestError, PneumoError
 from pneumo.service.batch import OutputError, run_batch
@@ -33,7 +34,7 @@ def fake_model(monkeypatch):
         loads.append(bundle_dir)
         return FakePredictor()
 
-    monkeypatch.setattr(pneumo.inference.quiet, "load_predictor", load)
+    monkeypatch.setattr(batch_cli, "load_predictor", load)
     return loads
 
 
@@ -124,7 +125,7 @@ def test_full_disk_in_the_library_is_an_output_error(manifest, tmp_path, monkeyp
 def test_a_real_full_device_for_the_header(manifest, fake_model, home, capsys):
     if not Path("/dev/full").exists():
         pytest.skip("no /dev/full on this system")
-    assert batch.main([str(manifest), "--out", "/dev/full", "--quiet", "--no-log"]) == 2
+    assert batch_cli.main([str(manifest), "--out", "/dev/full", "--quiet", "--no-log"]) == 2
     assert "the disk is full (ENOSPC) writing /dev/full" in one_line(capsys.readouterr().err)
 
 
@@ -155,7 +156,7 @@ def test_predict_answer_survives_an_unwritable_home(bad_home, capsys):
 
 def test_batch_scores_every_row_with_an_unwritable_home(manifest, tmp_path, bad_home, fake_model, capsys):
     out = tmp_path / "o.csv"
-    assert batch.main([str(manifest), "--out", str(out), "--quiet"]) == 0
+    assert batch_cli.main([str(manifest), "--out", str(out), "--quiet"]) == 0
     warning, summary = capsys.readouterr().err.splitlines()
     assert warning.startswith("warning: this batch is not logged: PNEUMO_HOME")
     assert summary.startswith(f"scored {N_ROWS}, errors 0")
@@ -190,7 +191,7 @@ def test_bad_out_paths_are_one_line(kind, manifest, tmp_path, home, fake_model, 
         "under a file": (blocker / "sub" / "o.csv", [], "a file is in the way"),
         "folder with resume": (folder, ["--resume"], "is a folder"),
     }[kind]
-    assert batch.main([str(manifest), "--out", str(out), "--quiet", *extra]) == 2
+    assert batch_cli.main([str(manifest), "--out", str(out), "--quiet", *extra]) == 2
     err = one_line(capsys.readouterr().err)
     assert err.startswith("error: --out") and want in err
     assert blocker.read_text() == "x" and list(folder.iterdir()) == []
@@ -200,7 +201,7 @@ def test_other_write_errors_mid_batch_say_how_far_it_got(manifest, tmp_path, hom
                                                          monkeypatch, capsys):
     fill_disk_after(monkeypatch, 3, errno.EIO)
     out = tmp_path / "o.csv"
-    assert batch.main([str(manifest), "--out", str(out), "--quiet"]) == 2
+    assert batch_cli.main([str(manifest), "--out", str(out), "--quiet"]) == 2
     err = one_line(capsys.readouterr().err)
     assert "cannot write --out" in err and "(EIO)" in err and "3 complete rows written" in err
     assert len(read_out(out)) == 3
@@ -211,7 +212,7 @@ def test_other_write_errors_mid_batch_say_how_far_it_got(manifest, tmp_path, hom
 def test_too_many_rows_refused_up_front(manifest, tmp_path, home, fake_model, monkeypatch, capsys):
     monkeypatch.setenv("PNEUMO_MAX_MANIFEST_ROWS", str(N_ROWS - 1))
     out = tmp_path / "o.csv"
-    assert batch.main([str(manifest), "--out", str(out), "--quiet"]) == 2
+    assert batch_cli.main([str(manifest), "--out", str(out), "--quiet"]) == 2
     err = one_line(capsys.readouterr().err)
     assert f"more than {N_ROWS - 1} rows (PNEUMO_MAX_MANIFEST_ROWS)" in err
     assert fake_model == [] and not out.exists()                 # before the model loads, OUT untouched
@@ -224,7 +225,7 @@ def test_too_many_rows_refused_up_front(manifest, tmp_path, home, fake_model, mo
 
 def test_too_many_columns_refused_up_front(manifest, tmp_path, home, fake_model, monkeypatch, capsys):
     monkeypatch.setenv("PNEUMO_MAX_MANIFEST_COLUMNS", "2")       # the manifest has 3
-    assert batch.main([str(manifest), "--out", str(tmp_path / "o.csv"), "--quiet"]) == 2
+    assert batch_cli.main([str(manifest), "--out", str(tmp_path / "o.csv"), "--quiet"]) == 2
     err = one_line(capsys.readouterr().err)
     assert "has 3 columns, more than 2 (PNEUMO_MAX_MANIFEST_COLUMNS)" in err and fake_model == []
     monkeypatch.setenv("PNEUMO_MAX_MANIFEST_COLUMNS", "not a number")   # malformed: the default, not no limit
@@ -249,7 +250,7 @@ def test_a_5000_digit_lab_value_is_a_row_error(tmp_path, home, fake_model, capsy
 
 
 def test_bad_home_and_bad_out_is_still_one_line(manifest, tmp_path, bad_home, fake_model, capsys):
-    assert batch.main([str(manifest), "--out", str(tmp_path), "--quiet"]) == 2
+    assert batch_cli.main([str(manifest), "--out", str(tmp_path), "--quiet"]) == 2
     assert "is a folder" in one_line(capsys.readouterr().err)
 
 

@@ -12,8 +12,8 @@ import pytest
 
 from pneumo import config
 from pneumo.errors import PneumoError
-from pneumo.present import app_support as sup
 from pneumo.present.text_safe import md_escape, md_list, plain
+from pneumo.service import uploads
 from pneumo.service.server_roots import REFUSAL, ServerPathError, allowed_roots, enabled, resolve_manifest
 
 REPO = config.REPO_ROOT
@@ -175,9 +175,9 @@ def _zip(members: dict[str, bytes], compression=zipfile.ZIP_DEFLATED) -> bytes:
 
 
 def test_not_a_zip_is_one_line(tmp_path):
-    with pytest.raises(sup.UploadError, match="not a readable zip"):
-        sup.extract_zip(b"PK\x03\x04 definitely not", tmp_path, name="films.zip")
-    out = sup.unpack_uploads([("films.zip", b"hello"), ("a.png", b"A")], tmp_path)
+    with pytest.raises(uploads.UploadError, match="not a readable zip"):
+        uploads.extract_zip(b"PK\x03\x04 definitely not", tmp_path, name="films.zip")
+    out = uploads.unpack_uploads([("films.zip", b"hello"), ("a.png", b"A")], tmp_path)
     assert out.problems == ["films.zip is not a readable zip archive"] and out.files == 1
     assert (tmp_path / "a.png").read_bytes() == b"A"
 
@@ -185,20 +185,20 @@ def test_not_a_zip_is_one_line(tmp_path):
 def test_bad_crc_is_one_line_and_keeps_earlier_members(tmp_path):
     data = bytearray(_zip({"a.png": b"A" * 100, "b.png": b"B" * 100}, zipfile.ZIP_STORED))
     data[data.rindex(b"B" * 100)] ^= 0xFF                # corrupt b.png's stored bytes
-    with pytest.raises(sup.UploadError, match="b.png.*bad CRC"):
-        sup.extract_zip(bytes(data), tmp_path, name="x.zip")
+    with pytest.raises(uploads.UploadError, match="b.png.*bad CRC"):
+        uploads.extract_zip(bytes(data), tmp_path, name="x.zip")
     assert (tmp_path / "a.png").exists() and not (tmp_path / "b.png").exists()
 
 
 def test_too_many_entries_and_long_names(tmp_path):
     many = _zip({f"f{i}.png": b"x" for i in range(30)})
-    with pytest.raises(sup.UploadError, match="30 entries; at most 20"):
-        sup.extract_zip(many, tmp_path, max_entries=20)
-    with pytest.raises(sup.UploadError, match="longer than 255 bytes"):
-        sup.extract_zip(_zip({"é" * 128 + ".png": b"x"}), tmp_path)
+    with pytest.raises(uploads.UploadError, match="30 entries; at most 20"):
+        uploads.extract_zip(many, tmp_path, max_entries=20)
+    with pytest.raises(uploads.UploadError, match="longer than 255 bytes"):
+        uploads.extract_zip(_zip({"é" * 128 + ".png": b"x"}), tmp_path)
     assert list(tmp_path.iterdir()) == []
     # the entry budget is shared by every zip of one upload
-    out = sup.unpack_uploads([("a.zip", _zip({f"a{i}": b"x" for i in range(15)})),
+    out = uploads.unpack_uploads([("a.zip", _zip({f"a{i}": b"x" for i in range(15)})),
                               ("b.zip", _zip({f"b{i}": b"x" for i in range(15)}))], tmp_path, max_entries=20)
     assert out.files == 15 and len(out.problems) == 1 and "b.zip" in out.problems[0]
 
@@ -206,25 +206,25 @@ def test_too_many_entries_and_long_names(tmp_path):
 def test_inflated_size_limit_is_checked_before_writing(tmp_path):
     bomb = _zip({"big.png": b"\0" * 5_000_000})
     assert len(bomb) < 50_000
-    with pytest.raises(sup.UploadError, match="inflates to more than"):
-        sup.extract_zip(bomb, tmp_path, max_bytes=1_000_000)
+    with pytest.raises(uploads.UploadError, match="inflates to more than"):
+        uploads.extract_zip(bomb, tmp_path, max_bytes=1_000_000)
     assert list(tmp_path.iterdir()) == []
-    out = sup.unpack_uploads([("a.png", b"1" * 600), ("b.png", b"2" * 600)], tmp_path, max_bytes=1000)
+    out = uploads.unpack_uploads([("a.png", b"1" * 600), ("b.png", b"2" * 600)], tmp_path, max_bytes=1000)
     assert out.files == 1 and "b.png" in out.problems[0]
 
 
 def test_too_many_files_refused_before_writing(tmp_path, monkeypatch):
     monkeypatch.setenv("PNEUMO_MAX_UPLOAD_FILES", "3")
-    out = sup.unpack_uploads([(f"{i}.png", b"x") for i in range(4)], tmp_path)
+    out = uploads.unpack_uploads([(f"{i}.png", b"x") for i in range(4)], tmp_path)
     assert out.files == 0 and "at most 3" in out.problems[0] and list(tmp_path.iterdir()) == []
     monkeypatch.setenv("PNEUMO_MAX_UPLOAD_FILES", "nonsense")
     assert config.max_upload_files() == 1000
 
 
 def test_save_uploads_raises_a_typed_error(tmp_path):
-    with pytest.raises(sup.UploadError):
-        sup.save_uploads([("x.zip", b"nope")], tmp_path)
-    assert sup.save_uploads([("../../x.png", b"1")], tmp_path) == []
+    with pytest.raises(uploads.UploadError):
+        uploads.save_uploads([("x.zip", b"nope")], tmp_path)
+    assert uploads.save_uploads([("../../x.png", b"1")], tmp_path) == []
 
 
 # --- the Batch page (AppTest on the page alone, as tests/test_app.py does) ----------------

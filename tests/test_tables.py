@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from pneumo.cli import tables as tables_cli
 from pneumo.errors import PneumoError
 from pneumo.experiments import paper_tables as tables
 from pneumo.experiments.paper_tables import PAPER_TABLES
@@ -58,9 +59,9 @@ def test_missing_entries_render_as_dashes():
 def test_main_reads_a_results_folder(tmp_path, capsys):
     (tmp_path / "paper-50-500.json").write_text(json.dumps(_results()))
     (tmp_path / "other.json").write_text(json.dumps(dict(_results(), experiment="other")))
-    assert tables.main(["--results", str(tmp_path)]) == 0
+    assert tables_cli.main(["--results", str(tmp_path)]) == 0
     assert "Ours: paper-50-500" in capsys.readouterr().out
-    assert tables.main(["--results", str(tmp_path), "--experiment", "other"]) == 0
+    assert tables_cli.main(["--results", str(tmp_path), "--experiment", "other"]) == 0
     assert "Ours: other" in capsys.readouterr().out
 
 

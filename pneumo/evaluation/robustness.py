@@ -10,13 +10,10 @@ own image-only temperature and threshold: a framing-robust model keeps its speci
 The wider set (`perturbations`) applies each change a real film can carry to every film and
 reports the same image-only metrics, so a reader sees which changes the model tolerates.
 
-    python -m pneumo.evaluation.robustness --bundle models/pneumo-fusion [--split val] [--json] [--all]
+    python -m pneumo robustness --bundle models/pneumo-fusion [--split val] [--json] [--all]
 """
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +22,7 @@ from pneumo import config
 from pneumo.data.cohorts import kermany
 from pneumo.data.image_cache import load_images
 from pneumo.errors import PneumoError
-from pneumo.models.bundle import load_bundle, read_meta, write_metrics
+from pneumo.models.bundle import load_bundle, read_meta, read_metrics, write_metrics
 from pneumo.models.calibration import apply_temperature
 
 FRACTIONS = (1.0, 0.85, 0.7)
@@ -228,8 +225,7 @@ def write_report(bundle_dir) -> dict:
     films and add them to its metrics.json (which the weights' sha256 does not cover)."""
     folder = Path(bundle_dir) if bundle_dir is not None else config.default_model_dir()
     size = int(read_meta(folder)["image_size"])   # the model itself is loaded once, by cohort_report
-    path = folder / "metrics.json"
-    metrics = json.loads(path.read_text()) if path.is_file() else {}
+    metrics = read_metrics(folder)
     metrics.update(cohort_report(folder, kermany.load(), size, log=lambda s: None))
     write_metrics(folder, metrics)
     return metrics
@@ -247,40 +243,3 @@ def summary_line(report: dict) -> str:
     parts = [f"crop {f}: spec {r['specificity']:.3f} sens {r['sensitivity']:.3f} AUC {r['roc_auc']:.4f} "
              f"normal median P {r['normal_median_p']:.3f}" for f, r in report["fractions"].items()]
     return f"field of view ({report['n']} films, threshold {report['threshold']:.3f}): " + "; ".join(parts)
-
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m pneumo.evaluation.robustness", description=__doc__.splitlines()[0])
-    ap.add_argument("--bundle", default=None, help="bundle folder (default: the shipped model)")
-    ap.add_argument("--split", default="val", choices=("train", "val", "test"))
-    ap.add_argument("--json", action="store_true")
-    ap.add_argument("--all", action="store_true", help="also the wider set of acquisition changes")
-    ap.add_argument("--write", action="store_true",
-                    help="recompute both reports on val and test and add them to the bundle's metrics.json")
-    a = ap.parse_args(argv)
-    if a.write:
-        try:
-            metrics = write_report(a.bundle)
-        except PneumoError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        print(summary_line(metrics["val_field_of_view"]) + " (val); metrics.json updated")
-        return 0
-    try:
-        bundle = load_bundle(a.bundle)
-        films = kermany_split(a.split, bundle.image_size)
-        report = field_of_view(bundle, *films)
-        wider = perturbations(bundle, *films) if a.all else None
-    except PneumoError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    report["split"] = a.split
-    if a.json:
-        print(json.dumps({"field_of_view": report, "perturbations": wider} if a.all else report, indent=1))
-    else:
-        print(summary_line(report) + ("\n" + perturbation_lines(wider) if wider else ""))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -21,7 +21,7 @@ class Classifier(Protocol):
 
 class FusionClassifier:
     """The fusion head trained on cached image embeddings with modality dropout."""
-    view = "fusion"   # which modalities the classifier sees: fusion | image | labs
+    view = "fusion"   # which modalities the classifier sees: one of VIEWS
 
     def __init__(self, d_model: int = 32, heads: int = 4, layers_n: int = 1, fusion_units: int = 64,
                  dropout: float = 0.3, lr: float = 1e-3, epochs: int = 60, batch_size: int = 64,
@@ -36,7 +36,7 @@ class FusionClassifier:
         self.history: list[dict] = []
 
     def _view(self, X: Features) -> Features:
-        return {"fusion": X, "image": X.without_labs(), "labs": X.without_image()}[self.view]
+        return X.as_view(self.view)
 
     def fit(self, X, y, X_val=None, y_val=None):
         _set_seed(self.seed)
@@ -57,12 +57,12 @@ class FusionClassifier:
 
 class ImageOnly(FusionClassifier):
     """Same MobileNetV2 features and head, the lab panel always absent."""
-    view = "image"
+    view = "image_only"
 
 
 class LabsOnly(FusionClassifier):
     """Same lab transformer and head, the image always absent."""
-    view = "labs"
+    view = "labs_only"
 
 
 class LateFusion:

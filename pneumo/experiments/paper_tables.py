@@ -5,11 +5,9 @@ pneumo.experiments.protocol) and prints both tables. PAPER_TABLES holds the pape
 """
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
-from pneumo import config
 from pneumo.errors import PneumoError
 
 SOURCE = "Ivanova et al. 2024, Intermediate fusion approach for pneumonia classification on imbalanced multimodal data"
@@ -138,17 +136,3 @@ def render(results: dict) -> str:
         f"Paper: {SOURCE}: their private MIMIC-derived cohort (50 pneumonia + 500 other), 5 runs.",
         describe(results), "",
     ])
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pneumo tables", description=__doc__.split("\n")[0])
-    parser.add_argument("--results", default=None, help="results folder (default: the repository's results/)")
-    parser.add_argument("--experiment", default=None, help="experiment id, the file stem (default: paper-50-500)")
-    args = parser.parse_args(argv)
-    folder = Path(args.results) if args.results else config.results_dir()
-    print(render(load_results(find_results(folder, args.experiment))))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -17,7 +17,6 @@ Protocol, per run (seed) and regime and model:
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -39,7 +38,6 @@ from pneumo.errors import PneumoError
 from pneumo.evaluation import bootstrap as stats
 from pneumo.experiments.balance import LabScaler, balance_train
 from pneumo.experiments.config import ExperimentConfig
-from pneumo.experiments.config import load as load_config
 from pneumo.experiments.embedding_cache import EmbeddingCache
 from pneumo.models.bundle import load_bundle
 from pneumo.models.features import Features, class_weights
@@ -413,29 +411,3 @@ def _limit_tf_threads() -> None:
         tf.config.threading.set_inter_op_parallelism_threads(1)
     except (ImportError, RuntimeError):
         pass   # already initialised by the caller: keep its setting
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pneumo experiment", description=__doc__.split("\n")[0])
-    parser.add_argument("config", help="experiment config (TOML), e.g. configs/paper.toml")
-    parser.add_argument("--out", default=None, help="results folder (default: the repository's results/)")
-    parser.add_argument("--finetune", action="store_true",
-                        help="train the whole network end to end per fit instead of caching frozen embeddings (GPU)")
-    parser.add_argument("--encoder", default=None,
-                        help="override encoder.weights: 'bundle', a bundle folder, an encoder .weights.h5, or 'random'")
-    args = parser.parse_args(argv)
-    cfg = load_config(args.config)
-    if args.encoder:
-        cfg.encoder.weights = args.encoder
-    _limit_tf_threads()
-    log = lambda line: print(line, flush=True)
-    results, path = run_experiment(cfg, out_dir=args.out, finetune=args.finetune, progress=log)
-    print(summary_table(results))
-    if results["comparisons"]:
-        print(comparison_table(results))
-    print(f"wrote {path} in {results['timing']['wall_seconds']:.0f} s")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from pneumo.models.features import VIEWS
+
 NEAR_THRESHOLD = 0.10     # |p - threshold| below this reads "near threshold"
-VIEWS = ("fusion", "image_only", "labs_only")
 RULE = ("one threshold for every case: PNEUMONIA when the calibrated probability is at least the "
         "threshold; it maximises Youden's J (sensitivity + specificity - 1) on the validation cases, each read as film "
         "and labs, film only and labs only (every view calibrated on validation by its own temperature)")

@@ -30,7 +30,6 @@ EXPLAIN_MAX_SIDE = 2048   # Grad-CAM maps at the film's resolution, up to this l
 __all__ = ["Case", "Explanation", "ImageState", "Predictor", "Result"]
 
 
-
 class Predictor:
     def __init__(self, runner: ModelRunner):
         self.runner = runner

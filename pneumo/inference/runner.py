@@ -5,7 +5,6 @@ Everything model-shaped the Predictor needs lives here: the fixed-signature tf.f
 and the SHAP background. The Predictor itself only sees numpy arrays."""
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
@@ -16,7 +15,7 @@ import tensorflow as tf  # noqa: E402
 
 from pneumo.inference.intended_use import Population, read_film_check  # noqa: E402
 from pneumo.inference.reference_set import gate_features, read_reference  # noqa: E402
-from pneumo.models.bundle import WEIGHTS_FILE, load_bundle, views_of_inputs  # noqa: E402
+from pneumo.models.bundle import WEIGHTS_FILE, load_bundle, read_metrics, views_of_inputs  # noqa: E402
 from pneumo.models.network import LAST_CONV_LAYER, member_encoders  # noqa: E402
 
 HEAD_CHUNK = 1024
@@ -33,8 +32,7 @@ class ModelRunner:
         self.image_size = int(bundle.image_size)
         self.name, self.version = bundle.name, bundle.version
         self.meta = bundle.meta
-        metrics_file = bundle.path / "metrics.json"
-        self.metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+        self.metrics = read_metrics(bundle.path)
         # the validity gate and the SHAP background (n, T raw training panels, NaN = missing)
         self.gate, self.background = read_reference(bundle.path)
         self.population = Population.from_meta(self.meta)
@@ -126,7 +124,7 @@ class ModelRunner:
         """Raw values (n, T) with NaN = missing -> (standardised values, missing mask)."""
         return self.bundle.lab_inputs(matrix)
 
-    def calibrate(self, p_raw: np.ndarray, views=None) -> np.ndarray:
+    def calibrate(self, p_raw: np.ndarray, views) -> np.ndarray:
         return self.bundle.calibrate(p_raw, views)
 
     def embed(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

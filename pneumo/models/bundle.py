@@ -19,12 +19,13 @@ from pneumo import config
 from pneumo.data.labs.panel import LabPanel
 from pneumo.errors import BundleError, LabError
 from pneumo.models.calibration import apply_temperature
+from pneumo.models.features import VIEWS
 
 FORMAT = "pneumo-bundle/1"
 WEIGHTS_FILE = "model.weights.h5"
 REQUIRED_KEYS = ("format", "name", "version", "created", "image_size", "architecture", "preprocessing",
                  "lab_panel", "lab_standardisation", "threshold", "threshold_rule", "temperature",
-                 "training_data", "weights")
+                 "training_data", "weights", "views")
 ARCH_KEYS = ("kind", "image_size", "alpha", "n_tests", "head")
 PREPROCESSING = ("pneumo.data.imaging.load_for_model: read as grayscale float [0,1], squash-resize the whole "
                  "image to {s}x{s} (aspect not kept, PIL bilinear antialiased), 1 channel; in-model: "
@@ -90,14 +91,14 @@ class Bundle:
 
     def calibration_for(self, view: str) -> tuple[float, float]:
         """(temperature, threshold) fitted on val for a view: fusion | image_only | labs_only."""
-        v = self.meta.get("views", {}).get(view)
-        return (float(v["temperature"]), float(v["threshold"])) if v else (self.temperature, self.threshold)
+        if view not in VIEWS:
+            raise ValueError(f"unknown view {view!r} (one of {', '.join(VIEWS)})")
+        v = self.meta["views"][view]      # read_meta checked every view is there
+        return float(v["temperature"]), float(v["threshold"])
 
-    def calibrate(self, p_raw, views=None) -> np.ndarray:
+    def calibrate(self, p_raw, views) -> np.ndarray:
         """Temperature-scaled P(pneumonia). views: one view name per row (fusion | image_only |
-        labs_only), each row scaled by its view's validation temperature; None = fusion's."""
-        if views is None:
-            return apply_temperature(p_raw, self.temperature)
+        labs_only), each row scaled by its own view's validation temperature."""
         p_raw = np.asarray(p_raw, np.float64)
         out = np.empty_like(p_raw)
         views = np.asarray(views)
@@ -145,6 +146,20 @@ def save_bundle(directory: str | os.PathLike, model, meta: dict, metrics: dict |
     return d
 
 
+def read_metrics(directory: str | os.PathLike) -> dict:
+    """metrics.json of a bundle, {} when it has none; BundleError when it is unreadable."""
+    path = Path(directory) / "metrics.json"
+    if not path.is_file():
+        return {}
+    try:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise BundleError(f"metrics.json in {Path(directory).name} is unreadable: {err}") from None
+    if not isinstance(metrics, dict):
+        raise BundleError(f"metrics.json in {Path(directory).name} is not an object")
+    return metrics
+
+
 def write_metrics(directory: str | os.PathLike, metrics: dict) -> Path:
     """metrics.json of a bundle (not covered by the weights' sha256: reports may be added later)."""
     path = Path(directory) / "metrics.json"
@@ -181,6 +196,10 @@ def read_meta(directory: str | os.PathLike) -> dict:
     arch = meta.get("architecture")
     if not missing and isinstance(arch, dict):
         missing = [f"architecture.{k}" for k in ARCH_KEYS if k not in arch]
+    if not missing:
+        views = meta["views"] if isinstance(meta["views"], dict) else {}
+        missing = [f"views.{v}.{k}" for v in VIEWS for k in ("temperature", "threshold")
+                   if not isinstance(views.get(v), dict) or not isinstance(views[v].get(k), (int, float))]
     if missing:
         raise BundleError(f"bundle.json in {d.name} lacks {', '.join(missing)}")
     return meta

@@ -8,6 +8,9 @@ import numpy as np
 
 from pneumo.errors import CohortError
 
+VIEWS = ("fusion", "image_only", "labs_only")
+"""What a case holds, the one vocabulary: film and labs, film only, labs only (Features.as_view)."""
+
 
 @dataclass
 class Features:
@@ -41,6 +44,12 @@ class Features:
 
     def without_labs(self) -> "Features":
         return replace(self, lab_missing=np.ones_like(self.lab_missing))
+
+    def as_view(self, view: str) -> "Features":
+        """These rows as a view of VIEWS sees them."""
+        if view not in VIEWS:
+            raise ValueError(f"unknown view {view!r} (one of {', '.join(VIEWS)})")
+        return {"fusion": self, "image_only": self.without_labs(), "labs_only": self.without_image()}[view]
 
 
 def modality_dropout(f: Features, rng: np.random.Generator, p_image: float = 0.2, p_labs: float = 0.2,

@@ -11,7 +11,8 @@ import numpy as np
 from PIL import Image
 
 from pneumo.present import case_words as words
-from pneumo.present.app_support import DISCLAIMER, fmt_number, shap_frame
+from pneumo.present.app_support import DISCLAIMER
+from pneumo.present.lab_display import fmt_number, shap_frame
 
 _CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;color:#1c2430;max-width:960px;

@@ -1,4 +1,4 @@
-"""`python -m pneumo bench` / `python -m pneumo.qa.bench`: speed and memory of the shipped model.
+"""`python -m pneumo bench` / `python -m pneumo bench`: speed and memory of the shipped model.
 
 Parts (--parts, comma-separated; `all` adds the slow grid): cold (a fresh process from import
 to the first prediction), case (one warm case, step by step, median/p95 over --n Kermany test
@@ -9,7 +9,6 @@ Writes JSON (--out) and prints a Markdown table with the targets beside the figu
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import datetime as _dt
 import json
@@ -24,11 +23,10 @@ from pathlib import Path
 from pneumo import config
 from pneumo.data.imaging import preprocess, read_image
 from pneumo.data.labs import parse_labs
-from pneumo.errors import PneumoError
 from pneumo.explain import attribution as explain
 from pneumo.inference.predictor import Case, Predictor
 from pneumo.models.bundle import read_meta
-from pneumo.qa.bench_report import REFERENCE, TARGETS, markdown
+from pneumo.qa.bench_report import REFERENCE, TARGETS
 from pneumo.qa.hostile import chest_like, dicom_bytes, run_corpus, summarise
 from pneumo.service.batch import run_batch
 
@@ -211,7 +209,6 @@ def part_case(pred, images) -> dict:
     """Each step of one warm case, timed around the library calls; plus before/after ratios."""
     import numpy as np
 
-
     runner, clock = pred.runner, time.perf_counter
     steps: dict[str, list[float]] = {}
 
@@ -342,43 +339,5 @@ def run(model: Path, parts: list[str], n: int, batch_limit: int | None, grid_tim
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["--child"]:
-        _child(argv[1], json.loads(argv[2]))
-        return 0
-    ap = argparse.ArgumentParser(prog="python -m pneumo bench", description=__doc__.split("\n")[0])
-    ap.add_argument("--model", help="bundle folder (default: the shipped model)")
-    ap.add_argument("--n", type=int, default=30, help="cases for the per-case timings (default 30)")
-    ap.add_argument("--parts", default=DEFAULT_PARTS, help=f"comma-separated of {', '.join(PARTS)}, or all")
-    ap.add_argument("--batch-limit", type=int, default=0, help="images for the batch part (default 0: all 624)")
-    ap.add_argument("--grid-config", default=str(config.REPO_ROOT / "configs" / "paper.toml"),
-                    help="experiment config the grid part runs (default configs/paper.toml)")
-    ap.add_argument("--grid-timeout", type=float, default=1800, help="seconds before the grid is stopped")
-    ap.add_argument("--out", default="bench/out/bench.json", help="JSON output (default bench/out/bench.json)")
-    args = ap.parse_args(argv)
-    parts = list(PARTS) if args.parts.strip() == "all" else [p.strip() for p in args.parts.split(",") if p.strip()]
-    unknown = [p for p in parts if p not in PARTS]
-    if unknown or not parts:
-        raise PneumoError(f"unknown bench part(s) {', '.join(unknown) or '(none given)'}; one of {', '.join(PARTS)}")
-    if args.n < 1:
-        raise PneumoError("--n must be at least 1")
-    model = Path(args.model) if args.model else config.default_model_dir()
-    if not (model / "bundle.json").is_file():
-        raise PneumoError(f"no model bundle at {model}; pass --model DIR")
-    report = run(model, parts, args.n, args.batch_limit or None, args.grid_timeout, Path(args.grid_config),
-                 log=lambda s: print(s, file=sys.stderr, flush=True))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
-    print(markdown(report))
-    print(f"\nwrote {out}", file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except PneumoError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
+if __name__ == "__main__" and sys.argv[1:2] == ["--child"]:   # a part run in its own process (_spawn)
+    _child(sys.argv[2], json.loads(sys.argv[3]))

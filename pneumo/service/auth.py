@@ -1,6 +1,6 @@
 """Optional sign-in for a shared deployment. Off unless PNEUMO_USERS_FILE names a users file.
 
-The file is written by an administrator with `python -m pneumo.service.auth add-user NAME [--admin]`
+The file is written by an administrator with `python -m pneumo users add-user NAME [--admin]`
 (the password is read from the terminal, or from stdin's first line when piped). One user a
 line, fields separated by single spaces:
 
@@ -191,7 +191,7 @@ def add_user(path: str | os.PathLike, name: str, password: str, *, admin: bool =
     line = f"{name} {'admin' if admin else 'user'} {hash_password(password)}"
     kept = [raw for raw in text.splitlines() if raw.strip().split(" ")[0] != name or raw.strip().startswith("#")]
     if not text:
-        kept = ["# pneumo users: NAME user|admin HASH (python -m pneumo.service.auth add-user NAME [--admin])"]
+        kept = ["# pneumo users: NAME user|admin HASH (python -m pneumo users add-user NAME [--admin])"]
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".users-")   # created 0600
     try:
@@ -213,32 +213,3 @@ def _read_password(prompt: str = "Password: ") -> str:
             raise AuthError("the two passwords differ")
         return first
     return sys.stdin.readline().rstrip("\r\n")
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m pneumo.service.auth add-user NAME [--admin] [--file PATH]`."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m pneumo.service.auth", description="Users of the pneumo app.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add = sub.add_parser("add-user", help="add a user, or set a user's password and role "
-                                          "(password from the terminal, or stdin's first line)")
-    add.add_argument("name")
-    add.add_argument("--admin", action="store_true", help="may see every user's cases")
-    add.add_argument("--file", help="the users file (default: PNEUMO_USERS_FILE)")
-    args = parser.parse_args(argv)
-    path = Path(args.file) if args.file else config.users_file()
-    if path is None:
-        print("pneumo: name the users file with --file or PNEUMO_USERS_FILE", file=sys.stderr)
-        return 2
-    try:
-        new = add_user(path, args.name, _read_password(), admin=args.admin)
-    except (AuthError, OSError) as err:
-        print(f"pneumo: {err}", file=sys.stderr)
-        return 2
-    print(f"{'added' if new else 'updated'} {args.name} ({'admin' if args.admin else 'user'}) in {path}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -11,7 +11,6 @@ in chunks (predict_many) where the predictor has it.
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import os
@@ -31,9 +30,8 @@ from pneumo.data.labs import parse_labs
 from pneumo.errors import ManifestError, PneumoError
 from pneumo.inference.case import Case
 from pneumo.inference.intended_use import OUTSIDE, parse_age
-from pneumo.inference.quiet import load_predictor
-from pneumo.service.batch_output import OutputError, RowWriter, os_reason, output_error
-from pneumo.service.case_log import CaseLog, LogEntry, warn_not_logged
+from pneumo.service.batch_output import OutputError, RowWriter, output_error
+from pneumo.service.case_log import LogEntry
 from pneumo.service.csv_safe import safe_cell
 
 ROW = "row"
@@ -436,51 +434,3 @@ def run_batch(manifest_csv: str | os.PathLike, out_csv: str | os.PathLike, *, ro
         bar.close()
     summary.seconds = time.monotonic() - t0
     return summary
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m pneumo batch`: exit 0 when every row was handled (row errors are in OUT), 2 on bad input."""
-    parser = argparse.ArgumentParser(prog="python -m pneumo batch",
-                                     description="Score a manifest CSV of cases into OUT.csv.")
-    parser.add_argument("manifest", help="CSV with an image_path column and optional lab columns")
-    parser.add_argument("--out", required=True, help="output CSV (rows are written as they are scored)")
-    parser.add_argument("--root", help="folder image paths are relative to (default: the manifest's)")
-    parser.add_argument("--model", help="bundle folder (default: the shipped model)")
-    parser.add_argument("--resume", action="store_true", help="keep OUT's finished rows, score the rest")
-    parser.add_argument("--no-log", action="store_true", help="do not write the case log")
-    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
-    parser.add_argument("--allow-outside", action="store_true",
-                        help="label cases outside the intended use too (not validated there)")
-    args = parser.parse_args(argv)
-    try:
-        check_manifest(args.manifest)     # a bad or oversized manifest fails before the model loads
-
-        predictor = load_predictor(args.model)
-        log, unlogged = None, None
-        if not args.no_log:
-            try:
-                log = CaseLog()
-            except (PneumoError, OSError) as err:     # score anyway; said once, after the batch
-                unlogged = err
-        s = run_batch(args.manifest, args.out, root=args.root, predictor=predictor, resume=args.resume,
-                      log=log, progress=not args.quiet, allow_outside=args.allow_outside)
-    except PneumoError as err:
-        print(f"error: {_one_line(str(err))}", file=sys.stderr)
-        return 2
-    except OSError as err:                # any other I/O failure: one line, never a traceback
-        name = f" {err.filename}" if err.filename else ""
-        print(f"error: {_one_line(f'{os_reason(err)}{name}')}", file=sys.stderr)
-        return 2
-    if unlogged is not None:             # after, so a failing batch still prints one line
-        warn_not_logged(unlogged, "this batch is not logged")
-    if s.log_error:
-        print(f"warning: the case log stopped taking rows, later rows are not logged: {s.log_error}",
-              file=sys.stderr)
-    resumed = f", {s.skipped_resumed} already done" if s.skipped_resumed else ""
-    print(f"scored {s.scored}, errors {s.errors}{resumed} in {s.seconds:.1f} s "
-          f"({s.cases_per_second:.1f} cases/s) -> {s.out}", file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -9,7 +9,7 @@ connection in WAL mode with a busy timeout, so app sessions (threads) and a CLI 
 With sign-in configured (pneumo.service.auth) each row also names the staff user who scored it, so a
 user's History shows their own cases. The file is created readable by its owner only (0600);
 PNEUMO_RETENTION_DAYS deletes older rows whenever the log is opened, and
-`python -m pneumo.service.case_log --purge-before YYYY-MM-DD` deletes them on demand.
+`python -m pneumo history --purge-before YYYY-MM-DD` deletes them on demand.
 """
 from __future__ import annotations
 
@@ -440,27 +440,3 @@ def warn_not_logged(err: BaseException, what: str, stream=None) -> None:
     """`warning: <what>: <reason>` as one line on stderr."""
     reason = str(err) if isinstance(err, PneumoError) else (getattr(err, "strerror", None) or str(err))
     print(f"warning: {what}: {' '.join(str(reason).split())[:300]}", file=stream or sys.stderr)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m pneumo.service.case_log --purge-before YYYY-MM-DD [--log PATH]`: retention by hand."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m pneumo.service.case_log", description="The case log: retention.")
-    parser.add_argument("--purge-before", metavar="YYYY-MM-DD", required=True,
-                        help="delete every case logged before this day (00:00 UTC)")
-    parser.add_argument("--log", metavar="PATH", help="the case log (default: PNEUMO_HOME/cases.sqlite)")
-    args = parser.parse_args(argv)
-    try:
-        stamp = utc_stamp(args.purge_before)
-        log = CaseLog(args.log, retention_days=0)
-        removed = log.purge_before(args.purge_before)
-    except PneumoError as err:
-        print(f"pneumo: {err}", file=sys.stderr)
-        return 2
-    print(f"removed {removed} case(s) logged before {stamp[:10]} from {log.path}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -7,20 +7,18 @@ removes most of the seed-to-seed swing of a single model (its val-chosen thresho
 0.24 to 0.68 between seeds of the same recipe). The result is an ordinary bundle (architecture
 "members": K): the app, Grad-CAM (over every member's maps), SHAP and the gate work unchanged.
 
-    python -m pneumo.training.ensemble --preset shipped --out models/pneumo-fusion    # the shipped 1.4.0
-    python -m pneumo.training.ensemble --members runs/a runs/b runs/c --out runs/ens --version 1.4.0
+    python -m pneumo ensemble --preset shipped --out models/pneumo-fusion    # the shipped 1.4.0
+    python -m pneumo ensemble --members runs/a runs/b runs/c --out runs/ens --version 1.4.0
 """
 from __future__ import annotations
 
-import argparse
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 from pneumo.errors import PneumoError
-from pneumo.models.bundle import WEIGHTS_FILE, load_bundle
+from pneumo.models.bundle import WEIGHTS_FILE, load_bundle, read_metrics
 from pneumo.training.reference import build_for_bundle
 
 COMBINATION = ("mean of the members' softmax outputs (each member with its own backbone, head and lab "
@@ -115,57 +113,22 @@ def build(member_dirs, out, *, name: str = "pneumo-fusion", version: str = "1.4.
 
 
 def _member_val_auc(b) -> float | None:
-    import json
-    f = b.path / "metrics.json"
-    if not f.is_file():
-        return None
-    return ((json.loads(f.read_text()).get("val") or {}).get("image_only") or {}).get("roc_auc")
+    return ((read_metrics(b.path).get("val") or {}).get("image_only") or {}).get("roc_auc")
 
 
 PRESETS = {"shipped": dict(train_preset="shipped", seeds=(0, 1, 2), version="1.4.0")}
-"""The shipped bundle: seeds 0-2 of `python -m pneumo.training.fit --preset shipped --seed s`, averaged."""
+"""The shipped bundle: seeds 0-2 of `python -m pneumo train --preset shipped --seed s`, averaged."""
 
 
 def train_members(preset: str, members_dir: Path, log=print) -> list[Path]:
     """Train each seed member of an ensemble preset that is not already in members_dir."""
-    from pneumo.training import fit as train
+    from pneumo.training.fit import train_from_config  # Keras, only when members are trained
     p = PRESETS[preset]
     out = []
     for s in p["seeds"]:
         d = Path(members_dir) / f"{p['train_preset']}-seed{s}"
         if not (d / "bundle.json").is_file():
             log(f"training member seed {s} into {d} (long: pretrain stages are cached)")
-            rc = train.main(["--preset", p["train_preset"], "--seed", str(s), "--version",
-                             f"{p['version']}-member{s}", "--out", str(d)])
-            if rc:
-                raise PneumoError(f"training member seed {s} failed (exit {rc})")
+            train_from_config(d, preset=p["train_preset"], seed=s, version=f"{p['version']}-member{s}", log=log)
         out.append(d)
     return out
-
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m pneumo.training.ensemble", description=__doc__.splitlines()[0])
-    src = ap.add_mutually_exclusive_group(required=True)
-    src.add_argument("--members", nargs="+", help="member bundle folders (single models)")
-    src.add_argument("--preset", choices=sorted(PRESETS), help="train the preset's seed members first when absent")
-    ap.add_argument("--members-dir", default="runs/members", help="where --preset keeps its members")
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--name", default="pneumo-fusion")
-    ap.add_argument("--version")
-    ap.add_argument("--cohort", default="kermany+mimic", help="the cohort whose val split calibrates it")
-    ap.add_argument("--seed", type=int, default=0, help="the cohort's pairing seed")
-    ap.add_argument("--no-reference", action="store_true", help="skip the gate/SHAP reference set")
-    a = ap.parse_args(argv)
-    try:
-        members = a.members or train_members(a.preset, Path(a.members_dir))
-        version = a.version or (PRESETS[a.preset]["version"] if a.preset else "1.4.0")
-        build(members, a.out, name=a.name, version=version, cohort_spec=a.cohort, seed=a.seed,
-              reference=not a.no_reference)
-    except PneumoError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

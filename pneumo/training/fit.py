@@ -5,13 +5,10 @@ Recipe (any cohort): frozen image encoder (Kermany-pretrained backbone, ImageNet
 dropout, class weights and early stopping on val -> temperature scaling on val -> threshold
 on val (Youden J on the calibrated val probabilities) -> bundle + val/test metrics.
 
-    python -m pneumo.training.fit --preset shipped --out models/pneumo-fusion
-    python -m pneumo.training.fit --cohort synthetic --out /tmp/b --image-size 64 --epochs 1
+The command line: `python -m pneumo train` (pneumo.cli.train).
 """
 from __future__ import annotations
 
-import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -25,10 +22,9 @@ from pneumo.evaluation.robustness import cohort_report
 from pneumo.inference.decision_rule import RULE, single_threshold
 from pneumo.models.bundle import save_bundle, write_metrics
 from pneumo.models.calibration import apply_temperature, fit_temperature
-from pneumo.models.features import Features, class_weights
+from pneumo.models.features import VIEWS, Features, class_weights
 from pneumo.models.network import (
     DEFAULT_INTENSITY,
-    INTENSITY_MODES,
     build_fusion_head,
     build_fusion_model,
     build_image_encoder,
@@ -37,7 +33,7 @@ from pneumo.models.network import (
 )
 from pneumo.training import backbone as pretrain
 from pneumo.training.backbone import augmenter, backbone_info, backbone_recipe, set_threads
-from pneumo.training.head_fit import VIEWS, fit_head
+from pneumo.training.head_fit import fit_head
 from pneumo.training.reference import build_for_bundle
 
 HEAD_DEFAULTS = dict(d_model=32, heads=4, layers_n=1, pooled_dim=16, fusion_units=64, dropout=0.3)
@@ -93,8 +89,8 @@ def cohort_features(cohort, encoder, size: int, std: dict, aug_copies: int = 0, 
 def evaluate_views(head, X: Features, y, temps: dict, thresholds: dict) -> tuple[dict, dict]:
     """Calibrated probabilities and metrics per view at each view's val-chosen threshold."""
     probs, out = {}, {}
-    for name, view in VIEWS.items():
-        p = apply_temperature(predict_head(head, view(X)), temps[name])
+    for name in VIEWS:
+        p = apply_temperature(predict_head(head, X.as_view(name)), temps[name])
         probs[name] = p
         out[name] = M.binary_metrics(y, p, thresholds[name])
     return probs, out
@@ -104,8 +100,8 @@ def calibrate_on_val(head, X_val: Features, y_val) -> tuple[dict, dict, dict]:
     """Per view: temperature (val log loss), before/after; then ONE threshold for every view
     (pneumo.inference.decision_rule: Youden J on the calibrated val probabilities of all views pooled)."""
     temps, cal_probs, report = {}, {}, {}
-    for name, view in VIEWS.items():
-        raw = predict_head(head, view(X_val))
+    for name in VIEWS:
+        raw = predict_head(head, X_val.as_view(name))
         temps[name] = fit_temperature(y_val, raw)
         cal_probs[name] = cal = apply_temperature(raw, temps[name])
         report[name] = {"temperature": temps[name],
@@ -288,7 +284,7 @@ def _check_backbone_shape(backbone, info: dict, image_size: int, alpha: float) -
     name = Path(str(backbone)).name
     if info.get("size") is not None and int(info["size"]) != int(image_size):
         raise PneumoError(f"backbone {name} was pretrained at {info['size']} px, this model is {image_size} px: "
-                          f"pretrain it at {image_size} (python -m pneumo.training.backbone --size {image_size}) "
+                          f"pretrain it at {image_size} (python -m pneumo pretrain --size {image_size}) "
                           f"or train at --image-size {info['size']}")
     if info.get("alpha") is not None and float(info["alpha"]) != float(alpha):
         raise PneumoError(f"backbone {name} has width alpha {info['alpha']:g}, this model {alpha:g}")
@@ -319,57 +315,45 @@ def resolve_backbone(spec: str | None, size: int, alpha: float, log=print, inten
     return spec
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m pneumo.training.fit", description="Fit the fusion model and write a bundle.")
-    ap.add_argument("--preset", choices=sorted(PRESETS))
-    ap.add_argument("--cohort", help="kermany+mimic | synthetic | manifest.csv")
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--image-size", type=int)
-    ap.add_argument("--alpha", type=float)
-    ap.add_argument("--intensity", choices=INTENSITY_MODES, help="per-film histogram equalisation in the model")
-    ap.add_argument("--backbone", help="pretrained (default) | imagenet | none | path.weights.h5")
-    ap.add_argument("--epochs", type=int)
-    ap.add_argument("--aug-copies", type=int)
-    ap.add_argument("--lab-noise", type=float, help="sd of noise on standardised labs in training")
-    ap.add_argument("--no-class-weights", action="store_true")
-    ap.add_argument("--seed", type=int, help="seed of the pairing, the head and the lab noise (default 0, or the "
-                    "preset's); with a preset it also seeds the backbone's fine-tune stages, so seeds "
-                    "differ in backbone and head and share the first stage")
-    ap.add_argument("--name"); ap.add_argument("--version")
-    ap.add_argument("--bootstrap", type=int, default=1000)
-    a = ap.parse_args(argv)
-    cfg = dict(cohort="synthetic", image_size=224, alpha=0.35, intensity=None, backbone="pretrained", aug_copies=0, lab_noise=0.3, epochs=80,
-               name="pneumo-fusion", version="0.1.0", seed=0)
-    cfg.update(PRESETS.get(a.preset, {}))
-    cfg.update({k: v for k, v in vars(a).items() if k in cfg and v is not None})
-    if a.seed is not None and cfg.get("pretrain"):
-        cfg["pretrain"] = seeded_stages(cfg["pretrain"], a.seed)
-    log = lambda s: print(s, flush=True)
-    try:
-        set_threads()
-        t0 = time.time()
-        timings = {}
-        cohort = load_cohort(cfg["cohort"], seed=cfg["seed"], size=cfg["image_size"], tmpdir=a.out.parent / ".synthetic")
-        log(f"cohort {cohort.name}: {cohort.description.get('counts', len(cohort))}")
-        t = time.time()
-        backbone = resolve_backbone(cfg["backbone"], cfg["image_size"], cfg["alpha"], log, cfg["intensity"] or DEFAULT_INTENSITY,
-                                    cfg.get("pretrain"))
-        timings["backbone_seconds_this_run"] = round(time.time() - t, 1)
-        pj = backbone_info(backbone) if backbone else {}
-        if pj:
-            timings["pretrain_seconds"] = pj.get("train_seconds")
-            timings["pretrain_cache_seconds"] = pj.get("cache_seconds")
-        train(cohort, a.out, image_size=cfg["image_size"], alpha=cfg["alpha"], backbone=backbone, intensity=cfg["intensity"],
-              epochs=cfg["epochs"], class_weight=not a.no_class_weights, aug_copies=cfg["aug_copies"], lab_noise=cfg["lab_noise"], seed=cfg["seed"],
-              name=cfg["name"], version=cfg["version"], n_boot=a.bootstrap, timings=timings, log=log)
-        if cfg["cohort"] == "kermany+mimic":   # the gate and SHAP background come from those films
-            log(f"reference set (validity gate, SHAP background): {build_for_bundle(a.out)}")
-        log(f"done in {time.time() - t0:.0f}s")
-    except PneumoError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+TRAIN_DEFAULTS = dict(cohort="synthetic", image_size=224, alpha=0.35, intensity=None, backbone="pretrained",
+                      aug_copies=0, lab_noise=0.3, epochs=80, name="pneumo-fusion", version="0.1.0", seed=0)
+"""What `train` uses where neither a preset nor the caller says otherwise."""
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def train_from_config(out: str | Path, *, preset: str | None = None, seed: int | None = None,
+                      class_weight: bool = True, n_boot: int = 1000, log=None, **overrides) -> Path:
+    """A bundle in `out` from a preset (PRESETS) and overrides of TRAIN_DEFAULTS' keys: the cohort is
+    loaded, the backbone found or pretrained (its stages cached), the head fitted and calibrated, and
+    for the Kermany+MIMIC cohort the reference set built. seed also seeds a preset's fine-tune stages."""
+    unknown = set(overrides) - set(TRAIN_DEFAULTS)
+    if unknown:
+        raise PneumoError(f"unknown training settings: {sorted(unknown)}")
+    if preset is not None and preset not in PRESETS:
+        raise PneumoError(f"unknown preset {preset!r} (one of {', '.join(sorted(PRESETS))})")
+    log = log or (lambda s: print(s, flush=True))
+    out = Path(out)
+    cfg = {**TRAIN_DEFAULTS, **PRESETS.get(preset, {}), **overrides}
+    if seed is not None:
+        cfg["seed"] = seed
+        if cfg.get("pretrain"):
+            cfg["pretrain"] = seeded_stages(cfg["pretrain"], seed)
+    set_threads()
+    t0 = time.time()
+    timings = {}
+    cohort = load_cohort(cfg["cohort"], seed=cfg["seed"], size=cfg["image_size"], tmpdir=out.parent / ".synthetic")
+    log(f"cohort {cohort.name}: {cohort.description.get('counts', len(cohort))}")
+    t = time.time()
+    backbone = resolve_backbone(cfg["backbone"], cfg["image_size"], cfg["alpha"], log, cfg["intensity"] or DEFAULT_INTENSITY,
+                                cfg.get("pretrain"))
+    timings["backbone_seconds_this_run"] = round(time.time() - t, 1)
+    pj = backbone_info(backbone) if backbone else {}
+    if pj:
+        timings["pretrain_seconds"] = pj.get("train_seconds")
+        timings["pretrain_cache_seconds"] = pj.get("cache_seconds")
+    train(cohort, out, image_size=cfg["image_size"], alpha=cfg["alpha"], backbone=backbone, intensity=cfg["intensity"],
+          epochs=cfg["epochs"], class_weight=class_weight, aug_copies=cfg["aug_copies"], lab_noise=cfg["lab_noise"],
+          seed=cfg["seed"], name=cfg["name"], version=cfg["version"], n_boot=n_boot, timings=timings, log=log)
+    if cfg["cohort"] == "kermany+mimic":   # the gate and SHAP background come from those films
+        log(f"reference set (validity gate, SHAP background): {build_for_bundle(out)}")
+    log(f"done in {time.time() - t0:.0f}s")
+    return out

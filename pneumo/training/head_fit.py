@@ -8,10 +8,8 @@ import keras
 import numpy as np
 
 from pneumo.evaluation import metrics as M
-from pneumo.models.features import Features, modality_dropout
+from pneumo.models.features import VIEWS, Features, modality_dropout
 from pneumo.models.network import HEAD_INPUT_NAMES, predict_head
-
-VIEWS = {"fusion": lambda f: f, "image_only": Features.without_labs, "labs_only": Features.without_image}
 
 
 def _log_loss(y, p) -> float:
@@ -30,7 +28,7 @@ def fit_head(head, X: Features | list[Features], y, X_val=None, y_val=None, *, l
     rng = np.random.default_rng(seed)
     y = np.asarray(y).astype(int)
     sw = np.ones(len(y), "float32") if class_weight is None else np.array([class_weight[c] for c in y], "float32")
-    views = [v for v in VIEWS.values()] if modality_dropout else [VIEWS["fusion"]]
+    views = list(VIEWS) if modality_dropout else ["fusion"]
     best, best_loss, bad, history = head.get_weights(), np.inf, 0, []
     for epoch in range(1, epochs + 1):
         t = time.time()
@@ -45,7 +43,7 @@ def fit_head(head, X: Features | list[Features], y, X_val=None, y_val=None, *, l
         row = {"epoch": epoch, "loss": float(h.history["loss"][-1])}
         if X_val is not None:
             yv = np.asarray(y_val).astype(int)
-            losses = [_log_loss(yv, predict_head(head, view(X_val))) for view in views]
+            losses = [_log_loss(yv, predict_head(head, X_val.as_view(view))) for view in views]
             row["val_loss"] = float(np.mean(losses))
             row["val_auc"] = M.metric_fn("roc_auc")(yv, predict_head(head, X_val))
             if row["val_loss"] < best_loss - 1e-4:

@@ -1,6 +1,6 @@
 """Fit and measure a bundle's intended-use film check (pneumo.inference.intended_use.FilmCheck).
 
-    python -m pneumo.training.intended_use_fit --bundle models/pneumo-fusion
+    python -m pneumo intended-use --bundle models/pneumo-fusion
 
 Children: the Kermany films (its train/val/test splits, disjoint by patient), each train film
 also seen at 128 px and back (the adult NIH films come at 128 px, so blur must not mean
@@ -16,9 +16,7 @@ score of the val children (its false alarms matter only inside the population: a
 outside anyway). Test figures are reported after that."""
 from __future__ import annotations
 
-import argparse
 import csv
-import os
 from pathlib import Path
 
 import numpy as np
@@ -155,18 +153,3 @@ def build(bundle_dir, data_dir: Path | None = None, seed: int = 0, log=print,
             log(f"{part} {name}: n {r['n']}, flagged {r['flagged']} (adult {r['flagged_adult']}, "
                 f"lateral {r['flagged_lateral']})")
     return report
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pneumo.training.intended_use_fit", description=__doc__.split("\n")[0])
-    parser.add_argument("--bundle", required=True)
-    parser.add_argument("--data", default=os.environ.get("PNEUMO_DATA_DIR"), help="data folder (PNEUMO_DATA_DIR)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--cache", type=Path, help="an .npz to keep the embeddings in between refits")
-    args = parser.parse_args(argv)
-    build(args.bundle, Path(args.data) if args.data else None, args.seed, cache=args.cache)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

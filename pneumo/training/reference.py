@@ -1,11 +1,10 @@
 """Build a bundle's reference set (pneumo.inference.reference_set) from its own training cohort:
 the embedding gate fitted on the training films, thresholds from the validation films.
 
-    python -m pneumo.training.reference --bundle models/pneumo-fusion
+    python -m pneumo reference --bundle models/pneumo-fusion
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -36,15 +35,3 @@ def build_for_bundle(bundle_dir, *, max_background: int = 100, seed: int = 0) ->
     if len(matrix) > max_background:
         matrix = matrix[rng.choice(len(matrix), max_background, replace=False)]
     return write_reference(bundle_dir, train_emb, val_emb, matrix)
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pneumo.training.reference", description=__doc__)
-    parser.add_argument("--bundle", required=True)
-    args = parser.parse_args(argv)
-    print(build_for_bundle(args.bundle))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,15 +1,13 @@
 """Re-derive a trained bundle's operating threshold under pneumo.inference.decision_rule, on the same
 validation cases that calibrated it, and rewrite its val/test figures at that threshold.
 
-    python -m pneumo.training.rethreshold --bundle models/pneumo-fusion
+    python -m pneumo rethreshold --bundle models/pneumo-fusion
 
 The temperatures are not refitted (the weights and calibration stay as trained); the test
 probabilities are recomputed and must match the ones metrics.json recorded (else the cohort
 is not the one the bundle was trained on, and nothing is written)."""
 from __future__ import annotations
 
-import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +17,7 @@ from pneumo.data.image_cache import kermany_cache
 from pneumo.errors import BundleError
 from pneumo.evaluation import metrics as M
 from pneumo.inference.decision_rule import RULE, VIEWS, single_threshold
-from pneumo.models.bundle import update_meta
+from pneumo.models.bundle import update_meta, write_metrics
 
 PARITY = 2e-3   # test probabilities recomputed vs recorded (float32 head, rounded to 5 places there)
 
@@ -81,22 +79,9 @@ def rethreshold(bundle_dir, seed: int = 0, log=print) -> float:
     metrics["threshold_rule"] = RULE
     for view in VIEWS:
         metrics.setdefault("calibration", {}).setdefault(view, {})["threshold"] = t
-    (bundle_dir / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n", encoding="utf-8")
+    write_metrics(bundle_dir, metrics)
     for split in ("val", "test"):
         log(split.upper() + " " + "; ".join(
             f"{v}: sens {metrics[split][v]['sensitivity']:.3f} spec {metrics[split][v]['specificity']:.3f} "
             f"acc {metrics[split][v]['accuracy']:.3f}" for v in VIEWS))
     return t
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pneumo.training.rethreshold", description=__doc__.split("\n")[0])
-    parser.add_argument("--bundle", required=True)
-    parser.add_argument("--seed", type=int, default=0, help="the pairing seed the bundle was calibrated with")
-    args = parser.parse_args(argv)
-    rethreshold(args.bundle, args.seed)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,0 +1,169 @@
+"""The model card's words and tables, read from a bundle's bundle.json and metrics.json."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+import pneumo
+from pneumo import config
+from pneumo.data.labs import LabPanel, default_panel
+from pneumo.models.bundle import WEIGHTS_FILE, read_meta, read_metrics
+
+
+def read_bundle(bundle_dir: Path | None = None) -> tuple[dict, dict]:
+    """(bundle.json, metrics.json) of a bundle folder, ({}, {}) where there is none; no TensorFlow.
+    A folder with a malformed bundle.json or metrics.json raises BundleError."""
+    folder = Path(bundle_dir) if bundle_dir else config.default_model_dir()
+    if not (folder / "bundle.json").is_file():
+        return {}, {}
+    return read_meta(folder), read_metrics(folder)
+
+
+def bundle_panel(meta: dict):
+    """The bundle's lab panel (with its training medians), else the default panel."""
+
+    for key in ("panel", "lab_panel", "labs"):
+        if isinstance(meta.get(key), dict):
+            try:
+                return LabPanel.from_dict(meta[key])
+            except Exception:  # noqa: BLE001 - a malformed panel falls back to the default
+                break
+    return default_panel()
+
+
+def model_description(meta: dict) -> str:
+    """What the network is, in one paragraph, from bundle.json (an ensemble says so and how)."""
+    arch = meta.get("architecture") or {}
+    if not arch:
+        return "Architecture not recorded in the bundle."
+    eq = "per-film histogram equalisation, then " if arch.get("intensity") == "equalize" else ""
+    one = (f"MobileNetV2 (width {arch.get('alpha', '?')}, {arch.get('image_size', '?')} px, {eq}two pooled "
+           f"embeddings) and a transformer over the {arch.get('n_tests', '?')} lab tests (two embeddings); "
+           "the four embeddings concatenated, a ReLU layer, a 2-way softmax. A missing film or test is an input "
+           "of its own (a mask and a learned token), so partial cases are scored as such.")
+    k = int(arch.get("members", 1) or 1)
+    if k == 1:
+        return "Intermediate fusion: " + one
+    members = (meta.get("ensemble") or {}).get("members") or []
+    seeds = [m.get("seed") for m in members if m.get("seed") is not None]
+    seed_text = f" (training seeds {', '.join(str(s) for s in seeds)})" if seeds else ""
+    return (f"A **seed ensemble of {k}** intermediate-fusion models trained by the same recipe{seed_text}; the "
+            "answer is the mean of their outputs, calibrated and thresholded on the validation split, and "
+            "Grad-CAM adds up every member's maps. Each member: " + one)
+
+
+VIEW_NAMES = {"fusion": "film + labs", "image_only": "film only", "labs_only": "labs only"}
+
+
+def view_settings(meta: dict, key: str) -> dict[str, float]:
+    """{view name: its validation-fitted `key` ("threshold" or "temperature")} from bundle.json's
+    views; a case is read with the settings of what it holds. Bundles without per-view records
+    give their one value as fusion's."""
+    out = {VIEW_NAMES[v]: float(c[key]) for v, c in (meta.get("views") or {}).items()
+           if v in VIEW_NAMES and isinstance(c, dict) and isinstance(c.get(key), (int, float))}
+    if not out and isinstance(meta.get(key), (int, float)):
+        out[VIEW_NAMES["fusion"]] = float(meta[key])
+    return out
+
+
+def view_thresholds(meta: dict) -> dict[str, float]:
+    """{view name: validation-chosen threshold} (view_settings of "threshold")."""
+    return view_settings(meta, "threshold")
+
+
+def performance_rows(metrics: dict) -> list[dict]:
+    """One row per view of metrics.json's test figures (fusion, image only, labs only): what a
+    case holding both, only a film or only labs gets, each at its own validation-chosen
+    threshold, with the bootstrap 95% CI where recorded."""
+    rows = []
+    for view, name in VIEW_NAMES.items():
+        m = (metrics.get("test") or {}).get(view)
+        if not m:
+            continue
+        ci = (metrics.get("test_ci") or {}).get(view) or {}
+
+        def cell(key):
+            v, c = m.get(key), ci.get(key) or {}
+            if not isinstance(v, (int, float)):
+                return "—"
+            return f"{v:.3f} [{c['low']:.3f}, {c['high']:.3f}]" if "low" in c else f"{v:.3f}"
+        rows.append({"case holds": name, "ROC AUC [95% CI]": cell("roc_auc"),
+                     "accuracy [95% CI]": cell("accuracy"), "sensitivity": cell("sensitivity"),
+                     "specificity": cell("specificity"), "PR AUC": cell("pr_auc"), "F1": cell("f1"),
+                     "MCC": cell("mcc"), "threshold": cell("threshold")})
+    return rows
+
+
+_CHECK_ROWS = (("val", "kermany_children", "Children, Kermany validation films (thresholds set here)"),
+               ("val", "adults", "Adults, validation films (thresholds set here)"),
+               ("test", "kermany_children", "Children, Kermany official test films"),
+               ("test", "kermany_children_at_128px", "Children, Kermany test films seen at 128 px"),
+               ("test", "adults_hannover-covid", "Adults, Hannover COVID-19 films (held-out patients)"),
+               ("test", "adults_nih-chestxray14", "Adults, NIH ChestX-ray14 films (held-out patients)"),
+               ("test", "laterals", "Lateral films, ieee8023 (evaluation only)"))
+
+
+def intended_use_rows(meta: dict) -> list[dict]:
+    """The intended-use check's measured flag rates (bundle.json intended_use.film_check)."""
+    report = ((meta.get("intended_use") or {}).get("film_check") or {})
+    rows = []
+    for part, key, name in _CHECK_ROWS:
+        r = (report.get(part) or {}).get(key)
+        if r and r.get("n"):
+            rows.append({"films": name, "n": r["n"], "flagged outside": f"{r['flagged']:.1%}",
+                         "as adult": f"{r['flagged_adult']:.1%}", "as lateral": f"{r['flagged_lateral']:.1%}"})
+    return rows
+
+
+def gate_description(meta: dict) -> str | None:
+    """How the bundle decides not to read a film (bundle.json's reference), in plain words."""
+    ref = meta.get("reference") or {}
+    if "warn_at" not in ref:
+        return None
+    text = ("Before reading a film, pneumo checks it. A colour image, an almost flat one, or one that is mostly "
+            "fine-grained noise or text is refused; a lateral view or an unusual aspect ratio is read with a "
+            f"warning. Then the film's image embedding is compared with the {ref.get('n_train', '?')} training "
+            f"films': its distance inside their main directions of variation (warned above "
+            f"{ref['warn_at']:.1f}, refused above {ref['refuse_at']:.1f})")
+    if "residual_warn_at" in ref:
+        text += (f", and how much of it lies outside them (warned above {ref['residual_warn_at']:.2f}, refused "
+                 f"above {ref['residual_refuse_at']:.2f})")
+    return (text + f". The warning levels are the 99th percentile of the {ref.get('n_val', '?')} validation "
+            "films, so about 1 in 100 ordinary films is warned; the refusal levels are 1.5 times the largest "
+            "validation value, so no validation film would be refused. A refused film gets no probability.")
+
+
+def weakest_changes(report: dict | None, drop: float = 0.05) -> list[str]:
+    """Acquisition changes (metrics.json val_perturbations) under which sensitivity or specificity
+    falls by more than `drop` from the film as given: the model card lists them as limitations."""
+    if not report or not report.get("changes"):
+        return []
+    changes = report["changes"]
+    base = next(iter(changes.values()))
+    out = []
+    for name, r in list(changes.items())[1:]:
+        for what in ("sensitivity", "specificity"):
+            if base[what] - r[what] > drop:
+                out.append(f"{name}: {what} {base[what]:.2f} -> {r[what]:.2f}")
+    return out
+
+
+def versions(meta: dict) -> pd.DataFrame:
+    """pneumo, TensorFlow and Keras versions (package metadata: no import) and the weights digest."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    rows = [("pneumo", getattr(pneumo, "__version__", "?"))]
+    for label, dists in (("TensorFlow", ("tensorflow-cpu", "tensorflow")), ("Keras", ("keras",))):
+        for dist in dists:
+            try:
+                rows.append((label, version(dist)))
+                break
+            except PackageNotFoundError:
+                continue
+    digest = meta.get("weights_sha256") or (meta.get("weights") or {}).get(WEIGHTS_FILE)
+    rows.append(("Model weights sha256", digest or "—"))
+    for k in ("tensorflow_version", "keras_version"):
+        if meta.get(k):
+            rows.append((f"trained with {k.split('_')[0]}", meta[k]))
+    return pd.DataFrame(rows, columns=["Component", "Version"])
