@@ -73,9 +73,10 @@ def test_acquisition_changes_noise_and_blur_some_films_and_leave_other_strengths
     assert np.allclose(out[:, :, :2].mean((1, 2, 3)), 0.0, atol=0.03)  # reflect padding: no dark/bright frame
 
 
-@pytest.fixture
-def tiny_kermany(tmp_path, monkeypatch):
-    """pretrain() on 24 made-up 32 px films (16 train, 8 val) in a private cache folder."""
+@pytest.fixture(scope="module")
+def tiny_kermany(tmp_path_factory):
+    """pretrain() on 24 made-up 32 px films (16 train, 8 val) in a private cache folder, shared by
+    this module's tests (each recipe has its own cache name, so they do not meet)."""
     rng = np.random.default_rng(0)
     n, size = 24, 32
     y = np.array([0, 1] * (n // 2))
@@ -83,9 +84,16 @@ def tiny_kermany(tmp_path, monkeypatch):
     x[y == 1, 8:24, 8:24] = 255                                      # something to learn
     frame = pd.DataFrame({"split": ["train"] * 16 + ["val"] * 8, "label": y})
     cohort = SimpleNamespace(frame=frame, description={"notes": "made-up films"})
-    monkeypatch.setattr(P, "kermany_cache", lambda s, log=print: (cohort, x))
-    monkeypatch.setattr(P, "CACHE_DIR", tmp_path)
-    return size
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(P, "kermany_cache", lambda s, log=print: (cohort, x))
+        mp.setattr(P, "CACHE_DIR", tmp_path_factory.mktemp("backbones"))
+        yield size
+
+
+@pytest.fixture(scope="module")
+def base_backbone(tiny_kermany):
+    """The default recipe (equalize, one epoch), trained once: the base the fine-tuning tests start from."""
+    return P.pretrain(tiny_kermany, 0.35, epochs=1, intensity="equalize", log=lambda s: None)
 
 
 def test_pretrain_records_the_recipe_and_train_finds_it(tiny_kermany):
@@ -100,10 +108,9 @@ def test_pretrain_records_the_recipe_and_train_finds_it(tiny_kermany):
     assert found == str(out)                                          # cached: no second pretraining
 
 
-def test_fine_tuning_starts_from_the_given_backbone(tiny_kermany, tmp_path, monkeypatch):
+def test_fine_tuning_starts_from_the_given_backbone(tiny_kermany, base_backbone, tmp_path, monkeypatch):
     from pneumo.models.network import build_image_encoder
-    size = tiny_kermany
-    base = P.pretrain(size, 0.35, epochs=1, intensity="equalize", log=lambda s: None)
+    size, base = tiny_kermany, base_backbone
     import pneumo.models.network as model_module
     seen, real_build = {}, model_module.build_image_encoder
 
@@ -128,7 +135,7 @@ def test_fine_tuning_refuses_a_backbone_of_another_intensity(tiny_kermany):
         P.pretrain(tiny_kermany, 0.35, epochs=1, intensity="equalize", init=base, log=lambda s: None)
 
 
-def test_staged_recipe_fine_tunes_the_first_stage_and_is_cached(tiny_kermany, monkeypatch):
+def test_staged_recipe_fine_tunes_the_first_stage_and_is_cached(tiny_kermany, base_backbone, monkeypatch):
     stages = [{"epochs": 1}, {"epochs": 1, "augment": "fov", "lr": 5e-4}]
     path = T.resolve_backbone("pretrained", tiny_kermany, 0.35, lambda s: None, "equalize", stages)
     base = P.backbone_path(tiny_kermany, 0.35, "equalize")
@@ -142,8 +149,8 @@ def test_staged_recipe_fine_tunes_the_first_stage_and_is_cached(tiny_kermany, mo
     assert calls == []
 
 
-def test_train_refuses_a_backbone_pretrained_at_another_size(tiny_kermany, tmp_path):
-    base = P.pretrain(tiny_kermany, 0.35, epochs=1, intensity="equalize", log=lambda s: None)
+def test_train_refuses_a_backbone_pretrained_at_another_size(tiny_kermany, base_backbone, tmp_path):
+    base = base_backbone
     with pytest.raises(PneumoError, match=f"pretrained at {tiny_kermany} px, this model is {2 * tiny_kermany} px"):
         T.train(None, tmp_path / "bundle", image_size=2 * tiny_kermany, alpha=0.35, backbone=str(base),
                 log=lambda s: None)   # refused before the cohort is read

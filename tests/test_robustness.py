@@ -8,6 +8,7 @@ import pytest
 pytest.importorskip("tensorflow")
 
 from pneumo import config
+from pneumo.cli import robustness as robustness_cli  # noqa: E402
 from pneumo.errors import PneumoError  # noqa: E402
 from pneumo.evaluation import robustness  # noqa: E402
 
@@ -93,7 +94,7 @@ def test_shipped_model_does_not_read_tight_framing_as_pneumonia(shipped_on_val):
 
 
 def test_cli_refuses_a_missing_bundle_in_one_line(tmp_path, capsys):
-    assert robustness.main(["--bundle", str(tmp_path / "nothing")]) == 2
+    assert robustness_cli.main(["--bundle", str(tmp_path / "nothing")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "\n" not in err and "Traceback" not in err
 
@@ -174,15 +175,24 @@ def test_perturbation_report_reads_each_change_at_the_bundles_threshold():
         robustness.perturbations(_FramingBundle(), x[:10], y[:10], changes)
 
 
+def _stratified(films, per_class: int = 80, seed: int = 0):
+    """A seeded subset of films, per_class of each class, in their original order."""
+    x, y = films
+    rng = np.random.default_rng(seed)
+    idx = np.sort(np.concatenate([rng.choice(np.flatnonzero(y == c), per_class, replace=False) for c in (0, 1)]))
+    return x[idx], y[idx]
+
+
 @pytest.mark.data
 @pytest.mark.skipif(not HAS_MODEL, reason="no shipped model bundle")
 def test_shipped_model_under_acquisition_changes(shipped_on_val):
-    """On the val films: exposure changes leave the answer exactly where it was (the model
-    equalises the histogram, which a monotone change of intensities does not move), and no mild
-    change costs the image-only ROC AUC more than 0.03. The 0.03 bound is a regression guard set
-    after 1.2.0 was first measured (its worst: noise, -0.022), not a claim fixed in advance."""
+    """Recomputed on 160 val films (80 per class, seeded; the whole split is in metrics.json, see
+    below): exposure changes leave the answer where it was (the model equalises the histogram,
+    which a monotone change of intensities does not move), and no mild change costs the image-only
+    ROC AUC more than 0.03. The 0.03 bound is a regression guard set after 1.2.0 was first
+    measured on val (its worst: noise, -0.022), not a claim fixed in advance."""
     bundle, films = shipped_on_val
-    report = robustness.perturbations(bundle, *films)
+    report = robustness.perturbations(bundle, *_stratified(films))
     print("\n" + robustness.perturbation_lines(report))
     rows = report["changes"]
     base = rows["as given"]
@@ -190,3 +200,23 @@ def test_shipped_model_under_acquisition_changes(shipped_on_val):
         assert abs(rows[name]["roc_auc"] - base["roc_auc"]) < 0.002, name
     for name, r in rows.items():
         assert r["roc_auc"] >= base["roc_auc"] - 0.03, name
+
+
+@pytest.mark.skipif(not HAS_MODEL, reason="no shipped model bundle")
+@pytest.mark.parametrize("split", ["val", "test"])
+def test_recorded_reports_hold_on_every_film_of_the_split(split):
+    """The shipped bundle's own reports (metrics.json, written by `python -m pneumo robustness --write`
+    on every film): on the test films, which no choice saw, as on val. Framing at 70% keeps the
+    specificity of its val bound (test 0.808); at 85% test reaches 0.855, under val's 0.90 (the
+    model's known val-to-test specificity gap), so that bound is asserted on val only."""
+    from pneumo.models.bundle import read_metrics
+    metrics = read_metrics(config.default_model_dir())
+    changes = metrics[f"{split}_perturbations"]["changes"]
+    base = changes["as given"]["roc_auc"]
+    for name in ("brighter (gamma 0.7)", "darker (gamma 1.4)"):
+        assert abs(changes[name]["roc_auc"] - base) < 0.002, name
+    assert all(r["roc_auc"] >= base - 0.03 for r in changes.values()), split
+    framing = metrics[f"{split}_field_of_view"]["fractions"]
+    assert framing["1"]["roc_auc"] > 0.97 and framing["0.7"]["specificity"] >= 0.75
+    if split == "val":
+        assert framing["0.85"]["specificity"] >= 0.90
