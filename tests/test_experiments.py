@@ -31,12 +31,19 @@ def grid(tmp_path_factory):
     root = tmp_path_factory.mktemp("exp")
     mp = pytest.MonkeyPatch()
     mp.setenv("PNEUMO_CACHE_DIR", str(root / "cache"))
+    chosen = []                         # (labels, probabilities, threshold) of every threshold the grid chose
+    real_youden = experiments.stats.youden_threshold
+
+    def spy(y, p):
+        chosen.append((np.asarray(y).copy(), np.asarray(p).copy(), real_youden(y, p)))
+        return chosen[-1][2]
+    mp.setattr(experiments.stats, "youden_threshold", spy)
     lines: list[str] = []
     cfg = from_dict(dict(TINY, models=["fusion", "gbm_labs"]))
     main, main_path = experiments.run_experiment(cfg, out_dir=root / "results", progress=lines.append)
     cfg2 = from_dict(dict(TINY, name="trio", regimes=["imbalanced"], models=["image_only", "labs_only", "late_fusion"]))
     trio, _ = experiments.run_experiment(cfg2, out_dir=root / "results", progress=lines.append)
-    yield {"results": main, "path": main_path, "trio": trio, "lines": lines, "root": root}
+    yield {"results": main, "path": main_path, "trio": trio, "lines": lines, "root": root, "chosen": chosen}
     mp.undo()
 
 
@@ -87,9 +94,21 @@ def test_adasyn_runs_record_balancing_and_compare_to_imbalanced(grid):
 
 
 def test_thresholds_come_from_val_not_test(grid):
+    """Every run's threshold was chosen on val: on as many cases as val holds (train holds more), and
+    not on the test probabilities the run recorded (val and test labels can coincide in a tiny cohort)."""
+    counts = grid["results"]["cohort"]["counts"]
+    by_threshold = {t: (y, p) for y, p, t in grid["chosen"]}
+    told_apart = 0
     for entry in grid["results"]["entries"]:
         run = entry["runs"][0]
+        y, p = by_threshold[run["threshold"]]
+        assert len(y) == sum(counts["val"].values()) and int(y.sum()) == counts["val"]["1"], entry["model"]
+        test_p = np.asarray(entry["test_cases"]["p"][0])
+        if np.ptp(test_p) > 0:          # a constant model (gbm on a tiny cohort) reads val and test alike
+            assert len(p) != len(test_p) or not np.allclose(p, test_p), entry["model"]
+            told_apart += 1
         assert run["val"]["threshold"] == run["threshold"] == run["test"]["threshold"]
+    assert told_apart >= 3              # the fusion model under each regime at least
 
 
 def test_late_fusion_is_the_mean_of_the_single_modality_fits(grid):
