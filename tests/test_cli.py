@@ -35,8 +35,13 @@ def assert_one_line_error(proc, *words):
 def test_help_lists_every_subcommand(tmp_path):
     proc = run_cli("--help", home=tmp_path)
     assert proc.returncode == 0
-    for name in ("predict", "explain", "batch", "train", "experiment", "tables", "history", "bench"):
-        assert name in proc.stdout
+    from pneumo.cli.main import COMMANDS
+    assert {"predict", "explain", "batch", "history", "train", "experiment", "tables", "bench"} <= set(COMMANDS)
+    listed = " ".join(proc.stdout.split())          # argparse wraps long help lines
+    for name, (target, text) in COMMANDS.items():
+        assert name in listed and text in listed, name
+        module, _, function = target.partition(":")
+        assert callable(getattr(__import__(module, fromlist=[function]), function)), target
 
 
 def test_missing_file_and_no_inputs(tmp_path):
@@ -89,6 +94,10 @@ def test_dicom_identifiers_never_reach_the_output(tmp_path):
     path.write_bytes(data)
     proc = run_cli("predict", "--image", path, "--json", home=tmp_path)
     history = run_cli("history", home=tmp_path)
+    assert proc.returncode == 0 and history.returncode == 0, proc.stderr[-500:]
+    result = json.loads(proc.stdout)
+    # born 1970: the header's age puts the case outside the intended use, so no label is given
+    assert result["intended_use"] == "outside" and result["label"] == "" and 0 <= result["probability"] <= 1
     everything = proc.stdout + proc.stderr + history.stdout + b"".join(
         p.read_bytes() for p in tmp_path.glob("cases.sqlite*")).decode("latin-1")
     for secret in ("DOE", "JANE", "MRN998877", "19700101", "ACC445566"):

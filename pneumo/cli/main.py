@@ -1,5 +1,7 @@
-"""`python -m pneumo COMMAND ...`: the command line. Each command is one module of pneumo.cli that
-parses its own arguments and calls the library; this one routes and turns errors into one line.
+"""`python -m pneumo COMMAND ...`: pneumo's command line; `COMMAND --help` explains one.
+
+Each command is one module of pneumo.cli that parses its own arguments and calls the library;
+this one routes and turns errors into one line.
 
 Exit codes: 0 ok, 2 bad input (one line on stderr, never a traceback), 1 internal error.
 """
