@@ -31,6 +31,20 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _wait_healthy(url: str, proc, seconds: float = 60) -> bool:
+    """True once the app answers its health check; False if it exits or the time runs out."""
+    deadline = time.monotonic() + seconds
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.3)
+    return False
+
+
 def write_demo_results(folder: Path) -> None:
     """A small results file so the metrics page has curves where results/ is still empty."""
     rng = np.random.default_rng(0)
@@ -62,27 +76,28 @@ def app_url(tmp_path_factory):
         (tmp / "results").mkdir()
         write_demo_results(tmp / "results")
         env["PNEUMO_RESULTS_DIR"] = str(tmp / "results")
-    port = _free_port()
     log = open(tmp / "streamlit.log", "wb")
     APP_LOG[:] = [tmp / "streamlit.log"]
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                             "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-                            cwd=config.REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+    for attempt in range(3):     # a free port is released before streamlit binds it: another may take it
+        port = _free_port()
+        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                                 "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+                                cwd=config.REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        url = f"http://127.0.0.1:{port}"
+        if _wait_healthy(url, proc):
+            break
+        log.flush()
+        text = (tmp / "streamlit.log").read_text(errors="replace")
+        exited = proc.poll() is not None      # exited: the port was likely taken; still running: a real fault
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=10)
+        if attempt == 2 or not exited:
+            pytest.fail("the app did not start:\n" + text[-3000:])
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log.flush()
-                pytest.fail("the app did not start:\n" + (tmp / "streamlit.log").read_text()[-3000:])
-            time.sleep(0.3)
         yield url
     finally:
         os.killpg(proc.pid, signal.SIGTERM)  # our own process group: streamlit and its children
