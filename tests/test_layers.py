@@ -148,3 +148,10 @@ def test_public_surface_loads_without_tensorflow():
             "assert callable(read_image) and Predictor.__name__ == 'Predictor'")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
+
+
+def test_a_module_over_400_lines_says_why_at_its_top():
+    for name, path in MODULES.items():
+        text = path.read_text()
+        if text.count("\n") > 400:
+            assert "Long by design:" in (ast.get_docstring(ast.parse(text)) or ""), f"{name}: split it or say why"

@@ -14,6 +14,8 @@ Protocol, per run (seed) and regime and model:
   probabilities kept; CIs by the hierarchical bootstrap of pneumo.evaluation.bootstrap;
 - late_fusion reuses the same cell's image_only and labs_only fits when both are in the grid
   (LateFusion is by definition their mean), which saves two fits per cell.
+
+Long by design: the whole protocol in one place, to be checked against the paper top to bottom.
 """
 from __future__ import annotations
 

@@ -5,7 +5,9 @@ Outcomes: "accepted" (read/scored), "handled" (refused with a PneumoError whose 
 clean line), "unclear" (a PneumoError with a multi-line/traceback/empty message), "crashed"
 (any other exception), "escaped" (accepted where it must be refused: a path out of the root,
 a tampered bundle). `leaked` lists the patient identifiers found in any message or result.
-Nothing here is committed: the corpus is made fresh in a temp dir on every run."""
+Nothing here is committed: the corpus is made fresh in a temp dir on every run.
+
+Long by design: one corpus, each hostile input a few lines, read top to bottom."""
 from __future__ import annotations
 
 import io

@@ -8,6 +8,9 @@ an unreadable or refused image, an implausible lab value) gets its one-line reas
 `error` column; the other rows are still scored. Cells are escaped against spreadsheet
 formula injection. Images are decoded by two threads ahead of the model, which is called
 in chunks (predict_many) where the predictor has it.
+
+Long by design: one batch run, from the manifest's checks to the last row (the OUT file's
+writing is pneumo.service.batch_output).
 """
 from __future__ import annotations
 

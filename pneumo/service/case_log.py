@@ -10,6 +10,8 @@ With sign-in configured (pneumo.service.auth) each row also names the staff user
 user's History shows their own cases. The file is created readable by its owner only (0600);
 PNEUMO_RETENTION_DAYS deletes older rows whenever the log is opened, and
 `python -m pneumo history --purge-before YYYY-MM-DD` deletes them on demand.
+
+Long by design: the one SQLite file's format (schema, migrations, writes and queries) in one place.
 """
 from __future__ import annotations
 
