@@ -220,6 +220,17 @@ def test_weakest_changes_names_what_costs_more_than_the_margin():
     assert mc.weakest_changes(report, drop=0.02) == ["wider framing: sensitivity 0.91 -> 0.74",
                                                       "noisier: specificity 0.96 -> 0.93"]
     assert mc.weakest_changes(None) == [] and mc.weakest_changes({}) == []
+    assert "wider framing: sensitivity 0.91 -> 0.74" in mc.limitations_text({"val_perturbations": report})
+    assert mc.limitations_text({}) == mc.LIMITATIONS
+
+
+def test_model_card_words_come_from_the_bundle():
+    meta = {"threshold": 0.53, "intended_use": {"description": "children aged 1-5"},
+            "views": {"fusion": {"threshold": 0.53, "temperature": 1.27}, "labs_only": {"threshold": 0.53, "temperature": 5.18}}}
+    text = " ".join(mc.calibration_text(meta, {"calibration": {"fusion": {"val_ece_before": 0.05, "val_ece_after": 0.02}}}))
+    assert "0.53" in text and "film + labs T = 1.270" in text and "labs only T = 5.180" in text
+    assert "0.050 before, 0.020 after" in text
+    assert "**children aged 1-5**" in mc.intended_use_text(meta)[0]
 
 
 def test_versions_show_the_weights_digest_of_a_bundle():

@@ -9,6 +9,8 @@ import pneumo
 from pneumo import config
 from pneumo.data.labs import LabPanel, default_panel
 from pneumo.models.bundle import WEIGHTS_FILE, read_meta, read_metrics
+from pneumo.present import case_words as words
+from pneumo.present.app_support import DISCLAIMER
 
 
 def read_bundle(bundle_dir: Path | None = None) -> tuple[dict, dict]:
@@ -167,3 +169,86 @@ def versions(meta: dict) -> pd.DataFrame:
         if meta.get(k):
             rows.append((f"trained with {k.split('_')[0]}", meta[k]))
     return pd.DataFrame(rows, columns=["Component", "Version"])
+
+
+def intended_use_text(meta: dict) -> list[str]:
+    """The model card's intended-use paragraphs (Markdown)."""
+    population = (meta.get("intended_use") or {}).get("description", "children aged 1-5, frontal chest films")
+    return [f"A **second opinion** on pneumonia for a clinician reading a chest film, with or without the "
+            f"admission labs, validated on **{population}** only. {DISCLAIMER} It does not replace the "
+            "reading of the film by a radiologist, nor the clinical examination.",
+            "Every answer says whether the case is **within** that use, **outside** it, or **unknown**, from "
+            "the strongest evidence there is: the DICOM header (the patient's age, used only as an age and never "
+            "shown, and the view position), then an age the user gives, then a check on the film itself "
+            "(adult or child, frontal or lateral). Outside it the app gives no label, only the number behind "
+            "an explicit *show anyway (not validated)*; the command line and batches leave `label` empty "
+            "unless `--allow-outside` is given."]
+
+
+INTENDED_USE_CAPTION = ("How often the check on the film flags a film as outside the intended use, on films of each "
+                        "kind (the adult films are split by patient; no test film was used to fit or threshold it).")
+
+PROVENANCE = ("The training cohort is **semi-real**: real paediatric chest X-rays (Kermany et al. 2018, "
+              "Guangzhou) paired *by class* with real-format adult lab panels from the MIMIC-IV demo "
+              "(Boston) — **different people**. The pairing reproduces the paper's protocol on open data; "
+              "it cannot teach the model how a film and the labs of the same patient go together.")
+
+
+def calibration_text(meta: dict, metrics: dict) -> list[str]:
+    """The decision rule, the per-view temperatures, the bands and the calibration error (Markdown)."""
+    out = []
+    if isinstance(meta.get("threshold"), (int, float)):
+        out.append(words.rule_sentence(float(meta["threshold"])))
+    temps = view_settings(meta, "temperature")
+    if temps:
+        out.append("Probabilities are calibrated by temperature scaling, one temperature per view, fitted on the "
+                   "validation split, so a probability means the same whatever the case holds: "
+                   + ", ".join(f"{view} T = {t:.3f}" for view, t in temps.items()) + ". With one threshold on "
+                   "those probabilities, adding a lab value can move the label only the way it moves the probability.")
+    out.append("**The uncertainty band** beside each answer: " +
+               "; ".join(f"*{band}*: {text}" for band, text in words.BANDS.items()) + ".")
+    cal = (metrics.get("calibration") or {}).get("fusion")
+    if cal and cal.get("val_ece_before") is not None:
+        out.append(f"Expected calibration error on validation: {cal['val_ece_before']:.3f} before, "
+                   f"{cal['val_ece_after']:.3f} after.")
+    return out
+
+
+LIMITATIONS = """
+- **Paediatric films, adult labs**: the images are of children aged 1–5, the labs of adults.
+- **Semi-real pairing**: film and labs come from different people; the fusion learned the two
+  modalities side by side, not their interplay in one patient.
+- **Distribution shift**: other scanners, portable AP films or populations with other prevalence
+  may behave differently; the app warns on unusual films and says when a case is outside the
+  intended use (adults, lateral views), but the check on the film can miss (see its figures above).
+- **Text burned into the film** (names, dates, markers) is not removed from the report's image.
+- **Single site per modality**: one hospital for the films, one for the labs.
+- Not validated prospectively. Not a medical device.
+"""
+
+
+def limitations_text(metrics: dict) -> str:
+    """The limitations list (Markdown), with the acquisition changes that cost accuracy where there are any."""
+    weak = weakest_changes(metrics.get("val_perturbations"))
+    if not weak:
+        return LIMITATIONS
+    return LIMITATIONS + ("- **Acquisition changes that cost accuracy** (validation films, image only; see the table "
+                          "above): " + "; ".join(weak) + ". Where sensitivity falls, pneumonia films of that kind are "
+                          "more often read as normal; where specificity falls, normal films are more often read as "
+                          "pneumonia.\n")
+
+
+PERFORMANCE_BY_VIEW = ("**By what the case holds.** A case with only a film, or only labs, is scored by the same "
+                       "model with the other modality marked missing, at the one operating threshold:")
+
+
+def performance_caption(n) -> str:
+    return (f"The test split of the training cohort ({n} cases: Kermany's official test "
+            "films, each paired with a lab panel of its class from held-out admissions); 95% bootstrap "
+            "intervals. The Metrics page compares these with the paper.")
+
+
+FRAMING_CAPTION = ("each centre-cropped to a tighter frame and resized back: the same anatomy, framed closer. "
+                   "A model that keeps its specificity does not read tight framing as pneumonia.")
+ACQUISITION_CAPTION = ("each changed as a real film can be: framed wider or off-centre, turned, exposed differently, "
+                       "noisier. Where sensitivity falls, a film of that kind is more often read as normal.")
