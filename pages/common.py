@@ -10,9 +10,16 @@ from pathlib import Path
 import streamlit as st
 
 from pneumo import config
+from pneumo.data.imaging import ImageMeta, XRay
+from pneumo.data.labs import default_panel, parse_labs
 from pneumo.errors import PneumoError
+from pneumo.inference.case import Case
+from pneumo.inference.predictor import Predictor
 from pneumo.present.app_support import DISCLAIMER
+from pneumo.present.lab_display import fmt_number, short_name, what_if_range
 from pneumo.present.text_safe import md_escape
+from pneumo.service import auth
+from pneumo.service.case_log import CaseLog
 
 ASSETS = config.REPO_ROOT / "assets"
 
@@ -39,7 +46,6 @@ class ModelLoader:
 
     def _load(self, bundle_dir: str) -> None:
         try:
-            from pneumo.inference.predictor import Predictor
 
             predictor = Predictor.load(bundle_dir)
             _warm_up(predictor)
@@ -67,9 +73,6 @@ def _warm_up(predictor) -> None:
     tracing and SHAP's JIT (tens of seconds on a busy CPU), later ones take a fraction of a second."""
     import numpy as np
 
-    from pneumo.data.imaging import ImageMeta, XRay
-    from pneumo.data.labs import parse_labs
-    from pneumo.inference.predictor import Case
 
     yy, xx = np.mgrid[0:256, 0:256] / 256.0
     film = (0.3 + 0.4 * np.exp(-((xx - 0.5) / 0.15) ** 2) + 0.1 * yy).astype(np.float32)
@@ -151,7 +154,6 @@ def panel():
     ld = loader()
     if ld.ready and ld.predictor is not None:
         return ld.predictor.panel
-    from pneumo.data.labs import default_panel
 
     return default_panel()
 
@@ -161,7 +163,6 @@ def log_once(key: str, result, case) -> None:
     logged = st.session_state.setdefault("logged_cases", set())
     if key in logged:
         return
-    from pneumo.service.case_log import CaseLog
 
     try:
         CaseLog().record(result, labs=case.labs, origin="app", user=current_user())
@@ -175,7 +176,6 @@ def log_refusal_once(key: str, reason: str) -> None:
     logged = st.session_state.setdefault("logged_cases", set())
     if key in logged:
         return
-    from pneumo.service.case_log import CaseLog
 
     try:
         CaseLog().record_refusal(reason, origin="app", user=current_user())
@@ -186,14 +186,12 @@ def log_refusal_once(key: str, reason: str) -> None:
 
 def current_user() -> str | None:
     """The signed-in user's name, when a login is configured."""
-    from pneumo.service import auth
 
     return st.session_state.get(auth.SESSION_USER)
 
 
 def what_if(pred, case, probability: float) -> None:
     """Change one lab and see the probability, and the label the rule gives, move (Predictor.what_if)."""
-    from pneumo.present.lab_display import fmt_number, short_name, what_if_range
 
     st.markdown("**What if a lab were different?**")
     keys = list(pred.panel.keys)

@@ -6,6 +6,7 @@ import streamlit as st
 from pages import case_view, common
 from pneumo.data.labs import parse_labs
 from pneumo.errors import PneumoError
+from pneumo.inference.case import Case
 from pneumo.present import app_support as sup
 from pneumo.present import lab_display
 from pneumo.present.text_safe import md_escape
@@ -69,7 +70,6 @@ key = f"{key}:{age}"
 if ss.get("scored", {}).get("key") != key:
     with top, st.spinner("Scoring… (reading the film, scoring the case, explaining the result)"):
         pred = common.predictor_or_stop()
-        from pneumo.inference.predictor import Case
         try:
             case = Case.from_sources(image=image_bytes, labs=labs_source, panel=pred.panel, age=age)
             ss["scored"] = {"key": key, "case": case, "expl": pred.explain(case), "error": None}

@@ -125,8 +125,8 @@ def home(tmp_path, monkeypatch):
 
 @pytest.fixture
 def fake_predictor(monkeypatch, home):
-    monkeypatch.setitem(sys.modules, "pneumo.inference.predictor", _fake_module())
     from pages import common
+    monkeypatch.setattr(common, "Predictor", _fake_module().Predictor)   # what the model loader builds
     common._loader.clear()
     yield
     common._loader.clear()
