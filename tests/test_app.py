@@ -6,7 +6,6 @@ shipped model, which skip where models/pneumo-fusion/bundle.json is absent."""
 from __future__ import annotations
 
 import io
-import sys
 import types
 
 import numpy as np
