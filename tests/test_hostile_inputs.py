@@ -150,7 +150,7 @@ def test_webp_canvas_is_checked_before_libwebp_allocates_it():
 
 
 def test_png_size_is_named_even_past_pils_own_limit():
-    assert "50000x50000" in _refused(hostile._png_header_only(50_000, 50_000), UnsupportedImageError,
+    assert "50000x50000" in _refused(hostile.png_header_only(50_000, 50_000), UnsupportedImageError,
                                      "pixel budget")
 
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import io
 import os
-import struct
 import time
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +14,7 @@ from PIL import Image
 
 from pneumo.data.imaging import read_image
 from pneumo.errors import ImageError, UnsupportedImageError
-from pneumo.qa.hostile import dicom_bytes
+from pneumo.qa.hostile import dicom_bytes, png_header_only
 
 PYDICOM_FILES = Path(pydicom.data.__file__).parent / "test_files"
 GRAY = (np.add.outer(np.arange(96), np.arange(128)) % 256).astype(np.uint8)
@@ -26,15 +24,6 @@ def encode(img: Image.Image, fmt: str, **kw) -> bytes:
     buf = io.BytesIO()
     img.save(buf, fmt, **kw)
     return buf.getvalue()
-
-
-def png_with_header(width: int, height: int) -> bytes:
-    """A tiny PNG whose IHDR declares width x height (8-bit gray) and whose IDAT is a stub."""
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
-            + chunk(b"IDAT", zlib.compress(b"\x00" * 4096)) + chunk(b"IEND", b""))
 
 
 def dicom(rows=96, cols=128, *, modality="DX", photometric="MONOCHROME2", samples=1,
@@ -107,13 +96,13 @@ def test_corrupt_png_chunk():
 # --- too big, too small, too many frames --------------------------------------------------
 
 def test_decompression_bomb_png_is_refused_from_its_header():
-    bomb = png_with_header(50_000, 50_000)
+    bomb = png_header_only(50_000, 50_000)
     assert len(bomb) < 200
     refused(bomb, UnsupportedImageError, match="pixel budget")
 
 
 def test_png_over_the_budget_names_its_size():
-    message = refused(png_with_header(10_000, 10_000), UnsupportedImageError, match="pixel budget")
+    message = refused(png_header_only(10_000, 10_000), UnsupportedImageError, match="pixel budget")
     assert "10000x10000" in message
     refused(encode(Image.fromarray(GRAY), "PNG"), UnsupportedImageError, match="pixel budget",
             max_pixels=5_000)

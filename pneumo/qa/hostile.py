@@ -103,7 +103,7 @@ def dicom_bytes(rows: int = 512, cols: int = 512, *, modality: str = "DX", pixel
     return buf.getvalue()
 
 
-def _png_header_only(width: int, height: int) -> bytes:
+def png_header_only(width: int, height: int) -> bytes:
     """A PNG whose IHDR declares width x height with a stub IDAT (a decompression bomb's shape)."""
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
@@ -248,7 +248,7 @@ def bombs() -> dict[str, Callable[[], bytes]]:
         "bomb-jpeg-sof-mismatch.dcm": lambda: encapsulated_dicom(jpeg_declaring(6_000, 6_000), JPEG_BASELINE, 64, 64),
         "bomb-jpegls-sof55-60000.dcm": lambda: encapsulated_dicom(jpeg_ls_declaring(60_000, 60_000), JPEG_LS, 64, 64),
         "bomb-j2k-siz-60000.dcm": lambda: encapsulated_dicom(j2k_declaring(60_000, 60_000), JPEG_2000, 64, 64),
-        "bomb-png-50000x50000.png": lambda: _png_header_only(50_000, 50_000),
+        "bomb-png-50000x50000.png": lambda: png_header_only(50_000, 50_000),
         "bomb-apng-1M-frames.png": lambda: apng_frame_bomb(1_000_000),
         "bomb-tiff-50k-pages.tif": lambda: tiff_page_bomb(50_000),
         "bomb-webp-canvas-12000.webp": lambda: webp_canvas_bomb(12_000),
@@ -281,7 +281,7 @@ def _image_files(d: Path) -> dict[str, tuple[Path, tuple[str, ...]]]:
         "png-named.dcm": png,
         "random-bytes.jpg": rng.bytes(20_000),
         "text-as-image.png": b"<html><body>not an image</body></html>\n",
-        "bomb-50000x50000.png": _png_header_only(50_000, 50_000),
+        "bomb-50000x50000.png": png_header_only(50_000, 50_000),
         "gray-16bit.png": _encode(Image.fromarray(chest_like(320, 384, bits=16)), "PNG"),
         "cmyk.jpg": _encode(gray.convert("CMYK"), "JPEG"),
         "animated.gif": gif.getvalue(),
