@@ -10,7 +10,7 @@ import datetime as _dt
 import hashlib
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +60,7 @@ def views_of_inputs(present, missing) -> np.ndarray:
 @dataclass
 class Bundle:
     path: Path
-    model: object                      # keras.Model, inputs {image, image_present, labs, lab_missing}
+    model: object                      # keras.Model (None: opened without Keras, open_bundle), inputs {image, image_present, labs, lab_missing}
     meta: dict
     panel: LabPanel
     lab_mean: np.ndarray = field(repr=False)
@@ -218,8 +218,10 @@ def verify_weights(directory: str | os.PathLike, meta: dict) -> None:
                               "(corrupted, truncated or replaced)")
 
 
-def load_bundle(directory: str | os.PathLike | None = None) -> Bundle:
-    """Load and verify a bundle folder (default: the shipped one, config.default_model_dir())."""
+def open_bundle(directory: str | os.PathLike | None = None) -> Bundle:
+    """A verified bundle without its Keras model (`model` is None): metadata, panel and lab
+    standardisation, for the TF-free runtime (pneumo.inference.lite_runner). Every file that
+    bundle.json records is checked against its sha256 here, once."""
     d = Path(directory) if directory is not None else config.default_model_dir()
     meta = read_meta(d)
     verify_weights(d, meta)
@@ -233,12 +235,22 @@ def load_bundle(directory: str | os.PathLike | None = None) -> Bundle:
     arch = meta["architecture"]
     if arch["kind"] != "fusion" or int(arch["n_tests"]) != len(panel) or int(arch["image_size"]) != int(meta["image_size"]):
         raise BundleError("bundle.json architecture does not match its panel or image size")
-    model = _rebuild(arch)
+    return Bundle(d, None, meta, panel, mean, np.where(sd > 0, sd, 1.0))
+
+
+def load_bundle(directory: str | os.PathLike | None = None) -> Bundle:
+    """Load and verify a bundle folder (default: the shipped one, config.default_model_dir())."""
+    return with_keras_model(open_bundle(directory))
+
+
+def with_keras_model(bundle: Bundle) -> Bundle:
+    """The bundle with its Keras model rebuilt from bundle.json and the (verified) weights loaded."""
+    model = _rebuild(bundle.meta["architecture"])
     try:
-        model.load_weights(str(d / WEIGHTS_FILE))
+        model.load_weights(str(bundle.path / WEIGHTS_FILE))
     except Exception as err:   # Keras raises ValueError/KeyError/OSError variously on a mismatch
         raise BundleError(f"bundle weights do not fit the architecture in bundle.json: {type(err).__name__}") from None
-    return Bundle(d, model, meta, panel, mean, np.where(sd > 0, sd, 1.0))
+    return replace(bundle, model=model)
 
 
 def _rebuild(arch: dict):
