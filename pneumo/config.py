@@ -110,3 +110,13 @@ def users_file() -> Path | None:
     """The sign-in users file (pneumo.service.auth): PNEUMO_USERS_FILE; unset = no sign-in."""
     env = os.environ.get("PNEUMO_USERS_FILE", "").strip()
     return Path(env).expanduser() if env else None
+
+
+def inference_threads() -> int:
+    """CPU threads the exported runtime's kernels use: PNEUMO_THREADS, default the cores this
+    process may run on (os.sched_getaffinity, so a container's CPU limit is honoured)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):     # not on Linux
+        cores = os.cpu_count() or 1
+    return _positive_int("PNEUMO_THREADS", cores)

@@ -25,6 +25,7 @@ COMMANDS = {
     "train": ("pneumo.cli.train:main", "train a model bundle"),
     "pretrain": ("pneumo.cli.pretrain:main", "train the image backbone on Kermany TRAIN"),
     "ensemble": ("pneumo.cli.ensemble:main", "average trained bundles into one seed-ensemble bundle"),
+    "export-runtime": ("pneumo.cli.export_runtime:main", "export a bundle's inference graph to LiteRT (fast, no TensorFlow)"),
     "reference": ("pneumo.cli.reference:main", "build a bundle's reference set (validity gate, SHAP background)"),
     "intended-use": ("pneumo.cli.intended_use:main", "fit and measure a bundle's intended-use film check"),
     "rethreshold": ("pneumo.cli.rethreshold:main", "re-derive a bundle's operating threshold on validation"),

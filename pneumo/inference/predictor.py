@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from pneumo import config
@@ -18,12 +16,11 @@ from pneumo.explain import attribution as explain
 from pneumo.inference.case import Case, Explanation, ImageState, Result
 from pneumo.inference.decision_rule import band_of, label_of
 from pneumo.inference.intended_use import OUTSIDE, IntendedUse, assess
+from pneumo.inference.lite_runner import load_runner
 from pneumo.inference.reference_set import gate_features
+from pneumo.inference.runner_base import RunnerBase
 from pneumo.inference.validity import cheap_checks
 from pneumo.models.bundle import view_of
-
-if TYPE_CHECKING:
-    from pneumo.inference.runner import ModelRunner
 
 EXPLAIN_MAX_SIDE = 2048   # Grad-CAM maps at the film's resolution, up to this long side
 
@@ -31,7 +28,7 @@ __all__ = ["Case", "Explanation", "ImageState", "Predictor", "Result"]
 
 
 class Predictor:
-    def __init__(self, runner: ModelRunner):
+    def __init__(self, runner: RunnerBase):
         self.runner = runner
         self.bundle = runner.bundle
         self.panel = runner.panel
@@ -45,8 +42,9 @@ class Predictor:
 
     @classmethod
     def load(cls, bundle_dir=None) -> "Predictor":
-        from pneumo.inference.runner import ModelRunner  # TensorFlow loads here, not on import
-        return cls(ModelRunner.load(bundle_dir or config.default_model_dir()))
+        """The bundle's exported LiteRT runtime (no TensorFlow; Grad-CAM loads Keras on first use),
+        or the Keras path for a bundle without one."""
+        return cls(load_runner(bundle_dir or config.default_model_dir()))
 
     def warm_up(self) -> None:
         """For long-lived processes: trace the model calls before the first real case."""

@@ -1,44 +1,14 @@
-"""TensorFlow's native start-up lines (absl, oneDNN, CPU features) go straight to file
-descriptor 2 and ignore TF_CPP_MIN_LOG_LEVEL. The CLI promises one line on stderr for a bad
-input, so the native chatter is silenced while TensorFlow loads and builds the model."""
+"""The Predictor for the command line: loaded with TensorFlow's native start-up lines silenced
+(pneumo.inference.native_stderr), where the bundle needs TensorFlow at all."""
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
-
+from pneumo.inference.native_stderr import native_stderr_silenced
 from pneumo.inference.predictor import Predictor
 
-
-@contextlib.contextmanager
-def native_stderr_silenced():
-    """Send fd 2 to /dev/null for the duration (Python's own sys.stderr is flushed first)."""
-    if os.environ.get("PNEUMO_DEBUG"):
-        yield
-        return
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):          # no fd 2 (closed by the caller): nothing to silence
-        yield
-        return
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-    except OSError:
-        os.close(saved)
-        yield
-        return
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+__all__ = ["load_predictor", "native_stderr_silenced"]
 
 
 def load_predictor(bundle_dir=None):
-    """Predictor.load with TensorFlow's native start-up lines silenced."""
-    with native_stderr_silenced():
-        return Predictor.load(bundle_dir)
+    """Predictor.load; the Keras path, where it is taken, loads with the native chatter silenced
+    (pneumo.inference.lite_runner.load_runner), so a fallback's one line still reaches stderr."""
+    return Predictor.load(bundle_dir)

@@ -1,0 +1,86 @@
+"""LiteRunner: the bundle's exported LiteRT graph (pneumo.models.runtime) behind the runner's
+interface, with no TensorFlow: embed, head and each member's answer in XNNPACK kernels.
+
+Grad-CAM needs gradients, so only it loads the Keras runner (pneumo.inference.runner), on its
+first use. `load_runner` picks the runtime: the exported graph where the bundle has one, else the
+Keras path with one line saying so (a bundle made before the export existed keeps working)."""
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from pneumo import config
+from pneumo.inference.native_stderr import native_stderr_silenced
+from pneumo.inference.runner_base import RunnerBase
+from pneumo.models.bundle import open_bundle, with_keras_model
+from pneumo.models.runtime import HEAD_INPUTS, RUNTIME_KEY, LiteGraph, equalize, runtime_files
+
+log = logging.getLogger("pneumo")
+
+
+class LiteRunner(RunnerBase):
+    runtime = "litert"
+
+    def __init__(self, bundle, encoder_file, head_file, threads: int | None = None):
+        info = bundle.meta[RUNTIME_KEY]
+        super().__init__(bundle, info["early_dim"], info["late_dim"], info["members"])
+        threads = threads or config.inference_threads()
+        self._encoder = LiteGraph(encoder_file, info["encoder_outputs"], threads)
+        self._graph = LiteGraph(head_file, info["head_outputs"], threads)
+        self._equalize = bool(info["equalize"])
+        self._keras = None
+        self._keras_lock = threading.Lock()
+
+    def _embed_batch(self, images):
+        out = self._encoder.run({"image": equalize(images) if self._equalize else images})
+        return out["early"], out["late"]
+
+    def _probs(self, *inputs):
+        return self._graph.run(dict(zip(HEAD_INPUTS, inputs)))["probs"]
+
+    def _member_probs(self, *inputs):
+        return self._graph.run(dict(zip(HEAD_INPUTS, inputs)))["members"]
+
+    def keras_runner(self):
+        """The Keras ModelRunner of the same (already verified) bundle, built on first use."""
+        with self._keras_lock:
+            if self._keras is None:
+                self._keras = _keras_runner(self.bundle)
+            return self._keras
+
+    def grad_cam(self, x: np.ndarray, labs_raw: np.ndarray) -> np.ndarray:
+        """Coarse Grad-CAM heat (h, w) in [0,1]: through Keras, which has the gradients."""
+        return self.keras_runner().grad_cam(x, labs_raw)
+
+    def warm_up(self, explain: bool = True) -> None:
+        """For long-lived processes: plan the kernels now and, with `explain`, build the Keras
+        Grad-CAM path too, so no user waits for either."""
+        n, s = len(self.panel), self.image_size
+        x = np.full((1, s, s, 1), 0.5, np.float32)
+        labs = np.full((1, n), np.nan, np.float32)
+        early, late = self.embed(x)
+        self.head(early, late, np.ones(1, np.float32), labs)
+        if explain:
+            for _ in range(2):   # the Keras runner traces its Grad-CAM on the second call
+                self.grad_cam(x[0], labs)
+
+
+def _keras_runner(bundle):
+    with native_stderr_silenced():          # TensorFlow's native start-up lines
+        from pneumo.inference.runner import ModelRunner   # TensorFlow loads here, and only here
+        return ModelRunner(with_keras_model(bundle))
+
+
+def load_runner(bundle_dir) -> RunnerBase:
+    """The runner for a bundle folder: LiteRunner where it has a usable exported runtime, else
+    the Keras ModelRunner (said in one line on stderr). BundleError for a bad bundle."""
+    bundle = open_bundle(bundle_dir)        # every recorded file's sha256 checked, once
+    files = runtime_files(bundle.path, bundle.meta)
+    if isinstance(files, str):
+        log.warning("note: bundle %s: %s; using the slower Keras path "
+                    "(python -m pneumo export-runtime --model %s)", Path(bundle.path).name, files, bundle.path)
+        return _keras_runner(bundle)
+    return LiteRunner(bundle, *files)

@@ -1,0 +1,138 @@
+"""Export a bundle's inference graph to LiteRT (pneumo.models.runtime): the image encoder without
+its equalising step, and the head with each member's softmax beside the mean.
+
+Run by `python -m pneumo export-runtime` for a bundle made before the runtime existed, and by
+`train` / `ensemble` at the end. Each export is checked against the Keras model on probe
+inputs before it is recorded, so a bundle never carries a graph that answers differently."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from pneumo.errors import BundleError  # noqa: E402
+from pneumo.models.bundle import WEIGHTS_FILE, load_bundle, update_meta  # noqa: E402
+from pneumo.models.network import build_ensemble_parts, build_image_encoder  # noqa: E402
+from pneumo.models.runtime import (ENCODER_FILE, ENCODER_OUTPUTS, FORMAT, HEAD_FILE, HEAD_INPUTS,  # noqa: E402
+                                   HEAD_OUTPUTS, RUNTIME_KEY, LiteGraph, equalize)
+
+TOLERANCE = 1e-4
+"""The most a probe's probability may differ from the Keras model's."""
+
+
+def export_runtime(bundle_dir, log=print) -> dict:
+    """Write encoder.tflite and head.tflite into the bundle, check them, record them in
+    bundle.json; returns bundle.json["runtime"]. BundleError when the export disagrees."""
+    from ai_edge_litert.interpreter import Interpreter   # the runtime itself, to check the export
+
+    bundle = load_bundle(bundle_dir)
+    d = Path(bundle.path)
+    encoder, head = _plain_encoder(bundle), bundle.fusion_head
+    s, n = bundle.image_size, len(bundle.panel)
+    early_dim, late_dim = (int(t.shape[-1]) for t in encoder.outputs)
+    members = head.get_layer("probs").input if "probs" in [layer.name for layer in head.layers] else None
+    members = list(members) if isinstance(members, (list, tuple)) else None
+    with_members = keras.Model(head.inputs, [head.output, *(members or [])])
+
+    @tf.function(input_signature=[tf.TensorSpec((None, s, s, 1), tf.float32, name="image")])
+    def encode(image):
+        early, late = encoder(image, training=False)
+        return {"early": early, "late": late}
+
+    @tf.function(input_signature=[tf.TensorSpec((None, dim), tf.float32, name=name) for name, dim in
+                                  zip(HEAD_INPUTS, (early_dim, late_dim, 1, n, n))])
+    def fuse(early, late, present, labs, missing):
+        outs = with_members([early, late, present, labs, missing], training=False)
+        outs = outs if isinstance(outs, (list, tuple)) else [outs]
+        return {"probs": outs[0], "members": tf.stack(outs[1:] if members else outs[:1], axis=0)}
+
+    with tempfile.TemporaryDirectory(dir=d) as tmp:
+        files = {}
+        for name, fn in ((ENCODER_FILE, encode), (HEAD_FILE, fuse)):
+            converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], fn)
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]   # no TF kernels at run time
+            files[name] = Path(tmp) / name
+            files[name].write_bytes(converter.convert())
+        enc_out = _output_names(Interpreter(model_path=str(files[ENCODER_FILE])), {"early": early_dim, "late": late_dim})
+        head_out = _output_names(Interpreter(model_path=str(files[HEAD_FILE])), {"probs": 2, "members": 3})
+        worst = _check(bundle, files, enc_out, head_out, Interpreter)
+        if not worst <= TOLERANCE:
+            raise BundleError(f"the exported runtime differs from the Keras model by {worst:.2g} "
+                              f"on probe cases (allowed {TOLERANCE:g}); not written")
+        for name, path in files.items():
+            os.replace(path, d / name)
+    info = {"format": FORMAT, "encoder": ENCODER_FILE, "head": HEAD_FILE,
+            "equalize": bundle.meta["architecture"].get("intensity", "none") == "equalize",
+            "encoder_outputs": enc_out, "head_outputs": head_out, "members": len(members or [None]),
+            "early_dim": early_dim, "late_dim": late_dim, "probe_max_abs_diff": float(worst),
+            "from_weights": bundle.meta["weights"][WEIGHTS_FILE],
+            "exported_with": f"tensorflow {tf.__version__}"}
+    update_meta(d, verified_file=ENCODER_FILE)
+    update_meta(d, verified_file=HEAD_FILE, **{RUNTIME_KEY: info})
+    log(f"exported the LiteRT runtime of {d.name}: {ENCODER_FILE} + {HEAD_FILE} "
+        f"(probe max |diff| {worst:.1e})")
+    return info
+
+
+def _plain_encoder(bundle) -> keras.Model:
+    """The bundle's image encoder with the same weights and no equalising layer (done in numpy)."""
+    arch = bundle.meta["architecture"]
+    size, alpha, k = int(arch["image_size"]), float(arch["alpha"]), int(arch.get("members", 1))
+    if k > 1:
+        plain, _ = build_ensemble_parts(size, int(arch["n_tests"]), alpha, "none", k, **dict(arch["head"]))
+    else:
+        plain = build_image_encoder(size, alpha, None, "none")
+    weights = bundle.image_encoder.get_weights()
+    if len(weights) != len(plain.weights):
+        raise BundleError("the bundle's image encoder does not match its architecture")
+    plain.set_weights(weights)   # the equalising layer has no weights: the order is unchanged
+    return plain
+
+
+def _output_names(interpreter, wanted: dict) -> dict:
+    """{our output name: LiteRT tensor name}, told apart by last dimension (encoder) or rank (head)."""
+    found = {}
+    for det in interpreter.get_output_details():
+        shape = list(det["shape_signature"])
+        for key, mark in wanted.items():
+            if (key in ("probs", "members") and len(shape) == mark) or \
+                    (key not in ("probs", "members") and shape[-1] == mark and len(shape) == 2):
+                found[key] = det["name"]
+    if sorted(found) != sorted(wanted):
+        raise BundleError(f"the exported graph's outputs are not {sorted(wanted)}")
+    return found
+
+
+def _check(bundle, files: dict, enc_out: dict, head_out: dict, interpreter_cls) -> float:
+    """The largest |P(pneumonia)| difference between the export and the Keras model on probes:
+    two made-up films and noise, each with no labs, training lab panels, and no film at all."""
+    s, n = bundle.image_size, len(bundle.panel)
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:s, 0:s] / s
+    films = np.stack([0.3 + 0.4 * np.exp(-((xx - 0.5) / 0.15) ** 2) + 0.1 * yy, xx * yy,
+                      rng.uniform(0, 1, (s, s))]).astype(np.float32)[..., None]
+    labs = np.full((len(films), n), np.nan)
+    labs[1] = [t.impute_value() for t in bundle.panel]
+    labs[2, ::2] = labs[1, ::2]
+    z, missing = bundle.lab_inputs(labs)
+    worst = 0.0
+    for present in (1.0, 0.0):
+        p = np.full((len(films), 1), present, np.float32)
+        keras_p = np.asarray(bundle.model({"image": films * present, "image_present": p, "labs": z,
+                                           "lab_missing": missing}, training=False))[:, 1]
+        enc = LiteGraph(files[ENCODER_FILE], enc_out, 1, interpreter_cls)
+        head = LiteGraph(files[HEAD_FILE], head_out, 1, interpreter_cls)
+        x = films * present
+        x = equalize(x) if bundle.meta["architecture"].get("intensity", "none") == "equalize" else x
+        e, l = (enc.run({"image": x})[k] for k in ENCODER_OUTPUTS)
+        out = head.run(dict(zip(HEAD_INPUTS, (e * p, l * p, p, z, missing))))
+        worst = max(worst, float(np.abs(out[HEAD_OUTPUTS[0]][:, 1] - keras_p).max()),
+                    float(np.abs(out[HEAD_OUTPUTS[1]].mean(axis=0)[:, 1] - keras_p).max()))
+    return worst
