@@ -1,0 +1,120 @@
+"""The exported LiteRT runtime: the same answers as the Keras path, verified like the weights,
+a graceful Keras fallback for a bundle without it, and no TensorFlow in predict or batch."""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pneumo import config
+from pneumo.errors import BundleError
+from pneumo.inference.lite_runner import LiteRunner, load_runner
+from pneumo.models.runtime import ENCODER_FILE, RUNTIME_KEY, equalize
+
+SHIPPED = config.default_model_dir()
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_bundle, tmp_path_factory):
+    from pneumo.models.runtime_export import export_runtime
+
+    d = tmp_path_factory.mktemp("exported") / "bundle"
+    shutil.copytree(tiny_bundle, d)
+    export_runtime(d, log=lambda _: None)
+    return d
+
+
+def _films(n, s, seed=0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:s, 0:s] / s
+    base = 0.4 + 0.3 * np.sin(5 * xx) * np.cos(3 * yy)
+    return np.stack([np.clip(base + 0.1 * rng.normal(size=(s, s)), 0, 1) for _ in range(n)]
+                    ).astype(np.float32)[..., None]
+
+
+def test_numpy_equalize_is_the_layer_to_the_bit():
+    from pneumo.models.network import HistogramEqualize
+
+    x = _films(3, 48)
+    x[1] = np.round(x[1] * 8) / 8          # many ties
+    x[2] = 0.25                            # a constant film maps to 0
+    want = np.asarray(HistogramEqualize()(x))
+    got = equalize(x)
+    assert got.dtype == np.float32 and np.array_equal(got, want)
+
+
+def test_the_exported_runtime_answers_as_keras(exported):
+    from pneumo.inference.runner import ModelRunner
+
+    lite = load_runner(exported)
+    assert isinstance(lite, LiteRunner)
+    keras_runner = ModelRunner.load(exported)
+    x = _films(5, lite.image_size)
+    (e1, l1), (e2, l2) = lite.embed(x), keras_runner.embed(x)
+    assert np.abs(e1 - e2).max() < 1e-4 and np.abs(l1 - l2).max() < 1e-4
+    labs = np.tile(lite.background[:5], (2, 1))
+    present = np.array([1, 0] * 5, np.float32)
+    ee, ll = np.repeat(e2, 2, 0), np.repeat(l2, 2, 0)
+    np.testing.assert_allclose(lite.head(ee, ll, present, labs), keras_runner.head(ee, ll, present, labs), atol=1e-5)
+    np.testing.assert_allclose(lite.member_probabilities(ee, ll, present, labs),
+                               keras_runner.member_probabilities(ee, ll, present, labs), atol=1e-5)
+    # Grad-CAM goes through Keras, built on first use
+    np.testing.assert_allclose(lite.grad_cam(x[0], labs[:1]), keras_runner.grad_cam(x[0], labs[:1]), atol=1e-5)
+
+
+def test_a_tampered_export_is_refused_in_one_line(exported, tmp_path):
+    d = tmp_path / "b"
+    shutil.copytree(exported, d)
+    data = bytearray((d / ENCODER_FILE).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (d / ENCODER_FILE).write_bytes(bytes(data))
+    with pytest.raises(BundleError, match=f"{ENCODER_FILE} does not match its sha256") as err:
+        load_runner(d)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("edit", ["absent", "stale"])
+def test_a_bundle_without_a_usable_export_falls_back_to_keras(exported, tmp_path, caplog, edit):
+    from pneumo.inference.runner import ModelRunner
+
+    d = tmp_path / "b"
+    shutil.copytree(exported, d)
+    meta = json.loads((d / "bundle.json").read_text())
+    if edit == "absent":
+        del meta[RUNTIME_KEY]
+    else:
+        meta[RUNTIME_KEY]["from_weights"] = "0" * 64
+    (d / "bundle.json").write_text(json.dumps(meta))
+    with caplog.at_level(logging.WARNING, logger="pneumo"):
+        runner = load_runner(d)
+    assert isinstance(runner, ModelRunner)
+    assert len(caplog.records) == 1 and "Keras path" in caplog.records[0].getMessage()
+
+
+def _no_tensorflow_run(argv):
+    """Run the CLI in-process in a fresh interpreter; fail if TensorFlow or Keras got imported."""
+    code = ("import sys; from pneumo.cli.main import main; rc = main(sys.argv[1:]); "
+            "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')); "
+            "print('HEAVY', heavy[:3], file=sys.stderr); sys.exit(rc or (3 if heavy else 0))")
+    return subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=300,
+                          cwd=config.REPO_ROOT)
+
+
+@pytest.mark.skipif(not (SHIPPED / ENCODER_FILE).is_file(), reason="the shipped bundle has no exported runtime")
+def test_predict_and_batch_never_import_tensorflow(tmp_path):
+    film = tmp_path / "film.png"
+    Image.fromarray((_films(1, 256)[0, ..., 0] * 255).astype(np.uint8)).save(film)
+    run = _no_tensorflow_run(["predict", "--image", str(film), "--json", "--no-log"])
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert 0 <= json.loads(run.stdout)["probability"] <= 1
+    (tmp_path / "m.csv").write_text("image_path,wbc\nfilm.png,14\nfilm.png,\n")
+    run = _no_tensorflow_run(["batch", str(tmp_path / "m.csv"), "--out", str(tmp_path / "out.csv"),
+                              "--no-log", "--quiet"])
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "scored 2, errors 0" in run.stderr
