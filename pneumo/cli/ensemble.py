@@ -31,6 +31,8 @@ def main(argv=None) -> int:
         version = a.version or (PRESETS[a.preset]["version"] if a.preset else "1.4.0")
         build(members, a.out, name=a.name, version=version, cohort_spec=a.cohort, seed=a.seed,
               reference=not a.no_reference)
+        from pneumo.models.runtime_export import export_runtime   # TensorFlow: the ensemble's fast inference graph
+        export_runtime(a.out)
     except PneumoError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -37,6 +37,8 @@ def main(argv=None) -> int:
     try:
         train_from_config(a.out, preset=a.preset, seed=a.seed, class_weight=not a.no_class_weights,
                           n_boot=a.bootstrap, **overrides)
+        from pneumo.models.runtime_export import export_runtime   # the bundle's fast inference graph
+        export_runtime(a.out)
     except PneumoError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
