@@ -120,3 +120,13 @@ def inference_threads() -> int:
     except (AttributeError, OSError):     # not on Linux
         cores = os.cpu_count() or 1
     return _positive_int("PNEUMO_THREADS", cores)
+
+
+RUNTIMES = ("litert", "keras")
+
+
+def runtime() -> str:
+    """Which runtime scores cases: PNEUMO_RUNTIME=litert (default: the bundle's exported graph,
+    no TensorFlow) or keras (the Keras model, e.g. to compare the two); anything else: litert."""
+    value = os.environ.get("PNEUMO_RUNTIME", "").strip().lower()
+    return value if value in RUNTIMES else RUNTIMES[0]

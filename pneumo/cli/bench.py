@@ -24,19 +24,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--grid-config", default=str(config.REPO_ROOT / "configs" / "paper.toml"),
                     help="experiment config the grid part runs (default configs/paper.toml)")
     ap.add_argument("--grid-timeout", type=float, default=1800, help="seconds before the grid is stopped")
+    ap.add_argument("--repeats", type=int, default=3, help="runs of each cold process in the runtime part (default 3)")
     ap.add_argument("--out", default="bench/out/bench.json", help="JSON output (default bench/out/bench.json)")
     args = ap.parse_args(argv)
     parts = list(PARTS) if args.parts.strip() == "all" else [p.strip() for p in args.parts.split(",") if p.strip()]
     unknown = [p for p in parts if p not in PARTS]
     if unknown or not parts:
         raise PneumoError(f"unknown bench part(s) {', '.join(unknown) or '(none given)'}; one of {', '.join(PARTS)}")
-    if args.n < 1:
-        raise PneumoError("--n must be at least 1")
+    if args.n < 1 or args.repeats < 1:
+        raise PneumoError("--n and --repeats must be at least 1")
     model = Path(args.model) if args.model else config.default_model_dir()
     if not (model / "bundle.json").is_file():
         raise PneumoError(f"no model bundle at {model}; pass --model DIR")
     report = run(model, parts, args.n, args.batch_limit or None, args.grid_timeout, Path(args.grid_config),
-                 log=lambda s: print(s, file=sys.stderr, flush=True))
+                 log=lambda s: print(s, file=sys.stderr, flush=True), repeats=args.repeats)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")

@@ -76,8 +76,11 @@ def _keras_runner(bundle):
 
 def load_runner(bundle_dir) -> RunnerBase:
     """The runner for a bundle folder: LiteRunner where it has a usable exported runtime, else
-    the Keras ModelRunner (said in one line on stderr). BundleError for a bad bundle."""
+    the Keras ModelRunner (said in one line on stderr), or Keras when PNEUMO_RUNTIME=keras.
+    BundleError for a bad bundle."""
     bundle = open_bundle(bundle_dir)        # every recorded file's sha256 checked, once
+    if config.runtime() == "keras":         # asked for (PNEUMO_RUNTIME=keras): no note
+        return _keras_runner(bundle)
     files = runtime_files(bundle.path, bundle.meta)
     if isinstance(files, str):
         log.warning("note: bundle %s: %s; using the slower Keras path "

@@ -4,7 +4,8 @@ Parts (--parts, comma-separated; `all` adds the slow grid): cold (a fresh proces
 to the first prediction), case (one warm case, step by step, median/p95 over --n Kermany test
 images), batch (the CLI batch path over the Kermany test split, cases/s and peak RSS), memory
 (peak RSS of a process doing what the app does with a 3000x3000 DICOM), hostile (the hostile
-input corpus, pneumo.qa.hostile), grid (wall time of `python -m pneumo experiment configs/paper.toml`).
+input corpus, pneumo.qa.hostile), runtime (LiteRT vs the Keras path vs the PyPI peer, whole processes
+side by side, pneumo.qa.bench_runtime), grid (wall time of `python -m pneumo experiment configs/paper.toml`).
 Writes JSON (--out) and prints a Markdown table with the targets beside the figures.
 """
 from __future__ import annotations
@@ -27,11 +28,12 @@ from pneumo.explain import attribution as explain
 from pneumo.inference.predictor import Case, Predictor
 from pneumo.models.bundle import read_meta
 from pneumo.qa.bench_report import REFERENCE, TARGETS
+from pneumo.qa.bench_runtime import part_runtime
 from pneumo.qa.hostile import chest_like, dicom_bytes, run_corpus, summarise
 from pneumo.service.batch import run_batch
 
-PARTS = ("cold", "case", "batch", "memory", "hostile", "grid")
-DEFAULT_PARTS = "cold,case,batch,memory,hostile"    # the grid takes minutes: ask for it
+PARTS = ("cold", "case", "batch", "memory", "hostile", "runtime", "grid")
+DEFAULT_PARTS = "cold,case,batch,memory,hostile,runtime"    # the grid takes minutes: ask for it
 CHILD_TAG = "BENCH_JSON "
 EXPLAIN_N = 10       # the whole explain repeats SHAP: time it on the first 10 cases only, to keep the run short
 LABS = {1: "example_labs_pneumonia.csv", 0: "example_labs_normal.csv"}
@@ -275,7 +277,7 @@ def _ratios(pred, cases) -> dict:
     present = np.array([[0], [1], [0], [1]], np.float32)
     z, missing = runner.lab_inputs(np.repeat(pred._lab_row(cases[0]), 4, 0))
     args = [early * present, late * present, present, z, missing]
-    head = runner.bundle.fusion_head
+    x1 = np.zeros((1, runner.image_size, runner.image_size, 1), np.float32)
 
     def best(fn, k=5):
         fn()                                         # Keras builds its predict function on the first call
@@ -285,10 +287,20 @@ def _ratios(pred, cases) -> dict:
             fn()
             times.append(clock() - t)
         return float(np.median(times)) * 1000
+    if runner.runtime == "litert":                   # the exported graph vs the same bundle's Keras path
+        keras_runner = runner.keras_runner()
+        for key, rows, fast, slow in (
+                ("head_litert_vs_keras_tf_function", 4, lambda: runner._probs(*args),
+                 lambda: keras_runner._probs(*args)),
+                ("embed_litert_vs_keras_tf_function", 1, lambda: runner.embed(x1), lambda: keras_runner.embed(x1))):
+            before, after = best(slow), best(fast)
+            out[key] = {"rows": rows, "before_keras_ms": round(before, 3), "after_litert_ms": round(after, 3),
+                        "speedup": round(before / after, 1)}
+        return out
+    head = runner.bundle.fusion_head
     compiled = best(lambda: runner._head(*args).numpy())
     keras_predict = best(lambda: head.predict(args, verbose=0))
     eager = best(lambda: head(args, training=False).numpy())
-    x1 = np.zeros((1, runner.image_size, runner.image_size, 1), np.float32)
     embed_compiled = best(lambda: runner.embed(x1))
     embed_keras = best(lambda: runner.bundle.image_encoder.predict(x1, verbose=0))
     out["head_tf_function_vs_keras_predict"] = {
@@ -308,7 +320,7 @@ def part_hostile(pred, model: Path, work: Path) -> dict:
 
 
 def run(model: Path, parts: list[str], n: int, batch_limit: int | None, grid_timeout: float,
-        grid_config: Path = config.REPO_ROOT / "configs" / "paper.toml", log=print) -> dict:
+        grid_config: Path = config.REPO_ROOT / "configs" / "paper.toml", log=print, repeats: int = 3) -> dict:
     meta = read_meta(model)
     shipped = model.resolve() == config.default_model_dir().resolve()
     report = {"schema": "pneumo.bench/1", "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -332,6 +344,8 @@ def run(model: Path, parts: list[str], n: int, batch_limit: int | None, grid_tim
                       "batch": lambda: part_batch(model, work, batch_limit),
                       "memory": lambda: part_memory(model, work),
                       "hostile": lambda: part_hostile(pred, model, work),
+                      "runtime": lambda: part_runtime(model, work, sample_images(batch_limit, work / "rt-images")[0],
+                                                      _lab_file, repeats, log=log),
                       "grid": lambda: part_grid(model, work, grid_timeout, grid_config)}[part]()
             report["parts"][part] = result
             log(f"bench: {part} done in {time.perf_counter() - t:.1f} s")
