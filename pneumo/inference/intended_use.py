@@ -94,8 +94,10 @@ def column_profile(model_input: np.ndarray) -> np.ndarray:
     the exposure does not matter): two dark lung fields either side of a bright mediastinum on a
     frontal film, one lopsided sweep (spine at one edge) on a lateral one."""
     x = np.asarray(model_input, np.float64).reshape(model_input.shape[0], model_input.shape[1])
-    ranks = np.argsort(np.argsort(x, axis=None, kind="stable"), kind="stable").reshape(x.shape)
-    x = ranks / max(x.size - 1, 1)
+    order = np.argsort(x, axis=None, kind="stable")
+    ranks = np.empty(x.size, np.int64)
+    ranks[order] = np.arange(x.size)        # the inverse permutation: argsort(argsort(x)), one sort cheaper
+    x = ranks.reshape(x.shape) / max(x.size - 1, 1)
     profile = x[int(0.15 * len(x)):int(0.85 * len(x))].mean(axis=0)   # the thorax's rows
     return profile - profile.mean()
 

@@ -5,7 +5,6 @@ validation set; T > 1 softens an overconfident model."""
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 
 EPS = 1e-6
 
@@ -24,6 +23,8 @@ def apply_temperature(p, temperature: float) -> np.ndarray:
 
 def fit_temperature(y, p, bounds: tuple[float, float] = (0.05, 20.0)) -> float:
     """T minimising the log loss of sigmoid(logit(p) / T) on (y, p) — searched on log T."""
+    from scipy.optimize import minimize_scalar   # ~0.5 s to import: only fitting needs it, not predict
+
     y = np.asarray(y, dtype="float64").ravel()
     z = logit(p).ravel()
     if len(np.unique(y)) < 2:
