@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import pneumo.inference.native_stderr
 import pneumo.inference.quiet
 import pneumo.service.batch as batch
 import pneumo.service.batch_output as batch_output
@@ -259,7 +260,7 @@ def test_silencing_survives_a_closed_stderr(monkeypatch):
         raise OSError(errno.EBADF, os.strerror(errno.EBADF))
 
     monkeypatch.delenv("PNEUMO_DEBUG", raising=False)
-    monkeypatch.setattr(pneumo.inference.quiet.os, "dup", no_fd)
+    monkeypatch.setattr(pneumo.inference.native_stderr.os, "dup", no_fd)
     with pneumo.inference.quiet.native_stderr_silenced():
         ran = True
     assert ran

@@ -28,8 +28,9 @@ class LiteRunner(RunnerBase):
         info = bundle.meta[RUNTIME_KEY]
         super().__init__(bundle, info["early_dim"], info["late_dim"], info["members"])
         threads = threads or config.inference_threads()
-        self._encoder = LiteGraph(encoder_file, info["encoder_outputs"], threads)
-        self._graph = LiteGraph(head_file, info["head_outputs"], threads)
+        with native_stderr_silenced():      # XNNPACK's "Created delegate" line: the CLI owes one line on stderr
+            self._encoder = LiteGraph(encoder_file, info["encoder_outputs"], threads)
+            self._graph = LiteGraph(head_file, info["head_outputs"], threads)
         self._equalize = bool(info["equalize"])
         self._keras = None
         self._keras_lock = threading.Lock()

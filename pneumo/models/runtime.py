@@ -74,13 +74,15 @@ class LiteGraph:
     """One exported graph behind a LiteRT interpreter (XNNPACK): named numpy arrays in and out.
 
     The interpreter is not thread-safe and one Predictor serves every app session, so each run
-    holds a lock; its tensors are re-planned only when the batch size changes."""
+    holds a lock; its tensors are re-planned only when the batch size changes. XNNPACK announces
+    itself on file descriptor 2 when the graph is first planned: build it with that silenced."""
 
     def __init__(self, path, outputs: dict, threads: int, interpreter_cls=None):
         if interpreter_cls is None:
             from ai_edge_litert.interpreter import Interpreter as interpreter_cls   # no TensorFlow
         try:
             self._it = interpreter_cls(model_path=str(path), num_threads=int(threads))
+            self._it.allocate_tensors()   # the delegate is made (and says so on fd 2) here, not on a user's call
         except (ValueError, RuntimeError) as err:
             raise BundleError(f"the exported runtime {Path(path).name} cannot be loaded: {err}") from None
         self._inputs = {d["name"]: d["index"] for d in self._it.get_input_details()}

@@ -72,6 +72,7 @@ def export_runtime(bundle_dir, log=print) -> dict:
             "equalize": bundle.meta["architecture"].get("intensity", "none") == "equalize",
             "encoder_outputs": enc_out, "head_outputs": head_out, "members": len(members or [None]),
             "early_dim": early_dim, "late_dim": late_dim, "probe_max_abs_diff": float(worst),
+            "encoder_macs_per_film": macs_per_film(encoder),
             "from_weights": bundle.meta["weights"][WEIGHTS_FILE],
             "exported_with": f"tensorflow {tf.__version__}"}
     update_meta(d, verified_file=ENCODER_FILE)
@@ -94,6 +95,26 @@ def _plain_encoder(bundle) -> keras.Model:
         raise BundleError("the bundle's image encoder does not match its architecture")
     plain.set_weights(weights)   # the equalising layer has no weights: the order is unchanged
     return plain
+
+
+def macs_per_film(model: keras.Model) -> int:
+    """Multiply-accumulates one film costs in the model's convolutions and dense layers (every
+    member): the work no runtime can skip, for the benchmark's physical limit."""
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            total += macs_per_film(layer)
+            continue
+        out = getattr(layer, "output", None)
+        if out is None or not hasattr(layer, "kernel"):
+            continue
+        spatial = int(np.prod(out.shape[1:-1])) if len(out.shape) > 2 else 1
+        kernel = tuple(int(k) for k in layer.kernel.shape)
+        if isinstance(layer, keras.layers.DepthwiseConv2D):   # (kh, kw, C, multiplier): one filter per channel
+            total += spatial * int(np.prod(kernel))
+        elif isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
+            total += spatial * int(np.prod(kernel))           # (kh, kw, Cin, Cout) or (in, out)
+    return total
 
 
 def _output_names(interpreter, wanted: dict) -> dict:

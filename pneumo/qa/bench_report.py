@@ -92,6 +92,12 @@ def runtime_table(rt: dict) -> list[str]:
         vals = [_dig(rt, (figure, s, *keys)) for s in sides]
         cells = [f"{_fmt(v)} {unit}" if isinstance(v, (int, float)) else "-" for v in vals]
         lines.append(f"| {label} | {' | '.join(cells)} | {ratio(figure, key) if figure != 'warm' else '-'} |")
+    lim = rt.get("limit") or {}
+    if lim.get("floor_ms_per_film"):
+        lines.append(f"| physical floor: {lim['encoder_macs_per_film'] / 1e6:.0f} MMAC a film at the machine's "
+                     f"{lim['gemm_gmacs_per_s']} GMAC/s (float32 GEMM) | {lim['floor_ms_per_film']:.2f} ms | "
+                     f"batch {lim.get('batch_over_floor', '-')}x it | warm predict "
+                     f"{lim.get('warm_predict_over_floor', '-')}x it | |")
     if rt.get("peer_status"):
         lines.append(f"| peer | {rt['peer_status']} | | | |")
     return lines

@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 
 from pneumo import config
+from pneumo.inference.predictor import Case, Predictor
+from pneumo.models.bundle import read_meta
 from pneumo.qa.bench_peer import PEER, PEER_DIR, peer_model
 
 SIDES = ("litert", "keras", "peer")
@@ -121,7 +123,50 @@ def part_runtime(model: Path, work: Path, images: list[tuple[Path, int]], lab_fi
     warm = {s: _warm(s, model, [p for p, _ in images[:warm_n]]) for s in ("litert", "keras")}
     out.update(cold_predict={s: _summary(v) for s, v in cold.items()}, batch=batch, warm=warm)
     out["ratios"] = _ratios(out)
+    out["limit"] = physical_limit(model, out)
     return out
+
+
+def gemm_gmacs_per_s(n: int = 1024, repeats: int = 5) -> float:
+    """The machine's float32 multiply-accumulate rate on a large matrix product (all cores): what
+    dense kernels can reach here; depthwise convolutions reach less (they are memory-bound)."""
+    import numpy as np
+
+    a = np.random.default_rng(0).random((n, n), np.float32)
+    a @ a
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ a
+        times.append(time.perf_counter() - t)
+    return n ** 3 / min(times) / 1e9
+
+
+def physical_limit(model: Path, out: dict) -> dict:
+    """What a film costs (MACs, from the export) against the machine's GEMM rate, and how close
+    the batch (whole process, per film) and the warm predict come to that floor."""
+    macs = (read_meta(model).get("runtime") or {}).get("encoder_macs_per_film")
+    rate = gemm_gmacs_per_s()
+    res = {"gemm_gmacs_per_s": round(rate, 1), "encoder_macs_per_film": macs}
+    if macs:
+        floor_ms = macs / (rate * 1e9) * 1000
+        res["floor_ms_per_film"] = round(floor_ms, 3)
+        per_film = _dig(out, ("batch", "litert", "wall_s"))
+        if per_film:
+            res["batch_ms_per_film"] = round(per_film / out["films"] * 1000, 3)
+            res["batch_over_floor"] = round(res["batch_ms_per_film"] / floor_ms, 1)
+        warm = _dig(out, ("warm", "litert", "predict_ms", "p50"))
+        if warm:
+            res["warm_predict_over_floor"] = round(warm / floor_ms, 1)
+    return res
+
+
+def _dig(d, keys):
+    for k in keys:
+        if not isinstance(d, dict) or k not in d:
+            return None
+        d = d[k]
+    return d
 
 
 def _warm(side: str, model: Path, films: list[Path]) -> dict:
@@ -151,8 +196,6 @@ def _ratios(out: dict) -> dict:
 def _warm_child(model: str, films: list[str]) -> None:
     """A long-lived process: load, warm up on the first film, then time predict with no cached embedding."""
     import numpy as np
-
-    from pneumo.inference.predictor import Case, Predictor
 
     t = time.perf_counter()
     pred = Predictor.load(model)
