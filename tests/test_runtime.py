@@ -118,3 +118,14 @@ def test_predict_and_batch_never_import_tensorflow(tmp_path):
                               "--no-log", "--quiet"])
     assert run.returncode == 0, run.stderr[-2000:]
     assert "scored 2, errors 0" in run.stderr
+
+
+def test_an_export_from_another_architecture_is_not_used(exported, tmp_path):
+    """bundle.json edited to another network: the export is not trusted, and the Keras weights refuse."""
+    d = tmp_path / "b"
+    shutil.copytree(exported, d)
+    meta = json.loads((d / "bundle.json").read_text())
+    meta["architecture"]["head"]["fusion_units"] += 8
+    (d / "bundle.json").write_text(json.dumps(meta))
+    with pytest.raises(BundleError, match="do not fit the architecture"):
+        load_runner(d)

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from pneumo import config
+from pneumo.errors import BundleError
 from pneumo.inference.native_stderr import native_stderr_silenced
 from pneumo.inference.runner_base import RunnerBase
 from pneumo.models.bundle import open_bundle, with_keras_model
@@ -32,6 +33,10 @@ class LiteRunner(RunnerBase):
             self._encoder = LiteGraph(encoder_file, info["encoder_outputs"], threads)
             self._graph = LiteGraph(head_file, info["head_outputs"], threads)
         self._equalize = bool(info["equalize"])
+        s, n = self.image_size, len(self.panel)
+        if self._encoder.input_shape("image")[1:] != (s, s, 1) or self._graph.input_shape("labs")[1:] != (n,):
+            raise BundleError(f"the exported runtime of {Path(bundle.path).name} does not fit its "
+                              f"bundle.json ({s} px, {n} lab tests)")
         self._keras = None
         self._keras_lock = threading.Lock()
 

@@ -4,14 +4,16 @@
   head.tflite:    early, late, present, labs, missing   -> probs (n, 2), members (k, n, 2)
 
 Both are files of the bundle: their sha256 sits in bundle.json["weights"] beside the Keras
-weights' (verified on load), and bundle.json["runtime"] says which weights they were exported
-from, so a retrained bundle's stale export is not used. Written by pneumo.models.runtime_export.
+weights' (verified on load), and bundle.json["runtime"] says which weights and architecture they
+were exported from, so a retrained or edited bundle's stale export is not used. Written by pneumo.models.runtime_export.
 
 The per-film histogram equalisation (HistogramEqualize) sorts and ranks pixels, which LiteRT has
 no kernel for; it has no weights, so the export starts after it and `equalize` below computes it
 in numpy, to the same float32 values (tested against the layer)."""
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 from pathlib import Path
 
@@ -42,7 +44,15 @@ def runtime_files(directory, meta: dict) -> tuple[Path, Path] | str:
         return "its exported runtime is not among the files bundle.json verifies"
     if info.get("from_weights") != verified.get(WEIGHTS_FILE):
         return "its exported runtime was made from other weights (stale)"
+    if info.get("architecture_sha256") != architecture_digest(meta):
+        return "its exported runtime was made for another architecture"
     return Path(directory) / ENCODER_FILE, Path(directory) / HEAD_FILE
+
+
+def architecture_digest(meta: dict) -> str:
+    """sha256 of bundle.json["architecture"] (canonical JSON): an export belongs to one network."""
+    text = json.dumps(meta.get("architecture"), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def equalize(images: np.ndarray) -> np.ndarray:
@@ -93,6 +103,11 @@ class LiteGraph:
         self._outputs = {key: by_name[name] for key, name in outputs.items()}
         self._shapes: dict | None = None
         self._lock = threading.Lock()
+
+    def input_shape(self, name: str) -> tuple[int, ...]:
+        """The graph's input shape, -1 for the batch."""
+        det = next(d for d in self._it.get_input_details() if d["name"] == name)
+        return tuple(int(v) for v in det["shape_signature"])
 
     def run(self, feeds: dict) -> dict:
         arrays = {k: np.ascontiguousarray(v, np.float32) for k, v in feeds.items()}

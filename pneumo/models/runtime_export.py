@@ -21,7 +21,8 @@ from pneumo.errors import BundleError  # noqa: E402
 from pneumo.models.bundle import WEIGHTS_FILE, load_bundle, update_meta  # noqa: E402
 from pneumo.models.network import build_ensemble_parts, build_image_encoder  # noqa: E402
 from pneumo.models.runtime import (ENCODER_FILE, ENCODER_OUTPUTS, FORMAT, HEAD_FILE, HEAD_INPUTS,  # noqa: E402
-                                   HEAD_OUTPUTS, RUNTIME_KEY, LiteGraph, equalize)
+                                   HEAD_OUTPUTS, RUNTIME_KEY, LiteGraph, architecture_digest,
+                                   equalize)
 
 TOLERANCE = 1e-4
 """The most a probe's probability may differ from the Keras model's."""
@@ -74,6 +75,7 @@ def export_runtime(bundle_dir, log=print) -> dict:
             "early_dim": early_dim, "late_dim": late_dim, "probe_max_abs_diff": float(worst),
             "encoder_macs_per_film": macs_per_film(encoder),
             "from_weights": bundle.meta["weights"][WEIGHTS_FILE],
+            "architecture_sha256": architecture_digest(bundle.meta),
             "exported_with": f"tensorflow {tf.__version__}"}
     update_meta(d, verified_file=ENCODER_FILE)
     update_meta(d, verified_file=HEAD_FILE, **{RUNTIME_KEY: info})
