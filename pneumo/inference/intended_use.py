@@ -94,12 +94,22 @@ def column_profile(model_input: np.ndarray) -> np.ndarray:
     the exposure does not matter): two dark lung fields either side of a bright mediastinum on a
     frontal film, one lopsided sweep (spine at one edge) on a lateral one."""
     x = np.asarray(model_input, np.float64).reshape(model_input.shape[0], model_input.shape[1])
-    order = np.argsort(x, axis=None, kind="stable")
+    order = _stable_order(x.ravel())
     ranks = np.empty(x.size, np.int64)
     ranks[order] = np.arange(x.size)        # the inverse permutation: argsort(argsort(x)), one sort cheaper
     x = ranks.reshape(x.shape) / max(x.size - 1, 1)
     profile = x[int(0.15 * len(x)):int(0.85 * len(x))].mean(axis=0)   # the thorax's rows
     return profile - profile.mean()
+
+
+def _stable_order(values: np.ndarray) -> np.ndarray:
+    """np.argsort(values, kind="stable"), ~4x faster for the model input (float32 values >= 0):
+    one unstable sort of unique (value bits, index) keys, whose order is the stable one."""
+    v32 = values.astype(np.float32) + np.float32(0)          # + 0: -0.0 becomes 0.0
+    if len(values) >= 2 ** 32 or not (v32.min(initial=0) >= 0 and np.array_equal(v32, values)):
+        return np.argsort(values, kind="stable")              # not exact in float32 bits: the plain way
+    keys = (v32.view(np.uint32).astype(np.uint64) << np.uint64(32)) | np.arange(len(values), dtype=np.uint64)
+    return (np.sort(keys) & np.uint64(0xFFFFFFFF)).astype(np.int64)
 
 
 def frontal_score(model_input: np.ndarray) -> float:

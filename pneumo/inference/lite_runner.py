@@ -50,6 +50,10 @@ class LiteRunner(RunnerBase):
     def _member_probs(self, *inputs):
         return self._graph.run(dict(zip(HEAD_INPUTS, inputs)))["members"]
 
+    def _probs_and_members(self, *inputs):
+        out = self._graph.run(dict(zip(HEAD_INPUTS, inputs)))
+        return out["probs"], out["members"]
+
     def keras_runner(self):
         """The Keras ModelRunner of the same (already verified) bundle, built on first use."""
         with self._keras_lock:

@@ -147,12 +147,11 @@ class Predictor:
             late = np.concatenate([np.repeat(r[2], 4, axis=0) for r in rows])
             present = np.tile(np.array([0, 1, 0, 1], np.float32), len(rows))
             labs = np.concatenate([np.concatenate([empty, empty, r[3], r[3]]) for r in rows])
-            corners = self.runner.head(early, late, present, labs).reshape(len(rows), 4)
+            corners, members = self.runner.head_and_members(early, late, present, labs)
+            corners = corners.reshape(len(rows), 4)
             # each member's answer for the view the case is read in (the row it has)
             own = [2 * bool(cases[i].has_labs) + (cases[i].image is not None) for i, *_ in rows]
-            picked = np.array([4 * k + c for k, c in enumerate(own)])
-            members = self.runner.member_probabilities(early[picked], late[picked], present[picked],
-                                                       labs[picked])
+            members = members[:, [4 * k + c for k, c in enumerate(own)]]
             for k, ((i, *_), v) in enumerate(zip(rows, corners)):
                 out[i] = self._result(cases[i], states[i], v, members[:, k], allow_outside)
         return out

@@ -95,6 +95,18 @@ class RunnerBase:
         views = views_of_inputs(inputs[2], inputs[4])
         return np.stack([self.calibrate(p, views) for p in probs])
 
+    def head_and_members(self, early, late, present, labs_raw) -> tuple[np.ndarray, np.ndarray]:
+        """head() and member_probabilities() of the same rows; a runtime whose one graph gives
+        both (LiteRT) answers them in one call."""
+        inputs = self._head_inputs(early, late, present, labs_raw)
+        views = views_of_inputs(inputs[2], inputs[4])
+        probs, members = self._probs_and_members(*inputs)
+        return (self.calibrate(probs[:, 1], views),
+                np.stack([self.calibrate(p, views) for p in members[..., 1]]))
+
+    def _probs_and_members(self, *inputs) -> tuple[np.ndarray, np.ndarray]:
+        return self._probs(*inputs), self._member_probs(*inputs)
+
     def head_for_one_image(self, early, late, present: float, labs_raw: np.ndarray,
                            chunk: int = HEAD_CHUNK) -> np.ndarray:
         """head() for many lab rows (n, T) beside one image's embeddings (1, D), `chunk` rows at a
