@@ -14,7 +14,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import tensorflow as tf  # noqa: E402
 
-from pneumo.inference.runner_base import HEAD_CHUNK, RunnerBase  # noqa: E402,F401 - HEAD_CHUNK: its old home
+from pneumo.inference.runner_base import RunnerBase  # noqa: E402
 from pneumo.models.bundle import load_bundle  # noqa: E402
 from pneumo.models.network import LAST_CONV_LAYER, member_encoders  # noqa: E402
 
