@@ -6,6 +6,7 @@ the network takes as an input. A test never observed in train gets mean 0 and sd
 (one value, or all equal) becomes 1, so a constant test stays finite."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +26,8 @@ class LabStandardisation:
         v = _matrix(values, len(keys))
         v = np.where(np.isfinite(v), v, np.nan)
         seen = np.isfinite(v).sum(axis=0)
-        with np.errstate(all="ignore"):   # columns with no value: nanmean warns, and we replace them
+        with warnings.catch_warnings(), np.errstate(all="ignore"):   # empty columns warn; they are replaced below
+            warnings.simplefilter("ignore", RuntimeWarning)
             mean = np.where(seen > 0, np.nanmean(v, axis=0), 0.0) if len(v) else np.zeros(len(keys))
             sd = np.where(seen > 1, np.nanstd(v, axis=0), 1.0) if len(v) else np.ones(len(keys))
         return cls(tuple(keys), mean.astype("float64"), np.where(sd > 0, sd, 1.0).astype("float64"))
