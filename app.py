@@ -5,12 +5,12 @@ import streamlit as st
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up chatter is not for users
 
-from pages import common  # noqa: E402 - after the env var, before TensorFlow loads
+from pages.ui import frame, model  # noqa: E402 - after the env var, before TensorFlow loads
 from pneumo.present.text_safe import md_escape  # noqa: E402
 from pneumo.service import auth  # noqa: E402
 
 st.set_page_config(page_title="pneumo — pneumonia second opinion", page_icon="🫁", layout="wide")
-common.style()
+frame.style()
 
 
 def sign_in_page() -> None:
@@ -54,6 +54,6 @@ nav = st.navigation([
     st.Page("pages/model_card.py", title="Model card", icon=":material/description:"),
     st.Page("pages/history.py", title="History", icon=":material/history:"),
 ])
-common.loader()  # start loading the model now, in the background
-common.sidebar()
+model.loader()  # start loading the model now, in the background
+frame.sidebar()
 nav.run()

@@ -1,95 +1,19 @@
 """Batch: score a manifest CSV of films (and optional lab columns) in one go."""
-import tempfile
-from pathlib import Path
-
-import pandas as pd
 import streamlit as st
 
-from pages import common
-from pneumo.errors import PneumoError
-from pneumo.present.text_safe import md_escape, md_list
-from pneumo.service import auth, server_roots, uploads
+from pages.ui import batch_run, frame
+from pneumo.service import auth
 
-common.require_frame()
-ss = st.session_state
-if not auth.allowed(ss):   # app.py registers no page before sign-in; belt and braces
+frame.require_frame()
+if not auth.allowed(st.session_state):   # app.py registers no page before sign-in; belt and braces
     st.stop()
 st.title("Batch")
 st.caption("A manifest CSV with an `image_path` column (relative to the image folder) and, optionally, "
            "one column per lab (the panel's keys). Other columns are carried through. A bad row gets "
            "its reason in the `error` column; the other rows are still scored.")
-
-roots = server_roots.allowed_roots()   # the server-folder mode exists only where an administrator allowed folders
-modes = ["Upload", "A folder on this server"] if roots else ["Upload"]
-source = st.radio("Images from", modes, horizontal=True) if len(modes) > 1 else "Upload"
-if source == "Upload":
-    manifest = st.file_uploader("Manifest (CSV)", type=["csv"], key="batch_manifest")
-    images = st.file_uploader("Images: several files, or one zip (keeps sub-folders)", accept_multiple_files=True,
-                              key="batch_images")
-    ready = manifest is not None
-else:
-    st.caption("Allowed folders: " + ", ".join(md_escape(r, 200) for r in roots))
-    manifest_path = st.text_input("Manifest CSV on the server", placeholder=str(roots[0] / "manifest.csv"))
-    ready = bool(manifest_path)
-
-
-def score(tmp: Path) -> None:
-    """Unpack, score, keep the result in the session; a refusal is one line and keeps the last result."""
-    from pneumo.service.batch import run_batch
-    from pneumo.service.case_log import CaseLog
-
-    if source == "Upload":
-        root = tmp / "images"
-        root.mkdir()
-        man = tmp / "manifest.csv"
-        man.write_bytes(manifest.getvalue())
-        with st.spinner("Unpacking the images…"):
-            upload = uploads.unpack_uploads([(f.name, f.getvalue()) for f in images or []], root)
-        for problem in upload.problems:
-            st.error(md_escape(problem), icon=":material/block:")
-        if upload.refused:
-            st.warning(f"Skipped {len(upload.refused)} archive member(s) with unsafe paths: "
-                       f"{md_list(upload.refused)}")
-        if upload.problems:
-            return
-    else:
-        man = server_roots.resolve_manifest(manifest_path, roots)
-        root = man.parent
-    pred = common.predictor_or_stop()
-    total = max(uploads.count_rows(man), 1)
-    bar = st.progress(0.0, text="Scoring…")
-    done = []
-
-    def on_row(row):
-        done.append(row)
-        bar.progress(min(len(done) / total, 1.0), text=f"Scored {len(done)} of {total}")
-
-    log = CaseLog(user=auth.current_user(ss))   # each row names who scored it (None without sign-in)
-    summary = run_batch(man, tmp / "out.csv", root=root, predictor=pred, log=log, progress=False, on_row=on_row)
-    bar.progress(1.0, text=f"Done: {len(done)} row(s)")
-    ss["batch_result"] = pd.read_csv(tmp / "out.csv", dtype=str, keep_default_na=False)
-    ss["batch_summary"] = f"{summary.scored} scored, {summary.errors} with errors, {summary.seconds:.1f} s"
-    if summary.log_error:   # the answers stand; the audit trail has a gap, and the user is told
-        st.warning("These cases were not logged: " + md_escape(summary.log_error))
-
-
-if not ready:
+src = batch_run.source()
+if not src.ready:
     st.info("Give a manifest to start.", icon=":material/table_rows:")
 elif st.button("Score the batch", type="primary", key="batch_go"):
-    with tempfile.TemporaryDirectory(prefix="pneumo-batch-") as tmp:
-        try:
-            score(Path(tmp))
-        except PneumoError as err:
-            st.error(md_escape(err))
-
-if "batch_result" in ss:
-    frame = ss["batch_result"]
-    first = [c for c in ("row", "image_path", "error", "probability", "label") if c in frame]
-    frame = frame[first + [c for c in frame.columns if c not in first]]  # reasons in view, not off-screen
-    st.success(ss["batch_summary"])
-    errors = frame[frame.get("error", pd.Series(dtype=str)).astype(str).str.len() > 0] if "error" in frame else frame[:0]
-    st.dataframe(frame, hide_index=True)
-    if len(errors):
-        st.warning(f"{len(errors)} row(s) could not be scored; see the `error` column.")
-    st.download_button("Download results (CSV)", uploads.csv_bytes(frame), file_name="pneumo-batch.csv",
-                       mime="text/csv", icon=":material/download:")
+    batch_run.run(src)
+batch_run.last_result()

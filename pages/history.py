@@ -2,13 +2,13 @@
 With sign-in, a user sees the cases they scored; an admin sees every case."""
 import streamlit as st
 
-from pages import common
+from pages.ui import frame
 from pneumo.errors import PneumoError
 from pneumo.present import app_support as sup
 from pneumo.present.text_safe import md_escape
 from pneumo.service import auth, uploads
 
-common.require_frame()
+frame.require_frame()
 if not auth.allowed(st.session_state):   # app.py registers no page before sign-in; belt and braces
     st.stop()
 st.title("History")

@@ -3,16 +3,15 @@ where it must not be trusted."""
 
 import streamlit as st
 
-from pages import common
+from pages.ui import card_view, frame
 from pneumo import config
 from pneumo.errors import PneumoError
 from pneumo.evaluation import robustness as rob
-from pneumo.experiments import results as res
 from pneumo.present import app_support as sup
 from pneumo.present import model_card as mc
 from pneumo.present.text_safe import md_escape
 
-common.require_frame()
+frame.require_frame()
 st.title("Model card")
 try:
     meta, metrics = mc.read_bundle()
@@ -46,45 +45,17 @@ if data:
 st.subheader("The lab panel")
 st.dataframe(sup.panel_table(mc.bundle_panel(meta)), hide_index=True)
 
-st.subheader("Performance (held-out test set)")
-view = (metrics.get("test") or {}).get("fusion") or {}
-ci = (metrics.get("test_ci") or {}).get("fusion") or {}
-shown = [m for m in ("roc_auc", "pr_auc", "accuracy", "f1", "mcc", "sensitivity", "specificity", "brier")
-         if isinstance(view.get(m), (int, float))]
-if shown:
-    cols = st.columns(4)
-    for i, m in enumerate(shown):
-        c = ci.get(m) or {}
-        cols[i % 4].metric(res.METRIC_NAMES.get(m, m), f"{view[m]:.3f}",
-                           help=f"95% bootstrap CI {c['low']:.3f}–{c['high']:.3f}" if "low" in c else None)
-    st.caption("Fusion model (film + labs) on the test split of its training cohort.")
-    by_view = mc.performance_rows(metrics)
-    if by_view:
-        st.markdown(mc.PERFORMANCE_BY_VIEW)
-        st.dataframe(by_view, hide_index=True)
-        st.caption(mc.performance_caption(view.get("n", "?")))
-else:
-    st.caption("The bundle holds no test metrics (metrics.json).")
+card_view.performance(metrics)
 
 st.subheader("Decision rule, calibration and uncertainty")
 for paragraph in mc.calibration_text(meta, metrics):
     st.markdown(paragraph)
 if meta.get("threshold_rule"):
     st.caption(f"As recorded in the bundle: {meta['threshold_rule']}")
-
-
-def robustness_table(title: str, report: dict | None, rows, what: str) -> None:
-    """One robustness report of metrics.json (val films, image only) as a table with its caption."""
-    if not report:
-        return
-    st.subheader(title)
-    st.dataframe(rows(report), hide_index=True)
-    st.caption(f"Image only, at its threshold {report['threshold']:.3f}, on the {report['n']} validation films, {what}")
-
-
-robustness_table("Robustness to framing", metrics.get("val_field_of_view"), rob.framing_rows, mc.FRAMING_CAPTION)
-robustness_table("Robustness to acquisition changes", metrics.get("val_perturbations"), rob.perturbation_rows,
-                 mc.ACQUISITION_CAPTION)
+card_view.robustness_table("Robustness to framing", metrics.get("val_field_of_view"), rob.framing_rows,
+                           mc.FRAMING_CAPTION)
+card_view.robustness_table("Robustness to acquisition changes", metrics.get("val_perturbations"),
+                           rob.perturbation_rows, mc.ACQUISITION_CAPTION)
 
 gate = mc.gate_description(meta)
 if gate:

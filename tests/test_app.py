@@ -124,7 +124,7 @@ def home(tmp_path, monkeypatch):
 
 @pytest.fixture
 def fake_predictor(monkeypatch, home):
-    from pages import common
+    from pages.ui import model as common
     monkeypatch.setattr(common, "Predictor", _fake_module().Predictor)   # what the model loader builds
     common._loader.clear()
     yield
@@ -168,7 +168,7 @@ def test_empty_states(home, monkeypatch, tmp_path):
 
 def test_missing_model_is_one_error_line(home, monkeypatch, tmp_path):
     monkeypatch.setenv("PNEUMO_MODEL_DIR", str(tmp_path / "no-model"))
-    from pages import common
+    from pages.ui import model as common
     common._loader.clear()
     at = _app()
     at.file_uploader[0].upload("film.png", chest_like_png(), "image/png")
@@ -248,7 +248,7 @@ def test_example_case_loads_with_semi_real_label(fake_predictor, home):
 @pytest.mark.data
 def test_real_model_reads_a_kermany_film_as_the_library_does(home):
     """The page's verdict is the library's for the same film: label, probability, intended use."""
-    from pages import common
+    from pages.ui import model as common
     from pneumo.present import app_support as sup
     common._loader.clear()
     film = sup.example_images()["pneumonia"]

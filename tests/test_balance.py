@@ -7,7 +7,7 @@ import pytest
 
 from pneumo.errors import CohortError
 from pneumo.experiments import balance
-from pneumo.experiments.balance import BalanceError, LabScaler, adasyn, balance_train
+from pneumo.experiments.balance import BalanceError, adasyn, balance_train
 from pneumo.models.features import class_weights
 
 
@@ -114,11 +114,3 @@ def test_class_weights_are_inverse_frequency():
     assert w[0] * 90 == pytest.approx(w[1] * 10)
     with pytest.raises(CohortError):
         class_weights(np.zeros(5))
-
-
-def test_scaler_imputes_with_train_medians():
-    values = np.array([[1.0, np.nan], [3.0, 4.0], [5.0, 8.0]])
-    s = LabScaler.fit(values)
-    assert s.median.tolist() == [3.0, 6.0]
-    z = s.transform(values)
-    assert np.isfinite(z).all() and np.allclose(s.inverse(z)[1:], values[1:])

@@ -49,7 +49,7 @@ def test_round_trip_identical_predictions(saved):
     d, model, images, labs = saved
     b = B.load_bundle(d)
     assert (b.name, b.version, b.image_size, b.threshold, b.temperature) == ("toy", "0.0.1", S, 0.4, 1.5)
-    assert b.panel.keys == KEYS and b.lab_sd[2] == 1.0            # sd 0 guarded
+    assert b.panel.keys == KEYS and b.standardisation.sd[2] == 1.0            # sd 0 guarded
     z, m = b.lab_inputs(labs)
     x = {"image": images, "image_present": np.ones((3, 1), "float32"), "labs": z, "lab_missing": m}
     assert np.array_equal(b.model.predict(x, verbose=0), model.predict(x, verbose=0))

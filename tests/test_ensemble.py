@@ -50,14 +50,14 @@ def members(tmp_path_factory):
 def _inputs(bundle, n=5, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.random((n, SIZE, SIZE, 1)).astype("float32")
-    labs = bundle.lab_mean + bundle.lab_sd * rng.normal(size=(n, len(bundle.panel)))
+    labs = bundle.standardisation.mean + bundle.standardisation.sd * rng.normal(size=(n, len(bundle.panel)))
     labs[1, :4] = np.nan          # a partial panel
     labs[2, :] = np.nan           # no panel
     return x, labs
 
 
 def _as_bundle(template, model):
-    return type(template)(template.path, model, template.meta, template.panel, template.lab_mean, template.lab_sd)
+    return type(template)(template.path, model, template.meta, template.panel, template.standardisation)
 
 
 def test_ensemble_is_the_mean_of_its_members(members):

@@ -21,8 +21,8 @@ def test_example_assets_parse_clean(name):
     r = parse_labs(ASSETS / name, PANEL)
     assert r.errors == [] and r.missing == [] and r.unknown == []
     r.raise_for_errors()
-    values, mask = r.as_array(PANEL)
-    assert values.dtype == np.float32 and mask.dtype == np.float32 and not mask.any()
+    values = r.row(PANEL)
+    assert values.dtype == np.float32 and np.isfinite(values).all()
 
 
 def test_example_assets_tell_a_story():
@@ -196,15 +196,18 @@ def test_urea_given_as_urea():
     assert parse_labs({"urea": 40}, PANEL).errors[0].key == "bun"
 
 
-def test_as_array_imputes_medians_then_reference_midpoint():
+def test_row_is_in_panel_order_with_nan_where_missing():
+    r = parse_labs({"wbc": 9.0, "sodium": 138.0}, PANEL)
+    values = r.row(PANEL)
+    i = PANEL.keys.index
+    assert values.shape == (len(PANEL),) and values[i("wbc")] == 9.0 and values[i("sodium")] == 138.0
+    assert np.isnan(values).sum() == len(PANEL) - 2
+
+
+def test_impute_value_is_the_median_then_the_reference_midpoint():
     panel = PANEL.with_medians({"sodium": 138.0})
-    r = parse_labs({"wbc": 9.0}, panel)
-    values, mask = r.as_array(panel)
-    i = panel.keys.index
-    assert values[i("wbc")] == 9.0 and mask[i("wbc")] == 0
-    assert values[i("sodium")] == 138.0 and mask[i("sodium")] == 1
-    assert values[i("potassium")] == pytest.approx((3.5 + 5.1) / 2) and mask[i("potassium")] == 1
-    assert values.shape == mask.shape == (len(panel),)
+    assert panel["sodium"].impute_value() == 138.0
+    assert panel["potassium"].impute_value() == pytest.approx((3.5 + 5.1) / 2)
 
 
 def test_sources_path_str_filelike_and_fmt(tmp_path):

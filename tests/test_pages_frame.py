@@ -1,8 +1,8 @@
-"""pages/common.require_frame leans on one private Streamlit flag; these fail if an upgrade moves it."""
+"""pages/ui/frame.require_frame leans on one private Streamlit flag; these fail if an upgrade moves it."""
 import pytest
 from streamlit.runtime.pages_manager import PagesManager
 
-from pages import common
+from pages.ui import frame as common
 
 
 def test_the_private_flag_still_exists():

@@ -97,14 +97,19 @@ def base_backbone(tiny_kermany):
 
 
 def test_pretrain_records_the_recipe_and_train_finds_it(tiny_kermany):
+    """One training for the whole recipe (augmentation, mixup and a seed): recorded, named, found."""
     size = tiny_kermany
-    out = P.pretrain(size, 0.35, epochs=2, intensity="equalize", augment="strong", mixup=0.2, log=lambda s: None)
-    assert out == P.backbone_path(size, 0.35, "equalize", "strong", 0.2) and out.is_file()
+    out = P.pretrain(size, 0.35, epochs=2, intensity="equalize", augment="strong", mixup=0.2, seed=3,
+                     log=lambda s: None)
+    assert out == P.backbone_path(size, 0.35, "equalize", "strong", 0.2, 3) and out.is_file()
+    assert out.name.endswith("_seed3.weights.h5")
+    assert out != P.backbone_path(size, 0.35, "equalize", "strong", 0.2)     # seed 0 keeps the old name
     meta = json.loads(P.backbone_info_path(out).read_text())
-    assert (meta["augment"], meta["mixup"], meta["intensity"], meta["init"]) == ("strong", 0.2, "equalize", None)
+    assert (meta["augment"], meta["mixup"], meta["intensity"], meta["init"], meta["seed"]) == \
+        ("strong", 0.2, "equalize", None, 3)
     assert len(meta["history"]) == 2 and meta["train_images"] == 16
     found = T.resolve_backbone("pretrained", size, 0.35, lambda s: None, "equalize",
-                               {"epochs": 2, "augment": "strong", "mixup": 0.2})
+                               [{"epochs": 2, "augment": "strong", "mixup": 0.2, "seed": 3}])
     assert found == str(out)                                          # cached: no second pretraining
 
 
@@ -129,10 +134,14 @@ def test_fine_tuning_starts_from_the_given_backbone(tiny_kermany, base_backbone,
     assert len(a) == len(b) and any(not np.array_equal(u, v) for u, v in zip(a, b))   # it did train
 
 
-def test_fine_tuning_refuses_a_backbone_of_another_intensity(tiny_kermany):
-    base = P.pretrain(tiny_kermany, 0.35, epochs=1, intensity="none", log=lambda s: None)
-    with pytest.raises(PneumoError, match="intensity"):
-        P.pretrain(tiny_kermany, 0.35, epochs=1, intensity="equalize", init=base, log=lambda s: None)
+def test_fine_tuning_refuses_a_backbone_of_another_intensity(tiny_kermany, base_backbone, tmp_path):
+    """Refused before any training: a copy of the base whose sidecar says it saw raw intensities."""
+    other = tmp_path / "raw.weights.h5"
+    other.write_bytes(base_backbone.read_bytes())
+    info = json.loads(P.backbone_info_path(base_backbone).read_text())
+    P.backbone_info_path(other).write_text(json.dumps({**info, "intensity": "none"}))
+    with pytest.raises(PneumoError, match="intensity 'none', not 'equalize'"):
+        P.pretrain(tiny_kermany, 0.35, epochs=1, intensity="equalize", init=other, log=lambda s: None)
 
 
 def test_staged_recipe_fine_tunes_the_first_stage_and_is_cached(tiny_kermany, base_backbone, monkeypatch):
@@ -157,9 +166,3 @@ def test_train_refuses_a_backbone_pretrained_at_another_size(tiny_kermany, base_
     with pytest.raises(PneumoError, match="width alpha 0.35, this model 0.5"):
         T._check_backbone_shape(base, P.backbone_info(base), tiny_kermany, 0.5)
     T._check_backbone_shape(base, P.backbone_info(base), tiny_kermany, 0.35)   # the right shape passes
-
-
-def test_a_seeded_stage_has_its_own_cache_name(tiny_kermany):
-    path = T.resolve_backbone("pretrained", tiny_kermany, 0.35, lambda s: None, "equalize", [{"epochs": 1, "seed": 3}])
-    assert path.endswith("_equalize_seed3.weights.h5") and P.backbone_info(path)["seed"] == 3
-    assert path != str(P.backbone_path(tiny_kermany, 0.35, "equalize"))      # seed 0 keeps the old name

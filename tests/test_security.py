@@ -159,7 +159,7 @@ def test_prefix_sibling_is_not_inside(tmp_path):
 
 
 def test_batch_page_only_calls_the_library():
-    page = (REPO / "pages" / "batch.py").read_text()
+    page = (REPO / "pages" / "ui" / "batch_run.py").read_text()
     assert "resolve_manifest" in page and "server_roots" in page
     assert ".is_file()" not in page and ".exists()" not in page and "expanduser" not in page
 

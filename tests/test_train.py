@@ -53,8 +53,14 @@ def test_train_refuses_a_cohort_without_val(tmp_path):
         T.train(cohort, tmp_path / "b", image_size=32, backbone=None, epochs=1, log=lambda s: None)
 
 
-def test_lab_standardisation_uses_train_rows_only():
-    import pandas as pd
-    frame = pd.DataFrame({"split": ["train", "train", "test"], "wbc": [1.0, 3.0, 100.0], "crp": [np.nan, 5.0, 1.0]})
-    std = T.lab_standardisation(frame, ["wbc", "crp"])
-    assert std["mean"] == {"wbc": 2.0, "crp": 5.0} and std["sd"]["wbc"] == 1.0 and std["sd"]["crp"] == 1.0
+def test_the_bundle_standardises_labs_with_train_rows_only(trained):
+    cohort, out, _ = trained
+    std = load_bundle(out).standardisation
+    frame = cohort.frame
+    train = frame[frame["split"] == "train"]
+    for i, k in enumerate(cohort.lab_keys):
+        assert std.mean[i] == pytest.approx(np.nanmean(train[k]))
+        assert std.sd[i] == pytest.approx(np.nanstd(train[k]))
+    # val and test rows move the statistics, so a fit that saw them would fail above
+    assert not np.allclose(std.mean, np.nanmean(frame[cohort.lab_keys].to_numpy(float), axis=0))
+

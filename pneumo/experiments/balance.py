@@ -1,8 +1,8 @@
 """ADASYN for a two-modality cohort, and inverse-frequency class weights.
 
-ADASYN (He et al. 2008, via imbalanced-learn) runs on the TRAIN lab rows only: missing values
-are imputed with the train medians and each test is standardised with the train mean/sd, so
-distances are not dominated by a test's unit. A synthetic row lies on the segment between a
+ADASYN (He et al. 2008, via imbalanced-learn) runs on the TRAIN lab rows only, standardised the
+one way every model reads them (pneumo.data.labs.standardisation: train mean/sd, a missing value
+at the train mean), so distances are not dominated by a test's unit. A synthetic row lies on the segment between a
 minority "base" case and one of its minority neighbours; it gets the base case's image (and so
 its cached image embedding) - the base is the case the synthetic row was generated from.
 
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from pneumo.data.labs.standardisation import LabStandardisation
 from pneumo.errors import PneumoError
 from pneumo.models.features import class_weights
 
@@ -28,32 +29,6 @@ REGIMES = ("imbalanced", "adasyn", "class_weight")
 
 class BalanceError(PneumoError):
     """A training set that ADASYN cannot balance (too few minority cases, no class overlap)."""
-
-
-@dataclass
-class LabScaler:
-    """Train-split medians (imputation), means and sds (standardisation) of a lab matrix."""
-
-    median: np.ndarray
-    mean: np.ndarray
-    sd: np.ndarray
-
-    @classmethod
-    def fit(cls, values: np.ndarray) -> "LabScaler":
-        values = np.asarray(values, dtype=np.float64)
-        with np.errstate(all="ignore"):
-            median = np.nanmedian(values, axis=0) if len(values) else np.zeros(values.shape[1])
-        median = np.where(np.isfinite(median), median, 0.0)   # a test never seen in train: neutral 0
-        filled = np.where(np.isnan(values), median, values)
-        mean, sd = filled.mean(axis=0), filled.std(axis=0)
-        return cls(median, mean, np.where(sd > 1e-12, sd, 1.0))
-
-    def transform(self, values: np.ndarray) -> np.ndarray:
-        values = np.asarray(values, dtype=np.float64)
-        return (np.where(np.isnan(values), self.median, values) - self.mean) / self.sd
-
-    def inverse(self, z: np.ndarray) -> np.ndarray:
-        return np.asarray(z, dtype=np.float64) * self.sd + self.mean
 
 
 @dataclass
@@ -166,10 +141,10 @@ def balance_train(frame: pd.DataFrame, lab_keys: list[str], *, seed: int = 0,
     out["neighbour_case_id"] = None
     train = out[out["split"] == "train"].reset_index(drop=True)
     values = train[lab_keys].to_numpy(dtype=np.float64)
-    scaler = LabScaler.fit(values)     # train statistics only: val/test never inform the synthesis
-    res = adasyn(scaler.transform(values), train["label"].to_numpy(), random_state=seed,
+    std = LabStandardisation.fit(values, lab_keys)   # train statistics only: val/test never inform the synthesis
+    res = adasyn(std.inputs(values)[0].astype(np.float64), train["label"].to_numpy(), random_state=seed,
                  n_neighbors=n_neighbors)
-    synth_vals = scaler.inverse(res.X_new)
+    synth_vals = std.inverse(res.X_new)
     both_missing = np.isnan(values[res.base]) & np.isnan(values[res.neighbour])
     synth_vals[both_missing] = np.nan
     base_rows = train.iloc[res.base].reset_index(drop=True)
@@ -181,8 +156,8 @@ def balance_train(frame: pd.DataFrame, lab_keys: list[str], *, seed: int = 0,
     synth["seed_case_id"] = base_rows["case_id"].astype(str).to_numpy()
     synth["neighbour_case_id"] = train["case_id"].astype(str).to_numpy()[res.neighbour]
     out = pd.concat([out, synth], ignore_index=True)
-    report = {"method": "ADASYN (imbalanced-learn), train split only, labs imputed (train medians) "
-                        "and standardised; synthetic rows carry their base case's image",
+    report = {"method": "ADASYN (imbalanced-learn), train split only, labs standardised with the train "
+                        "mean/sd (a missing value at the train mean); synthetic rows carry their base case's image",
               "seed_recovery": res.method, "max_recovery_error": res.max_error,
               "n_neighbors": min(n_neighbors, int(train["label"].sum()) - 1), "random_state": seed,
               "n_synthetic": int(len(synth)), "n_train_before": int(len(train)),

@@ -36,9 +36,10 @@ from pneumo import config
 from pneumo.data.cohorts import kermany, manifest, mimic, paired, synthetic
 from pneumo.data.cohorts.base import Cohort, _allocate
 from pneumo.data.imaging import load_for_model
+from pneumo.data.labs.standardisation import LabStandardisation
 from pneumo.errors import PneumoError
 from pneumo.evaluation import bootstrap as stats
-from pneumo.experiments.balance import LabScaler, balance_train
+from pneumo.experiments.balance import balance_train
 from pneumo.experiments.config import ExperimentConfig
 from pneumo.experiments.embedding_cache import EmbeddingCache
 from pneumo.models.bundle import load_bundle
@@ -122,7 +123,7 @@ def make_encoder(cfg: ExperimentConfig):
     return bundle.image_encoder, {"weights": "bundle", "bundle": {k: meta.get(k) for k in ("name", "version", "weights_sha256")}}
 
 
-def features(frame: pd.DataFrame, emb, scaler: LabScaler | None, lab_keys: list[str]):
+def features(frame: pd.DataFrame, emb, std: LabStandardisation | None, lab_keys: list[str]):
     """model.Features for these rows: cached embeddings by image path, labs standardised."""
     n = len(frame)
     has_img = frame["image_path"].notna().to_numpy()
@@ -131,8 +132,7 @@ def features(frame: pd.DataFrame, emb, scaler: LabScaler | None, lab_keys: list[
     if has_img.any():
         early[has_img], late[has_img] = emb.rows(frame.loc[has_img, "image_path"].astype(str).tolist())
     if lab_keys:
-        raw = frame[lab_keys].to_numpy(dtype=np.float64)
-        labs, missing = scaler.transform(raw), np.isnan(raw).astype("float32")
+        labs, missing = std.inputs(frame[lab_keys].to_numpy(dtype=np.float64))
     else:
         labs, missing = np.zeros((n, 1)), np.ones((n, 1), "float32")
     return Features(early, late, has_img.astype("float32"), labs.astype("float32"), missing)
@@ -203,8 +203,8 @@ def _grid(cfg, frame, keys, emb, encoder, finetune, progress) -> dict:
     A fitted model is kept as predict(split) -> P(pneumonia) for split in val / test / train."""
     split = frame["split"].to_numpy()
     rows = {"train": frame[split == "train"], "val": frame[split == "val"], "test": frame[split == "test"]}
-    scaler = LabScaler.fit(rows["train"][keys].to_numpy(np.float64)) if keys else None
-    feats = {s: features(r, emb, scaler, keys) for s, r in rows.items()}
+    std = LabStandardisation.fit(rows["train"][keys].to_numpy(np.float64), keys) if keys else None
+    feats = {s: features(r, emb, std, keys) for s, r in rows.items()}
     ys = {s: r["label"].to_numpy(int) for s, r in rows.items()}
     cells: dict = {(m, r): [] for m in cfg.models for r in cfg.regimes}
     total, step = cfg.runs * len(cfg.regimes) * len(cfg.models), 0
@@ -214,7 +214,7 @@ def _grid(cfg, frame, keys, emb, encoder, finetune, progress) -> dict:
             if regime == "adasyn":
                 balanced, balance_report = balance_train(frame, keys, seed=seed)
                 train = balanced[balanced["split"] == "train"].reset_index(drop=True)
-            X_train, y_train = features(train, emb, scaler, keys), train["label"].to_numpy(int)
+            X_train, y_train = features(train, emb, std, keys), train["label"].to_numpy(int)
             fitted, epochs = {}, {}
             for name in cfg.models:
                 step += 1
@@ -222,7 +222,7 @@ def _grid(cfg, frame, keys, emb, encoder, finetune, progress) -> dict:
                 if name == "late_fusion" and {"image_only", "labs_only"} <= fitted.keys():
                     predict = _mean_of(fitted["image_only"], fitted["labs_only"])
                 elif finetune and name != "gbm_labs":
-                    predict = _finetune(name, regime, seed, cfg, encoder, train, rows, scaler, keys)
+                    predict = _finetune(name, regime, seed, cfg, encoder, train, rows, std, keys)
                 else:
                     model = make_model(name, regime, seed, cfg.train).fit(X_train, y_train, feats["val"], ys["val"])
                     predict = (lambda m: lambda s: m.predict_proba(feats[s]))(model)
@@ -249,14 +249,14 @@ def _mean_of(a: Callable, b: Callable) -> Callable:
     return lambda s: 0.5 * (a(s) + b(s))
 
 
-def _finetune(name, regime, seed, cfg, encoder, train, rows, scaler, keys) -> Callable:
+def _finetune(name, regime, seed, cfg, encoder, train, rows, std, keys) -> Callable:
     """End to end: a fresh copy of the encoder trained with a fresh head on decoded images
     (ADASYN rows use their base case's image). Slow on CPU (minutes per fit); meant for a GPU."""
     import keras
 
     from pneumo.models import network as pm
     if name == "late_fusion":
-        parts = [_finetune(n, regime, seed, cfg, encoder, train, rows, scaler, keys) for n in ("image_only", "labs_only")]
+        parts = [_finetune(n, regime, seed, cfg, encoder, train, rows, std, keys) for n in ("image_only", "labs_only")]
         return _mean_of(*parts)
     view = {"image_only": "image", "labs_only": "labs"}.get(name, "fusion")
 
@@ -267,9 +267,10 @@ def _finetune(name, regime, seed, cfg, encoder, train, rows, scaler, keys) -> Ca
         for i, path in enumerate(part["image_path"]):
             if present[i]:
                 images[i] = load_for_model(path, cfg.image_size)[0]
-        raw = part[keys].to_numpy(np.float64) if keys else np.full((n, 1), np.nan)
-        missing = np.isnan(raw).astype("float32") if view != "image" else np.ones(raw.shape, "float32")
-        labs = np.where(missing > 0, 0.0, scaler.transform(raw) if keys else 0.0).astype("float32")
+        labs, missing = std.inputs(part[keys].to_numpy(np.float64)) if keys else \
+            (np.zeros((n, 1), "float32"), np.ones((n, 1), "float32"))
+        if view == "image":   # the image-only baseline never sees a lab
+            labs, missing = np.zeros_like(labs), np.ones_like(missing)
         return {"image": images, "image_present": present[:, None], "labs": labs, "lab_missing": missing}
 
     pm._set_seed(seed)

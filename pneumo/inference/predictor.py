@@ -88,13 +88,9 @@ class Predictor:
 
     def _lab_row(self, case: Case) -> np.ndarray:
         """The case's labs as one row in panel order, NaN = missing."""
-        row = np.full((1, len(self.panel)), np.nan, dtype=np.float32)
-        if case.labs is not None:
-            for j, key in enumerate(self.panel.keys):
-                value = case.labs.values.get(key)
-                if value is not None:
-                    row[0, j] = value
-        return row
+        if case.labs is None:
+            return np.full((1, len(self.panel)), np.nan, dtype=np.float32)
+        return case.labs.row(self.panel)[None]
 
     def _embeddings_or_zeros(self, early, late):
         if early is None:

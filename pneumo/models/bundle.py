@@ -17,6 +17,7 @@ import numpy as np
 
 from pneumo import config
 from pneumo.data.labs.panel import LabPanel
+from pneumo.data.labs.standardisation import LabStandardisation
 from pneumo.errors import BundleError, LabError
 from pneumo.models.calibration import apply_temperature
 from pneumo.models.features import VIEWS
@@ -63,8 +64,7 @@ class Bundle:
     model: object                      # keras.Model (None: opened without Keras, open_bundle), inputs {image, image_present, labs, lab_missing}
     meta: dict
     panel: LabPanel
-    lab_mean: np.ndarray = field(repr=False)
-    lab_sd: np.ndarray = field(repr=False)
+    standardisation: LabStandardisation = field(repr=False)
 
     name = property(lambda self: self.meta["name"])
     version = property(lambda self: self.meta["version"])
@@ -82,12 +82,7 @@ class Bundle:
 
     def lab_inputs(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Raw lab values (n, T) in panel units, NaN = missing -> (standardised, missing 0/1)."""
-        v = np.atleast_2d(np.asarray(values, dtype="float64"))
-        if v.shape[1] != len(self.panel):
-            raise LabError(f"expected {len(self.panel)} lab values in panel order, got {v.shape[1]}")
-        missing = ~np.isfinite(v)
-        z = np.where(missing, 0.0, (np.nan_to_num(v) - self.lab_mean) / self.lab_sd)
-        return z.astype("float32"), missing.astype("float32")
+        return self.standardisation.inputs(values)
 
     def calibration_for(self, view: str) -> tuple[float, float]:
         """(temperature, threshold) fitted on val for a view: fusion | image_only | labs_only."""
@@ -227,15 +222,13 @@ def open_bundle(directory: str | os.PathLike | None = None) -> Bundle:
     verify_weights(d, meta)
     try:
         panel = LabPanel.from_dict(meta["lab_panel"])
-        std = meta["lab_standardisation"]
-        mean = np.array([std["mean"][k] for k in panel.keys], "float64")
-        sd = np.array([std["sd"][k] for k in panel.keys], "float64")
+        standardisation = LabStandardisation.from_meta(meta["lab_standardisation"], panel.keys)
     except (LabError, KeyError, TypeError) as err:
         raise BundleError(f"bundle.json lab panel/standardisation is inconsistent: {err}") from None
     arch = meta["architecture"]
     if arch["kind"] != "fusion" or int(arch["n_tests"]) != len(panel) or int(arch["image_size"]) != int(meta["image_size"]):
         raise BundleError("bundle.json architecture does not match its panel or image size")
-    return Bundle(d, None, meta, panel, mean, np.where(sd > 0, sd, 1.0))
+    return Bundle(d, None, meta, panel, standardisation)
 
 
 def load_bundle(directory: str | os.PathLike | None = None) -> Bundle:

@@ -266,7 +266,7 @@ def pretrain(size: int = 224, alpha: float = 0.35, epochs: int = 24, max_minutes
     encoder, history = fit_backbone(x[tr], y[tr], x[va], y[va], size=size, alpha=alpha, epochs=epochs,
                                     max_minutes=max_minutes, seed=seed, intensity=intensity, augment=augment,
                                     mixup=mixup, init=init, lr=lr, log=log)
-    out = Path(out) if out else backbone_path(size, alpha, intensity, augment, mixup)
+    out = Path(out) if out else backbone_path(size, alpha, intensity, augment, mixup, seed)   # a seed never overwrites seed 0
     out.parent.mkdir(parents=True, exist_ok=True)
     encoder.save_weights(str(out))
     meta = {"size": size, "alpha": alpha, "intensity": intensity, "augment": augment, "mixup": mixup, "init": Path(init).name if init else None,

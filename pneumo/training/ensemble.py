@@ -51,13 +51,14 @@ def compose(bundles):
     model = build_fusion_model(size=int(arch["image_size"]), n_tests=int(arch["n_tests"]), alpha=float(arch["alpha"]),
                                intensity=str(arch.get("intensity", "none")), members=len(bundles), **dict(arch["head"]))
     encoder, head = model.get_layer("image_encoder"), model.get_layer("fusion_head")
-    mean0, sd0 = bundles[0].lab_mean, bundles[0].lab_sd
+    mean0, sd0 = bundles[0].standardisation.mean, bundles[0].standardisation.sd
     for k, b in enumerate(bundles):
         encoder.get_layer(member_name("image_encoder", k)).set_weights(b.image_encoder.get_weights())
         head.get_layer(member_name("fusion_head", k)).set_weights(b.fusion_head.get_weights())
         # z_k = (raw - mean_k) / sd_k = z_0 * sd_0 / sd_k + (mean_0 - mean_k) / sd_k
-        head.get_layer(f"lab_restandardise_{k}").set_weights([(sd0 / b.lab_sd).astype("float32"),
-                                                              ((mean0 - b.lab_mean) / b.lab_sd).astype("float32")])
+        s = b.standardisation
+        head.get_layer(f"lab_restandardise_{k}").set_weights([(sd0 / s.sd).astype("float32"),
+                                                              ((mean0 - s.mean) / s.sd).astype("float32")])
     return model
 
 
@@ -86,8 +87,7 @@ def build(member_dirs, out, *, name: str = "pneumo-fusion", version: str = "1.4.
     keep = frame["split"].isin(["val", "test"]).to_numpy()
     evaluation = type(cohort)(frame[keep].reset_index(drop=True), cohort.panel, cohort.name,
                               cohort.description, cohort.semi_real)
-    std = first.meta["lab_standardisation"]
-    X, _ = cohort_features(evaluation, model.get_layer("image_encoder"), size, std, log=log)
+    X, _ = cohort_features(evaluation, model.get_layer("image_encoder"), size, first.standardisation, log=log)
     split = evaluation.frame["split"].to_numpy()
     y = evaluation.frame["label"].to_numpy().astype(int)
     va, te = np.flatnonzero(split == "val"), np.flatnonzero(split == "test")

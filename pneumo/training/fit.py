@@ -16,6 +16,7 @@ import numpy as np
 
 from pneumo.data.cohorts import kermany, manifest, mimic, paired, synthetic
 from pneumo.data.image_cache import load_images
+from pneumo.data.labs.standardisation import LabStandardisation
 from pneumo.errors import PneumoError
 from pneumo.evaluation import metrics as M
 from pneumo.evaluation.robustness import cohort_report
@@ -40,15 +41,7 @@ HEAD_DEFAULTS = dict(d_model=32, heads=4, layers_n=1, pooled_dim=16, fusion_unit
 
 
 # ----------------------------------------------------------------------------- cohort -> features
-def lab_standardisation(frame, keys) -> dict:
-    """Mean/sd per test over the train rows (NaN ignored); sd 0 or undefined -> 1."""
-    tr = frame[frame["split"] == "train"]
-    mean = {k: float(np.nanmean(tr[k])) if tr[k].notna().any() else 0.0 for k in keys}
-    sd = {k: float(np.nanstd(tr[k])) if tr[k].notna().sum() > 1 else 1.0 for k in keys}
-    return {"mean": mean, "sd": {k: (v if v > 0 else 1.0) for k, v in sd.items()}}
-
-
-def cohort_features(cohort, encoder, size: int, std: dict, aug_copies: int = 0, seed: int = 0, log=print,
+def cohort_features(cohort, encoder, size: int, std: LabStandardisation, aug_copies: int = 0, seed: int = 0, log=print,
                     augment: str = "standard"):
     """Features for every row of the cohort (+ `aug_copies` augmented image embeddings per row,
     with the backbone's augmentation strength)."""
@@ -75,10 +68,7 @@ def cohort_features(cohort, encoder, size: int, std: dict, aug_copies: int = 0, 
             augmented.append((e, l))
     log(f"embedded {len(paths)} images (+{aug_copies} augmented copies) in {time.time() - t:.0f}s")
     if keys:
-        raw = frame[keys].to_numpy("float64")
-        mean = np.array([std["mean"][k] for k in keys]); sd = np.array([std["sd"][k] for k in keys])
-        missing = ~np.isfinite(raw)
-        labs = np.where(missing, 0.0, (np.nan_to_num(raw) - mean) / sd)
+        labs, missing = std.inputs(frame[keys].to_numpy("float64"))
     else:
         labs, missing = np.zeros((len(frame), 1)), np.ones((len(frame), 1), bool)
     f = Features(early, late, has_img.astype("float32"), labs.astype("float32"), missing.astype("float32"))
@@ -158,7 +148,7 @@ def train(cohort, out: str | Path, *, image_size: int = 224, alpha: float = 0.35
     t = time.time()
     encoder = build_image_encoder(image_size, alpha, weights=backbone, intensity=intensity)
     encoder.trainable = False
-    std = lab_standardisation(frame, keys)
+    std = LabStandardisation.fit(frame.iloc[tr][keys].to_numpy("float64"), keys)   # train rows only
     panel = cohort.panel
     if any(test.median is None for test in panel):
         panel = panel.with_medians({k: float(np.nanmedian(frame.iloc[tr][k])) for k in keys
@@ -188,7 +178,7 @@ def train(cohort, out: str | Path, *, image_size: int = 224, alpha: float = 0.35
                          "early_layer": "block_2_add", "last_conv_layer": "out_relu", "head": head_kw,
                          "backbone_init": Path(str(backbone)).name if backbone else "random",
                          "backbone_recipe": backbone_recipe(backbone, info) if saved else {}},
-        "lab_panel": panel.to_dict(), "lab_standardisation": std, **operating,
+        "lab_panel": panel.to_dict(), "lab_standardisation": std.to_meta(), **operating,
         "training_data": _portable(cohort.description), "semi_real": bool(cohort.semi_real),
         "training": {"epochs_run": len(history), "seed": seed, "class_weight": cw, "modality_dropout": True,
                      "aug_copies": aug_copies, "augment": augment, "lab_noise": lab_noise, "lr": lr, "batch_size": batch_size},

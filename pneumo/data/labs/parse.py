@@ -62,17 +62,10 @@ class LabReading:
         if self.errors:
             raise LabError("; ".join(_one_line(str(e)) for e in self.errors))
 
-    def as_array(self, panel: LabPanel) -> tuple[np.ndarray, np.ndarray]:
-        """(values in panel order with the imputation value where missing, missing mask 1=missing)."""
-        vals = np.empty(len(panel), dtype=np.float32)
-        mask = np.zeros(len(panel), dtype=np.float32)
-        for i, test in enumerate(panel):
-            v = self.values.get(test.key)
-            if v is None:
-                vals[i], mask[i] = test.impute_value(), 1.0
-            else:
-                vals[i] = v
-        return vals, mask
+    def row(self, panel: LabPanel) -> np.ndarray:
+        """The values in panel order (T,) float32, NaN = missing: what the model standardises
+        (pneumo.data.labs.standardisation puts a missing value at the train mean and flags it)."""
+        return np.array([np.nan if self.values.get(k) is None else self.values[k] for k in panel.keys], np.float32)
 
 
 def _one_line(s: str) -> str:

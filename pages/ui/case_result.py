@@ -1,62 +1,42 @@
-"""The widgets of one case on the Second opinion page: the lab form, the labs as read, the
-verdict box and the explanation below. A helper module, not a page; the words come from
+"""The answer for one case on the Second opinion page: scoring it once, the verdict box, and the
+explanation below (Grad-CAM, SHAP, the what-if, downloads). The words come from
 pneumo.present.case_words, so the page, the report and the CLI say the same thing."""
 from __future__ import annotations
 
+import hashlib
 import json
 
 import streamlit as st
 
-from pages import common
+from pages.ui import model
+from pneumo.errors import PneumoError
 from pneumo.explain.attribution import colour_bar, for_display, overlay, shrink_to
 from pneumo.present import app_support as sup
 from pneumo.present import case_words as words
 from pneumo.present import figures as figs
 from pneumo.present import lab_display
 from pneumo.present.report import render_case_report
+from pneumo.inference.case import Case
 from pneumo.present.text_safe import md_escape
 
 ss = st.session_state
 
 
-def lab_form(panel) -> dict | None:
-    """Twenty number fields; a value applies as soon as it is entered (no separate step)."""
-    tests = list(panel)
-    for row in range(0, len(tests), 5):  # one st.columns per row keeps the order when stacked
-        for col, t in zip(st.columns(5), tests[row:row + 5]):
-            flag = lab_display.range_flag(t, ss.get(f"lab_{t.key}"))
-            col.number_input(f"{lab_display.short_name(t.key, t.name)} ({t.display_unit})" + (f" · {flag}" if flag else ""),
-                             value=None, key=f"lab_{t.key}", help=lab_display.lab_help(t),
-                             placeholder=lab_display.ref_text(t, unit=False), format="%g", step=0.1)
-    values = lab_display.form_values({t.key: ss.get(f"lab_{t.key}") for t in panel})
-    flagged = [f"{lab_display.short_name(t.key, t.name)} {lab_display.fmt_number(ss.get(f'lab_{t.key}'))} "
-               f"({lab_display.range_flag(t, ss.get(f'lab_{t.key}'))})" for t in panel if lab_display.range_flag(t, ss.get(f"lab_{t.key}"))]
-    if flagged:
-        st.markdown(f"<span class='pneumo-flag'>Outside the reference range:</span> {', '.join(flagged)}",
-                    unsafe_allow_html=True)
-    st.caption(f"{len(values or {})} of {len(tests)} values entered; each applies as soon as you leave its "
-               "field. Leave a test empty if it was not measured.")
-    return values
-
-
-def labs_as_read(case, panel) -> None:
-    """What was read from a lab file: each value with its unit and range, and what was not used."""
-    reading = case.labs
-    if reading is None:
-        return
-    rows = [d for d in _lab_rows(case, panel) if d["value"] is not None]
-    st.markdown(f"**Read from the file:** {len(rows)} of {len(panel)} panel tests")
-    if rows:
-        st.dataframe(lab_display.lab_display_frame(rows), hide_index=True, width="stretch")
-    if reading.unknown:
-        st.caption("Not used (not in the panel): " + md_escape(", ".join(reading.unknown[:20])))
-
-
-def _lab_rows(case, panel) -> list[dict]:
-    values, out = case.labs.values, set(case.labs.out_of_range)
-    return [{"key": t.key, "name": t.name, "unit": t.display_unit, "value": values.get(t.key),
-             "ref_low": t.ref_low, "ref_high": t.ref_high, "imputed": values.get(t.key) is None,
-             "out_of_range": t.key in out} for t in panel]
+def score_once(top, image_bytes, labs_source, age) -> tuple[str, dict]:
+    """Score the case unless these very inputs were scored last run: (case key, {case, expl, error})."""
+    key = lab_display.case_key(hashlib.sha256(image_bytes).hexdigest() if image_bytes else None,
+                               labs_source if isinstance(labs_source, dict)
+                               else hashlib.sha256(labs_source or b"").hexdigest())
+    key = f"{key}:{age}"
+    if ss.get("scored", {}).get("key") != key:
+        with top, st.spinner("Scoring… (reading the film, scoring the case, explaining the result)"):
+            pred = model.predictor_or_stop()
+            try:
+                case = Case.from_sources(image=image_bytes, labs=labs_source, panel=pred.panel, age=age)
+                ss["scored"] = {"key": key, "case": case, "expl": pred.explain(case), "error": None}
+            except PneumoError as err:
+                ss["scored"] = {"key": key, "error": str(err), "case": None}
+    return key, ss["scored"]
 
 
 def verdict(r) -> bool:
@@ -108,7 +88,7 @@ def details(pred, case, expl, *, example: bool) -> None:
         left.plotly_chart(figs.shap_figure(frame), config={"displayModeBar": False})
         left.caption(words.shap_caption(r, len(frame), len(expl.lab_display)))
         with right:
-            common.what_if(pred, case, r.probability)
+            what_if(pred, case, r.probability)
     else:
         st.caption("No labs given, so there is nothing to attribute here.")
     d1, d2, _ = st.columns([3, 2, 2])
@@ -130,3 +110,28 @@ def _display_copy(digest, pixels, heat):
         cached = (digest, *(for_display(pixels, heat) if heat is not None else (shrink_to(pixels, 768), None)))
         ss["display_copy"] = cached
     return cached[1], cached[2]
+
+
+def what_if(pred, case, probability: float) -> None:
+    """Change one lab and see the probability, and the label the rule gives, move (Predictor.what_if)."""
+    st.markdown("**What if a lab were different?**")
+    keys = list(pred.panel.keys)
+    values = case.labs.values if case.labs is not None else {}
+    default = max(keys, key=lambda k: values.get(k) is not None)  # a given lab, if any
+    k = st.selectbox("Lab", keys, index=keys.index(default), key="whatif_lab",
+                     format_func=lambda k: f"{pred.panel[k].name} ({pred.panel[k].display_unit})")
+    t = pred.panel[k]
+    current = values.get(k)
+    lo, hi, step = lab_display.what_if_range(t, current)
+    start = current if current is not None else t.impute_value()
+    new = st.slider(f"{lab_display.short_name(t.key, t.name)} ({t.display_unit})", lo, hi, float(min(max(start, lo), hi)), step,
+                    key=f"whatif_{k}", help=f"now {lab_display.fmt_number(current) if current is not None else 'not given'}")
+    try:
+        answer = pred.what_if(case, {k: float(new)})
+    except PneumoError as err:
+        st.error(md_escape(str(err)))
+        return
+    st.metric(f"With this value: {answer['label']}", f"P {answer['probability']:.3f}",
+              delta=f"{answer['probability'] - probability:+.3f}", delta_color="inverse",
+              help=f"The same rule: PNEUMONIA at P >= {answer['threshold']:.2f}.")
+    st.caption(f"{answer['label']} at threshold {answer['threshold']:.2f} (the film and every other value unchanged).")

@@ -1,0 +1,1 @@
+"""Streamlit widgets the pages share. Words and logic come from pneumo; only st calls live here."""

@@ -1,0 +1,38 @@
+"""Each scored or refused case goes into the case log once, not on every rerun of the page."""
+from __future__ import annotations
+
+import streamlit as st
+
+from pneumo.errors import PneumoError
+from pneumo.present.text_safe import md_escape
+from pneumo.service import auth
+from pneumo.service.case_log import CaseLog
+
+
+def log_once(key: str, result, case) -> None:
+    """Record a scored case in the case log once, not on every rerun of the page."""
+    logged = st.session_state.setdefault("logged_cases", set())
+    if key in logged:
+        return
+    try:
+        CaseLog().record(result, labs=case.labs, origin="app", user=current_user())
+    except PneumoError as err:
+        st.warning(f"The case was not logged: {md_escape(str(err))}")
+    logged.add(key)
+
+
+def log_refusal_once(key: str, reason: str) -> None:
+    """A refused case is logged too (the reason only: no pixels, no values), once per case."""
+    logged = st.session_state.setdefault("logged_cases", set())
+    if key in logged:
+        return
+    try:
+        CaseLog().record_refusal(reason, origin="app", user=current_user())
+    except PneumoError as err:
+        st.warning(f"The refusal was not logged: {md_escape(str(err))}")
+    logged.add(key)
+
+
+def current_user() -> str | None:
+    """The signed-in user's name, when a login is configured."""
+    return st.session_state.get(auth.SESSION_USER)
