@@ -1,7 +1,7 @@
 """pneumo: a multimodal (chest X-ray + admission labs) second opinion on pneumonia.
 
     from pneumo import Predictor, Case, read_image, parse_labs
-    predictor = Predictor.load()                      # the shipped bundle; TensorFlow loads here
+    predictor = Predictor.load()                      # the shipped bundle on LiteRT (no TensorFlow)
     result = predictor.predict(Case(read_image("film.png"), parse_labs("labs.csv", predictor.panel)))
 
 Subpackages, lowest layer first: data, models, inference / explain / evaluation,

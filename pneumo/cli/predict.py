@@ -37,7 +37,7 @@ def _load_case(args):
         if value and not Path(value).is_file():
             raise PneumoError(f"{flag} {value}: no such file")
 
-    predictor = load_predictor(args.model)     # imports TensorFlow, silenced
+    predictor = load_predictor(args.model)     # LiteRT; TensorFlow only for explain's Grad-CAM
     case = Case.from_sources(image=args.image, labs=args.labs, panel=predictor.panel,
                              name=Path(args.image).name if args.image else None, strict=True,
                              age=args.age)
