@@ -28,9 +28,10 @@ if scored["error"]:
     st.stop()
 
 pred = model.predictor_or_stop()
-case, expl = scored["case"], scored["expl"]
-audit.log_once(key, expl.result, case)
+audit.log_once(key, scored["result"], scored["case"])
 with top:
-    if not case_result.verdict(expl.result):
+    if not case_result.verdict(scored["result"]):
         st.stop()           # outside the intended use and not asked to show the number anyway
-case_result.details(pred, case, expl, example=is_example)
+expl = case_result.explanation(pred, scored)
+if expl is not None:
+    case_result.details(pred, scored["case"], expl, example=is_example)

@@ -33,6 +33,17 @@ def pytest_runtest_setup(item):
     pytest.skip(reason)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def model_loaders_finish():
+    """The app's model loader keeps warming Grad-CAM on a daemon thread after it has published
+    the model; TensorFlow aborts the interpreter if it exits mid-build, so the run waits for it."""
+    yield
+    import sys
+    module = sys.modules.get("pages.ui.model")
+    for loader in getattr(module, "STARTED", []):
+        loader.explain_warm.wait(600)
+
+
 @pytest.fixture(scope="session")
 def data_dir():
     return config.data_dir()

@@ -23,20 +23,34 @@ ss = st.session_state
 
 
 def score_once(top, image_bytes, labs_source, age) -> tuple[str, dict]:
-    """Score the case unless these very inputs were scored last run: (case key, {case, expl, error})."""
+    """Score the case unless these very inputs were scored last run: (case key, {case, result,
+    error}). Only the answer here (milliseconds); the explanation follows in explanation()."""
     key = lab_display.case_key(hashlib.sha256(image_bytes).hexdigest() if image_bytes else None,
                                labs_source if isinstance(labs_source, dict)
                                else hashlib.sha256(labs_source or b"").hexdigest())
     key = f"{key}:{age}"
     if ss.get("scored", {}).get("key") != key:
-        with top, st.spinner("Scoring… (reading the film, scoring the case, explaining the result)"):
+        with top, st.spinner("Scoring… (reading the film and the labs)"):
             pred = model.predictor_or_stop()
             try:
                 case = Case.from_sources(image=image_bytes, labs=labs_source, panel=pred.panel, age=age)
-                ss["scored"] = {"key": key, "case": case, "expl": pred.explain(case), "error": None}
+                ss["scored"] = {"key": key, "case": case, "result": pred.predict(case), "error": None}
             except PneumoError as err:
                 ss["scored"] = {"key": key, "error": str(err), "case": None}
     return key, ss["scored"]
+
+
+def explanation(pred, scored: dict):
+    """The scored case's Explanation (Grad-CAM, SHAP, contributions), made once per case; None
+    (and one line) if it cannot be made. The answer above does not wait for it."""
+    if scored.get("expl") is None:
+        with st.spinner("Explaining… (where the film drove the answer, what the labs did)"):
+            try:
+                scored["expl"] = pred.explain(scored["case"])
+            except PneumoError as err:
+                st.error("No explanation: " + md_escape(str(err)), icon=":material/block:")
+                return None
+    return scored["expl"]
 
 
 def verdict(r) -> bool:

@@ -14,19 +14,28 @@ from pneumo.inference.case import Case
 from pneumo.inference.predictor import Predictor
 
 
+STARTED: list = []
+"""Every loader this process started: whoever ends the process can wait for their threads."""
+
+
 class ModelLoader:
-    """Loads the Predictor in a background thread, so the first page draws at once."""
+    """Loads the Predictor in a background thread, so the first page draws at once. It is
+    published as soon as it can score (LiteRT: about a second); the explanation path (Grad-CAM
+    on Keras, SHAP) warms up after that on the same thread, while the first user reads."""
 
     def __init__(self, bundle_dir: str):
         self._done = threading.Event()
+        self.explain_warm = threading.Event()
         self.predictor = None
         self.error: str | None = None
+        STARTED.append(self)
         threading.Thread(target=self._load, args=(bundle_dir,), daemon=True, name="pneumo-model").start()
 
     def _load(self, bundle_dir: str) -> None:
         try:
             predictor = Predictor.load(bundle_dir)
-            _warm_up(predictor)
+            if hasattr(predictor, "warm_up"):
+                predictor.warm_up(explain=False)
             self.predictor = predictor
         except PneumoError as err:
             self.error = str(err)
@@ -36,6 +45,12 @@ class ModelLoader:
             self.error = f"the model could not be loaded: {type(err).__name__}: {err}"
         finally:
             self._done.set()
+        if self.predictor is not None:
+            try:
+                _warm_up(self.predictor)
+            except Exception:  # noqa: BLE001 - a failed warm-up only costs the first user time
+                pass
+        self.explain_warm.set()
 
     @property
     def ready(self) -> bool:
@@ -57,7 +72,7 @@ def _warm_up(predictor) -> None:
                      modality=None, view_position=None, body_part=None, was_color=False, color_spread=0.0)
     labs = parse_labs({t.key: t.impute_value() for t in predictor.panel}, predictor.panel)
     if hasattr(predictor, "warm_up"):
-        predictor.warm_up()      # trace the compiled calls now, not on the first user's time
+        predictor.warm_up(explain=True)      # Grad-CAM's graph now, not on the first user's time
     for case in (Case(XRay(film, meta), labs), Case(None, labs)):
         try:
             predictor.explain(case)

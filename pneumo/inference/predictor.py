@@ -46,9 +46,10 @@ class Predictor:
         or the Keras path for a bundle without one."""
         return cls(load_runner(bundle_dir or config.default_model_dir()))
 
-    def warm_up(self) -> None:
-        """For long-lived processes: trace the model calls before the first real case."""
-        self.runner.warm_up()
+    def warm_up(self, explain: bool = True) -> None:
+        """For long-lived processes: prepare the model calls before the first real case; with
+        `explain`, Grad-CAM's too (on LiteRT that loads the Keras model: seconds)."""
+        self.runner.warm_up(explain=explain)
 
     # --- the per-case pieces ------------------------------------------------------------
     def _image_states(self, cases: list[Case]) -> list[ImageState]:

@@ -81,9 +81,10 @@ class ModelRunner(RunnerBase):
             _TraceOnSecondUse(cam)
         self._members = _TraceOnSecondUse(members_fn)
 
-    def warm_up(self) -> None:
+    def warm_up(self, explain: bool = True) -> None:
         """Trace every compiled call now (a long-lived process, e.g. the app, before its first
-        user): each is called twice on made-up inputs, so none traces on a user's time."""
+        user): each is called twice on made-up inputs, so none traces on a user's time. The Keras
+        path traces Grad-CAM either way (its scoring is slow anyway); `explain` is the runners' one signature."""
         n, s = len(self.panel), self.image_size
         x = np.full((1, s, s, 1), 0.5, np.float32)
         labs = np.full((1, n), np.nan, np.float32)
