@@ -71,10 +71,11 @@ HAS_MODEL = (config.default_model_dir() / "bundle.json").exists()
 
 @pytest.fixture(scope="module")
 def shipped_on_val():
-    """The shipped bundle and the val films (read once for the module's data tests)."""
-    from pneumo.models.bundle import load_bundle
-    bundle = load_bundle()
-    return bundle, robustness.kermany_split("val", bundle.image_size)
+    """The shipped model on its runtime (LiteRT, equal to Keras within 1e-5: test_runtime_parity)
+    and the val films, read once for the module's data tests."""
+    from pneumo.inference.lite_runner import load_runner
+    runner = load_runner(config.default_model_dir())
+    return runner, robustness.kermany_split("val", runner.image_size)
 
 
 @pytest.mark.data

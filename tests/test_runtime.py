@@ -66,6 +66,13 @@ def test_the_exported_runtime_answers_as_keras(exported):
                                keras_runner.member_probabilities(ee, ll, present, labs), atol=1e-5)
     # Grad-CAM goes through Keras, built on first use
     np.testing.assert_allclose(lite.grad_cam(x[0], labs[:1]), keras_runner.grad_cam(x[0], labs[:1]), atol=1e-5)
+    # the Bundle's predict_proba contract (what robustness scores with), film / labs / both, raw and calibrated
+    bundle = keras_runner.bundle
+    for images, values in ((x, None), (None, labs[:5]), (x, labs[:5])):
+        for calibrated in (False, True):
+            np.testing.assert_allclose(lite.predict_proba(images, values, n=5, calibrated=calibrated),
+                                       bundle.predict_proba(images, values, n=5, calibrated=calibrated), atol=1e-5)
+    assert lite.calibration_for("image_only") == bundle.calibration_for("image_only")
 
 
 def test_a_tampered_export_is_refused_in_one_line(exported, tmp_path):

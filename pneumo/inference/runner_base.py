@@ -65,6 +65,23 @@ class RunnerBase:
     def calibrate(self, p_raw: np.ndarray, views) -> np.ndarray:
         return self.bundle.calibrate(p_raw, views)
 
+    def calibration_for(self, view: str) -> tuple[float, float]:
+        return self.bundle.calibration_for(view)
+
+    def predict_proba(self, images: np.ndarray | None, lab_values: np.ndarray | None, n: int | None = None,
+                      calibrated: bool = True) -> np.ndarray:
+        """Bundle.predict_proba's contract on this runtime, so evaluation code (robustness) runs on
+        the fast graph: images (n,S,S,1) float [0,1] or None; lab_values (n,T) raw with NaN, or None."""
+        n = n or (len(images) if images is not None else len(lab_values))
+        if images is None:
+            early, late = np.zeros((n, self.early_dim), np.float32), np.zeros((n, self.late_dim), np.float32)
+        else:
+            early, late = self.embed(np.asarray(images, np.float32).reshape(n, self.image_size, self.image_size, 1))
+        labs = np.full((n, len(self.panel)), np.nan) if lab_values is None else lab_values
+        inputs = self._head_inputs(early, late, np.full(n, 0.0 if images is None else 1.0), labs)
+        p = self._probs(*inputs)[:, 1]
+        return self.calibrate(p, views_of_inputs(inputs[2], inputs[4])) if calibrated else p.astype("float64")
+
     def embed(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(n, S, S, 1) float [0,1] -> (early, late) embeddings; batches of EMBED_BATCH."""
         early, late = [], []
