@@ -6,7 +6,7 @@ PORT   ?= 8501
 ADDRESS ?= 127.0.0.1
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install system-deps bench clean
+.PHONY: run test test-fast install system-deps bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ run: install
 
 test: system-deps install
 	$(PY) -m pytest -q --durations=25 tests
+
+# For development: no browser, none of the tests marked slow (training, whole-split checks).
+test-fast: install
+	$(PY) -m pytest -q -m "not slow and not e2e" tests
 
 bench: install
 	$(PY) -m pneumo bench

@@ -173,6 +173,7 @@ def test_cli_names_a_bad_member_in_one_line(tmp_path, capsys):
     assert err.startswith("error: ") and "no bundle.json" in err and len(err.splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_build_writes_a_calibrated_tested_bundle(tmp_path, monkeypatch):
     """End to end on the synthetic cohort: compose, calibrate on val, test, robustness reports."""
     import json

@@ -12,7 +12,7 @@ from pneumo import config
 from pneumo.explain import attribution as explain
 
 HAS_MODEL = (config.default_model_dir() / "bundle.json").exists()
-pytestmark = [pytest.mark.data,
+pytestmark = [pytest.mark.data, pytest.mark.slow,
               pytest.mark.skipif(not HAS_MODEL, reason="no shipped model bundle")]
 N_CASES = 24
 

@@ -73,6 +73,9 @@ def test_acquisition_changes_noise_and_blur_some_films_and_leave_other_strengths
     assert np.allclose(out[:, :, :2].mean((1, 2, 3)), 0.0, atol=0.03)  # reflect padding: no dark/bright frame
 
 
+trains_a_backbone = pytest.mark.slow   # each test below that trains a backbone takes ~30 s
+
+
 @pytest.fixture(scope="module")
 def tiny_kermany(tmp_path_factory):
     """pretrain() on 24 made-up 32 px films (16 train, 8 val) in a private cache folder, shared by
@@ -96,6 +99,7 @@ def base_backbone(tiny_kermany):
     return P.pretrain(tiny_kermany, 0.35, epochs=1, intensity="equalize", log=lambda s: None)
 
 
+@trains_a_backbone
 def test_pretrain_records_the_recipe_and_train_finds_it(tiny_kermany):
     """One training for the whole recipe (augmentation, mixup and a seed): recorded, named, found."""
     size = tiny_kermany
@@ -113,6 +117,7 @@ def test_pretrain_records_the_recipe_and_train_finds_it(tiny_kermany):
     assert found == str(out)                                          # cached: no second pretraining
 
 
+@trains_a_backbone
 def test_fine_tuning_starts_from_the_given_backbone(tiny_kermany, base_backbone, tmp_path, monkeypatch):
     from pneumo.models.network import build_image_encoder
     size, base = tiny_kermany, base_backbone
@@ -134,6 +139,7 @@ def test_fine_tuning_starts_from_the_given_backbone(tiny_kermany, base_backbone,
     assert len(a) == len(b) and any(not np.array_equal(u, v) for u, v in zip(a, b))   # it did train
 
 
+@trains_a_backbone
 def test_fine_tuning_refuses_a_backbone_of_another_intensity(tiny_kermany, base_backbone, tmp_path):
     """Refused before any training: a copy of the base whose sidecar says it saw raw intensities."""
     other = tmp_path / "raw.weights.h5"
@@ -144,6 +150,7 @@ def test_fine_tuning_refuses_a_backbone_of_another_intensity(tiny_kermany, base_
         P.pretrain(tiny_kermany, 0.35, epochs=1, intensity="equalize", init=other, log=lambda s: None)
 
 
+@trains_a_backbone
 def test_staged_recipe_fine_tunes_the_first_stage_and_is_cached(tiny_kermany, base_backbone, monkeypatch):
     stages = [{"epochs": 1}, {"epochs": 1, "augment": "fov", "lr": 5e-4}]
     path = T.resolve_backbone("pretrained", tiny_kermany, 0.35, lambda s: None, "equalize", stages)
@@ -158,6 +165,7 @@ def test_staged_recipe_fine_tunes_the_first_stage_and_is_cached(tiny_kermany, ba
     assert calls == []
 
 
+@trains_a_backbone
 def test_train_refuses_a_backbone_pretrained_at_another_size(tiny_kermany, base_backbone, tmp_path):
     base = base_backbone
     with pytest.raises(PneumoError, match=f"pretrained at {tiny_kermany} px, this model is {2 * tiny_kermany} px"):

@@ -79,6 +79,7 @@ def shipped_on_val():
 
 
 @pytest.mark.data
+@pytest.mark.slow
 @pytest.mark.skipif(not HAS_MODEL, reason="no shipped model bundle")
 def test_shipped_model_does_not_read_tight_framing_as_pneumonia(shipped_on_val):
     """Val normals cropped to 85% / 70% of their side (tighter framing, same anatomy) keep most
@@ -185,6 +186,7 @@ def _stratified(films, per_class: int = 80, seed: int = 0):
 
 
 @pytest.mark.data
+@pytest.mark.slow
 @pytest.mark.skipif(not HAS_MODEL, reason="no shipped model bundle")
 def test_shipped_model_under_acquisition_changes(shipped_on_val):
     """Recomputed on 160 val films (80 per class, seeded; the whole split is in metrics.json, see

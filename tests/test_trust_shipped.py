@@ -11,7 +11,7 @@ import pytest
 
 from pneumo import config
 
-pytestmark = pytest.mark.data
+pytestmark = [pytest.mark.data, pytest.mark.slow]
 
 EXTRA_LABS = ({"wbc": 16.2}, {"wbc": 7.0}, {"sodium": 131.0})
 

@@ -7,14 +7,16 @@ import hashlib
 import json
 
 import streamlit as st
+import streamlit.components.v1 as components
 
 from pages.ui import model
 from pneumo.errors import PneumoError
-from pneumo.explain.attribution import colour_bar, for_display, overlay, shrink_to
+from pneumo.explain.attribution import colour_bar, for_display, shrink_to
 from pneumo.present import app_support as sup
 from pneumo.present import case_words as words
 from pneumo.present import figures as figs
 from pneumo.present import lab_display
+from pneumo.present.overlay_view import blend_widget
 from pneumo.present.report import render_case_report
 from pneumo.inference.case import Case
 from pneumo.present.text_safe import md_escape
@@ -87,12 +89,11 @@ def details(pred, case, expl, *, example: bool) -> None:
     if case.image is not None:
         st.subheader("Where the film drove the answer")
         a, b, c = st.columns([2, 2, 1])
-        film, heat = _display_copy(r.image_digest, case.image.pixels, expl.gradcam)
+        film, widget = _display_copy(r.image_digest, case.image.pixels, expl.gradcam)
         a.image(film, caption="The film as read", clamp=True, width="stretch")
-        if heat is not None:
-            alpha = c.slider("Heat-map opacity", 0.0, 1.0, 0.45, 0.05)
-            b.image(overlay(film, heat, alpha), caption="Grad-CAM: warmer = raised the pneumonia score",
-                    width="stretch")
+        if widget is not None:
+            with b:   # the opacity slider blends in the browser: no rerun, nothing recomputed
+                components.html(widget, height=440)
             c.image(colour_bar(200, 14), caption="low ← heat → high", width="stretch")
             over = expl.overlay
     st.subheader("What the labs contributed")
@@ -117,11 +118,15 @@ def details(pred, case, expl, *, example: bool) -> None:
 
 
 def _display_copy(digest, pixels, heat):
-    """The film and heat map at screen size, made once per case (the slider only re-blends)."""
+    """The film at screen size and its blend widget, made once per case."""
     digest = (digest, id(heat))       # a new explanation (other labs move Grad-CAM too): a new copy
     cached = ss.get("display_copy")
     if cached is None or cached[0] != digest:
-        cached = (digest, *(for_display(pixels, heat) if heat is not None else (shrink_to(pixels, 768), None)))
+        if heat is None:
+            cached = (digest, shrink_to(pixels, 768), None)
+        else:
+            film, shown = for_display(pixels, heat)
+            cached = (digest, film, blend_widget(film, shown))
         ss["display_copy"] = cached
     return cached[1], cached[2]
 

@@ -75,6 +75,13 @@ def colour_bar(width: int = 256, height: int = 12) -> np.ndarray:
     return np.repeat(_JET[np.linspace(0, 255, width).astype(np.uint8)][None], height, axis=0)
 
 
+def heat_layer(heat: np.ndarray) -> np.ndarray:
+    """The heat map (H, W) in [0,1] as uint8 RGBA: its colour, with the heat as the alpha (weak
+    heat transparent). Over the film at opacity a, this is overlay(pixels, heat, a)."""
+    heat8 = (np.clip(heat, 0, 1) * 255).astype(np.uint8)
+    return np.dstack([_JET[heat8], heat8])
+
+
 def overlay(pixels: np.ndarray, heat: np.ndarray, alpha: float = 0.4) -> np.ndarray:
     """The film (H, W) in [0,1] with the heat map (H, W) in [0,1] blended over it, uint8 RGB.
     Weak heat is made transparent so the anatomy stays readable. Done in uint8 by PIL, so a

@@ -56,7 +56,7 @@ def test_kermany_film_with_example_labs(page, app_url, shot):
     # Wait for the with-labs answer itself: the film alone is scored first (the labs arrive a
     # rerun later), so its P(pneumonia) may be on the page while the labs are still being read.
     page.get_by_text("Each bar is how much one lab value moved").first.wait_for(timeout=MODEL_WAIT)
-    page.get_by_text("Grad-CAM").first.wait_for(timeout=MODEL_WAIT)
+    page.frame_locator("iframe").first.locator("#heat").wait_for(timeout=MODEL_WAIT)   # the Grad-CAM overlay
     page.get_by_text("Download the case report").first.wait_for(timeout=MODEL_WAIT)  # the last element
     text = page.locator("[data-testid='stMain']").inner_text()
     assert re.search(r"P\(pneumonia\)\s*0\.9\d", text), text[:500]    # a pneumonia film, read as one
@@ -69,7 +69,14 @@ def test_kermany_film_with_example_labs(page, app_url, shot):
     assert "mEq/L" in text and "10*3" not in text
     # the what-if gives a label (its metric may draw a moment after the report button)
     page.get_by_text(re.compile(r"With this value: (PNEUMONIA|NORMAL)")).first.wait_for(timeout=MODEL_WAIT)
-    assert page.locator("[data-testid='stImage'] img").count() >= 2  # the film and its Grad-CAM
+    assert page.locator("[data-testid='stImage'] img").count() >= 2  # the film and the colour scale
+    # the Grad-CAM overlay blends in the browser: the slider changes the layer, the server sees nothing
+    widget = page.frame_locator("iframe").first
+    widget.locator("#heat").wait_for()
+    widget.locator("#opacity").evaluate("el => { el.value = 80; el.dispatchEvent(new Event('input')); }")
+    assert widget.locator("#heat").evaluate("el => el.style.opacity") == "0.8"
+    assert widget.locator("#shown").inner_text() == "0.80"
+    assert not page.locator("[data-testid='stSlider']").filter(has_text="Heat-map opacity").count()
     page.locator(".js-plotly-plot").first.wait_for()
     assert not page.locator("[data-testid='stFileChipName']").first.is_visible()  # it may name the patient
     shot(page, "02-kermany-with-labs")
