@@ -36,7 +36,8 @@ def _row(name, value, unit, target=None, better="lower") -> str:
     return f"| {name} | {_fmt(value)} {unit} | {tgt} | {ok} |"
 
 
-def _dig(d, keys):
+def dig(d, keys):
+    """d[k0][k1]... along keys, or None where a level is missing (a bench part that did not run)."""
     for k in keys:
         if not isinstance(d, dict) or k not in d:
             return None
@@ -50,13 +51,13 @@ def markdown(r: dict) -> str:
              f" bundle); {r['machine']['cpus']} CPUs, load avg {r['machine']['load_start']} -> {r['machine']['load_end']}",
              "", "| figure | measured | target | met |", "|---|---|---|---|"]
     for label, part, keys, unit, scale, target, better in ROWS:
-        value = _dig(p.get(part), keys)
+        value = dig(p.get(part), keys)
         lines.append(_row(label, None if value is None else value * scale, unit, TARGETS.get(target), better))
         if part == "cold" and keys == ("to_first_prediction_s",) and "import_s" in (p.get("cold") or {}):
             c = p["cold"]
             lines.append(f"| of which import / bundle load / first predict | {c['import_s']:.2f} / {c['load_s']:.2f}"
                          f" / {c['first_predict_s']:.2f} s | | |")
-    for key, v in (_dig(p, ("case", "ratios")) or {}).items():
+    for key, v in (dig(p, ("case", "ratios")) or {}).items():
         before = next(x for k, x in v.items() if k.startswith("before"))
         after = next(x for k, x in v.items() if k.startswith("after"))
         lines.append(f"| before -> after: {key} | {before} -> {after} (x{v['speedup']}) | | |")
@@ -80,7 +81,7 @@ def runtime_table(rt: dict) -> list[str]:
     sides = ("litert", "keras", "peer")
 
     def ratio(figure, key):
-        mine, peer = _dig(rt, (figure, "litert", key)), _dig(rt, (figure, "peer", key))
+        mine, peer = dig(rt, (figure, "litert", key)), dig(rt, (figure, "peer", key))
         return f"{peer / mine:.2f}x" if mine and peer else "-"
     rows = [("one film through `predict`, cold: wall", "cold_predict", "wall_s", "s"),
             ("one film through `predict`, cold: peak RSS", "cold_predict", "peak_rss_mb", "MiB"),
@@ -89,7 +90,7 @@ def runtime_table(rt: dict) -> list[str]:
     lines = ["| whole process | LiteRT (ours) | Keras (ours, before) | peer | peer / LiteRT |", "|---|---|---|---|---|"]
     for label, figure, key, unit in rows:
         keys = key if isinstance(key, tuple) else (key,)
-        vals = [_dig(rt, (figure, s, *keys)) for s in sides]
+        vals = [dig(rt, (figure, s, *keys)) for s in sides]
         cells = [f"{_fmt(v)} {unit}" if isinstance(v, (int, float)) else "-" for v in vals]
         lines.append(f"| {label} | {' | '.join(cells)} | {ratio(figure, key) if figure != 'warm' else '-'} |")
     lim = rt.get("limit") or {}

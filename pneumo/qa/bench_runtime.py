@@ -25,6 +25,7 @@ from pneumo import config
 from pneumo.inference.predictor import Case, Predictor
 from pneumo.models.bundle import read_meta
 from pneumo.qa.bench_peer import PEER, PEER_DIR, peer_model
+from pneumo.qa.bench_report import dig
 
 SIDES = ("litert", "keras", "peer")
 WARM_TAG = "WARM_JSON "
@@ -151,22 +152,14 @@ def physical_limit(model: Path, out: dict) -> dict:
     if macs:
         floor_ms = macs / (rate * 1e9) * 1000
         res["floor_ms_per_film"] = round(floor_ms, 3)
-        per_film = _dig(out, ("batch", "litert", "wall_s"))
+        per_film = dig(out, ("batch", "litert", "wall_s"))
         if per_film:
             res["batch_ms_per_film"] = round(per_film / out["films"] * 1000, 3)
             res["batch_over_floor"] = round(res["batch_ms_per_film"] / floor_ms, 1)
-        warm = _dig(out, ("warm", "litert", "predict_ms", "p50"))
+        warm = dig(out, ("warm", "litert", "predict_ms", "p50"))
         if warm:
             res["warm_predict_over_floor"] = round(warm / floor_ms, 1)
     return res
-
-
-def _dig(d, keys):
-    for k in keys:
-        if not isinstance(d, dict) or k not in d:
-            return None
-        d = d[k]
-    return d
 
 
 def _warm(side: str, model: Path, films: list[Path]) -> dict:
