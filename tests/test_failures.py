@@ -8,11 +8,11 @@ from __future__ import annotations
 import errno
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 import pneumo.inference.native_stderr
-import pneumo.inference.quiet
 import pneumo.service.batch as batch
 import pneumo.service.batch_output as batch_output
 from pneumo import config
@@ -35,7 +35,7 @@ def fake_model(monkeypatch):
         loads.append(bundle_dir)
         return FakePredictor()
 
-    monkeypatch.setattr(batch_cli, "load_predictor", load)
+    monkeypatch.setattr(batch_cli, "Predictor", SimpleNamespace(load=load))
     return loads
 
 
@@ -261,7 +261,7 @@ def test_silencing_survives_a_closed_stderr(monkeypatch):
 
     monkeypatch.delenv("PNEUMO_DEBUG", raising=False)
     monkeypatch.setattr(pneumo.inference.native_stderr.os, "dup", no_fd)
-    with pneumo.inference.quiet.native_stderr_silenced():
+    with pneumo.inference.native_stderr.native_stderr_silenced():
         ran = True
     assert ran
 

@@ -2,8 +2,11 @@
 (form or file), and the labs as read back from a file."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
 
+from pneumo import config
 from pneumo.data.labs import parse_labs
 from pneumo.present import app_support as sup
 from pneumo.present import lab_display
@@ -12,11 +15,21 @@ from pneumo.present.text_safe import md_escape
 ss = st.session_state
 
 
+def _examples() -> dict:
+    """The example films, listed once per data folder, not on every rerun (hundreds of files)."""
+    return _examples_in(str(config.kermany_dir()))
+
+
+@st.cache_data(show_spinner=False, ttl=300)
+def _examples_in(root: str) -> dict:
+    return sup.example_images(Path(root))
+
+
 def film(panel) -> tuple[bytes | None, float | None, bool]:
     """The film's bytes (uploaded, else the example loaded), the age typed in, and whether the
     film is the (semi-real) example."""
     ss.setdefault("upload_gen", 0)
-    examples = sup.example_images()
+    examples = _examples()
     left, right = st.columns(2, gap="large")
     upload = left.file_uploader("PNG, JPEG or DICOM (frontal chest film)", key=f"image_{ss.upload_gen}",
                                 on_change=lambda: ss.update(example=None))
@@ -41,7 +54,7 @@ def film(panel) -> tuple[bytes | None, float | None, bool]:
 def start_hint() -> str:
     """What to do on an empty page (examples only where the data folder holds them)."""
     return "Upload a chest X-ray (and the labs, if you have them)" + \
-        (", or load an example case." if sup.example_images() else ".")
+        (", or load an example case." if _examples() else ".")
 
 
 def _load_example(panel) -> None:

@@ -8,7 +8,7 @@ import argparse
 import sys
 
 from pneumo.errors import PneumoError
-from pneumo.inference.quiet import load_predictor
+from pneumo.inference.predictor import Predictor
 from pneumo.service.batch import _one_line, check_manifest, run_batch
 from pneumo.service.batch_output import os_reason
 from pneumo.service.case_log import CaseLog, warn_not_logged
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_manifest(args.manifest)     # a bad or oversized manifest fails before the model loads
 
-        predictor = load_predictor(args.model)
+        predictor = Predictor.load(args.model)
         log, unlogged = None, None
         if not args.no_log:
             try:

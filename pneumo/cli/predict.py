@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pneumo.errors import PneumoError
 from pneumo.inference.case import Case
-from pneumo.inference.quiet import load_predictor
+from pneumo.inference.predictor import Predictor
 from pneumo.present import case_words as words
 from pneumo.present.explanation_files import write_explanation
 from pneumo.service.case_log import record_or_warn, record_refusal_or_warn
@@ -37,7 +37,7 @@ def _load_case(args):
         if value and not Path(value).is_file():
             raise PneumoError(f"{flag} {value}: no such file")
 
-    predictor = load_predictor(args.model)     # LiteRT; TensorFlow only for explain's Grad-CAM
+    predictor = Predictor.load(args.model)     # LiteRT; TensorFlow only for explain's Grad-CAM
     case = Case.from_sources(image=args.image, labs=args.labs, panel=predictor.panel,
                              name=Path(args.image).name if args.image else None, strict=True,
                              age=args.age)
