@@ -22,7 +22,8 @@ HEAVY = {"tensorflow", "keras", "shap", "sklearn", "plotly", "skimage"}
 # function, so that every other module (the CLI's argument checks, the case, the pages) stays light:
 LAZY = {
     "pneumo.models.network": "Keras: cohorts, bundles' metadata and the CLI's help load without it",
-    "pneumo.inference.runner": "TensorFlow: the Keras path, loaded for Grad-CAM or a bundle without an exported runtime",
+    "pneumo.inference.runner": "TensorFlow: the Keras path, for a bundle without an exported runtime (or cam graph)",
+    "pneumo.models.grad_cam": "TensorFlow: Keras's Grad-CAM, the reference the exported cam graph is checked against",
     "pneumo.models.runtime_export": "TensorFlow: writes the LiteRT graph; predict and batch run it without TensorFlow",
     "pneumo.training.head_fit": "Keras: the head's training loop",
     "pneumo.training.fit": "Keras: the ensemble and the experiments' TOML checks load without it",

@@ -15,7 +15,7 @@ from PIL import Image
 from pneumo import config
 from pneumo.errors import BundleError
 from pneumo.inference.lite_runner import LiteRunner, load_runner
-from pneumo.models.runtime import ENCODER_FILE, RUNTIME_KEY, equalize
+from pneumo.models.runtime import CAM_FILE, ENCODER_FILE, RUNTIME_KEY, equalize
 
 SHIPPED = config.default_model_dir()
 
@@ -64,8 +64,11 @@ def test_the_exported_runtime_answers_as_keras(exported):
     np.testing.assert_allclose(lite.head(ee, ll, present, labs), keras_runner.head(ee, ll, present, labs), atol=1e-5)
     np.testing.assert_allclose(lite.member_probabilities(ee, ll, present, labs),
                                keras_runner.member_probabilities(ee, ll, present, labs), atol=1e-5)
-    # Grad-CAM goes through Keras, built on first use
-    np.testing.assert_allclose(lite.grad_cam(x[0], labs[:1]), keras_runner.grad_cam(x[0], labs[:1]), atol=1e-5)
+    # Grad-CAM runs on the exported cam graph: Keras's gradients, and Keras never loaded
+    assert lite.grad_cam_runtime == "litert"
+    for row in (labs[:1], np.full_like(labs[:1], np.nan)):
+        np.testing.assert_allclose(lite.grad_cam(x[0], row), keras_runner.grad_cam(x[0], row), atol=1e-5)
+    assert lite._keras is None
     # the Bundle's predict_proba contract (what robustness scores with), film / labs / both, raw and calibrated
     bundle = keras_runner.bundle
     for images, values in ((x, None), (None, labs[:5]), (x, labs[:5])):
@@ -104,6 +107,21 @@ def test_a_bundle_without_a_usable_export_falls_back_to_keras(exported, tmp_path
     assert len(caplog.records) == 1 and "Keras path" in caplog.records[0].getMessage()
 
 
+def test_an_export_without_the_cam_graph_explains_through_keras(exported, tmp_path):
+    """An export made before Grad-CAM was exported still scores on LiteRT; Grad-CAM loads Keras."""
+    d = tmp_path / "b"
+    shutil.copytree(exported, d)
+    meta = json.loads((d / "bundle.json").read_text())
+    del meta[RUNTIME_KEY]["cam"], meta["weights"][CAM_FILE]
+    (d / "bundle.json").write_text(json.dumps(meta))
+    (d / CAM_FILE).unlink()
+    lite = load_runner(d)
+    assert isinstance(lite, LiteRunner) and lite.grad_cam_runtime == "keras"
+    x, row = _films(1, lite.image_size), np.full((1, len(lite.panel)), np.nan, np.float32)
+    np.testing.assert_allclose(lite.grad_cam(x[0], row), load_runner(exported).grad_cam(x[0], row), atol=1e-5)
+    assert lite._keras is not None
+
+
 def _no_tensorflow_run(argv):
     """Run the CLI in-process in a fresh interpreter; fail if TensorFlow or Keras got imported."""
     code = ("import sys; from pneumo.cli.main import main; rc = main(sys.argv[1:]); "
@@ -114,12 +132,15 @@ def _no_tensorflow_run(argv):
 
 
 @pytest.mark.skipif(not (SHIPPED / ENCODER_FILE).is_file(), reason="the shipped bundle has no exported runtime")
-def test_predict_and_batch_never_import_tensorflow(tmp_path):
+def test_predict_explain_and_batch_never_import_tensorflow(tmp_path):
     film = tmp_path / "film.png"
     Image.fromarray((_films(1, 256)[0, ..., 0] * 255).astype(np.uint8)).save(film)
     run = _no_tensorflow_run(["predict", "--image", str(film), "--json", "--no-log"])
     assert run.returncode == 0, run.stderr[-2000:]
     assert 0 <= json.loads(run.stdout)["probability"] <= 1
+    run = _no_tensorflow_run(["explain", "--image", str(film), "--no-log", "--out", str(tmp_path / "why")])
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert (tmp_path / "why" / "overlay.png").is_file()
     (tmp_path / "m.csv").write_text("image_path,wbc\nfilm.png,14\nfilm.png,\n")
     run = _no_tensorflow_run(["batch", str(tmp_path / "m.csv"), "--out", str(tmp_path / "out.csv"),
                               "--no-log", "--quiet"])

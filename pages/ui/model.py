@@ -20,8 +20,9 @@ STARTED: list = []
 
 class ModelLoader:
     """Loads the Predictor in a background thread, so the first page draws at once. It is
-    published as soon as it can score (LiteRT: about a second); the explanation path (Grad-CAM
-    on Keras, SHAP) warms up after that on the same thread, while the first user reads."""
+    published as soon as it can score (LiteRT: about a second); the explanation path (Grad-CAM,
+    SHAP's JIT; Keras only for a bundle without an exported cam graph) warms up after that on the
+    same thread, while the first user reads."""
 
     def __init__(self, bundle_dir: str):
         self._done = threading.Event()

@@ -16,5 +16,6 @@ def main(argv: list[str] | None = None) -> int:
     with native_stderr_silenced():        # TensorFlow's native start-up lines and the converter's
         from pneumo.models.runtime_export import export_runtime   # TensorFlow: only this command needs it
         info = export_runtime(args.model or config.default_model_dir(), log=lambda _: None)
-    print(f"exported {info['encoder']} + {info['head']} (probe max |diff| {info['probe_max_abs_diff']:.1e})")
+    print(f"exported {info['encoder']} + {info['head']} + {info['cam']} (probe max |diff| "
+          f"{info['probe_max_abs_diff']:.1e}, Grad-CAM {info['cam_probe_max_abs_diff']:.1e})")
     return 0

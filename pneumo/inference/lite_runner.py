@@ -1,7 +1,8 @@
 """LiteRunner: the bundle's exported LiteRT graph (pneumo.models.runtime) behind the runner's
 interface, with no TensorFlow: embed, head and each member's answer in XNNPACK kernels.
 
-Grad-CAM needs gradients, so only it loads the Keras runner (pneumo.inference.runner), on its
+Grad-CAM runs on the exported cam graph (the head's gradient, exported with it); a bundle exported
+before that graph existed loads the Keras runner (pneumo.inference.runner) for Grad-CAM, on its
 first use. `load_runner` picks the runtime: the exported graph where the bundle has one, else the
 Keras path with one line saying so (a bundle made before the export existed keeps working)."""
 from __future__ import annotations
@@ -17,7 +18,8 @@ from pneumo.errors import BundleError
 from pneumo.inference.native_stderr import native_stderr_silenced
 from pneumo.inference.runner_base import RunnerBase
 from pneumo.models.bundle import open_bundle, with_keras_model
-from pneumo.models.runtime import HEAD_INPUTS, RUNTIME_KEY, LiteGraph, equalize, runtime_files
+from pneumo.models.runtime import (CAM_INPUTS, ENCODER_OUTPUTS, HEAD_INPUTS, RUNTIME_KEY, LiteGraph, equalize,
+                                   normalise_cam, runtime_files)
 
 log = logging.getLogger("pneumo")
 
@@ -25,13 +27,14 @@ log = logging.getLogger("pneumo")
 class LiteRunner(RunnerBase):
     runtime = "litert"
 
-    def __init__(self, bundle, encoder_file, head_file, threads: int | None = None):
+    def __init__(self, bundle, encoder_file, head_file, cam_file=None, threads: int | None = None):
         info = bundle.meta[RUNTIME_KEY]
         super().__init__(bundle, info["early_dim"], info["late_dim"], info["members"])
         threads = threads or config.inference_threads()
         with native_stderr_silenced():      # XNNPACK's "Created delegate" line: the CLI owes one line on stderr
             self._encoder = LiteGraph(encoder_file, info["encoder_outputs"], threads)
             self._graph = LiteGraph(head_file, info["head_outputs"], threads)
+            self._cam = LiteGraph(cam_file, info["cam_outputs"], threads) if cam_file else None
         self._equalize = bool(info["equalize"])
         s, n = self.image_size, len(self.panel)
         if self._encoder.input_shape("image")[1:] != (s, s, 1) or self._graph.input_shape("labs")[1:] != (n,):
@@ -41,8 +44,11 @@ class LiteRunner(RunnerBase):
         self._keras_lock = threading.Lock()
 
     def _embed_batch(self, images):
-        out = self._encoder.run({"image": equalize(images) if self._equalize else images})
+        out = self._encoder.run({"image": self._equalised(images)}, ENCODER_OUTPUTS)
         return out["early"], out["late"]
+
+    def _equalised(self, images):
+        return equalize(images) if self._equalize else images
 
     def _probs(self, *inputs):
         return self._graph.run(dict(zip(HEAD_INPUTS, inputs)))["probs"]
@@ -62,19 +68,29 @@ class LiteRunner(RunnerBase):
             return self._keras
 
     def grad_cam(self, x: np.ndarray, labs_raw: np.ndarray) -> np.ndarray:
-        """Coarse Grad-CAM heat (h, w) in [0,1]: through Keras, which has the gradients."""
-        return self.keras_runner().grad_cam(x, labs_raw)
+        """Coarse Grad-CAM heat (h, w) in [0,1] of the pneumonia log-odds for one image (S, S, 1):
+        the exported cam graph, or Keras for an export without one."""
+        if self._cam is None:
+            return self.keras_runner().grad_cam(x, labs_raw)
+        z, missing = self.lab_inputs(np.asarray(labs_raw, np.float32).reshape(1, -1))
+        out = self._encoder.run({"image": self._equalised(np.asarray(x, np.float32)[None])})
+        feeds = (out["convs"], out["early"], out["late"], np.ones((1, 1), np.float32), z, missing)
+        return normalise_cam(self._cam.run(dict(zip(CAM_INPUTS, feeds)))["cam"])
+
+    @property
+    def grad_cam_runtime(self) -> str:
+        return "keras" if self._cam is None else self.runtime
 
     def warm_up(self, explain: bool = True) -> None:
-        """For long-lived processes: plan the kernels now and, with `explain`, build the Keras
-        Grad-CAM path too, so no user waits for either."""
+        """For long-lived processes: plan the kernels now and, with `explain`, Grad-CAM's too (its
+        Keras path where the export has no cam graph), so no user waits for either."""
         n, s = len(self.panel), self.image_size
         x = np.full((1, s, s, 1), 0.5, np.float32)
         labs = np.full((1, n), np.nan, np.float32)
         early, late = self.embed(x)
         self.head(early, late, np.ones(1, np.float32), labs)
         if explain:
-            for _ in range(2):   # the Keras runner traces its Grad-CAM on the second call
+            for _ in range(2):   # the Keras fallback traces its Grad-CAM on the second call
                 self.grad_cam(x[0], labs)
 
 

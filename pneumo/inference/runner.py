@@ -16,7 +16,7 @@ import tensorflow as tf  # noqa: E402
 
 from pneumo.inference.runner_base import RunnerBase  # noqa: E402
 from pneumo.models.bundle import load_bundle  # noqa: E402
-from pneumo.models.network import LAST_CONV_LAYER, member_encoders  # noqa: E402
+from pneumo.models.grad_cam import grad_cam_function  # noqa: E402
 
 
 class ModelRunner(RunnerBase):
@@ -31,14 +31,6 @@ class ModelRunner(RunnerBase):
         members = head.get_layer("probs").input if "probs" in [layer.name for layer in head.layers] else None
         super().__init__(bundle, early_dim, late_dim, len(members) if isinstance(members, (list, tuple)) else 1)
         n, s = len(self.panel), self.image_size
-        # Grad-CAM reads each backbone's last conv maps (one, or each member of a seed ensemble)
-        conv_models = [keras.Model(m.inputs, [m.get_layer(LAST_CONV_LAYER).output, *m.outputs])
-                       for m in member_encoders(encoder)]
-
-        def convs_and_embeddings(image):
-            outs = [m(image, training=False) for m in conv_models]   # per member: conv, early, late
-            return ([o[0] for o in outs], tf.concat([o[1] for o in outs], axis=-1),
-                    tf.concat([o[2] for o in outs], axis=-1))
 
         @tf.function(input_signature=[tf.TensorSpec((None, s, s, 1), tf.float32)])
         def embed(images):
@@ -62,20 +54,7 @@ class ModelRunner(RunnerBase):
                 return tf.expand_dims(head([early, late, present, labs, missing], training=False), 0)
             return tf.stack(member_model([early, late, present, labs, missing], training=False))
 
-        @tf.function(input_signature=[tf.TensorSpec((1, s, s, 1), tf.float32), *head_sig[2:]])
-        def cam(image, present, labs, missing):
-            with tf.GradientTape() as tape:
-                convs, early, late = convs_and_embeddings(image)
-                for conv in convs:
-                    tape.watch(conv)
-                probs = head([early, late, present, labs, missing], training=False)
-                score = tf.math.log(probs[:, 1] + 1e-7) - tf.math.log(probs[:, 0] + 1e-7)
-            grads = tape.gradient(score, convs)
-            # the ensemble's score depends on every member's maps: their weighted sums add up
-            cam_sum = tf.add_n([tf.reduce_sum(tf.reduce_mean(g, axis=(1, 2), keepdims=True) * c, axis=-1)
-                                for g, c in zip(grads, convs)])
-            heat = tf.nn.relu(cam_sum)[0]
-            return heat / (tf.reduce_max(heat) + 1e-9)
+        cam = grad_cam_function(encoder, head, s, n)   # Grad-CAM reads each backbone's last conv maps
 
         self._embed, self._head, self._cam = _TraceOnSecondUse(embed), _TraceOnSecondUse(head_fn), \
             _TraceOnSecondUse(cam)

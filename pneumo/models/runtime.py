@@ -1,7 +1,10 @@
 """A bundle's exported inference graph: two LiteRT flatbuffers run by XNNPACK, no TensorFlow.
 
-  encoder.tflite: image (n, S, S, 1), already equalised -> early, late   (every member's)
+  encoder.tflite: image (n, S, S, 1), already equalised -> early, late, convs (the last conv maps;
+                  every member's, concatenated)
   head.tflite:    early, late, present, labs, missing   -> probs (n, 2), members (k, n, 2)
+  cam.tflite:     convs, early, late, present, labs, missing (one film) -> cam (1, h, w): Grad-CAM's
+                  map, from the head's gradient
 
 Both are files of the bundle: their sha256 sits in bundle.json["weights"] beside the Keras
 weights' (verified on load), and bundle.json["runtime"] says which weights and architecture they
@@ -29,11 +32,14 @@ HEAD_FILE = "head.tflite"
 ENCODER_OUTPUTS = ("early", "late")
 HEAD_INPUTS = ("early", "late", "present", "labs", "missing")
 HEAD_OUTPUTS = ("probs", "members")
+CAM_FILE = "cam.tflite"
+CAM_INPUTS = ("convs", "early", "late", "present", "labs", "missing")
 
 
-def runtime_files(directory, meta: dict) -> tuple[Path, Path] | str:
-    """(encoder, head) of the bundle's exported graph, or why it has no usable one (the caller
-    falls back to Keras). Their digests are checked by the bundle's own verify_weights."""
+def runtime_files(directory, meta: dict) -> tuple[Path, Path, Path | None] | str:
+    """(encoder, head, cam) of the bundle's exported graph, or why it has no usable one (the caller
+    falls back to Keras). cam is None for an export made before Grad-CAM was exported (Grad-CAM
+    then runs on Keras). Their digests are checked by the bundle's own verify_weights."""
     info = meta.get(RUNTIME_KEY)
     if not isinstance(info, dict):
         return "it has no exported runtime"
@@ -46,7 +52,15 @@ def runtime_files(directory, meta: dict) -> tuple[Path, Path] | str:
         return "its exported runtime was made from other weights (stale)"
     if info.get("architecture_sha256") != architecture_digest(meta):
         return "its exported runtime was made for another architecture"
-    return Path(directory) / ENCODER_FILE, Path(directory) / HEAD_FILE
+    cam = Path(directory) / CAM_FILE if info.get("cam") == CAM_FILE and CAM_FILE in verified \
+        and "convs" in info.get("encoder_outputs", {}) else None
+    return Path(directory) / ENCODER_FILE, Path(directory) / HEAD_FILE, cam
+
+
+def normalise_cam(raw: np.ndarray) -> np.ndarray:
+    """The exported graph's raw Grad-CAM map (1, h, w) -> the heat (h, w) in [0, 1], as the Keras runner."""
+    heat = np.maximum(np.asarray(raw, np.float32)[0], 0)
+    return heat / (heat.max() + np.float32(1e-9))
 
 
 def architecture_digest(meta: dict) -> str:
@@ -109,7 +123,8 @@ class LiteGraph:
         det = next(d for d in self._it.get_input_details() if d["name"] == name)
         return tuple(int(v) for v in det["shape_signature"])
 
-    def run(self, feeds: dict) -> dict:
+    def run(self, feeds: dict, outputs=None) -> dict:
+        """The named outputs (default: all) for the named inputs."""
         arrays = {k: np.ascontiguousarray(v, np.float32) for k, v in feeds.items()}
         shapes = {k: a.shape for k, a in arrays.items()}
         with self._lock:
@@ -121,4 +136,4 @@ class LiteGraph:
             for k, a in arrays.items():
                 self._it.set_tensor(self._inputs[k], a)
             self._it.invoke()
-            return {k: self._it.get_tensor(i).copy() for k, i in self._outputs.items()}
+            return {k: self._it.get_tensor(self._outputs[k]).copy() for k in (outputs or self._outputs)}

@@ -1,11 +1,12 @@
 """Export a bundle's inference graph to LiteRT (pneumo.models.runtime): the image encoder without
-its equalising step, and the head with each member's softmax beside the mean.
+its equalising step, the head with each member's softmax beside the mean, and Grad-CAM's map.
 
 Run by `python -m pneumo export-runtime` for a bundle made before the runtime existed, and by
 `train` / `ensemble` at the end. Each export is checked against the Keras model on probe
 inputs before it is recorded, so a bundle never carries a graph that answers differently."""
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -19,13 +20,16 @@ import tensorflow as tf  # noqa: E402
 
 from pneumo.errors import BundleError  # noqa: E402
 from pneumo.models.bundle import WEIGHTS_FILE, load_bundle, update_meta  # noqa: E402
+from pneumo.models.grad_cam import conv_models as backbone_conv_models, grad_cam_function  # noqa: E402
 from pneumo.models.network import build_ensemble_parts, build_image_encoder  # noqa: E402
-from pneumo.models.runtime import (ENCODER_FILE, ENCODER_OUTPUTS, FORMAT, HEAD_FILE, HEAD_INPUTS,  # noqa: E402
-                                   HEAD_OUTPUTS, RUNTIME_KEY, LiteGraph, architecture_digest,
-                                   equalize)
+from pneumo.models.runtime import (CAM_FILE, CAM_INPUTS, ENCODER_FILE, ENCODER_OUTPUTS, FORMAT, HEAD_FILE,  # noqa: E402
+                                   HEAD_INPUTS, HEAD_OUTPUTS, RUNTIME_KEY, LiteGraph, architecture_digest,
+                                   equalize, normalise_cam)
 
 TOLERANCE = 1e-4
 """The most a probe's probability may differ from the Keras model's."""
+CAM_TOLERANCE = 1e-3
+"""The most a probe's Grad-CAM heat (in [0, 1]) may differ from the Keras path's."""
 
 
 def export_runtime(bundle_dir, log=print) -> dict:
@@ -42,10 +46,13 @@ def export_runtime(bundle_dir, log=print) -> dict:
     members = list(members) if isinstance(members, (list, tuple)) else None
     with_members = keras.Model(head.inputs, [head.output, *(members or [])])
 
+    conv_models = backbone_conv_models(encoder)
+
     @tf.function(input_signature=[tf.TensorSpec((None, s, s, 1), tf.float32, name="image")])
     def encode(image):
-        early, late = encoder(image, training=False)
-        return {"early": early, "late": late}
+        outs = [m(image, training=False) for m in conv_models]     # per member: conv, early, late
+        early, late, convs = (tf.concat([o[i] for o in outs], axis=-1) for i in (1, 2, 0))
+        return {"early": early, "late": late, "convs": convs}
 
     @tf.function(input_signature=[tf.TensorSpec((None, dim), tf.float32, name=name) for name, dim in
                                   zip(HEAD_INPUTS, (early_dim, late_dim, 1, n, n))])
@@ -54,22 +61,32 @@ def export_runtime(bundle_dir, log=print) -> dict:
         outs = outs if isinstance(outs, (list, tuple)) else [outs]
         return {"probs": outs[0], "members": tf.stack(outs[1:] if members else outs[:1], axis=0)}
 
+    cam = _cam_function(head, int(conv_models[0].outputs[0].shape[1]), early_dim, late_dim, n)
     with tempfile.TemporaryDirectory(dir=d) as tmp:
         files = {}
-        for name, fn in ((ENCODER_FILE, encode), (HEAD_FILE, fuse)):
-            converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], fn)
+        for name, fn in ((ENCODER_FILE, encode), (HEAD_FILE, fuse), (CAM_FILE, cam)):
+            with _builtin_gradients():      # traced here: the cam's gradient in LiteRT's own kernels
+                concrete = fn.get_concrete_function()
+            converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], fn)
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]   # no TF kernels at run time
             files[name] = Path(tmp) / name
             files[name].write_bytes(converter.convert())
-        enc_out = _output_names(Interpreter(model_path=str(files[ENCODER_FILE])), {"early": early_dim, "late": late_dim})
-        head_out = _output_names(Interpreter(model_path=str(files[HEAD_FILE])), {"probs": 2, "members": 3})
+        enc_out = _output_names(Interpreter(model_path=str(files[ENCODER_FILE])),
+                                {"early": (2, early_dim), "late": (2, late_dim), "convs": (4, late_dim)})
+        head_out = _output_names(Interpreter(model_path=str(files[HEAD_FILE])), {"probs": (2, 2), "members": (3, 2)})
+        cam_out = _output_names(Interpreter(model_path=str(files[CAM_FILE])), {"cam": (3, None)})
         worst = _check(bundle, files, enc_out, head_out, Interpreter)
         if not worst <= TOLERANCE:
             raise BundleError(f"the exported runtime differs from the Keras model by {worst:.2g} "
                               f"on probe cases (allowed {TOLERANCE:g}); not written")
+        worst_cam = _check_cam(bundle, files, enc_out, cam_out, Interpreter)
+        if not worst_cam <= CAM_TOLERANCE:
+            raise BundleError(f"the exported Grad-CAM differs from the Keras model's by {worst_cam:.2g} "
+                              f"on probe films (allowed {CAM_TOLERANCE:g}); not written")
         for name, path in files.items():
             os.replace(path, d / name)
-    info = {"format": FORMAT, "encoder": ENCODER_FILE, "head": HEAD_FILE,
+    info = {"format": FORMAT, "encoder": ENCODER_FILE, "head": HEAD_FILE, "cam": CAM_FILE,
+            "cam_outputs": cam_out, "cam_probe_max_abs_diff": float(worst_cam),
             "equalize": bundle.meta["architecture"].get("intensity", "none") == "equalize",
             "encoder_outputs": enc_out, "head_outputs": head_out, "members": len(members or [None]),
             "early_dim": early_dim, "late_dim": late_dim, "probe_max_abs_diff": float(worst),
@@ -78,10 +95,63 @@ def export_runtime(bundle_dir, log=print) -> dict:
             "architecture_sha256": architecture_digest(bundle.meta),
             "exported_with": f"tensorflow {tf.__version__}"}
     update_meta(d, verified_file=ENCODER_FILE)
+    update_meta(d, verified_file=CAM_FILE)
     update_meta(d, verified_file=HEAD_FILE, **{RUNTIME_KEY: info})
-    log(f"exported the LiteRT runtime of {d.name}: {ENCODER_FILE} + {HEAD_FILE} "
-        f"(probe max |diff| {worst:.1e})")
+    log(f"exported the LiteRT runtime of {d.name}: {ENCODER_FILE} + {HEAD_FILE} + {CAM_FILE} "
+        f"(probe max |diff| {worst:.1e}, Grad-CAM {worst_cam:.1e})")
     return info
+
+
+def _cam_function(head: keras.Model, side: int, early_dim: int, late_dim: int, n: int):
+    """Grad-CAM of the pneumonia log-odds for one film from the encoder's outputs, as the Keras
+    runner computes it. The late embedding is the global average of the last conv maps and nothing
+    else reads those maps, so d score / d map = (d score / d late) / (h * w) at every position: the
+    head's gradient alone (no backbone backward pass) gives each map's Grad-CAM weight."""
+    @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32, name=name) for name, shape in
+                                  zip(CAM_INPUTS, ((1, side, side, late_dim), (1, early_dim), (1, late_dim),
+                                                   (1, 1), (1, n), (1, n)))])
+    def cam(convs, early, late, present, labs, missing):
+        with tf.GradientTape() as tape:
+            tape.watch(late)
+            probs = head([early, late, present, labs, missing], training=False)
+            score = tf.math.log(probs[:, 1] + 1e-7) - tf.math.log(probs[:, 0] + 1e-7)
+        weights = tape.gradient(score, late) / float(side * side)
+        return {"cam": tf.reduce_sum(convs * weights[:, None, None, :], axis=-1)}
+
+    return cam
+
+
+def _relu_grad(op, grad):
+    return grad * tf.cast(op.outputs[0] > 0, grad.dtype)
+
+
+def _strided_slice_grad(op, grad):
+    """The slice's gradient as a scatter of the slice of an index grid (static shapes: the export
+    fixes the batch), where TensorFlow's own uses StridedSliceGrad, which LiteRT has no kernel for."""
+    shape = op.inputs[0].shape.as_list()
+    n = int(np.prod(shape))
+    attrs = {k: op.get_attr(k) for k in ("begin_mask", "end_mask", "ellipsis_mask", "new_axis_mask", "shrink_axis_mask")}
+    picked = tf.strided_slice(tf.reshape(tf.range(n), shape), *op.inputs[1:4], **attrs)
+    flat = tf.scatter_nd(tf.reshape(picked, (-1, 1)), tf.reshape(grad, (-1,)), (n,))
+    return tf.reshape(flat, shape), None, None, None
+
+
+@contextlib.contextmanager
+def _builtin_gradients():
+    """Relu's and StridedSlice's gradients in ops LiteRT has builtin kernels for, while a graph is
+    traced (ReluGrad and StridedSliceGrad are TF-only kernels). TensorFlow offers no public way to
+    swap a registered gradient for a tape (gradient_override_map is graph-mode only), so this swaps
+    the registry's entries and puts them back."""
+    from tensorflow.python.framework import ops as tf_ops
+
+    registry = tf_ops._gradient_registry._registry
+    saved = {op: registry[op] for op in ("Relu", "StridedSlice")}
+    registry["Relu"] = dict(saved["Relu"], type=_relu_grad)
+    registry["StridedSlice"] = dict(saved["StridedSlice"], type=_strided_slice_grad)
+    try:
+        yield
+    finally:
+        registry.update(saved)
 
 
 def _plain_encoder(bundle) -> keras.Model:
@@ -120,13 +190,12 @@ def macs_per_film(model: keras.Model) -> int:
 
 
 def _output_names(interpreter, wanted: dict) -> dict:
-    """{our output name: LiteRT tensor name}, told apart by last dimension (encoder) or rank (head)."""
+    """{our output name: LiteRT tensor name}, told apart by (rank, last dimension or None: any)."""
     found = {}
     for det in interpreter.get_output_details():
         shape = list(det["shape_signature"])
-        for key, mark in wanted.items():
-            if (key in ("probs", "members") and len(shape) == mark) or \
-                    (key not in ("probs", "members") and shape[-1] == mark and len(shape) == 2):
+        for key, (rank, last) in wanted.items():
+            if len(shape) == rank and last in (None, shape[-1]):
                 found[key] = det["name"]
     if sorted(found) != sorted(wanted):
         raise BundleError(f"the exported graph's outputs are not {sorted(wanted)}")
@@ -154,8 +223,33 @@ def _check(bundle, files: dict, enc_out: dict, head_out: dict, interpreter_cls) 
         head = LiteGraph(files[HEAD_FILE], head_out, 1, interpreter_cls)
         x = films * present
         x = equalize(x) if bundle.meta["architecture"].get("intensity", "none") == "equalize" else x
-        e, l = (enc.run({"image": x})[k] for k in ENCODER_OUTPUTS)
+        e, l = (enc.run({"image": x}, ENCODER_OUTPUTS)[k] for k in ENCODER_OUTPUTS)
         out = head.run(dict(zip(HEAD_INPUTS, (e * p, l * p, p, z, missing))))
         worst = max(worst, float(np.abs(out[HEAD_OUTPUTS[0]][:, 1] - keras_p).max()),
                     float(np.abs(out[HEAD_OUTPUTS[1]].mean(axis=0)[:, 1] - keras_p).max()))
+    return worst
+
+
+def _check_cam(bundle, files: dict, enc_out: dict, cam_out: dict, interpreter_cls) -> float:
+    """The largest heat difference between the exported Grad-CAM and the Keras runner's, on a
+    made-up film and noise, each without labs and with a training panel."""
+    s, n = bundle.image_size, len(bundle.panel)
+    reference = grad_cam_function(bundle.image_encoder, bundle.fusion_head, s, n)   # Keras, with its gradients
+    enc = LiteGraph(files[ENCODER_FILE], enc_out, 1, interpreter_cls)
+    graph = LiteGraph(files[CAM_FILE], cam_out, 1, interpreter_cls)
+    eq = bundle.meta["architecture"].get("intensity", "none") == "equalize"
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[0:s, 0:s] / s
+    films = [(0.3 + 0.4 * np.exp(-((xx - 0.3) / 0.2) ** 2) + 0.2 * yy).astype(np.float32)[..., None],
+             rng.uniform(0, 1, (s, s, 1)).astype(np.float32)]
+    panels = [np.full((1, n), np.nan, np.float32), np.array([[t.impute_value() for t in bundle.panel]], np.float32)]
+    worst = 0.0
+    for film in films:
+        out = enc.run({"image": equalize(film[None]) if eq else film[None]})
+        for labs in panels:
+            z, missing = bundle.lab_inputs(labs)
+            feeds = (out["convs"], out["early"], out["late"], np.ones((1, 1), np.float32), z, missing)
+            raw = graph.run(dict(zip(CAM_INPUTS, feeds)))["cam"]
+            want = reference(film[None], np.ones((1, 1), np.float32), z, missing).numpy()
+            worst = max(worst, float(np.abs(normalise_cam(raw) - want).max()))
     return worst
