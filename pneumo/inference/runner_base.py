@@ -54,6 +54,11 @@ class RunnerBase:
             self.gate.judge(gate_features(early, late), verdict)
         return verdict
 
+    @property
+    def grad_cam_runtime(self) -> str:
+        """Where grad_cam runs: this runtime, unless it hands Grad-CAM to another."""
+        return self.runtime
+
     def model_info(self) -> dict:
         return {"name": self.name, "version": self.version,
                 "weights_sha256": self.meta["weights"][WEIGHTS_FILE]}

@@ -253,6 +253,7 @@ def part_case(pred, images) -> dict:
             timed("explain", pred.explain, case)
     out = {k: _stats(v) for k, v in steps.items()}
     out["shap_background_rows"] = 1                  # one "not measured" reference row
+    out["gradcam_runtime"] = runner.grad_cam_runtime
     out["ratios"] = _ratios(pred, cases)
     return out
 
