@@ -36,7 +36,7 @@ st.subheader("The model")
 st.markdown(mc.model_description(meta))
 
 st.subheader("Training data and provenance")
-st.markdown(mc.PROVENANCE)
+st.markdown(mc.provenance_text(meta))
 data = meta.get("training_data") or meta.get("data") or meta.get("cohort")
 if data:
     with st.expander("Training data as recorded in the bundle"):

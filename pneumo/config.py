@@ -23,6 +23,12 @@ def mimic_dir() -> Path:
     return data_dir() / "mimic-iv-demo" / "hosp"
 
 
+def mimic_cxr_dir() -> Path:
+    """MIMIC-CXR-JPG (credentialed; not in the open data): PNEUMO_MIMIC_CXR_DIR, default DATA_DIR/mimic-cxr-jpg."""
+    env = os.environ.get("PNEUMO_MIMIC_CXR_DIR")
+    return Path(env).expanduser().resolve() if env else data_dir() / "mimic-cxr-jpg"
+
+
 def home_dir() -> Path:
     """Writable state (case log): PNEUMO_HOME, default ~/.pneumo; created if missing. A folder
     that cannot be created or written raises PneumoError with one line (never a bare OSError)."""

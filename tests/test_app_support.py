@@ -221,7 +221,15 @@ def test_weakest_changes_names_what_costs_more_than_the_margin():
                                                       "noisier: specificity 0.96 -> 0.93"]
     assert mc.weakest_changes(None) == [] and mc.weakest_changes({}) == []
     assert "wider framing: sensitivity 0.91 -> 0.74" in mc.limitations_text({"val_perturbations": report})
-    assert mc.limitations_text({}) == mc.LIMITATIONS
+    assert mc.limitations_text({}) == mc.SEMI_REAL_LIMITATIONS + mc.LIMITATIONS
+
+
+def test_a_real_pairs_bundle_is_not_called_semi_real():
+    real = {"semi_real": False, "training_data": {"pairing": "real pairs: each patient's own film and labs"}}
+    assert mc.provenance_text(real).startswith("The training cohort is **real pairs**") and "Kermany" not in mc.provenance_text(real)
+    assert "Semi-real" not in mc.limitations_text({"semi_real": False})
+    assert mc.provenance_text({"semi_real": True}) == mc.PROVENANCE == mc.provenance_text({})
+    assert "Semi-real pairing" in mc.limitations_text({"semi_real": True})
 
 
 def test_model_card_words_come_from_the_bundle():

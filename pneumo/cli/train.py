@@ -2,6 +2,7 @@
 
     python -m pneumo train --preset shipped --out models/pneumo-fusion
     python -m pneumo train --cohort synthetic --out /tmp/b --image-size 64 --epochs 1
+    python -m pneumo train --cohort mimic-cxr --mimic-dir MIMIC/hosp --cxr-dir MIMIC-CXR-JPG --out runs/real
 """
 from __future__ import annotations
 
@@ -11,13 +12,16 @@ from pathlib import Path
 
 from pneumo.errors import PneumoError
 from pneumo.models.network import INTENSITY_MODES
-from pneumo.training.fit import PRESETS, TRAIN_DEFAULTS, train_from_config
+from pneumo.training.fit import COHORTS, PRESETS, TRAIN_DEFAULTS, train_from_config
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m pneumo train", description="Fit the fusion model and write a bundle.")
     ap.add_argument("--preset", choices=sorted(PRESETS))
-    ap.add_argument("--cohort", help="kermany+mimic | synthetic | manifest.csv")
+    ap.add_argument("--cohort", help=COHORTS)
+    ap.add_argument("--mimic-dir", help="mimic-cxr: MIMIC-IV's hosp folder (default: the MIMIC-IV demo in PNEUMO_DATA_DIR)")
+    ap.add_argument("--cxr-dir", help="mimic-cxr: MIMIC-CXR-JPG's folder, with its metadata CSV and files/ "
+                    "(default PNEUMO_MIMIC_CXR_DIR)")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--image-size", type=int)
     ap.add_argument("--alpha", type=float)

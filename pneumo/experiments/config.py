@@ -11,7 +11,7 @@ from pneumo.errors import PneumoError
 from pneumo.experiments.balance import REGIMES
 
 MODELS = ("fusion", "image_only", "labs_only", "late_fusion", "gbm_labs")
-COHORT_SOURCES = ("paired", "synthetic", "manifest")
+COHORT_SOURCES = ("paired", "mimic-cxr", "synthetic", "manifest")
 TOP_KEYS = {"name", "description", "runs", "seeds", "regimes", "models", "image_size", "finetune",
             "bootstrap", "threshold", "cohort", "encoder", "train"}
 
@@ -22,8 +22,8 @@ class ConfigError(PneumoError):
 
 @dataclass
 class CohortSpec:
-    source: str = "paired"                  # paired (kermany + mimic, semi-real) | synthetic | manifest
-    preset: str | None = "paper"            # paired: "paper" = 50 pneumonia + 500 other
+    source: str = "paired"                  # paired (kermany + mimic, semi-real) | mimic-cxr (real pairs) | synthetic | manifest
+    preset: str | None = "paper"            # paired, mimic-cxr: "paper" = 50 pneumonia + 500 other
     n_pos: int | None = None
     n_neg: int | None = None
     split_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
@@ -32,6 +32,8 @@ class CohortSpec:
     synthetic_image_size: int = 64          # synthetic: PNG side
     manifest: str | None = None             # manifest: CSV path
     root: str | None = None                 # manifest: image root
+    mimic_dir: str | None = None            # mimic-cxr: MIMIC-IV hosp folder (default: the demo in PNEUMO_DATA_DIR)
+    cxr_dir: str | None = None              # mimic-cxr: MIMIC-CXR-JPG folder (default PNEUMO_MIMIC_CXR_DIR)
     min_test_positives: int = 10
 
 

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from pneumo import config
-from pneumo.data.cohorts import kermany, manifest, mimic, paired, synthetic
+from pneumo.data.cohorts import kermany, manifest, mimic, paired, real_pairs, synthetic
 from pneumo.data.cohorts.base import Cohort, _allocate
 from pneumo.data.imaging import load_for_model
 from pneumo.data.labs.standardisation import LabStandardisation
@@ -60,6 +60,9 @@ def build_cohort(cfg: ExperimentConfig, workdir: Path | None = None) -> Cohort:
         return paired.pair(kermany.load(), mimic.load(seed=spec.seed), n_pos=spec.n_pos,
                            n_neg=spec.n_neg, preset=spec.preset, seed=spec.seed,
                            split_fractions=spec.split_fractions)
+    if spec.source == "mimic-cxr":      # real pairs: no semi-real pairing anywhere in this path
+        return real_pairs.load(spec.mimic_dir, spec.cxr_dir, seed=spec.seed, split_fractions=spec.split_fractions,
+                               n_pos=spec.n_pos, n_neg=spec.n_neg, preset=spec.preset)
     if spec.source == "manifest":
         return manifest.load(spec.manifest, root=spec.root)
     folder = Path(workdir or config.REPO_ROOT / "cache" / "synthetic") / f"n{spec.n}-s{spec.synthetic_image_size}-seed{spec.seed}"

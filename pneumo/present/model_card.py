@@ -194,6 +194,18 @@ PROVENANCE = ("The training cohort is **semi-real**: real paediatric chest X-ray
               "it cannot teach the model how a film and the labs of the same patient go together.")
 
 
+REAL_PAIRS_PROVENANCE = ("The training cohort is **real pairs**: each patient's chest film and the admission labs "
+                         "of the same stay ({pairing}). No semi-real pairing was used.")
+
+
+def provenance_text(meta: dict) -> str:
+    """What the training cohort was, from the bundle: real pairs where it says so, else the semi-real wording."""
+    data = meta.get("training_data") if isinstance(meta.get("training_data"), dict) else {}
+    if meta.get("semi_real") is False and data.get("pairing"):
+        return REAL_PAIRS_PROVENANCE.format(pairing=data["pairing"])
+    return PROVENANCE
+
+
 def calibration_text(meta: dict, metrics: dict) -> list[str]:
     """The decision rule, the per-view temperatures, the bands and the calibration error (Markdown)."""
     out = []
@@ -214,10 +226,12 @@ def calibration_text(meta: dict, metrics: dict) -> list[str]:
     return out
 
 
-LIMITATIONS = """
+SEMI_REAL_LIMITATIONS = """
 - **Paediatric films, adult labs**: the images are of children aged 1–5, the labs of adults.
 - **Semi-real pairing**: film and labs come from different people; the fusion learned the two
-  modalities side by side, not their interplay in one patient.
+  modalities side by side, not their interplay in one patient."""
+
+LIMITATIONS = """
 - **Distribution shift**: other scanners, portable AP films or populations with other prevalence
   may behave differently; the app warns on unusual films and says when a case is outside the
   intended use (adults, lateral views), but the check on the film can miss (see its figures above).
@@ -230,9 +244,10 @@ LIMITATIONS = """
 def limitations_text(metrics: dict) -> str:
     """The limitations list (Markdown), with the acquisition changes that cost accuracy where there are any."""
     weak = weakest_changes(metrics.get("val_perturbations"))
+    base = LIMITATIONS if metrics.get("semi_real") is False else SEMI_REAL_LIMITATIONS + LIMITATIONS
     if not weak:
-        return LIMITATIONS
-    return LIMITATIONS + ("- **Acquisition changes that cost accuracy** (validation films, image only; see the table "
+        return base
+    return base + ("- **Acquisition changes that cost accuracy** (validation films, image only; see the table "
                           "above): " + "; ".join(weak) + ". Where sensitivity falls, pneumonia films of that kind are "
                           "more often read as normal; where specificity falls, normal films are more often read as "
                           "pneumonia.\n")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pneumo.data.cohorts import kermany, manifest, mimic, paired, synthetic
+from pneumo.data.cohorts import kermany, manifest, mimic, paired, real_pairs, synthetic
 from pneumo.data.image_cache import load_images
 from pneumo.data.labs.standardisation import LabStandardisation
 from pneumo.errors import PneumoError
@@ -258,14 +258,20 @@ def seeded_stages(stages, seed: int) -> list[dict]:
     return stages
 
 
-def load_cohort(spec: str, *, seed: int = 0, size: int = 64, tmpdir: Path | None = None):
+COHORTS = "kermany+mimic | mimic-cxr | synthetic | manifest.csv"
+
+
+def load_cohort(spec: str, *, seed: int = 0, size: int = 64, tmpdir: Path | None = None,
+                mimic_dir: str | None = None, cxr_dir: str | None = None):
     if spec == "kermany+mimic":
         return paired.pair(kermany.load(), mimic.load(), seed=seed)
+    if spec == "mimic-cxr":      # real pairs: the film and the labs of the same admission
+        return real_pairs.load(mimic_dir, cxr_dir, seed=seed)
     if spec == "synthetic":
         return synthetic.make(96, size=size, seed=seed, tmpdir=tmpdir or Path("cache/synthetic"))
     if spec.endswith(".csv"):
         return manifest.load(spec)
-    raise PneumoError(f"unknown cohort {spec!r}: use kermany+mimic, synthetic or a manifest .csv")
+    raise PneumoError(f"unknown cohort {spec!r}: use {COHORTS}")
 
 
 def _check_backbone_shape(backbone, info: dict, image_size: int, alpha: float) -> None:
@@ -306,7 +312,8 @@ def resolve_backbone(spec: str | None, size: int, alpha: float, log=print, inten
 
 
 TRAIN_DEFAULTS = dict(cohort="synthetic", image_size=224, alpha=0.35, intensity=None, backbone="pretrained",
-                      aug_copies=0, lab_noise=0.3, epochs=80, name="pneumo-fusion", version="0.1.0", seed=0)
+                      aug_copies=0, lab_noise=0.3, epochs=80, name="pneumo-fusion", version="0.1.0", seed=0,
+                      mimic_dir=None, cxr_dir=None)
 """What `train` uses where neither a preset nor the caller says otherwise."""
 
 
@@ -330,7 +337,8 @@ def train_from_config(out: str | Path, *, preset: str | None = None, seed: int |
     set_threads()
     t0 = time.time()
     timings = {}
-    cohort = load_cohort(cfg["cohort"], seed=cfg["seed"], size=cfg["image_size"], tmpdir=out.parent / ".synthetic")
+    cohort = load_cohort(cfg["cohort"], seed=cfg["seed"], size=cfg["image_size"], tmpdir=out.parent / ".synthetic",
+                         mimic_dir=cfg["mimic_dir"], cxr_dir=cfg["cxr_dir"])
     log(f"cohort {cohort.name}: {cohort.description.get('counts', len(cohort))}")
     t = time.time()
     backbone = resolve_backbone(cfg["backbone"], cfg["image_size"], cfg["alpha"], log, cfg["intensity"] or DEFAULT_INTENSITY,

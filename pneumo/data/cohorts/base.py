@@ -13,6 +13,7 @@ from pneumo.errors import CohortError
 SPLITS = ("train", "val", "test")
 BASE_COLUMNS = ("case_id", "patient_id", "image_path", "label", "split", "source")
 LABEL_NAMES = {0: "NORMAL", 1: "PNEUMONIA"}
+PAPER_PRESETS = {"paper": {"n_pos": 50, "n_neg": 500}}   # Ivanova et al. 2024: 50 pneumonia vs 500 other
 
 
 @dataclass
@@ -105,6 +106,19 @@ def _allocate(n: int, fractions: Sequence[float]) -> list[int]:
                 sizes[int(np.argmax(sizes))] -= 1
                 sizes[i] += 1
     return sizes.tolist()
+
+
+def sample_by_split(frame: pd.DataFrame, n_pos: int, n_neg: int, fractions: Sequence[float],
+                    rng: np.random.Generator) -> pd.DataFrame:
+    """n_pos / n_neg rows overall, allocated to the splits by `fractions`, without replacement."""
+    parts = []
+    for label, n in ((1, n_pos), (0, n_neg)):
+        for split, size in zip(SPLITS, _allocate(n, fractions)):
+            pool = frame[(frame["split"] == split) & (frame["label"] == label)]
+            if size > len(pool):
+                raise CohortError(f"asked for {size} {split} cases of class {label}, the cohort has {len(pool)}")
+            parts.append(pool.iloc[np.sort(rng.choice(len(pool), size, replace=False))])
+    return pd.concat(parts)
 
 
 def split_groups(group_labels: pd.Series, fractions: Sequence[float], seed: int,

@@ -65,7 +65,7 @@ def earliest_frontal(admissions: pd.DataFrame, meta: pd.DataFrame) -> pd.DataFra
 def attach(frame: pd.DataFrame, admissions: pd.DataFrame, metadata: str | os.PathLike,
            cxr_root: str | os.PathLike | None = None) -> tuple[pd.DataFrame, dict]:
     """Set frame.image_path (None where no frontal image was taken during the stay) and add
-    cxr_study_id / cxr_dicom_id / cxr_view; cxr_root defaults to the metadata file's folder.
+    cxr_study_id / cxr_dicom_id / cxr_view / cxr_study_datetime; cxr_root defaults to the metadata file's folder.
     frame needs hadm_id; admissions needs hadm_id, subject_id, admittime, dischtime."""
     meta = read_metadata(metadata)
     root = Path(cxr_root) if cxr_root is not None else Path(metadata).resolve().parent
@@ -82,6 +82,7 @@ def attach(frame: pd.DataFrame, admissions: pd.DataFrame, metadata: str | os.Pat
     frame["cxr_study_id"] = rows["study_id"].to_numpy()
     frame["cxr_dicom_id"] = rows["dicom_id"].to_numpy()
     frame["cxr_view"] = rows["ViewPosition"].to_numpy()
+    frame["cxr_study_datetime"] = rows["study_datetime"].to_numpy()
     info = {"metadata": Path(metadata).name, "cxr_root": str(root),
             "rule": "earliest frontal (PA/AP) study between admittime and dischtime; PA wins ties",
             "n_with_image": int(hit.sum()), "n_without_image": int((~hit).sum())}

@@ -11,23 +11,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from pneumo.data.cohorts.base import SPLITS, Cohort, _allocate, counts_dict, cycle_draw
+from pneumo.data.cohorts.base import PAPER_PRESETS, SPLITS, Cohort, counts_dict, cycle_draw, sample_by_split
 from pneumo.errors import CohortError
-
-PRESETS = {"paper": {"n_pos": 50, "n_neg": 500}}   # Ivanova et al. 2024: 50 pneumonia vs 500 other
-
-
-def _sample_images(images: pd.DataFrame, n_pos: int, n_neg: int, fractions: Sequence[float],
-                   rng: np.random.Generator) -> pd.DataFrame:
-    """n_pos/n_neg images overall, allocated to splits by `fractions`, without replacement."""
-    parts = []
-    for label, n in ((1, n_pos), (0, n_neg)):
-        for split, size in zip(SPLITS, _allocate(n, fractions)):
-            pool = images[(images["split"] == split) & (images["label"] == label)]
-            if size > len(pool):
-                raise CohortError(f"asked for {size} {split} images of class {label}, the image cohort has {len(pool)}")
-            parts.append(pool.iloc[np.sort(rng.choice(len(pool), size, replace=False))])
-    return pd.concat(parts)
 
 
 def pair(images: Cohort, labs: Cohort, *, n_pos: int | None = None, n_neg: int | None = None, seed: int = 0,
@@ -42,10 +27,10 @@ def pair(images: Cohort, labs: Cohort, *, n_pos: int | None = None, n_neg: int |
     seed: seeds image sampling and panel assignment.
     Columns added: image_case_id, lab_case_id, lab_patient_id."""
     if preset is not None:
-        if preset not in PRESETS:
-            raise CohortError(f"unknown pairing preset {preset!r}; known: {sorted(PRESETS)}")
-        n_pos = PRESETS[preset]["n_pos"] if n_pos is None else n_pos
-        n_neg = PRESETS[preset]["n_neg"] if n_neg is None else n_neg
+        if preset not in PAPER_PRESETS:
+            raise CohortError(f"unknown pairing preset {preset!r}; known: {sorted(PAPER_PRESETS)}")
+        n_pos = PAPER_PRESETS[preset]["n_pos"] if n_pos is None else n_pos
+        n_neg = PAPER_PRESETS[preset]["n_neg"] if n_neg is None else n_neg
     if labs.panel is None:
         raise CohortError(f"cohort {labs.name!r} has no lab panel to pair with")
     img = images.frame[images.frame["image_path"].notna()]
@@ -60,7 +45,7 @@ def pair(images: Cohort, labs: Cohort, *, n_pos: int | None = None, n_neg: int |
             split_fractions = [float(sizes.get(s, 0)) for s in SPLITS]
         if len(split_fractions) != len(SPLITS) or sum(split_fractions) <= 0:
             raise CohortError(f"split_fractions must be {len(SPLITS)} shares for {list(SPLITS)}")
-        img = _sample_images(img, n_pos, n_neg, split_fractions, rng)
+        img = sample_by_split(img, n_pos, n_neg, split_fractions, rng)
 
     lab_frame = labs.frame
     rows, reuse = [], {}
