@@ -1,6 +1,7 @@
 """Score a manifest CSV of cases into OUT.csv (pneumo.service.batch).
 
     python -m pneumo batch MANIFEST.csv --out OUT.csv [--root DIR] [--model DIR] [--resume]
+                          [--engine ray [--workers N] [--address ray://HOST:10001]]
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pneumo.errors import PneumoError
 from pneumo.inference.predictor import Predictor
 from pneumo.service.batch import _one_line, check_manifest, run_batch
 from pneumo.service.batch_output import os_reason
+from pneumo.service.batch_ray import RayEngine
 from pneumo.service.case_log import CaseLog, warn_not_logged
 
 
@@ -27,6 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     parser.add_argument("--allow-outside", action="store_true",
                         help="label cases outside the intended use too (not validated there)")
+    parser.add_argument("--engine", choices=("local", "ray"), default="local",
+                        help="local (this process) or ray (actors holding the model; a local Ray by default)")
+    parser.add_argument("--workers", type=int, default=2, help="ray: actors, each with one loaded model (default 2)")
+    parser.add_argument("--address", help="ray: a running cluster (ray://HOST:10001); default: start a local Ray")
     args = parser.parse_args(argv)
     try:
         check_manifest(args.manifest)     # a bad or oversized manifest fails before the model loads
@@ -38,8 +44,11 @@ def main(argv: list[str] | None = None) -> int:
                 log = CaseLog()
             except (PneumoError, OSError) as err:     # score anyway; said once, after the batch
                 unlogged = err
+        engine = None
+        if args.engine == "ray":
+            engine = RayEngine(predictor.runner.bundle.path, workers=args.workers, address=args.address)
         s = run_batch(args.manifest, args.out, root=args.root, predictor=predictor, resume=args.resume,
-                      log=log, progress=not args.quiet, allow_outside=args.allow_outside)
+                      log=log, progress=not args.quiet, allow_outside=args.allow_outside, engine=engine)
     except PneumoError as err:
         print(f"error: {_one_line(str(err))}", file=sys.stderr)
         return 2

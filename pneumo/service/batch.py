@@ -358,9 +358,12 @@ def _out_cells(it: _Item, header: list[str], batch_id: str, allow_outside: bool 
 def run_batch(manifest_csv: str | os.PathLike, out_csv: str | os.PathLike, *, root=None, predictor,
               resume: bool = False, log=None, progress: bool = True,
               on_row: Callable[[dict], None] | None = None, chunk_size: int = CHUNK,
-              allow_outside: bool = False) -> BatchSummary:
+              allow_outside: bool = False, engine=None) -> BatchSummary:
     """Score every manifest row into OUT; see the module docstring. `on_row` gets each OUT row as a
-    dict. allow_outside: give the label of cases outside the model's intended use too."""
+    dict. allow_outside: give the label of cases outside the model's intended use too. engine:
+    None (decode threads and `predictor` here) or one with scored_chunks(items, root, lab_cols,
+    chunk_size), which prepares and scores elsewhere (pneumo.service.batch_ray); OUT and the case
+    log are written here either way, in manifest order."""
     t0 = time.monotonic()
     manifest, out = Path(manifest_csv), Path(out_csv)
     header, total = check_manifest(manifest)     # limits checked before OUT is touched
@@ -386,13 +389,12 @@ def run_batch(manifest_csv: str | os.PathLike, out_csv: str | os.PathLike, *, ro
             yield _Item(index, row, extra=extra)
 
     writer = RowWriter(out, len(done), total)
-    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pneumo-decode")
-    pending: deque[Future] = deque()
     rows = todo()
 
     def finish(chunk: list[_Item]) -> None:
         nonlocal log
-        _score(chunk, predictor)
+        if engine is None:
+            _score(chunk, predictor)
         if log is not None:           # logged before written: a row redone after a kill replaces its record
             entries = [LogEntry(it.result, it.labs, "batch", summary.batch_id, it.index)
                        for it in chunk if it.error is None and it.result is not None]
@@ -413,6 +415,17 @@ def run_batch(manifest_csv: str | os.PathLike, out_csv: str | os.PathLike, *, ro
             if on_row is not None:
                 on_row(dict(zip(columns, cells)))
 
+    if engine is not None:
+        try:
+            for chunk in engine.scored_chunks(rows, root, lab_cols, chunk_size):
+                finish(chunk)
+        finally:
+            writer.close()
+            bar.close()
+        summary.seconds = time.monotonic() - t0
+        return summary
+    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pneumo-decode")
+    pending: deque[Future] = deque()
     try:
         chunk: list[_Item] = []
         exhausted = False
