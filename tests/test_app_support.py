@@ -226,8 +226,10 @@ def test_weakest_changes_names_what_costs_more_than_the_margin():
 
 def test_a_real_pairs_bundle_is_not_called_semi_real():
     real = {"semi_real": False, "training_data": {"pairing": "real pairs: each patient's own film and labs"}}
-    assert mc.provenance_text(real).startswith("The training cohort is **real pairs**") and "Kermany" not in mc.provenance_text(real)
+    assert mc.provenance_text(real).startswith("The training cohort is made of **real pairs**: each patient's own") and "Kermany" not in mc.provenance_text(real)
     assert "Semi-real" not in mc.limitations_text({"semi_real": False})
+    assert "Kermany" not in mc.performance_caption(9, {"semi_real": False}) and "Kermany" in mc.performance_caption(9, {})
+    assert "records no intended use" in mc.intended_use_text({})[0] and "children" not in mc.intended_use_text({})[0]
     assert mc.provenance_text({"semi_real": True}) == mc.PROVENANCE == mc.provenance_text({})
     assert "Semi-real pairing" in mc.limitations_text({"semi_real": True})
 

@@ -25,7 +25,7 @@ def performance(metrics: dict) -> None:
         if by_view:
             st.markdown(mc.PERFORMANCE_BY_VIEW)
             st.dataframe(by_view, hide_index=True)
-            st.caption(mc.performance_caption(view.get("n", "?")))
+            st.caption(mc.performance_caption(view.get("n", "?"), metrics))
     else:
         st.caption("The bundle holds no test metrics (metrics.json).")
 

@@ -173,7 +173,11 @@ def versions(meta: dict) -> pd.DataFrame:
 
 def intended_use_text(meta: dict) -> list[str]:
     """The model card's intended-use paragraphs (Markdown)."""
-    population = (meta.get("intended_use") or {}).get("description", "children aged 1-5, frontal chest films")
+    population = (meta.get("intended_use") or {}).get("description")
+    if not population:      # e.g. a bundle trained on another cohort: nothing was validated for it
+        return [f"A **second opinion** on pneumonia for a clinician reading a chest film, with or without the "
+                f"admission labs. **This bundle records no intended use**: no population was validated for it, "
+                f"so every answer's intended use is *unknown*. {DISCLAIMER}"]
     return [f"A **second opinion** on pneumonia for a clinician reading a chest film, with or without the "
             f"admission labs, validated on **{population}** only. {DISCLAIMER} It does not replace the "
             "reading of the film by a radiologist, nor the clinical examination.",
@@ -194,15 +198,14 @@ PROVENANCE = ("The training cohort is **semi-real**: real paediatric chest X-ray
               "it cannot teach the model how a film and the labs of the same patient go together.")
 
 
-REAL_PAIRS_PROVENANCE = ("The training cohort is **real pairs**: each patient's chest film and the admission labs "
-                         "of the same stay ({pairing}). No semi-real pairing was used.")
+REAL_PAIRS_PROVENANCE = "The training cohort is made of **real pairs**: {rule}. No semi-real pairing was used."
 
 
 def provenance_text(meta: dict) -> str:
     """What the training cohort was, from the bundle: real pairs where it says so, else the semi-real wording."""
     data = meta.get("training_data") if isinstance(meta.get("training_data"), dict) else {}
     if meta.get("semi_real") is False and data.get("pairing"):
-        return REAL_PAIRS_PROVENANCE.format(pairing=data["pairing"])
+        return REAL_PAIRS_PROVENANCE.format(rule=str(data["pairing"]).removeprefix("real pairs: "))
     return PROVENANCE
 
 
@@ -257,10 +260,14 @@ PERFORMANCE_BY_VIEW = ("**By what the case holds.** A case with only a film, or 
                        "model with the other modality marked missing, at the one operating threshold:")
 
 
-def performance_caption(n) -> str:
-    return (f"The test split of the training cohort ({n} cases: Kermany's official test "
-            "films, each paired with a lab panel of its class from held-out admissions); 95% bootstrap "
-            "intervals. The Metrics page compares these with the paper.")
+def performance_caption(n, metrics: dict | None = None) -> str:
+    """Where the test figures come from: the semi-real Kermany pairing, or a real-pairs cohort's own test patients."""
+    if (metrics or {}).get("semi_real") is False:
+        what = f"{n} cases: held-out patients, each with their own film and labs"
+    else:
+        what = f"{n} cases: Kermany's official test films, each paired with a lab panel of its class from held-out admissions"
+    return (f"The test split of the training cohort ({what}); 95% bootstrap intervals. "
+            "The Metrics page compares these with the paper.")
 
 
 FRAMING_CAPTION = ("each centre-cropped to a tighter frame and resized back: the same anatomy, framed closer. "
