@@ -117,21 +117,29 @@ def test_pretrain_records_the_recipe_and_train_finds_it(tiny_kermany):
     assert found == str(out)                                          # cached: no second pretraining
 
 
-@trains_a_backbone
-def test_fine_tuning_starts_from_the_given_backbone(tiny_kermany, base_backbone, tmp_path, monkeypatch):
-    from pneumo.models.network import build_image_encoder
-    size, base = tiny_kermany, base_backbone
-    import pneumo.models.network as model_module
-    seen, real_build = {}, model_module.build_image_encoder
+@pytest.fixture(scope="module")
+def fov_stage(tiny_kermany, base_backbone):
+    """The staged recipe [default, then fov at lr 5e-4] resolved once: resolve_backbone finds the
+    base and fine-tunes it through pretrain(init=base, out=...). init_weights: what each encoder
+    build was given (one fine-tuning serves the two tests below)."""
+    import pneumo.models.network as network
+    seen, real_build = [], network.build_image_encoder
 
     def spy(size, alpha, weights=None, intensity="none"):
-        seen["weights"] = weights
+        seen.append(weights)
         return real_build(size, alpha, weights=weights, intensity=intensity)
-    monkeypatch.setattr(model_module, "build_image_encoder", spy)
-    ft = P.pretrain(size, 0.35, epochs=1, intensity="equalize", augment="fov", init=base, lr=5e-4,
-                    out=tmp_path / "ft.weights.h5", log=lambda s: None)
-    assert seen["weights"] == str(base)
-    monkeypatch.setattr(model_module, "build_image_encoder", real_build)
+    stages = [{"epochs": 1}, {"epochs": 1, "augment": "fov", "lr": 5e-4}]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(network, "build_image_encoder", spy)
+        path = T.resolve_backbone("pretrained", tiny_kermany, 0.35, lambda s: None, "equalize", stages)
+    return SimpleNamespace(path=path, stages=stages, init_weights=seen)
+
+
+@trains_a_backbone
+def test_fine_tuning_starts_from_the_given_backbone(tiny_kermany, base_backbone, fov_stage):
+    from pneumo.models.network import build_image_encoder
+    size, base, ft = tiny_kermany, base_backbone, fov_stage.path
+    assert fov_stage.init_weights == [str(base)]          # one training, started from the base
     meta = json.loads(P.backbone_info_path(ft).read_text())
     assert meta["init"] == base.name and meta["init_recipe"]["augment"] == "standard" and meta["lr"] == 5e-4
     a = build_image_encoder(size, 0.35, weights=str(base), intensity="equalize").get_weights()
@@ -151,11 +159,11 @@ def test_fine_tuning_refuses_a_backbone_of_another_intensity(tiny_kermany, base_
 
 
 @trains_a_backbone
-def test_staged_recipe_fine_tunes_the_first_stage_and_is_cached(tiny_kermany, base_backbone, monkeypatch):
-    stages = [{"epochs": 1}, {"epochs": 1, "augment": "fov", "lr": 5e-4}]
-    path = T.resolve_backbone("pretrained", tiny_kermany, 0.35, lambda s: None, "equalize", stages)
+def test_staged_recipe_fine_tunes_the_first_stage_and_is_cached(tiny_kermany, base_backbone, fov_stage, monkeypatch):
+    stages, path = fov_stage.stages, fov_stage.path
     base = P.backbone_path(tiny_kermany, 0.35, "equalize")
-    assert path == str(P.finetuned_path(base, "fov")) and base.is_file()
+    assert base == base_backbone and base.is_file()                    # the first stage: the cached base
+    assert path == str(P.finetuned_path(base, "fov"))
     assert path.endswith("_equalize_then_fov.weights.h5")
     meta = P.backbone_info(path)
     assert meta["init"] == base.name and meta["augment"] == "fov" and meta["lr"] == 5e-4
