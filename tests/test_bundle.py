@@ -39,15 +39,21 @@ def saved(tmp_path_factory):
     return d, model, images, labs
 
 
+@pytest.fixture(scope="module")
+def loaded(saved):
+    """The saved toy bundle read back by load_bundle once (tests that change it change a copy)."""
+    return B.load_bundle(saved[0])
+
+
 def _copy(saved, tmp_path):
     d = tmp_path / "copy"
     shutil.copytree(saved[0], d)
     return d
 
 
-def test_round_trip_identical_predictions(saved):
+def test_round_trip_identical_predictions(saved, loaded):
     d, model, images, labs = saved
-    b = B.load_bundle(d)
+    b = loaded
     assert (b.name, b.version, b.image_size, b.threshold, b.temperature) == ("toy", "0.0.1", S, 0.4, 1.5)
     assert b.panel.keys == KEYS and b.standardisation.sd[2] == 1.0            # sd 0 guarded
     z, m = b.lab_inputs(labs)
@@ -131,10 +137,10 @@ def test_shipped_bundle_scores_kermany_test_images():
     assert roc_auc_score(rows["label"], p) > 0.85
 
 
-def test_intensity_is_part_of_the_architecture(saved, tmp_path):
+def test_intensity_is_part_of_the_architecture(saved, loaded, tmp_path):
     """A bundle says whether its films are equalised in-model; one without the key (older) means none."""
     d, model, images, labs = saved
-    legacy = B.load_bundle(d)
+    legacy = loaded
     assert "equalize" not in [layer.name for layer in legacy.image_encoder.layers]
     keras.utils.set_random_seed(0)
     eq_model = build_fusion_model(size=S, n_tests=len(KEYS), alpha=0.35, intensity="equalize", **HEAD)
@@ -150,16 +156,18 @@ def test_intensity_is_part_of_the_architecture(saved, tmp_path):
     assert np.allclose(b.predict_proba(images, labs), b.predict_proba(brighter, labs), atol=1e-6)
 
 
-def test_predict_proba_calibrates_each_case_by_what_it_holds(saved):
+def test_predict_proba_calibrates_each_case_by_what_it_holds(saved, loaded):
     """Film + labs rows take fusion's temperature, film-only rows image_only's, labs-only rows
     labs_only's: the same rule the app's predictor applies."""
+    import dataclasses
+
     from pneumo.models.calibration import apply_temperature
     d, _, images, labs = saved
     labs = np.nan_to_num(np.asarray(labs, "float64"), nan=1.0)      # every row has labs (an all-NaN row is film only)
-    b = B.load_bundle(d)
-    b.meta["views"] = {"fusion": {"temperature": 1.0, "threshold": 0.5},
-                       "image_only": {"temperature": 3.0, "threshold": 0.5},
-                       "labs_only": {"temperature": 0.5, "threshold": 0.5}}
+    views = {"fusion": {"temperature": 1.0, "threshold": 0.5},
+             "image_only": {"temperature": 3.0, "threshold": 0.5},
+             "labs_only": {"temperature": 0.5, "threshold": 0.5}}
+    b = dataclasses.replace(loaded, meta={**loaded.meta, "views": views})   # the shared bundle keeps its meta
     for imgs, lab, view in ((images, labs, "fusion"), (images, None, "image_only"), (None, labs, "labs_only")):
         raw = b.predict_proba(imgs, lab, n=3, calibrated=False)
         np.testing.assert_allclose(b.predict_proba(imgs, lab, n=3),

@@ -3,6 +3,8 @@ and the Predictor work through it, and incompatible members are refused. No data
 members are small untrained bundles made here."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -43,8 +45,33 @@ def _member(tmp_path, k: int, size: int = SIZE, shift: float = 0.0, panel=None):
 
 @pytest.fixture(scope="module")
 def members(tmp_path_factory):
+    """Three untrained members on the synthetic cohort's panel: the build test composes two of them."""
+    from pneumo.data.cohorts.synthetic import DEFAULT_KEYS
     tmp = tmp_path_factory.mktemp("members")
-    return [_member(tmp, k, shift=0.1 * k) for k in range(3)]
+    return [_member(tmp, k, shift=0.1 * k, panel=panel_of(list(DEFAULT_KEYS))) for k in range(3)]
+
+
+@pytest.fixture(scope="module")
+def composed(members):
+    """compose(members), built once: the tests below only read it."""
+    from pneumo.training.ensemble import compose
+    return compose(members)
+
+
+@pytest.fixture(scope="module")
+def saved_ensemble(members, composed, tmp_path_factory):
+    """The composed model saved once as a bundle (architecture members: 3)."""
+    from pneumo.models.bundle import save_bundle
+    meta = {k: v for k, v in members[0].meta.items() if k not in ("format", "created", "weights", "preprocessing")}
+    meta["architecture"] = {**meta["architecture"], "members": len(members)}
+    return save_bundle(tmp_path_factory.mktemp("ens") / "ens", composed, meta)
+
+
+@pytest.fixture(scope="module")
+def loaded_ensemble(saved_ensemble):
+    """The saved ensemble read back by load_bundle, once (the tests only read it)."""
+    from pneumo.models.bundle import load_bundle
+    return load_bundle(saved_ensemble)
 
 
 def _inputs(bundle, n=5, seed=0):
@@ -60,9 +87,8 @@ def _as_bundle(template, model):
     return type(template)(template.path, model, template.meta, template.panel, template.standardisation)
 
 
-def test_ensemble_is_the_mean_of_its_members(members):
-    from pneumo.training.ensemble import compose
-    ens = _as_bundle(members[0], compose(members))
+def test_ensemble_is_the_mean_of_its_members(members, composed):
+    ens = _as_bundle(members[0], composed)
     x, labs = _inputs(members[0])
     for images, lab_values in ((x, labs), (x, None), (None, labs)):
         each = [m.predict_proba(images, lab_values, n=len(x), calibrated=False) for m in members]
@@ -73,36 +99,23 @@ def test_ensemble_is_the_mean_of_its_members(members):
     assert np.ptp(np.array(each), axis=0).max() > 1e-3
 
 
-def test_ensemble_bundle_round_trips(members, tmp_path):
-    from pneumo.models.bundle import load_bundle, save_bundle
-    from pneumo.training.ensemble import compose
-    model = compose(members)
-    meta = dict(members[0].meta)
-    for k in ("format", "created", "weights", "preprocessing"):
-        meta.pop(k, None)
-    meta["architecture"] = {**meta["architecture"], "members": len(members)}
-    save_bundle(tmp_path / "ens", model, meta)
-    loaded = load_bundle(tmp_path / "ens")
+def test_ensemble_bundle_round_trips(members, composed, loaded_ensemble):
+    loaded = loaded_ensemble
     x, labs = _inputs(members[0], seed=1)
     assert np.allclose(loaded.predict_proba(x, labs, calibrated=False),
-                       _as_bundle(members[0], model).predict_proba(x, labs, calibrated=False), atol=1e-6)
+                       _as_bundle(members[0], composed).predict_proba(x, labs, calibrated=False), atol=1e-6)
     assert len(loaded.model.get_layer("image_encoder").outputs) == 2
+    assert loaded.meta["architecture"]["members"] == 3
 
 
-def test_gradcam_and_predictor_work_through_an_ensemble(members, tmp_path):
+def test_gradcam_and_predictor_work_through_an_ensemble(members, composed, loaded_ensemble):
     from pneumo.data.imaging import read_image
     from pneumo.inference.predictor import Case, Predictor
     from pneumo.inference.runner import ModelRunner
-    from pneumo.models.bundle import load_bundle, save_bundle
     from pneumo.models.network import member_encoders
-    from pneumo.training.ensemble import compose
 
-    model = compose(members)
-    assert len(member_encoders(model.get_layer("image_encoder"))) == 3
-    meta = {k: v for k, v in members[0].meta.items() if k not in ("format", "created", "weights", "preprocessing")}
-    meta["architecture"] = {**meta["architecture"], "members": 3}
-    save_bundle(tmp_path / "ens", model, meta)
-    runner = ModelRunner(load_bundle(tmp_path / "ens"))
+    assert len(member_encoders(composed.get_layer("image_encoder"))) == 3
+    runner = ModelRunner(loaded_ensemble)
     x, labs = _inputs(members[0], n=3, seed=2)
     heat = runner.grad_cam(x[0], labs[:1].astype("float32"))
     assert heat.ndim == 2 and np.isfinite(heat).all() and 0 <= heat.min() and heat.max() <= 1 + 1e-6
@@ -153,7 +166,10 @@ def test_incompatible_members_are_refused(members, tmp_path):
     from pneumo.training.ensemble import check_compatible
     with pytest.raises(PneumoError, match="at least two"):
         check_compatible(members[:1])
-    other = _member(tmp_path, 9, size=32)
+    # check_compatible reads the metadata only: a member whose bundle.json says 32 px, no 32 px model built
+    arch = {**members[1].meta["architecture"], "image_size": 32}
+    other = dataclasses.replace(members[1], path=tmp_path / "member9",
+                                meta={**members[1].meta, "image_size": 32, "architecture": arch})
     with pytest.raises(PneumoError, match="image_size"):
         check_compatible([members[0], other])
 
@@ -174,17 +190,15 @@ def test_cli_names_a_bad_member_in_one_line(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_build_writes_a_calibrated_tested_bundle(tmp_path, monkeypatch):
+def test_build_writes_a_calibrated_tested_bundle(members, tmp_path, monkeypatch):
     """End to end on the synthetic cohort: compose, calibrate on val, test, robustness reports."""
     import json
 
-    from pneumo.data.cohorts.synthetic import DEFAULT_KEYS
     from pneumo.models.bundle import load_bundle
     from pneumo.training.ensemble import build
 
     monkeypatch.chdir(tmp_path)                  # the synthetic films go to ./cache/synthetic
-    panel = panel_of(list(DEFAULT_KEYS))
-    dirs = [_member(tmp_path, k, shift=0.05 * k, panel=panel).path for k in range(2)]
+    dirs = [m.path for m in members[:2]]         # build only reads the members' folders
     metrics = build(dirs, tmp_path / "ens", cohort_spec="synthetic", version="9.9.9", n_boot=20,
                     reference=False, log=lambda *_: None)
     ens = load_bundle(tmp_path / "ens")

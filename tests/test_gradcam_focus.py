@@ -24,6 +24,23 @@ def shipped():
     return Predictor.load()
 
 
+@pytest.fixture(scope="module")
+def pneumonia_maps(shipped):
+    """Predictor.explain on the first N_CASES Kermany pneumonia test films, once for both tests:
+    its maps, and each film as the model saw it with the coarse map the runner gave explain."""
+    paths = sorted((config.kermany_dir() / "test" / "PNEUMONIA").glob("*.jpeg"))[:N_CASES]
+    seen, real_grad_cam = [], shipped.runner.grad_cam
+
+    def recording(x, labs):
+        seen.append((np.array(x), np.array(labs), real_grad_cam(x, labs)))
+        return seen[-1][2]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(shipped.runner, "grad_cam", recording)
+        maps = _heat_maps(shipped, paths)
+    assert len(seen) == len(paths)
+    return paths, maps, seen
+
+
 def _heat_maps(predictor, paths):
     from pneumo.inference.predictor import Case
     return [predictor.explain(Case.from_sources(p, None, panel=predictor.panel), shap=False).gradcam for p in paths]
@@ -55,7 +72,7 @@ def test_delete_hottest_blurs_only_the_hottest_pixels():
         explain.delete_hottest(film, heat[:20], 0.1)
 
 
-def test_heat_map_is_faithful_to_the_models_own_score(shipped):
+def test_heat_map_is_faithful_to_the_models_own_score(shipped, pneumonia_maps):
     """Deletion check (as in RISE / 'sanity checks for saliency maps'): per film, blur away the
     hottest 15% of its own map, and, as the control, the hottest 15% of the next film's map (same
     blobby shape, wrong place). The pneumonia log-odds must fall further on average for the
@@ -65,10 +82,12 @@ def test_heat_map_is_faithful_to_the_models_own_score(shipped):
 
     runner = shipped.runner
     s = runner.image_size
-    paths = sorted((config.kermany_dir() / "test" / "PNEUMONIA").glob("*.jpeg"))[:N_CASES]
+    paths, _, seen = pneumonia_maps
     films = [load_for_model(p, s)[0][..., 0] for p in paths]
     no_labs = np.full((1, len(runner.panel)), np.nan, np.float32)
-    maps = [explain.upsample_heat(runner.grad_cam(f[..., None], no_labs), s, s) for f in films]
+    for f, (x, labs, _) in zip(films, seen):       # the maps explain drew were of these films, without labs
+        assert np.array_equal(x[..., 0], f) and np.isnan(labs).all() and labs.shape == no_labs.shape
+    maps = [explain.upsample_heat(coarse, s, s) for _, _, coarse in seen]
 
     def log_odds(batch):
         early, late = runner.embed(np.stack(batch)[..., None])
@@ -85,13 +104,12 @@ def test_heat_map_is_faithful_to_the_models_own_score(shipped):
     assert drop_own > drop_other
 
 
-def test_heat_concentrates_on_the_thorax(shipped):
+def test_heat_concentrates_on_the_thorax(pneumonia_maps):
     from pneumo.inference.predictor import Predictor
     from pneumo.inference.runner import ModelRunner
     from pneumo.models.bundle import load_bundle
 
-    paths = sorted((config.kermany_dir() / "test" / "PNEUMONIA").glob("*.jpeg"))[:N_CASES]
-    maps = _heat_maps(shipped, paths)
+    paths, maps, _ = pneumonia_maps
     real = _inside_fractions(maps)
     lungs = np.array([explain.heat_on_lung_fields(h) for h in maps])
     print(f"\nGrad-CAM heat over the lung fields (two lateral boxes, {explain.lung_field_area():.0%} of the "

@@ -73,7 +73,8 @@ def test_acquisition_changes_noise_and_blur_some_films_and_leave_other_strengths
     assert np.allclose(out[:, :, :2].mean((1, 2, 3)), 0.0, atol=0.03)  # reflect padding: no dark/bright frame
 
 
-trains_a_backbone = pytest.mark.slow   # each test below that trains a backbone takes ~30 s
+trains_a_backbone = pytest.mark.slow   # the tests below share two backbone trainings of ~30 s each
+BASE_RECIPE = {"epochs": 2, "augment": "strong", "mixup": 0.2, "seed": 3}   # every recipe choice off its default
 
 
 @pytest.fixture(scope="module")
@@ -95,16 +96,15 @@ def tiny_kermany(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def base_backbone(tiny_kermany):
-    """The default recipe (equalize, one epoch), trained once: the base the fine-tuning tests start from."""
-    return P.pretrain(tiny_kermany, 0.35, epochs=1, intensity="equalize", log=lambda s: None)
+    """The one backbone trained from scratch here (BASE_RECIPE, equalize): its recipe is checked
+    below, and the fine-tuning tests start from it."""
+    return P.pretrain(tiny_kermany, 0.35, intensity="equalize", log=lambda s: None, **BASE_RECIPE)
 
 
 @trains_a_backbone
-def test_pretrain_records_the_recipe_and_train_finds_it(tiny_kermany):
+def test_pretrain_records_the_recipe_and_train_finds_it(tiny_kermany, base_backbone):
     """One training for the whole recipe (augmentation, mixup and a seed): recorded, named, found."""
-    size = tiny_kermany
-    out = P.pretrain(size, 0.35, epochs=2, intensity="equalize", augment="strong", mixup=0.2, seed=3,
-                     log=lambda s: None)
+    size, out = tiny_kermany, base_backbone
     assert out == P.backbone_path(size, 0.35, "equalize", "strong", 0.2, 3) and out.is_file()
     assert out.name.endswith("_seed3.weights.h5")
     assert out != P.backbone_path(size, 0.35, "equalize", "strong", 0.2)     # seed 0 keeps the old name
@@ -112,28 +112,36 @@ def test_pretrain_records_the_recipe_and_train_finds_it(tiny_kermany):
     assert (meta["augment"], meta["mixup"], meta["intensity"], meta["init"], meta["seed"]) == \
         ("strong", 0.2, "equalize", None, 3)
     assert len(meta["history"]) == 2 and meta["train_images"] == 16
-    found = T.resolve_backbone("pretrained", size, 0.35, lambda s: None, "equalize",
-                               [{"epochs": 2, "augment": "strong", "mixup": 0.2, "seed": 3}])
+    found = T.resolve_backbone("pretrained", size, 0.35, lambda s: None, "equalize", [BASE_RECIPE])
     assert found == str(out)                                          # cached: no second pretraining
 
 
-@trains_a_backbone
-def test_fine_tuning_starts_from_the_given_backbone(tiny_kermany, base_backbone, tmp_path, monkeypatch):
-    from pneumo.models.network import build_image_encoder
-    size, base = tiny_kermany, base_backbone
-    import pneumo.models.network as model_module
-    seen, real_build = {}, model_module.build_image_encoder
+@pytest.fixture(scope="module")
+def fov_stage(tiny_kermany, base_backbone):
+    """The staged recipe [BASE_RECIPE, then fov at lr 5e-4] resolved once: resolve_backbone finds
+    the base and fine-tunes it through pretrain(init=base, out=...). init_weights: what each
+    encoder build was given (one fine-tuning serves the two tests below)."""
+    import pneumo.models.network as network
+    seen, real_build = [], network.build_image_encoder
 
     def spy(size, alpha, weights=None, intensity="none"):
-        seen["weights"] = weights
+        seen.append(weights)
         return real_build(size, alpha, weights=weights, intensity=intensity)
-    monkeypatch.setattr(model_module, "build_image_encoder", spy)
-    ft = P.pretrain(size, 0.35, epochs=1, intensity="equalize", augment="fov", init=base, lr=5e-4,
-                    out=tmp_path / "ft.weights.h5", log=lambda s: None)
-    assert seen["weights"] == str(base)
-    monkeypatch.setattr(model_module, "build_image_encoder", real_build)
+    stages = [BASE_RECIPE, {"epochs": 1, "augment": "fov", "lr": 5e-4}]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(network, "build_image_encoder", spy)
+        path = T.resolve_backbone("pretrained", tiny_kermany, 0.35, lambda s: None, "equalize", stages)
+    return SimpleNamespace(path=path, stages=stages, init_weights=seen)
+
+
+@trains_a_backbone
+def test_fine_tuning_starts_from_the_given_backbone(tiny_kermany, base_backbone, fov_stage):
+    from pneumo.models.network import build_image_encoder
+    size, base, ft = tiny_kermany, base_backbone, fov_stage.path
+    assert fov_stage.init_weights == [str(base)]          # one training, started from the base
     meta = json.loads(P.backbone_info_path(ft).read_text())
-    assert meta["init"] == base.name and meta["init_recipe"]["augment"] == "standard" and meta["lr"] == 5e-4
+    assert meta["init"] == base.name and meta["lr"] == 5e-4
+    assert {k: meta["init_recipe"][k] for k in BASE_RECIPE} == BASE_RECIPE   # the base's recipe, recorded
     a = build_image_encoder(size, 0.35, weights=str(base), intensity="equalize").get_weights()
     b = build_image_encoder(size, 0.35, weights=str(ft), intensity="equalize").get_weights()
     assert len(a) == len(b) and any(not np.array_equal(u, v) for u, v in zip(a, b))   # it did train
@@ -151,12 +159,12 @@ def test_fine_tuning_refuses_a_backbone_of_another_intensity(tiny_kermany, base_
 
 
 @trains_a_backbone
-def test_staged_recipe_fine_tunes_the_first_stage_and_is_cached(tiny_kermany, base_backbone, monkeypatch):
-    stages = [{"epochs": 1}, {"epochs": 1, "augment": "fov", "lr": 5e-4}]
-    path = T.resolve_backbone("pretrained", tiny_kermany, 0.35, lambda s: None, "equalize", stages)
-    base = P.backbone_path(tiny_kermany, 0.35, "equalize")
-    assert path == str(P.finetuned_path(base, "fov")) and base.is_file()
-    assert path.endswith("_equalize_then_fov.weights.h5")
+def test_staged_recipe_fine_tunes_the_first_stage_and_is_cached(tiny_kermany, base_backbone, fov_stage, monkeypatch):
+    stages, path = fov_stage.stages, fov_stage.path
+    base = P.backbone_path(tiny_kermany, 0.35, "equalize", "strong", 0.2, 3)
+    assert base == base_backbone and base.is_file()                    # the first stage: the cached base
+    assert path == str(P.finetuned_path(base, "fov"))
+    assert path.endswith("_equalize_strong_mixup0.2_seed3_then_fov.weights.h5")
     meta = P.backbone_info(path)
     assert meta["init"] == base.name and meta["augment"] == "fov" and meta["lr"] == 5e-4
     calls = []
