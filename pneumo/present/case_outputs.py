@@ -45,6 +45,11 @@ def dataset_bytes(ds) -> bytes:
     return buf.getvalue()
 
 
+def structured_report_bytes(result, overlay, source=None) -> bytes:
+    """sr.dcm alone (the app's download); for a PNG film it references the overlay's new study."""
+    return dataset_bytes(dict(dicom_outputs(result, overlay, source))[SR_FILE])
+
+
 def report_files(explanation, pixels=None, *, example_label: str | None = None,
                  population: str | None = None) -> dict[str, bytes]:
     """{file name: bytes} of the reports without identifiers: HTML, PDF and the FHIR JSON."""

@@ -21,7 +21,7 @@ def _concepts():
 
     return {
         "procedure": C("399208008", "SCT", "Plain chest X-ray"),
-        "finding": C("121071", "DCM", "Finding"),
+        "label": own("LABEL", "Label given by the decision rule"),
         "pneumonia": C("233604007", "SCT", "Pneumonia"),
         "normal": C("17621005", "SCT", "Normal"),
         "undetermined": C("373068000", "SCT", "Undetermined"),
@@ -72,9 +72,9 @@ def structured_report(result, evidence, *, source=None, refusal: str | None = No
             if value is not None:
                 measurements.append(Measurement(name=k[key], value=float(value), unit=k["unit"],
                                                 algorithm_id=algorithm))
-        evaluations.append(QualitativeEvaluation(k["finding"], k[result.label.lower()]))
+        evaluations.append(QualitativeEvaluation(k["label"], k[result.label.lower()]))
     else:
-        evaluations.append(QualitativeEvaluation(k["finding"], k["undetermined"]))
+        evaluations.append(QualitativeEvaluation(k["label"], k["undetermined"]))
     if result is not None:
         evaluations.append(QualitativeEvaluation(k["intended_use"], k.get(result.intended_use, k["unknown"])))
     group = MeasurementsAndQualitativeEvaluations(
