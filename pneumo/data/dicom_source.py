@@ -10,8 +10,8 @@ import warnings
 
 from pneumo.data.dicom_io import looks_like_dicom
 
-# Without these three a PACS cannot file a derived object beside the film: treat it as a plain image.
-REQUIRED = ("StudyInstanceUID", "SOPInstanceUID", "SOPClassUID")
+# Without these a PACS cannot file a derived object beside the film: treat it as a plain image.
+REQUIRED = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
 
 
 def source_header(data: bytes | str | os.PathLike | None):
