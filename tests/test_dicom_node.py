@@ -17,7 +17,7 @@ import pytest
 from dicom_support import PHI, cr_dataset
 from orthanc_support import ORTHANC_AET, Orthanc, free_port
 from pneumo import config
-from pneumo.service.dicom_node import CR, DOES_NOT_MATCH, NOT_SUPPORTED, SUCCESS, Destination
+from pneumo.service.dicom_node import CR, DOES_NOT_MATCH, NOT_SUPPORTED, OUT_OF_RESOURCES, SUCCESS, Destination
 from test_cli import HAS_MODEL
 
 pytestmark = [pytest.mark.skipif(not HAS_MODEL, reason="no shipped model bundle"), pytest.mark.slow]
@@ -99,6 +99,11 @@ def test_the_node_scores_a_cr_film_into_its_own_study_in_orthanc(pacs_and_node):
     assert _store(port, ct) == NOT_SUPPORTED                         # not a radiograph's SOP class
     mammo = cr_dataset(modality="MG")
     assert _store(port, mammo) == DOES_NOT_MATCH                     # a CR object of another modality
+    dropped = _associate(port, [CR])
+    assert dropped.is_established
+    dropped.abort()                                                  # a sender that vanishes mid-association
+    huge = cr_dataset(n=3000)                                        # 18 MB, over --max-file-mb 16
+    assert _store(port, huge) == OUT_OF_RESOURCES
     broken = cr_dataset()
     broken.PixelData = broken.PixelData[:1000]                       # truncated: an SR says not read
     assert _store(port, broken) == SUCCESS
@@ -123,7 +128,8 @@ def test_the_node_scores_a_cr_film_into_its_own_study_in_orthanc(pacs_and_node):
     node.send_signal(signal.SIGTERM)
     assert node.wait(timeout=60) == 0
     log = node.stderr.read()
-    assert "refused: SOP class" in log and "refused: modality MG" in log and "case 2:" in log, log
+    assert "refused: SOP class" in log and "refused: modality MG" in log and "over the limit" in log, log
+    assert "case 2: PNEUMONIA" in log or "case 2: NORMAL" in log, log
     for key, value in PHI.items():
         assert value not in log, key
         for path in home.rglob("*"):
