@@ -193,3 +193,22 @@ def test_explain_cli_on_a_dicom_film_shows_and_logs_no_identifier(tmp_path):
             dump = "\n".join(db.iterdump())
         assert_no_identifier(dump, log.name)
     assert pydicom.dcmread(tmp_path / "out" / "sr.dcm").PatientID == PHI["PatientID"]
+
+
+@pytest.mark.slow
+def test_batch_outputs_writes_each_scored_rows_standard_outputs(tmp_path):
+    write_cr(tmp_path / "Doe^Jane.dcm")         # a file name can name the patient: the folder must not
+    write_png(tmp_path / "film.png")
+    (tmp_path / "m.csv").write_text("image_path\nDoe^Jane.dcm\nfilm.png\nmissing.png\n")
+    proc = run_cli("batch", tmp_path / "m.csv", "--out", tmp_path / "out.csv", "--outputs", tmp_path / "outputs",
+                   "--quiet", home=tmp_path / "home")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "outputs").iterdir()) == ["row-1", "row-2"]   # row 3: an error
+    for row in ("row-1", "row-2"):
+        assert STANDARD <= {p.name for p in (tmp_path / "outputs" / row).iterdir()}
+        for path in (tmp_path / "outputs" / row).iterdir():
+            if path.suffix != ".dcm":
+                assert_no_identifier(path.read_bytes(), f"{row}/{path.name}")
+    assert pydicom.dcmread(tmp_path / "outputs" / "row-1" / "sr.dcm").PatientID == PHI["PatientID"]
+    assert not pydicom.dcmread(tmp_path / "outputs" / "row-2" / "sr.dcm").PatientID
+    assert_no_identifier(proc.stderr, "the batch's output")

@@ -1,14 +1,18 @@
 """Score a manifest CSV of cases into OUT.csv (pneumo.service.batch).
 
     python -m pneumo batch MANIFEST.csv --out OUT.csv [--root DIR] [--model DIR] [--resume]
+        [--outputs DIR]   (each scored row's standard outputs in DIR/row-N/: see pneumo.present.case_outputs)
 """
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from pneumo.errors import PneumoError
+from pneumo.data.dicom_source import source_header
 from pneumo.inference.predictor import Predictor
+from pneumo.present.case_outputs import write_case_outputs
 from pneumo.service.batch import _one_line, check_manifest, run_batch
 from pneumo.service.batch_output import os_reason
 from pneumo.service.case_log import CaseLog, warn_not_logged
@@ -27,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
     parser.add_argument("--allow-outside", action="store_true",
                         help="label cases outside the intended use too (not validated there)")
+    parser.add_argument("--outputs", metavar="DIR",
+                        help="also write each scored row's report.html/.pdf, sr.dcm, gradcam.dcm and "
+                             "diagnostic-report.json to DIR/row-N/ (Grad-CAM: slower)")
     args = parser.parse_args(argv)
     try:
         check_manifest(args.manifest)     # a bad or oversized manifest fails before the model loads
@@ -39,7 +46,9 @@ def main(argv: list[str] | None = None) -> int:
             except (PneumoError, OSError) as err:     # score anyway; said once, after the batch
                 unlogged = err
         s = run_batch(args.manifest, args.out, root=args.root, predictor=predictor, resume=args.resume,
-                      log=log, progress=not args.quiet, allow_outside=args.allow_outside)
+                      log=log, progress=not args.quiet, allow_outside=args.allow_outside,
+                      on_case=_outputs_writer(predictor, Path(args.outputs), args.allow_outside)
+                      if args.outputs else None)
     except PneumoError as err:
         print(f"error: {_one_line(str(err))}", file=sys.stderr)
         return 2
@@ -52,7 +61,23 @@ def main(argv: list[str] | None = None) -> int:
     if s.log_error:
         print(f"warning: the case log stopped taking rows, later rows are not logged: {s.log_error}",
               file=sys.stderr)
+    if s.outputs_failed:
+        print(f"warning: the outputs of {s.outputs_failed} scored rows were not written: {s.outputs_error}",
+              file=sys.stderr)
     resumed = f", {s.skipped_resumed} already done" if s.skipped_resumed else ""
     print(f"scored {s.scored}, errors {s.errors}{resumed} in {s.seconds:.1f} s "
           f"({s.cases_per_second:.1f} cases/s) -> {s.out}", file=sys.stderr)
     return 0
+
+
+def _outputs_writer(predictor, folder: Path, allow_outside: bool):
+    """on_case for --outputs: explain the row's case and write its standard outputs to row-N/
+    (named by the row, never by the film: a file name can name the patient)."""
+    population = predictor.population.description if predictor.population is not None else None
+
+    def write(index: int, case, result, path) -> None:
+        explanation = predictor.explain(case, allow_outside=allow_outside)
+        source = source_header(path) if path is not None else None
+        write_case_outputs(explanation, case, folder / f"row-{index}", source=source, population=population)
+
+    return write
