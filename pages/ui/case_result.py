@@ -124,10 +124,10 @@ def downloads(pred, case, expl, over, *, example: bool, image_bytes: bytes | Non
     d2.download_button("Report as PDF", file_name="pneumo-case-report.pdf", mime="application/pdf",
                        data=lambda: render_case_pdf(expl, pixels, over, **kw), icon=":material/picture_as_pdf:")
     if pixels is not None:      # a DICOM film's SR carries its patient and study, for its PACS
-        d3.download_button("DICOM SR (for the PACS)", file_name="pneumo-sr.dcm", mime="application/dicom",
+        d3.download_button("DICOM SR", file_name="pneumo-sr.dcm", mime="application/dicom",
                            data=lambda: structured_report_bytes(expl.result, expl.overlay, source_header(image_bytes)),
                            icon=":material/description:",
-                           help="A DICOM Structured Report of this answer; a DICOM film's report files into its study")
+                           help="A DICOM Structured Report of this answer, for a PACS; a DICOM film's report files into its study")
     d4.download_button("Result as JSON", file_name="pneumo-result.json", mime="application/json",
                        data=json.dumps(expl.to_dict(), indent=2), icon=":material/data_object:")
 
