@@ -4,6 +4,7 @@ study (so a PACS files them); nothing else ever does, and a PNG film's DICOM out
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import shutil
 import sqlite3
@@ -19,7 +20,7 @@ from pneumo import config
 from pneumo.data.dicom_source import source_header
 from pneumo.explain import attribution
 from pneumo.inference.case import Case, Result
-from pneumo.present.case_outputs import dicom_outputs
+from pneumo.present.case_outputs import dataset_bytes, dicom_outputs
 from pneumo.present.explanation_files import write_explanation
 
 from conftest import in_ci
@@ -212,3 +213,13 @@ def test_batch_outputs_writes_each_scored_rows_standard_outputs(tmp_path):
     assert pydicom.dcmread(tmp_path / "outputs" / "row-1" / "sr.dcm").PatientID == PHI["PatientID"]
     assert not pydicom.dcmread(tmp_path / "outputs" / "row-2" / "sr.dcm").PatientID
     assert_no_identifier(proc.stderr, "the batch's output")
+
+
+def test_a_name_in_another_script_survives_in_the_dicom_outputs(explained, recwarn):
+    film, _, result = explained["dicom"]
+    source = source_header(film)
+    source.SpecificCharacterSet, source.PatientName = "ISO_IR 100", "Müller^Jörg"
+    for name, ds in dicom_outputs(result, np.zeros((80, 80, 3), np.uint8), source):
+        back = pydicom.dcmread(io.BytesIO(dataset_bytes(ds)))
+        assert str(back.PatientName) == "Müller^Jörg", name
+    assert not [w for w in recwarn if "encode" in str(w.message)]     # no replacement characters

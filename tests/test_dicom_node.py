@@ -18,9 +18,9 @@ from dicom_support import PHI, cr_dataset
 from orthanc_support import ORTHANC_AET, Orthanc, free_port
 from pneumo import config
 from pneumo.service.dicom_node import CR, DOES_NOT_MATCH, NOT_SUPPORTED, OUT_OF_RESOURCES, SUCCESS, Destination
-from test_cli import HAS_MODEL
+from test_cli import HAS_MODEL, assert_one_line_error, run_cli
 
-pytestmark = [pytest.mark.skipif(not HAS_MODEL, reason="no shipped model bundle"), pytest.mark.slow]
+needs_model = pytest.mark.skipif(not HAS_MODEL, reason="no shipped model bundle")
 SR_CLASS, SC_CLASS = "1.2.840.10008.5.1.4.1.1.88.34", "1.2.840.10008.5.1.4.1.1.7"
 NODE_AET = "PNEUMO"
 
@@ -89,6 +89,8 @@ def pacs_and_node(tmp_path):
         orthanc.stop()
 
 
+@needs_model
+@pytest.mark.slow
 def test_the_node_scores_a_cr_film_into_its_own_study_in_orthanc(pacs_and_node):
     import highdicom as hd
     from pydicom.uid import CTImageStorage
@@ -135,6 +137,15 @@ def test_the_node_scores_a_cr_film_into_its_own_study_in_orthanc(pacs_and_node):
         for path in home.rglob("*"):
             if path.is_file():
                 assert value.encode() not in path.read_bytes(), (key, path.name)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--port", "11112", "--forward", "PACS"], "AET@HOST:PORT"),
+    (["--port", "0", "--forward", "PACS@127.0.0.1:104"], "--port"),
+    (["--port", "11112", "--ae-title", "", "--forward", "PACS@127.0.0.1:104"], "AE title"),
+])
+def test_bad_node_arguments_exit_2_with_one_line(tmp_path, args, words):
+    assert_one_line_error(run_cli("dicom-node", *args, home=tmp_path), words)
 
 
 def test_forward_destination_is_checked():

@@ -15,7 +15,8 @@ import sys
 
 from pneumo.inference.predictor import Predictor
 from pneumo.present.case_outputs import dicom_outputs
-from pneumo.service.dicom_node import Destination, DicomNode, Limits
+from pneumo.errors import PneumoError
+from pneumo.service.dicom_node import Destination, DicomNode, Limits, check_ae_title
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,9 +36,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    forward = Destination.parse(args.forward)
+    forward = Destination.parse(args.forward)     # every argument checked before the model loads
+    check_ae_title(args.ae_title)
     if not 0 < args.port < 65536 or min(args.max_associations, args.max_file_mb, args.max_queued) < 1:
-        _parser().error("--port must be 1-65535 and each --max-* at least 1")
+        raise PneumoError("--port must be 1-65535 and each --max-* at least 1")
     # the node's own lines; the libraries' (highdicom, pynetdicom) only when something is wrong
     logging.basicConfig(stream=sys.stderr, level=logging.ERROR, format="%(asctime)s dicom-node: %(message)s")
     logging.getLogger("pneumo").setLevel(logging.INFO)

@@ -47,6 +47,7 @@ def gradcam_image(overlay: np.ndarray, source=None):
         patient_orientation=orientation if len(orientation) == 2 else ("L", "F"),
         transfer_syntax_uid="1.2.840.10008.1.2.1")
     sc.SeriesDescription = SERIES_DESCRIPTION
+    sc.SpecificCharacterSet = "ISO_IR 192"     # UTF-8: a copied name may be any script
     sc.ImageType = ["DERIVED", "SECONDARY"]
     sc.DerivationDescription = "Grad-CAM heat map of the pneumonia model over the film"
     # text burned into a PNG film is unknown, so it is declared possible; a DICOM film says its own
