@@ -15,7 +15,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from dicom_support import PHI, write_cr, write_png
+from dicom_support import PHI, cr_dataset, write_cr, write_png
 from pneumo import config
 from pneumo.data.dicom_source import source_header
 from pneumo.explain import attribution
@@ -223,3 +223,16 @@ def test_a_name_in_another_script_survives_in_the_dicom_outputs(explained, recwa
         back = pydicom.dcmread(io.BytesIO(dataset_bytes(ds)))
         assert str(back.PatientName) == "Müller^Jörg", name
     assert not [w for w in recwarn if "encode" in str(w.message)]     # no replacement characters
+
+
+def test_a_film_with_no_patient_or_study_attributes_still_gets_its_dicom_outputs(explained):
+    """Type 2 attributes a film leaves out are written empty: highdicom requires them."""
+    _, _, result = explained["dicom"]
+    film = cr_dataset()
+    for keyword in (*PHI, "PatientSex", "StudyDate", "StudyTime", "ReferringPhysicianName", "PatientAge"):
+        del film[keyword]
+    buf = io.BytesIO()
+    film.save_as(buf, enforce_file_format=True)
+    for name, ds in dicom_outputs(result, np.zeros((80, 80, 3), np.uint8), source_header(buf.getvalue())):
+        back = pydicom.dcmread(io.BytesIO(dataset_bytes(ds)))
+        assert back.StudyInstanceUID == film.StudyInstanceUID and not back.PatientID, name

@@ -12,6 +12,9 @@ from pneumo.data.dicom_io import looks_like_dicom
 
 # Without these a PACS cannot file a derived object beside the film: treat it as a plain image.
 REQUIRED = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
+# Type 2 in the patient and study modules: a derived object must hold them, empty if the film has none
+TYPE_2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
+          "AccessionNumber", "StudyID", "ReferringPhysicianName")
 
 
 def source_header(data: bytes | str | os.PathLike | None):
@@ -35,6 +38,9 @@ def source_header(data: bytes | str | os.PathLike | None):
             warnings.simplefilter("ignore")
             ds = pydicom.dcmread(stream, force=head[128:132] != b"DICM", stop_before_pixels=True)
         if all(str(ds.get(k) or "").strip() for k in REQUIRED):
+            for keyword in TYPE_2:
+                if keyword not in ds:
+                    setattr(ds, keyword, "")
             return ds
     except Exception:      # an unreadable header was already refused (or accepted) by dicom_io
         return None
