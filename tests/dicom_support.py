@@ -3,6 +3,7 @@ written as a CR DICOM with invented identifiers that the tests then hunt for, or
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,11 @@ from PIL import Image
 # Invented identifiers: each must appear in the DICOM outputs of a DICOM film and nowhere else.
 PHI = {"PatientName": "Doe^Jane", "PatientID": "PHI-4711-MRN", "AccessionNumber": "ACC98765X",
        "PatientBirthDate": "20220314", "StudyID": "STUDY-5521"}
+
+
+def in_ci() -> bool:
+    """As tests/conftest.py reads CI (not imported: under tests/e2e, `conftest` is another module)."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 
 
 def chest_pixels(n: int = 512, seed: int = 0) -> np.ndarray:

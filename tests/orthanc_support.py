@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import in_ci
+from dicom_support import in_ci
 
 ORTHANC_AET = "ORTHANC"
 

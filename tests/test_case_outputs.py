@@ -15,7 +15,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from dicom_support import PHI, cr_dataset, write_cr, write_png
+from dicom_support import PHI, cr_dataset, in_ci, write_cr, write_png
 from pneumo import config
 from pneumo.data.dicom_source import source_header
 from pneumo.explain import attribution
@@ -23,7 +23,6 @@ from pneumo.inference.case import Case, Result
 from pneumo.present.case_outputs import dataset_bytes, dicom_outputs
 from pneumo.present.explanation_files import write_explanation
 
-from conftest import in_ci
 from test_cli import HAS_MODEL, run_cli
 
 pytestmark = pytest.mark.skipif(not HAS_MODEL, reason="no shipped model bundle")
