@@ -20,11 +20,14 @@ $(STAMP): requirements.txt pyproject.toml | $(PY)
 
 install: $(STAMP)
 
-# Debian's chromium for the browser tests (never `playwright install`).
+# Debian's chromium for the browser tests (never `playwright install`), Orthanc (a real PACS for
+# the DICOM node's test) and poppler-utils (pdftotext/pdftoppm read the PDF report back).
+# orthanc's postinst may fail to start its service in a container: fine once the binary is there.
 system-deps:
-	@if [ ! -x /usr/bin/chromium ]; then \
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/sbin/Orthanc ] || ! command -v pdftotext >/dev/null; then \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; \
+		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q \
+			chromium orthanc poppler-utils || [ -x /usr/sbin/Orthanc ]; \
 	fi
 
 run: install

@@ -34,4 +34,4 @@ with top:
         st.stop()           # outside the intended use and not asked to show the number anyway
 expl = case_result.explanation(pred, scored)
 if expl is not None:
-    case_result.details(pred, scored["case"], expl, example=is_example)
+    case_result.details(pred, scored["case"], expl, example=is_example, image_bytes=image_bytes)

@@ -10,6 +10,7 @@ import streamlit as st
 import streamlit.components.v1 as components
 
 from pages.ui import model
+from pneumo.data.dicom_source import source_header
 from pneumo.errors import PneumoError
 from pneumo.explain.attribution import colour_bar, for_display, shrink_to
 from pneumo.present import app_support as sup
@@ -17,6 +18,8 @@ from pneumo.present import case_words as words
 from pneumo.present import figures as figs
 from pneumo.present import lab_display
 from pneumo.present.overlay_view import blend_widget
+from pneumo.present.case_outputs import structured_report_bytes
+from pneumo.present.pdf_report import render_case_pdf
 from pneumo.present.report import render_case_report
 from pneumo.inference.case import Case
 from pneumo.present.text_safe import md_escape
@@ -80,7 +83,7 @@ def verdict(r) -> bool:
     return True
 
 
-def details(pred, case, expl, *, example: bool) -> None:
+def details(pred, case, expl, *, example: bool, image_bytes: bytes | None = None) -> None:
     """Below the inputs: where the film drove the answer, what the labs did, the what-if, downloads."""
     r = expl.result
     st.divider()
@@ -106,14 +109,26 @@ def details(pred, case, expl, *, example: bool) -> None:
             what_if(pred, case, r.probability)
     else:
         st.caption("No labs given, so there is nothing to attribute here.")
-    d1, d2, _ = st.columns([3, 2, 2])
+    downloads(pred, case, expl, over, example=example, image_bytes=image_bytes)
+
+
+def downloads(pred, case, expl, over, *, example: bool, image_bytes: bytes | None) -> None:
+    """The case report (HTML, PDF), the DICOM SR for a PACS, and the raw JSON. The PDF and the SR
+    are made when clicked (a callable), not on every rerun."""
+    pixels = case.image.pixels if case.image is not None else None
+    kw = dict(example_label=sup.SEMI_REAL_LABEL if example else None,
+              population=pred.population.description if pred.population is not None else None)
+    d1, d2, d3, d4 = st.columns([3, 2, 2, 2])
     d1.download_button("Download the case report (HTML)", file_name="pneumo-case-report.html", mime="text/html",
-                       data=render_case_report(expl, case.image.pixels if case.image is not None else None, over,
-                                               example_label=sup.SEMI_REAL_LABEL if example else None,
-                                               population=pred.population.description
-                                               if pred.population is not None else None),
-                       icon=":material/download:")
-    d2.download_button("Result as JSON", file_name="pneumo-result.json", mime="application/json",
+                       data=render_case_report(expl, pixels, over, **kw), icon=":material/download:")
+    d2.download_button("Report as PDF", file_name="pneumo-case-report.pdf", mime="application/pdf",
+                       data=lambda: render_case_pdf(expl, pixels, over, **kw), icon=":material/picture_as_pdf:")
+    if pixels is not None:      # a DICOM film's SR carries its patient and study, for its PACS
+        d3.download_button("DICOM SR", file_name="pneumo-sr.dcm", mime="application/dicom",
+                           data=lambda: structured_report_bytes(expl.result, expl.overlay, source_header(image_bytes)),
+                           icon=":material/description:",
+                           help="A DICOM Structured Report of this answer, for a PACS; a DICOM film's report files into its study")
+    d4.download_button("Result as JSON", file_name="pneumo-result.json", mime="application/json",
                        data=json.dumps(expl.to_dict(), indent=2), icon=":material/data_object:")
 
 

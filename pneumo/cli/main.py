@@ -22,6 +22,7 @@ COMMANDS = {
     "explain": ("pneumo.cli.predict:explain", "score one case and write Grad-CAM, SHAP and contribution"),
     "history": ("pneumo.cli.history:main", "print the most recent logged cases, or purge old ones"),
     "batch": ("pneumo.cli.batch:main", "score a manifest CSV"),
+    "dicom-node": ("pneumo.cli.dicom_node:main", "a DICOM node: score each chest film a PACS sends, send SR and Grad-CAM on"),
     "train": ("pneumo.cli.train:main", "train a model bundle"),
     "pretrain": ("pneumo.cli.pretrain:main", "train the image backbone on Kermany TRAIN"),
     "ensemble": ("pneumo.cli.ensemble:main", "average trained bundles into one seed-ensemble bundle"),

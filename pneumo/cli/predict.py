@@ -3,6 +3,7 @@ its explanation (Grad-CAM overlay, SHAP and the modality contribution) to a fold
 
     python -m pneumo predict --image FILM [--labs LABS] [--model DIR] [--age YEARS] [--json]
     python -m pneumo explain --image FILM [--labs LABS] --out DIR
+        (overlay, SHAP and contribution JSON, report.html/.pdf, sr.dcm, gradcam.dcm, diagnostic-report.json)
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import argparse
 import json
 from pathlib import Path
 
+from pneumo.data.dicom_source import source_header
 from pneumo.errors import PneumoError
 from pneumo.inference.case import Case
 from pneumo.inference.predictor import Predictor
@@ -91,6 +93,9 @@ def explain(argv: list[str] | None = None) -> int:
     predictor, case = _load_case(args)
     explanation = _refusal_logged(args, lambda: predictor.explain(case, allow_outside=args.allow_outside))
     _log(explanation.result, case, args)
-    for path in write_explanation(explanation, case, Path(args.out)):
+    # the film's own header, so sr.dcm and gradcam.dcm file into its study (nothing else reads it)
+    source = source_header(args.image) if args.image else None
+    population = predictor.population.description if predictor.population is not None else None
+    for path in write_explanation(explanation, case, Path(args.out), source=source, population=population):
         print(path)
     return 0

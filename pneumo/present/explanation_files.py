@@ -1,4 +1,5 @@
-"""Write an Explanation to a folder: the overlay as PNG, the numbers as JSON (CLI `explain`)."""
+"""Write an Explanation to a folder (CLI `explain`): the overlay as PNG, the numbers as JSON, and
+the standard outputs (HTML and PDF report, DICOM SR and overlay, FHIR; see case_outputs)."""
 from __future__ import annotations
 
 import json
@@ -7,9 +8,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from pneumo.present.case_outputs import write_case_outputs
 
-def write_explanation(explanation, case, out: Path) -> list[Path]:
-    """overlay.png (Grad-CAM over the film), heatmap.png, explanation.json; returns the paths."""
+
+def write_explanation(explanation, case, out: Path, *, source=None, population: str | None = None) -> list[Path]:
+    """overlay.png (Grad-CAM over the film), heatmap.png, explanation.json, then the standard
+    outputs; returns the paths. source: the film's DICOM header when the film is DICOM."""
     out.mkdir(parents=True, exist_ok=True)
     written = []
     if explanation.overlay is not None:
@@ -22,4 +26,4 @@ def write_explanation(explanation, case, out: Path) -> list[Path]:
     path = out / "explanation.json"
     path.write_text(json.dumps(explanation.to_dict(), indent=2, default=float) + "\n")
     written.append(path)
-    return written
+    return written + write_case_outputs(explanation, case, out, source=source, population=population)

@@ -57,6 +57,8 @@ class BatchSummary:
     batch_id: str = ""
     out: Path | None = None
     log_error: str = ""                  # why the case log stopped taking rows ("" = every row logged)
+    outputs_failed: int = 0              # scored rows whose on_case (e.g. --outputs) failed
+    outputs_error: str = ""              # the first such failure, one line
 
     @property
     def cases_per_second(self) -> float:
@@ -73,6 +75,7 @@ class _Item:
     error: str | None = None
     result: Any = None
     extra: list[str] = field(default_factory=list)
+    path: Path | None = None              # the film, resolved inside the root (for on_case)
 
 
 def _one_line(text: str, limit: int = MAX_ERROR) -> str:
@@ -210,7 +213,8 @@ def _prepare(item: _Item, root: Path, lab_cols: list[str], panel) -> _Item:
         rel = (item.row.get(IMAGE_PATH) or "").strip()
         labs = _read_labs(item.row, lab_cols, panel)
         age = parse_age(item.row.get(AGE))
-        image = read_image(resolve_inside(root, rel)) if rel else None
+        item.path = resolve_inside(root, rel) if rel else None
+        image = read_image(item.path) if rel else None
         if image is None and labs is None:
             raise ManifestError("row has no image_path and no lab values")
         item.case, item.labs = Case(image=image, labs=labs, age_years=age), labs
@@ -355,16 +359,31 @@ def _out_cells(it: _Item, header: list[str], batch_id: str, allow_outside: bool 
     return [it.index, *(it.row.get(h, "") for h in header), *added]
 
 
+def _run_on_case(on_case, it: _Item, summary: BatchSummary) -> None:
+    try:
+        on_case(it.index, it.case, it.result, it.path)
+    except (PneumoError, OSError) as err:
+        summary.outputs_failed += 1
+        summary.outputs_error = summary.outputs_error or _error_text(err)
+
+
 def run_batch(manifest_csv: str | os.PathLike, out_csv: str | os.PathLike, *, root=None, predictor,
               resume: bool = False, log=None, progress: bool = True,
               on_row: Callable[[dict], None] | None = None, chunk_size: int = CHUNK,
-              allow_outside: bool = False, engine=None) -> BatchSummary:
+              allow_outside: bool = False,
+              on_case: Callable[[int, Case, Any, Path | None], None] | None = None, engine=None) -> BatchSummary:
     """Score every manifest row into OUT; see the module docstring. `on_row` gets each OUT row as a
-    dict. allow_outside: give the label of cases outside the model's intended use too. engine:
-    None (decode threads and `predictor` here) or one with scored_chunks(items, root, lab_cols,
-    chunk_size), which prepares and scores elsewhere (pneumo.service.batch_ray); OUT and the case
-    log are written here either way, in manifest order."""
+    dict. allow_outside: give the label of cases outside the model's intended use too.
+    on_case(row index, case, result, film path) runs for each scored row before its pixels are
+    freed (the CLI's --outputs); its failure is counted in the summary, the row stays scored.
+    engine: None (decode threads and `predictor` here) or one with scored_chunks(items, root,
+    lab_cols, chunk_size), which prepares and scores elsewhere (pneumo.service.batch_ray; its rows
+    come back without their pixels, so no on_case); OUT and the case log are written here either
+    way, in manifest order."""
     t0 = time.monotonic()
+    if engine is not None and on_case is not None:
+        raise PneumoError("the standard outputs (--outputs) are written by the local engine only: "
+                          "its rows keep their films; drop --engine ray or --outputs")
     manifest, out = Path(manifest_csv), Path(out_csv)
     header, total = check_manifest(manifest)     # limits checked before OUT is touched
     if out.exists() and out.resolve() == manifest.resolve():
@@ -408,6 +427,8 @@ def run_batch(manifest_csv: str | os.PathLike, out_csv: str | os.PathLike, *, ro
             writer.write(_csv_line(cells).encode("utf-8"))
             if it.error is None and it.result is not None:
                 summary.scored += 1
+                if on_case is not None:
+                    _run_on_case(on_case, it, summary)
             else:
                 summary.errors += 1
             it.case = None            # free the pixels now
