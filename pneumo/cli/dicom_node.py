@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(stream=sys.stderr, level=logging.ERROR, format="%(asctime)s dicom-node: %(message)s")
     logging.getLogger("pneumo").setLevel(logging.INFO)
     predictor = Predictor.load(args.model)
-    predictor.warm_up(explain=True)     # Grad-CAM loads Keras (seconds): before the first film, not during it
+    predictor.warm_up(explain=True)     # plan every kernel (Keras too, for an export without a cam graph) before the first film
     node = DicomNode(predictor, ae_title=args.ae_title, port=args.port, forward=forward, host=args.host,
                      make_outputs=dicom_outputs, accept_from=tuple(args.accept_from),
                      limits=Limits(associations=args.max_associations, file_bytes=args.max_file_mb << 20,
