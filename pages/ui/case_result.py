@@ -113,23 +113,26 @@ def details(pred, case, expl, *, example: bool, image_bytes: bytes | None = None
 
 
 def downloads(pred, case, expl, over, *, example: bool, image_bytes: bytes | None) -> None:
-    """The case report (HTML, PDF), the DICOM SR for a PACS, and the raw JSON. The PDF and the SR
-    are made when clicked (a callable), not on every rerun."""
+    """The case report (HTML, PDF), the DICOM SR for a PACS, and the raw JSON. The reports and the
+    SR are made when clicked (a callable), not on every rerun, and a download does not rerun the page."""
     pixels = case.image.pixels if case.image is not None else None
     kw = dict(example_label=sup.SEMI_REAL_LABEL if example else None,
               population=pred.population.description if pred.population is not None else None)
     d1, d2, d3, d4 = st.columns([3, 2, 2, 2])
     d1.download_button("Download the case report (HTML)", file_name="pneumo-case-report.html", mime="text/html",
-                       data=render_case_report(expl, pixels, over, **kw), icon=":material/download:")
+                       data=lambda: render_case_report(expl, pixels, over, **kw), icon=":material/download:",
+                       on_click="ignore")
     d2.download_button("Report as PDF", file_name="pneumo-case-report.pdf", mime="application/pdf",
-                       data=lambda: render_case_pdf(expl, pixels, over, **kw), icon=":material/picture_as_pdf:")
+                       data=lambda: render_case_pdf(expl, pixels, over, **kw), icon=":material/picture_as_pdf:",
+                       on_click="ignore")
     if pixels is not None:      # a DICOM film's SR carries its patient and study, for its PACS
         d3.download_button("DICOM SR", file_name="pneumo-sr.dcm", mime="application/dicom",
                            data=lambda: structured_report_bytes(expl.result, expl.overlay, source_header(image_bytes)),
-                           icon=":material/description:",
+                           icon=":material/description:", on_click="ignore",
                            help="A DICOM Structured Report of this answer, for a PACS; a DICOM film's report files into its study")
     d4.download_button("Result as JSON", file_name="pneumo-result.json", mime="application/json",
-                       data=json.dumps(expl.to_dict(), indent=2), icon=":material/data_object:")
+                       data=json.dumps(expl.to_dict(), indent=2), icon=":material/data_object:",
+                       on_click="ignore")
 
 
 def _display_copy(digest, pixels, heat):
