@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pneumo.errors import PneumoError
 from pneumo.training.backbone import AUG_STRENGTHS, pretrain
+from pneumo.training.distribute import STRATEGIES, STRATEGY_HELP, make_strategy
 
 
 def main(argv=None) -> int:
@@ -32,10 +33,11 @@ def main(argv=None) -> int:
                     help="stop after the epoch that passes this budget (logged; the sidecar records the epochs run)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--strategy", choices=STRATEGIES, default="auto", help=STRATEGY_HELP)
     a = ap.parse_args(argv)
     try:
         pretrain(a.size, a.alpha, a.epochs, a.max_minutes, a.seed, a.out, a.intensity, a.augment, a.mixup,
-                 a.init, a.lr, log=lambda s: print(s, flush=True))
+                 a.init, a.lr, dist=make_strategy(a.strategy), log=lambda s: print(s, flush=True))
     except PneumoError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

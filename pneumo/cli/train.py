@@ -3,6 +3,8 @@
     python -m pneumo train --preset shipped --out models/pneumo-fusion
     python -m pneumo train --cohort synthetic --out /tmp/b --image-size 64 --epochs 1
     python -m pneumo train --cohort mimic-cxr --mimic-dir MIMIC/hosp --cxr-dir MIMIC-CXR-JPG --out runs/real
+    TF_CONFIG='{"cluster": {"worker": ["host1:2222", "host2:2222"]}, "task": {"type": "worker", "index": 0}}' \
+        python -m pneumo train --cohort mimic-cxr ... --strategy multi-worker      # on each host, its index
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from pathlib import Path
 
 from pneumo.errors import PneumoError
 from pneumo.models.network import INTENSITY_MODES
+from pneumo.training.distribute import STRATEGIES, STRATEGY_HELP, make_strategy
 from pneumo.training.fit import COHORTS, PRESETS, TRAIN_DEFAULTS, train_from_config
 
 
@@ -36,13 +39,16 @@ def main(argv=None) -> int:
                     "differ in backbone and head and share the first stage")
     ap.add_argument("--name"); ap.add_argument("--version")
     ap.add_argument("--bootstrap", type=int, default=1000)
+    ap.add_argument("--strategy", choices=STRATEGIES, default="auto", help=STRATEGY_HELP)
     a = ap.parse_args(argv)
     overrides = {k: v for k, v in vars(a).items() if k in TRAIN_DEFAULTS and k != "seed" and v is not None}
     try:
+        dist = make_strategy(a.strategy)
         train_from_config(a.out, preset=a.preset, seed=a.seed, class_weight=not a.no_class_weights,
-                          n_boot=a.bootstrap, **overrides)
-        from pneumo.models.runtime_export import export_runtime   # the bundle's fast inference graph
-        export_runtime(a.out)
+                          n_boot=a.bootstrap, dist=dist, **overrides)
+        if dist is None or dist.is_chief:
+            from pneumo.models.runtime_export import export_runtime   # the bundle's fast inference graph
+            export_runtime(a.out)
     except PneumoError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

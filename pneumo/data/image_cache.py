@@ -14,6 +14,13 @@ from pneumo.data.imaging import load_for_model
 CACHE_DIR = config.REPO_ROOT / "cache"
 
 
+def film_uint8(path, size: int) -> np.ndarray:
+    """One film preprocessed (load_for_model) and stored as uint8 (size, size): the cache's form,
+    and what training's streaming input reads per film, so both see the same pixels."""
+    arr, _ = load_for_model(str(path), size)
+    return np.round(arr[..., 0] * 255.0).astype(np.uint8)
+
+
 def image_cache(paths, size: int, cache_file: Path | None = None, log=print) -> np.ndarray:
     """(n, size, size) uint8 of the preprocessed images, cached in one .npz keyed by path list."""
     paths = [str(p) for p in paths]
@@ -25,8 +32,7 @@ def image_cache(paths, size: int, cache_file: Path | None = None, log=print) -> 
     t0 = time.time()
     x = np.empty((len(paths), size, size), np.uint8)
     for i, p in enumerate(paths):
-        arr, _ = load_for_model(p, size)
-        x[i] = np.round(arr[..., 0] * 255.0).astype(np.uint8)
+        x[i] = film_uint8(p, size)
         if (i + 1) % 1000 == 0:
             log(f"  preprocessed {i + 1}/{len(paths)} images ({time.time() - t0:.0f}s)")
     if cache_file is not None:

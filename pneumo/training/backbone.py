@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pneumo.data.cohorts import kermany
 from pneumo.data.image_cache import CACHE_DIR, kermany_cache
 from pneumo.errors import PneumoError
 
@@ -146,12 +147,11 @@ def acquisition(xb, strength: str):
     return xb
 
 
-def _dataset(x: np.ndarray, y: np.ndarray, batch: int, seed: int, augment: bool, weights: np.ndarray | None,
-             strength: str = "standard", mixup: float = 0.0):
-    """Batches of (image in [0, 1], one-hot label[, weight]); mixup > 0 blends each film with
-    another of the batch (weight lam ~ Beta(mixup, mixup)), labels and sample weights alike."""
+def _prep_fn(aug, strength: str, mixup: float):
+    """Batch preparation: uint8 films -> [0, 1], augmented (aug: the augmenter, or None), labels
+    one-hot; mixup > 0 blends each film with another of the batch (weight lam ~ Beta(mixup, mixup)),
+    labels and sample weights alike."""
     import tensorflow as tf
-    aug = augmenter(seed, strength) if augment else None
 
     def prep(xb, yb, *w):
         xb = tf.cast(xb, tf.float32)[..., None] / 255.0
@@ -161,7 +161,14 @@ def _dataset(x: np.ndarray, y: np.ndarray, batch: int, seed: int, augment: bool,
         if mixup > 0:
             xb, yb, w = _mix_batch(xb, yb, w, mixup)
         return (xb, yb) + tuple(w)
+    return prep
 
+
+def _dataset(x: np.ndarray, y: np.ndarray, batch: int, seed: int, augment: bool, weights: np.ndarray | None,
+             strength: str = "standard", mixup: float = 0.0):
+    """Batches of (image in [0, 1], one-hot label[, weight]) from films in memory."""
+    import tensorflow as tf
+    prep = _prep_fn(augmenter(seed, strength) if augment else None, strength, mixup)
     parts = (x, y.astype("int32")) + ((weights.astype("float32"),) if weights is not None else ())
     ds = tf.data.Dataset.from_tensor_slices(parts)
     if augment:
@@ -179,20 +186,11 @@ def _mix_batch(xb, yb, w: tuple, a: float):
     return xm, ym, tuple(lam * t + (1 - lam) * tf.reverse(t, [0]) for t in w)
 
 
-def fit_backbone(x_train, y_train, x_val, y_val, *, size: int, alpha: float = 0.35, epochs: int = 24,
-                 batch: int = 32, lr: float = 2e-3, patience: int = 8, max_minutes: float = 45.0,
-                 seed: int = 0, intensity: str = "none", label_smoothing: float = 0.1,
-                 augment: str = "standard", mixup: float = 0.0, init: str | Path | None = None, log=print):
-    """Train encoder + softmax classifier; keep the epoch with the best val ROC AUC; returns (encoder, history).
-
-    Learning rate: cosine decay from `lr` to lr/50 over `epochs` (one epoch of linear warm-up).
-    Label smoothing keeps the from-scratch network from saturating on the easy train films.
-    init: a saved encoder (.weights.h5) to start from instead of random weights (fine-tuning)."""
+def build_classifier(size: int, alpha: float, init: str | Path | None, intensity: str, dropout: float = 0.2):
+    """The encoder and the image-only classifier trained on it (softmax over normal/pneumonia)."""
     import keras
-    from sklearn.metrics import roc_auc_score
 
     from pneumo.models.network import build_image_encoder
-    keras.utils.set_random_seed(seed)
     encoder = build_image_encoder(size, alpha, weights=str(init) if init else None, intensity=intensity)
     for layer in encoder.layers:   # Keras' 0.999 needs thousands of steps to settle: from scratch val scores stay constant
         if isinstance(layer, keras.layers.BatchNormalization):
@@ -200,25 +198,92 @@ def fit_backbone(x_train, y_train, x_val, y_val, *, size: int, alpha: float = 0.
     image = keras.Input((size, size, 1), name="image")
     _, late = encoder(image)
     probs = keras.layers.Dense(2, activation="softmax", name="probs")(
-        keras.layers.Dropout(0.2, name="drop")(late))
-    clf = keras.Model(image, probs, name="image_classifier")
+        keras.layers.Dropout(dropout, name="drop")(late))
+    return encoder, keras.Model(image, probs, name="image_classifier")
+
+
+def _class_weights(y: np.ndarray) -> np.ndarray:
+    counts = np.bincount(y, minlength=2)
+    return len(y) / (2.0 * counts)                      # ~3:1 pneumonia in Kermany train
+
+
+def fit_backbone(x_train, y_train, x_val, y_val, *, size: int, alpha: float = 0.35, epochs: int = 24,
+                 batch: int = 32, lr: float = 2e-3, patience: int = 8, max_minutes: float = 45.0,
+                 seed: int = 0, intensity: str = "none", label_smoothing: float = 0.1,
+                 augment: str = "standard", mixup: float = 0.0, init: str | Path | None = None, log=print):
+    """Train encoder + softmax classifier on films in memory (uint8 arrays); keep the epoch with the
+    best val ROC AUC; returns (encoder, history). The loop: train_epochs.
+    Label smoothing keeps the from-scratch network from saturating on the easy train films.
+    init: a saved encoder (.weights.h5) to start from instead of random weights (fine-tuning)."""
+    import keras
+    keras.utils.set_random_seed(seed)
+    encoder, clf = build_classifier(size, alpha, init, intensity)
     clf.compile(optimizer=keras.optimizers.Adam(lr),
                 loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing))
-    counts = np.bincount(y_train, minlength=2)
-    cw = len(y_train) / (2.0 * counts)                      # ~3:1 pneumonia in Kermany train
+    cw = _class_weights(y_train)
     train_ds = _dataset(x_train, y_train, batch, seed, True, cw[y_train], augment, mixup)
     val_x = x_val.astype("float32")[..., None] / 255.0
+    history = train_epochs(clf, clf.optimizer, y_val, epochs=epochs, lr=lr, patience=patience, max_minutes=max_minutes,
+                           run_epoch=lambda: float(clf.fit(train_ds, epochs=1, verbose=0).history["loss"][-1]),
+                           val_probs=lambda: clf.predict(val_x, batch_size=128, verbose=0)[:, 1], log=log)
+    return encoder, history
+
+
+def fit_backbone_films(train_paths, y_train, val_paths, y_val, *, dist, size: int, alpha: float = 0.35,
+                       epochs: int = 24, batch: int = 32, lr: float = 2e-3, patience: int = 8,
+                       max_minutes: float = 45.0, seed: int = 0, intensity: str = "none",
+                       label_smoothing: float = 0.1, augment: str | None = "standard", mixup: float = 0.0,
+                       init: str | Path | None = None, dropout: float = 0.2, log=print):
+    """fit_backbone under a tf.distribute strategy (pneumo.training.distribute), films streamed from
+    disk. batch: the global batch (split over every replica; the remainder of an epoch is dropped).
+    augment None: no augmentation (with dropout 0, the run is the same on any layout; the tests' case)."""
+    import keras
+
+    from pneumo.training import distribute as D
+    from pneumo.training.film_stream import films, stream_outputs
+    keras.utils.set_random_seed(seed)
+    with dist.strategy.scope():
+        encoder, clf = build_classifier(size, alpha, init, intensity, dropout)
+        optimizer = keras.optimizers.Adam(lr)
+    D.prepare(dist, clf, optimizer)
+    step = D.train_step_fn(dist, clf, optimizer, keras.losses.CategoricalCrossentropy(
+        label_smoothing=label_smoothing, reduction=None))
+    y_train = np.asarray(y_train).astype("int32")
+    paths, cw = np.asarray(train_paths, dtype=str), _class_weights(y_train)
+    prep = _prep_fn(augmenter(seed, augment) if augment else None, augment or "standard", mixup)
+    rng = np.random.default_rng(seed)
+
+    def run_epoch() -> float:
+        order, share = D.epoch_order(len(paths), batch, rng, pad=False)
+        w = (cw[y_train[order]] * share).astype("float32")
+
+        def make(mine, per_replica):
+            return (films(mine(paths[order]), size, mine(y_train[order]), mine(w))
+                    .batch(per_replica, drop_remainder=True).map(prep).prefetch(2))
+        return D.run_epoch(step, D.distributed_batches(dist, batch, make))
+    history = train_epochs(clf, optimizer, y_val, epochs=epochs, lr=lr, patience=patience, max_minutes=max_minutes,
+                           run_epoch=run_epoch, val_probs=lambda: stream_outputs(clf, val_paths, size, 128)[0][:, 1],
+                           log=log)
+    return encoder, history
+
+
+def train_epochs(clf, optimizer, y_val, *, epochs: int, lr: float, patience: int, max_minutes: float,
+                 run_epoch, val_probs, log=print) -> list[dict]:
+    """The epochs of a backbone's training, however each is run: cosine decay from `lr` to lr/50
+    (one epoch of linear warm-up), early stopping on val ROC AUC, the best epoch's weights kept.
+    run_epoch() -> the epoch's train loss; val_probs() -> P(pneumonia) on the val films."""
+    from sklearn.metrics import roc_auc_score
     best, best_auc, bad, history, t0 = None, -1.0, 0, [], time.time()
     for epoch in range(1, epochs + 1):
         te = time.time()
         cur_lr = cosine_lr(epoch, epochs, lr)
-        clf.optimizer.learning_rate.assign(cur_lr)
-        h = clf.fit(train_ds, epochs=1, verbose=0)
-        p = clf.predict(val_x, batch_size=128, verbose=0)[:, 1]
+        optimizer.learning_rate.assign(cur_lr)
+        loss = run_epoch()
+        p = val_probs()
         auc = float(roc_auc_score(y_val, p))
         vloss = float(-np.mean(np.log(np.clip(np.where(y_val == 1, p, 1 - p), 1e-7, 1))))
         acc = float(np.mean((p >= 0.5) == y_val))
-        row = dict(epoch=epoch, loss=float(h.history["loss"][-1]), val_loss=vloss, val_auc=auc, val_acc=acc,
+        row = dict(epoch=epoch, loss=loss, val_loss=vloss, val_auc=auc, val_acc=acc,
                    lr=cur_lr, seconds=round(time.time() - te, 1))
         history.append(row)
         log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
@@ -234,7 +299,7 @@ def fit_backbone(x_train, y_train, x_val, y_val, *, size: int, alpha: float = 0.
             break
     clf.set_weights(best)
     log(f"best val AUC {best_auc:.4f}; {time.time() - t0:.0f}s")
-    return encoder, history
+    return history
 
 
 def cosine_lr(epoch: int, epochs: int, lr: float, floor: float = 0.02) -> float:
@@ -247,33 +312,44 @@ def cosine_lr(epoch: int, epochs: int, lr: float, floor: float = 0.02) -> float:
 
 def pretrain(size: int = 224, alpha: float = 0.35, epochs: int = 24, max_minutes: float = 45.0,
              seed: int = 0, out: Path | None = None, intensity: str = "none", augment: str = "standard",
-             mixup: float = 0.0, init: str | Path | None = None, lr: float = 2e-3, log=print) -> Path:
+             mixup: float = 0.0, init: str | Path | None = None, lr: float = 2e-3, dist=None, log=print) -> Path:
     """Pretrain on Kermany train (carved val for early stopping) and save the encoder weights.
-    init: continue from a saved backbone (its intensity must match); lr: the peak learning rate."""
+    init: continue from a saved backbone (its intensity must match); lr: the peak learning rate.
+    dist: a pneumo.training.distribute.Distribution: train under it, films streamed from disk
+    (no image cache), and only its chief writes the weights."""
     set_threads()
     init_info = backbone_info(init) if init is not None else {}
     if init is not None and init_info.get("intensity", "none") != intensity:
         raise PneumoError(f"backbone {Path(init).name} was trained with intensity "
                           f"{init_info.get('intensity', 'none')!r}, not {intensity!r}")
     t0 = time.time()
-    cohort, x = kermany_cache(size, log)
+    if dist is None:
+        cohort, x = kermany_cache(size, log)
+    else:
+        cohort, x = kermany.load(), None
     t_cache = time.time() - t0
     split = cohort.frame["split"].to_numpy()
     y = cohort.frame["label"].to_numpy().astype(int)
     tr, va = split == "train", split == "val"
     log(f"pretrain on Kermany train: {tr.sum()} images ({np.bincount(y[tr]).tolist()} normal/pneumonia), "
-        f"val {va.sum()}; test never read")
-    encoder, history = fit_backbone(x[tr], y[tr], x[va], y[va], size=size, alpha=alpha, epochs=epochs,
-                                    max_minutes=max_minutes, seed=seed, intensity=intensity, augment=augment,
-                                    mixup=mixup, init=init, lr=lr, log=log)
+        f"val {va.sum()}; test never read" + (f"; {dist.name}, {dist.replicas} replicas" if dist else ""))
+    kw = dict(size=size, alpha=alpha, epochs=epochs, max_minutes=max_minutes, seed=seed, intensity=intensity,
+              augment=augment, mixup=mixup, init=init, lr=lr, log=log)
+    if dist is None:
+        encoder, history = fit_backbone(x[tr], y[tr], x[va], y[va], **kw)
+    else:
+        paths = cohort.frame["image_path"].astype(str).to_numpy()
+        encoder, history = fit_backbone_films(paths[tr], y[tr], paths[va], y[va], dist=dist, **kw)
     out = Path(out) if out else backbone_path(size, alpha, intensity, augment, mixup, seed)   # a seed never overwrites seed 0
+    if dist is not None and not dist.is_chief:
+        return out
     out.parent.mkdir(parents=True, exist_ok=True)
     encoder.save_weights(str(out))
     meta = {"size": size, "alpha": alpha, "intensity": intensity, "augment": augment, "mixup": mixup, "init": Path(init).name if init else None,
             "init_recipe": {k: init_info.get(k) for k in RECIPE_KEYS} if init else None,
             "lr": lr, "epochs": epochs, "seed": seed, "train_images": int(tr.sum()), "val_images": int(va.sum()),
             "history": history, "cache_seconds": round(t_cache, 1), "train_seconds": round(time.time() - t0 - t_cache, 1),
-            "data": cohort.description.get("notes", "")}
+            "data": cohort.description.get("notes", ""), **({"distribution": dist.describe()} if dist else {})}
     backbone_info_path(out).write_text(json.dumps(meta, indent=1))
     log(f"saved backbone {out}")
     return out

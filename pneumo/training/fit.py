@@ -33,7 +33,9 @@ from pneumo.models.network import (
     predict_head,
 )
 from pneumo.training import backbone as pretrain
+from pneumo.training import distribute
 from pneumo.training.backbone import augmenter, backbone_info, backbone_recipe, set_threads
+from pneumo.training.film_stream import stream_outputs
 from pneumo.training.head_fit import fit_head
 from pneumo.training.reference import build_for_bundle
 
@@ -42,29 +44,34 @@ HEAD_DEFAULTS = dict(d_model=32, heads=4, layers_n=1, pooled_dim=16, fusion_unit
 
 # ----------------------------------------------------------------------------- cohort -> features
 def cohort_features(cohort, encoder, size: int, std: LabStandardisation, aug_copies: int = 0, seed: int = 0, log=print,
-                    augment: str = "standard"):
+                    augment: str = "standard", stream: bool = False):
     """Features for every row of the cohort (+ `aug_copies` augmented image embeddings per row,
-    with the backbone's augmentation strength)."""
+    with the backbone's augmentation strength). stream: read the films from disk batch by batch
+    (pneumo.training.film_stream) instead of holding them all in memory."""
     frame = cohort.frame
     keys = cohort.lab_keys
     has_img = frame["image_path"].notna().to_numpy()
     paths = frame.loc[has_img, "image_path"].astype(str).tolist()
     t = time.time()
-    x = load_images(paths, size, log)
+    x = None if stream else load_images(paths, size, log)
     early_dim, late_dim = (int(o.shape[-1]) for o in encoder.outputs)
     early = np.zeros((len(frame), early_dim), "float32")
     late = np.zeros((len(frame), late_dim), "float32")
     if len(paths):
-        early[has_img], late[has_img] = embed_images(encoder, x)
+        early[has_img], late[has_img] = _embed(encoder, x, paths, size)
     augmented = []
     if aug_copies and len(paths):
         import tensorflow as tf
         aug = augmenter(seed + 100, augment)
         for c in range(aug_copies):
-            xa = np.concatenate([np.asarray(tf.clip_by_value(aug(x[i:i + 256, ..., None].astype("float32") / 255.0,
-                                                                   training=True), 0, 1)) for i in range(0, len(x), 256)])
             e, l = np.zeros_like(early), np.zeros_like(late)
-            e[has_img], l[has_img] = embed_images(encoder, xa)
+            if stream:
+                e[has_img], l[has_img] = stream_outputs(
+                    encoder, paths, size, 256, lambda xb: tf.clip_by_value(aug(xb, training=True), 0, 1))
+            else:
+                xa = np.concatenate([np.asarray(tf.clip_by_value(aug(x[i:i + 256, ..., None].astype("float32") / 255.0,
+                                                                       training=True), 0, 1)) for i in range(0, len(x), 256)])
+                e[has_img], l[has_img] = embed_images(encoder, xa)
             augmented.append((e, l))
     log(f"embedded {len(paths)} images (+{aug_copies} augmented copies) in {time.time() - t:.0f}s")
     if keys:
@@ -73,6 +80,11 @@ def cohort_features(cohort, encoder, size: int, std: LabStandardisation, aug_cop
         labs, missing = np.zeros((len(frame), 1)), np.ones((len(frame), 1), bool)
     f = Features(early, late, has_img.astype("float32"), labs.astype("float32"), missing.astype("float32"))
     return f, augmented
+
+
+def _embed(encoder, x, paths, size: int):
+    """(early, late) embeddings of the films: from memory (x), or streamed from `paths` when x is None."""
+    return embed_images(encoder, x) if x is not None else stream_outputs(encoder, paths, size)
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -119,8 +131,11 @@ def train(cohort, out: str | Path, *, image_size: int = 224, alpha: float = 0.35
           intensity: str | None = None,
           head_kw: dict | None = None, epochs: int = 80, lr: float = 1e-3, batch_size: int = 64, patience: int = 10,
           class_weight: bool = True, aug_copies: int = 0, lab_noise: float = 0.3, seed: int = 0, name: str = "pneumo-fusion",
-          version: str = "0.1.0", n_boot: int = 1000, timings: dict | None = None, log=print) -> dict:
+          version: str = "0.1.0", n_boot: int = 1000, timings: dict | None = None, dist=None, log=print) -> dict:
     """Fit, calibrate, threshold, evaluate and save a bundle; returns the metrics dict (also metrics.json).
+
+    dist: a pneumo.training.distribute.Distribution: films streamed from disk for the embeddings, the
+    head trained under it; only its chief calibrates and writes the bundle (the others return the history).
 
     intensity: "none" | "equalize"; default = what a pretrained backbone was trained with, else "equalize"."""
     import keras
@@ -154,18 +169,21 @@ def train(cohort, out: str | Path, *, image_size: int = 224, alpha: float = 0.35
         panel = panel.with_medians({k: float(np.nanmedian(frame.iloc[tr][k])) for k in keys
                                     if frame.iloc[tr][k].notna().any()})
     augment = info.get("augment", "standard")
-    X, aug = cohort_features(cohort, encoder, image_size, std, aug_copies, seed, log, augment)
+    X, aug = cohort_features(cohort, encoder, image_size, std, aug_copies, seed, log, augment, stream=dist is not None)
     timings["embed_seconds"] = round(time.time() - t, 1)
 
     t = time.time()
     keras.utils.set_random_seed(seed)
-    head = build_fusion_head(len(keys), X.img_early.shape[1], X.img_late.shape[1], **head_kw)
+    with distribute.scope(dist):
+        head = build_fusion_head(len(keys), X.img_early.shape[1], X.img_late.shape[1], **head_kw)
     cw = class_weights(y[tr]) if class_weight else None
     variants = [X.subset(tr)] + [Features(e[tr], l[tr], X.image_present[tr], X.labs[tr], X.lab_missing[tr])
                                  for e, l in aug]
     history = fit_head(head, variants, y[tr], X.subset(va), y[va], lr=lr, epochs=epochs, batch_size=batch_size,
-                       patience=patience, class_weight=cw, lab_noise=lab_noise, seed=seed, log=log)
+                       patience=patience, class_weight=cw, lab_noise=lab_noise, seed=seed, dist=dist, log=log)
     timings["head_seconds"] = round(time.time() - t, 1)
+    if dist is not None and not dist.is_chief:
+        return {"history": history}
 
     metrics, operating = calibrate_and_report(head, X, y, va, te, cohort, n_boot, seed, log)
     metrics["history"] = history
@@ -181,7 +199,8 @@ def train(cohort, out: str | Path, *, image_size: int = 224, alpha: float = 0.35
         "lab_panel": panel.to_dict(), "lab_standardisation": std.to_meta(), **operating,
         "training_data": _portable(cohort.description), "semi_real": bool(cohort.semi_real),
         "training": {"epochs_run": len(history), "seed": seed, "class_weight": cw, "modality_dropout": True,
-                     "aug_copies": aug_copies, "augment": augment, "lab_noise": lab_noise, "lr": lr, "batch_size": batch_size},
+                     "aug_copies": aug_copies, "augment": augment, "lab_noise": lab_noise, "lr": lr, "batch_size": batch_size,
+                     **({"distribution": dist.describe()} if dist else {})},
     }
     metrics["timings_seconds"] = timings
     save_with_reports(out, model, meta, metrics, cohort, image_size, log)
@@ -287,7 +306,7 @@ def _check_backbone_shape(backbone, info: dict, image_size: int, alpha: float) -
 
 
 def resolve_backbone(spec: str | None, size: int, alpha: float, log=print, intensity: str = "none",
-                     pretrain_kw: dict | list[dict] | None = None) -> str | None:
+                     pretrain_kw: dict | list[dict] | None = None, dist=None) -> str | None:
     """pretrained -> the Kermany backbone (pretraining it first when absent); none; imagenet; a path.
     pretrain_kw: one recipe, or stages (each later one fine-tunes the one before), e.g.
     [{"epochs": 14}, {"epochs": 8, "augment": "fov", "lr": 5e-4}]."""
@@ -303,7 +322,9 @@ def resolve_backbone(spec: str | None, size: int, alpha: float, log=print, inten
                       if path is None else pretrain.finetuned_path(path, kw["augment"], kw["mixup"], kw["seed"]))
             if not target.exists():
                 log(f"no pretrained backbone at {target}: {'pretraining on Kermany train' if path is None else 'fine-tuning'} first (long)")
-                pretrain.pretrain(size, alpha, intensity=intensity, init=path, out=target, log=log, **kw)
+                pretrain.pretrain(size, alpha, intensity=intensity, init=path, out=target, dist=dist, log=log, **kw)
+                if dist is not None:
+                    dist.barrier()   # the chief has written it: every worker reads the same weights next
             path = target
         return str(path)
     if spec != "imagenet" and not Path(spec).is_file():
@@ -318,10 +339,11 @@ TRAIN_DEFAULTS = dict(cohort="synthetic", image_size=224, alpha=0.35, intensity=
 
 
 def train_from_config(out: str | Path, *, preset: str | None = None, seed: int | None = None,
-                      class_weight: bool = True, n_boot: int = 1000, log=None, **overrides) -> Path:
+                      class_weight: bool = True, n_boot: int = 1000, dist=None, log=None, **overrides) -> Path:
     """A bundle in `out` from a preset (PRESETS) and overrides of TRAIN_DEFAULTS' keys: the cohort is
     loaded, the backbone found or pretrained (its stages cached), the head fitted and calibrated, and
-    for the Kermany+MIMIC cohort the reference set built. seed also seeds a preset's fine-tune stages."""
+    for the Kermany+MIMIC cohort the reference set built. seed also seeds a preset's fine-tune stages.
+    dist: a pneumo.training.distribute.Distribution to train the backbone stages and the head under."""
     unknown = set(overrides) - set(TRAIN_DEFAULTS)
     if unknown:
         raise PneumoError(f"unknown training settings: {sorted(unknown)}")
@@ -342,7 +364,7 @@ def train_from_config(out: str | Path, *, preset: str | None = None, seed: int |
     log(f"cohort {cohort.name}: {cohort.description.get('counts', len(cohort))}")
     t = time.time()
     backbone = resolve_backbone(cfg["backbone"], cfg["image_size"], cfg["alpha"], log, cfg["intensity"] or DEFAULT_INTENSITY,
-                                cfg.get("pretrain"))
+                                cfg.get("pretrain"), dist)
     timings["backbone_seconds_this_run"] = round(time.time() - t, 1)
     pj = backbone_info(backbone) if backbone else {}
     if pj:
@@ -350,7 +372,9 @@ def train_from_config(out: str | Path, *, preset: str | None = None, seed: int |
         timings["pretrain_cache_seconds"] = pj.get("cache_seconds")
     train(cohort, out, image_size=cfg["image_size"], alpha=cfg["alpha"], backbone=backbone, intensity=cfg["intensity"],
           epochs=cfg["epochs"], class_weight=class_weight, aug_copies=cfg["aug_copies"], lab_noise=cfg["lab_noise"],
-          seed=cfg["seed"], name=cfg["name"], version=cfg["version"], n_boot=n_boot, timings=timings, log=log)
+          seed=cfg["seed"], name=cfg["name"], version=cfg["version"], n_boot=n_boot, timings=timings, dist=dist, log=log)
+    if dist is not None and not dist.is_chief:
+        return out
     if cfg["cohort"] == "kermany+mimic":   # the gate and SHAP background come from those films
         log(f"reference set (validity gate, SHAP background): {build_for_bundle(out)}")
     log(f"done in {time.time() - t0:.0f}s")

@@ -18,13 +18,20 @@ def _log_loss(y, p) -> float:
 
 
 def fit_head(head, X: Features | list[Features], y, X_val=None, y_val=None, *, lr=1e-3, epochs=60, batch_size=64,
-             patience=8, class_weight=None, modality_dropout=True, lab_noise=0.3, seed=0, log=None) -> list[dict]:
+             patience=8, class_weight=None, modality_dropout=True, lab_noise=0.3, seed=0, dist=None,
+             log=None) -> list[dict]:
     """Train the head on cached embeddings; fresh modality dropout each epoch; early stopping on
     the val log loss averaged over the views the model must answer (full, image only, labs only).
     X may be a list of variants of the same rows (augmented image embeddings): each epoch draws one per row.
     lab_noise: sd of Gaussian noise on standardised lab values, because a semi-real cohort reuses a
-    few panels per class and the head would otherwise memorise them instead of reading the values."""
-    head.compile(optimizer=keras.optimizers.Adam(lr), loss="categorical_crossentropy")
+    few panels per class and the head would otherwise memorise them instead of reading the values.
+    dist: a pneumo.training.distribute.Distribution the head was built under: each epoch runs the
+    distributed step over a seeded shuffle (batch_size is the global batch; the last one is padded
+    with rows of weight 0), in place of Keras' fit."""
+    if dist is None:
+        head.compile(optimizer=keras.optimizers.Adam(lr), loss="categorical_crossentropy")
+    else:
+        run_fit = _distributed_fit(head, lr, batch_size, dist)
     rng = np.random.default_rng(seed)
     y = np.asarray(y).astype(int)
     sw = np.ones(len(y), "float32") if class_weight is None else np.array([class_weight[c] for c in y], "float32")
@@ -38,9 +45,13 @@ def fit_head(head, X: Features | list[Features], y, X_val=None, y_val=None, *, l
             Xe = Features(Xe.img_early, Xe.img_late, Xe.image_present,
                           Xe.labs + rng.normal(0, lab_noise, Xe.labs.shape).astype("float32"), Xe.lab_missing)
         inputs = Xe.head_inputs()
-        h = head.fit([inputs[k] for k in HEAD_INPUT_NAMES], np.eye(2)[y], sample_weight=sw,
-                     batch_size=batch_size, epochs=1, shuffle=True, verbose=0)
-        row = {"epoch": epoch, "loss": float(h.history["loss"][-1])}
+        arrays = [inputs[k] for k in HEAD_INPUT_NAMES]
+        if dist is None:
+            loss = head.fit(arrays, np.eye(2)[y], sample_weight=sw, batch_size=batch_size, epochs=1, shuffle=True,
+                            verbose=0).history["loss"][-1]
+        else:
+            loss = run_fit(arrays, y, sw, rng)
+        row = {"epoch": epoch, "loss": float(loss)}
         if X_val is not None:
             yv = np.asarray(y_val).astype(int)
             losses = [_log_loss(yv, predict_head(head, X_val.as_view(view))) for view in views]
@@ -59,6 +70,28 @@ def fit_head(head, X: Features | list[Features], y, X_val=None, y_val=None, *, l
     if X_val is not None:
         head.set_weights(best)
     return history
+
+
+def _distributed_fit(head, lr: float, batch_size: int, dist):
+    """One epoch of the head under `dist`: (arrays, y, sample weights, rng) -> the epoch's loss."""
+    import tensorflow as tf
+
+    from pneumo.training import distribute as D
+    with dist.strategy.scope():
+        optimizer = keras.optimizers.Adam(lr)
+    D.prepare(dist, head, optimizer)
+    step = D.train_step_fn(dist, head, optimizer, keras.losses.CategoricalCrossentropy(reduction=None))
+
+    def run(arrays, y, sw, rng) -> float:
+        order, share = D.epoch_order(len(y), batch_size, rng, pad=True)
+        w = (sw[order] * share).astype("float32")
+        onehot = np.eye(2, dtype="float32")[y[order]]
+
+        def make(mine, per_replica):
+            return tf.data.Dataset.from_tensor_slices(
+                (tuple(mine(a[order]) for a in arrays), mine(onehot), mine(w))).batch(per_replica, drop_remainder=True)
+        return D.run_epoch(step, D.distributed_batches(dist, batch_size, make))
+    return run
 
 
 modality_dropout_fn = modality_dropout   # the parameter of fit_head shadows the function's name

@@ -1,0 +1,184 @@
+"""Training under tf.distribute (pneumo.training.distribute): how each worker's rows are cut from
+the global order, and whole trainings on three layouts (one device; MirroredStrategy over two
+logical CPUs; MultiWorkerMirroredStrategy with two local worker processes on 127.0.0.1) that must
+give the single-device model within the tolerances stated here. Each training runs in its own
+process (tests/distribute_run.py): devices and TF_CONFIG are fixed when TensorFlow starts."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pneumo.errors import PneumoError
+from pneumo.training import distribute as D
+
+RUNNER = Path(__file__).with_name("distribute_run.py")
+ROOT = RUNNER.parents[1]
+
+# The head trains on fixed embeddings with no BatchNorm: every layout adds the same numbers in
+# another order, so its test probabilities agree to float rounding (measured: 0.0 and 3e-8).
+HEAD_PROB_TOL = 1e-4
+# The backbone's BatchNorm statistics are summed per replica, then over replicas, and Adam's first
+# steps turn float-rounding differences in the gradients of weights whose true gradient is 0
+# (a BatchNorm's beta that feeds another BatchNorm) into whole steps. After one epoch (7 steps) the
+# val films' embeddings differ by 0.75% (relative norm) from one device; changing only TensorFlow's
+# kernels (oneDNN off) moves them by 0.04%; per-replica statistics, the classic mistake, by far more.
+BACKBONE_EMBED_TOL = 0.03
+BACKBONE_LOSS_RTOL = 2e-3
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env(**extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CONFIG", D.CPU_REPLICAS_ENV)}
+    return {**env, "PYTHONPATH": str(ROOT), **extra}
+
+
+def _run(strategy: str, work: Path, out: Path, env: dict, *extra) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(RUNNER), "--strategy", strategy, "--work", str(work),
+                             "--out", str(out), *extra], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+
+
+def _wait(*procs, timeout=600) -> None:
+    for p in procs:
+        out, _ = p.communicate(timeout=timeout)
+        assert p.returncode == 0, out[-3000:]
+
+
+@pytest.fixture(scope="module")
+def layouts(tmp_path_factory) -> dict:
+    """Each layout's result: {name: npz}. Runs one at a time: the machine has two cores."""
+    work = tmp_path_factory.mktemp("distribute")
+    res = {name: work / f"{name}.npz" for name in ("one", "mirrored", "multi-worker", "mirrored-unsynced")}
+    _wait(_run("one", work, res["one"], _env()))
+    _wait(_run("mirrored", work, res["mirrored"], _env(**{D.CPU_REPLICAS_ENV: "2"})))
+    ports = [_free_port(), _free_port()]
+    workers = [_run("multi-worker", work, res["multi-worker"], _env(PNEUMO_TF_THREADS="1", TF_CONFIG=json.dumps(
+        {"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]}, "task": {"type": "worker", "index": i}})))
+        for i in range(2)]
+    _wait(*workers)
+    _wait(_run("mirrored", work / "unsynced", res["mirrored-unsynced"], _env(**{D.CPU_REPLICAS_ENV: "2"}),
+               "--unsynced-batchnorm", "--head-epochs", "0"))
+    return {name: np.load(path) for name, path in res.items()}
+
+
+def _embed_gap(a, b) -> float:
+    ea, eb = a["backbone_val_embeddings"], b["backbone_val_embeddings"]
+    return float(np.linalg.norm(ea - eb) / np.linalg.norm(ea))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layout", ["mirrored", "multi-worker"])
+def test_a_distributed_training_gives_the_single_device_model(layouts, layout):
+    one, other = layouts["one"], layouts[layout]
+    assert int(other["replicas"]) == 2 and int(other["workers"]) == (2 if layout == "multi-worker" else 1)
+    assert _embed_gap(one, other) < BACKBONE_EMBED_TOL
+    np.testing.assert_allclose(other["backbone_loss"], one["backbone_loss"], rtol=BACKBONE_LOSS_RTOL)
+    np.testing.assert_allclose(other["head_loss"], one["head_loss"], rtol=1e-5)
+    assert np.abs(other["test_probabilities"] - one["test_probabilities"]).max() < HEAD_PROB_TOL
+
+
+@pytest.mark.slow
+def test_two_workers_and_two_local_replicas_compute_the_same_steps(layouts):
+    """The same global batches cut two ways (two processes, or two devices of one) differ only by
+    how TensorFlow adds the replicas' sums: far inside the single-device tolerance."""
+    assert _embed_gap(layouts["mirrored"], layouts["multi-worker"]) < BACKBONE_EMBED_TOL / 10
+
+
+@pytest.mark.slow
+def test_the_backbone_tolerance_catches_per_replica_batchnorm_statistics(layouts):
+    assert _embed_gap(layouts["one"], layouts["mirrored-unsynced"]) > BACKBONE_EMBED_TOL
+
+
+# ----------------------------------------------------------------------------- the global order
+@pytest.mark.parametrize("workers", [1, 2, 4])
+def test_each_step_trains_the_single_device_rows_whatever_the_workers(workers):
+    order, share = D.epoch_order(50, 8, np.random.default_rng(3), pad=False)
+    assert len(order) == 48 and len(set(order)) == 48          # the remainder is dropped, no row twice
+    mine = [D.worker_share(order, 8, workers, w) for w in range(workers)]
+    for step in range(6):
+        per = 8 // workers
+        got = np.concatenate([m[step * per:(step + 1) * per] for m in mine])
+        assert sorted(got) == sorted(order[step * 8:(step + 1) * 8])
+    np.testing.assert_allclose(share.reshape(6, 8).sum(1), 1.0)
+
+
+def test_padding_rows_weigh_nothing_and_each_step_sums_to_one():
+    order, share = D.epoch_order(10, 4, None, pad=True)
+    assert len(order) == 12 and list(order[:10]) == list(range(10))
+    steps = share.reshape(3, 4)
+    np.testing.assert_allclose(steps.sum(1), 1.0)
+    assert (steps[2, 2:] == 0).all() and np.allclose(steps[2, :2], 0.5)
+    order, share = D.epoch_order(3, 8, None, pad=True)           # a batch larger than the cohort
+    assert len(order) == 8 and set(order) == {0, 1, 2} and np.allclose(share, [1 / 3] * 3 + [0] * 5)
+
+
+def test_batches_that_cannot_split_are_refused():
+    with pytest.raises(PneumoError, match="global batch"):
+        D.epoch_order(3, 8, None, pad=False)
+    with pytest.raises(PneumoError, match="does not split over 3 workers"):
+        D.worker_share(np.arange(16), 8, 3, 0)
+
+
+def test_strategy_names_and_the_cluster_are_checked(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    monkeypatch.delenv(D.CPU_REPLICAS_ENV, raising=False)
+    with pytest.raises(PneumoError, match="unknown strategy 'horovod'"):
+        D.make_strategy("horovod")
+    assert D.make_strategy("auto") is None                      # no cluster, no GPUs: the default path
+    with pytest.raises(PneumoError, match="multi-worker needs TF_CONFIG"):
+        D.make_strategy("multi-worker")
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    with pytest.raises(PneumoError, match="TF_CONFIG is not JSON"):
+        D.make_strategy("auto")
+    monkeypatch.delenv("TF_CONFIG")
+    monkeypatch.setenv(D.CPU_REPLICAS_ENV, "two")
+    with pytest.raises(PneumoError, match="positive whole number"):
+        D.make_strategy("mirrored")
+
+
+# ----------------------------------------------------------------------------- through the CLI
+@pytest.mark.slow
+def test_the_real_pairs_cohort_trains_mirrored_through_the_cli_and_the_bundle_scores(tmp_path, capsys):
+    from mimic_fixture import write_release
+    mimic, cxr = write_release(tmp_path / "release")
+    out = tmp_path / "bundle"
+    cmd = [sys.executable, "-m", "pneumo", "train", "--cohort", "mimic-cxr", "--mimic-dir", str(mimic),
+           "--cxr-dir", str(cxr), "--out", str(out), "--image-size", "64", "--epochs", "3", "--backbone", "none",
+           "--bootstrap", "20", "--strategy", "mirrored"]
+    done = subprocess.run(cmd, env=_env(**{D.CPU_REPLICAS_ENV: "2"}), cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    meta = json.loads((out / "bundle.json").read_text())
+    assert meta["training"]["distribution"] == {"strategy": "mirrored", "workers": 1, "replicas": 2}
+    assert meta["semi_real"] is False
+    from pneumo.cli.main import main
+    from pneumo.data.cohorts import real_pairs
+    cohort = real_pairs.load(mimic, cxr, seed=0)
+    test = cohort.frame[cohort.frame["split"] == "test"].iloc[0]
+    labs = tmp_path / "labs.csv"
+    labs.write_text(",".join(cohort.panel.keys) + "\n" + ",".join(f"{test[k]:g}" for k in cohort.panel.keys) + "\n")
+    capsys.readouterr()
+    rc = main(["predict", "--model", str(out), "--image", test["image_path"], "--labs", str(labs), "--json", "--no-log",
+               "--allow-outside"])
+    answer = json.loads(capsys.readouterr().out)
+    assert rc == 0 and 0 <= answer["probability"] <= 1
+
+
+def test_a_cluster_mistake_is_one_line_from_the_cli(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "pneumo", "train", "--cohort", "synthetic", "--out",
+                           str(tmp_path / "b"), "--strategy", "multi-worker"], env=_env(), cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].startswith("error: multi-worker needs TF_CONFIG")
