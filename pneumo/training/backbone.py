@@ -21,6 +21,8 @@ import numpy as np
 from pneumo.data.cohorts import kermany
 from pneumo.data.image_cache import CACHE_DIR, kermany_cache
 from pneumo.errors import PneumoError
+from pneumo.training import distribute as D
+from pneumo.training.film_stream import films, stream_outputs
 
 
 def set_threads(n: int | None = None) -> None:
@@ -238,9 +240,6 @@ def fit_backbone_films(train_paths, y_train, val_paths, y_val, *, dist, size: in
     disk. batch: the global batch (split over every replica; the remainder of an epoch is dropped).
     augment None: no augmentation (with dropout 0, the run is the same on any layout; the tests' case)."""
     import keras
-
-    from pneumo.training import distribute as D
-    from pneumo.training.film_stream import films, stream_outputs
     keras.utils.set_random_seed(seed)
     with dist.strategy.scope():
         encoder, clf = build_classifier(size, alpha, init, intensity, dropout)

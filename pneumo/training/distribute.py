@@ -25,7 +25,7 @@ from pneumo.errors import PneumoError
 STRATEGIES = ("auto", "one", "mirrored", "multi-worker")
 STRATEGY_HELP = ("auto (default): multi-worker under a TF_CONFIG of several workers, mirrored over several "
                  "GPUs, else the single-process path; one | mirrored | multi-worker force one "
-                 "(films then stream from disk; README: Running on a cluster)")
+                 "(films then stream from disk; docs/cluster.md)")
 CPU_REPLICAS_ENV = "PNEUMO_CPU_REPLICAS"   # split the CPU into N logical devices (mirrored without GPUs)
 
 
@@ -86,7 +86,7 @@ def make_strategy(name: str = "auto") -> Distribution | None:
     cfg = _tf_config()
     workers = len(cfg.get("cluster", {}).get("worker", [])) + len(cfg.get("cluster", {}).get("chief", []))
     replicas_env = os.environ.get(CPU_REPLICAS_ENV)
-    if replicas_env:
+    if replicas_env and name == "mirrored":
         if not replicas_env.isdigit() or int(replicas_env) < 1:
             raise PneumoError(f"{CPU_REPLICAS_ENV} must be a positive whole number, not {replicas_env!r}")
         _split_cpu(int(replicas_env))
@@ -103,7 +103,7 @@ def make_strategy(name: str = "auto") -> Distribution | None:
         return Distribution(tf.distribute.MirroredStrategy(devices), "mirrored")
     if workers < 1 or "task" not in cfg:
         raise PneumoError("multi-worker needs TF_CONFIG with the cluster's workers and this process's task "
-                          "(README: Running on a cluster)")
+                          "(docs/cluster.md)")
     task = cfg["task"]
     worker = int(task.get("index", 0)) + (len(cfg["cluster"].get("chief", [])) if task.get("type") == "worker" else 0)
     strategy = tf.distribute.MultiWorkerMirroredStrategy()

@@ -10,6 +10,7 @@ import numpy as np
 from pneumo.evaluation import metrics as M
 from pneumo.models.features import VIEWS, Features, modality_dropout
 from pneumo.models.network import HEAD_INPUT_NAMES, predict_head
+from pneumo.training import distribute as D
 
 
 def _log_loss(y, p) -> float:
@@ -75,8 +76,6 @@ def fit_head(head, X: Features | list[Features], y, X_val=None, y_val=None, *, l
 def _distributed_fit(head, lr: float, batch_size: int, dist):
     """One epoch of the head under `dist`: (arrays, y, sample weights, rng) -> the epoch's loss."""
     import tensorflow as tf
-
-    from pneumo.training import distribute as D
     with dist.strategy.scope():
         optimizer = keras.optimizers.Adam(lr)
     D.prepare(dist, head, optimizer)
