@@ -111,6 +111,20 @@ def write_release(root: Path, seed: int = 0) -> tuple[Path, Path]:
     return hosp, cxr
 
 
+def score_a_test_case(bundle: Path, cohort, folder: Path, capsys) -> tuple[int, dict]:
+    """`python -m pneumo predict` on the cohort's first test film with its own labs -> (rc, answer)."""
+    import json
+
+    from pneumo.cli.main import main
+    test = cohort.frame[cohort.frame["split"] == "test"].iloc[0]
+    labs = folder / "labs.csv"
+    labs.write_text(",".join(cohort.panel.keys) + "\n" + ",".join(f"{test[k]:g}" for k in cohort.panel.keys) + "\n")
+    capsys.readouterr()
+    rc = main(["predict", "--model", str(bundle), "--image", test["image_path"], "--labs", str(labs), "--json",
+               "--no-log", "--allow-outside"])
+    return rc, json.loads(capsys.readouterr().out)
+
+
 def _film(rng, pneumonia: bool, lateral: bool = False) -> np.ndarray:
     """A film-like 8-bit image: a bright mediastinum between two dark lung fields; pneumonia adds
     an opacity in the right lower field."""

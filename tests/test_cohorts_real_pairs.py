@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mimic_fixture import N_OTHER, N_PNEUMONIA, subject_id, write_release
+from mimic_fixture import N_OTHER, N_PNEUMONIA, score_a_test_case, subject_id, write_release
 from pneumo.data.cohorts import real_pairs
 from pneumo.errors import CohortError
 
@@ -89,13 +89,7 @@ def test_a_bundle_trained_on_real_pairs_through_the_cli_scores_a_film(release, c
     assert "root" not in json.dumps(meta["training_data"]) and str(release[1]) not in json.dumps(meta)
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["semi_real"] is False and metrics["cohort"]["counts"]["test"]["total"] >= 8
-    test = cohort.frame[cohort.frame["split"] == "test"].iloc[0]
-    labs = tmp_path / "labs.csv"
-    labs.write_text(",".join(cohort.panel.keys) + "\n" + ",".join(f"{test[k]:g}" for k in cohort.panel.keys) + "\n")
-    capsys.readouterr()
-    rc = main(["predict", "--model", str(out), "--image", test["image_path"], "--labs", str(labs), "--json", "--no-log",
-               "--allow-outside"])
-    answer = json.loads(capsys.readouterr().out)
+    rc, answer = score_a_test_case(out, cohort, tmp_path, capsys)
     assert rc == 0 and 0 <= answer["probability"] <= 1 and answer["label"] in ("PNEUMONIA", "NORMAL")
     assert np.isfinite(answer["threshold"])
 

@@ -151,7 +151,7 @@ def test_strategy_names_and_the_cluster_are_checked(monkeypatch):
 # ----------------------------------------------------------------------------- through the CLI
 @pytest.mark.slow
 def test_the_real_pairs_cohort_trains_mirrored_through_the_cli_and_the_bundle_scores(tmp_path, capsys):
-    from mimic_fixture import write_release
+    from mimic_fixture import score_a_test_case, write_release
     mimic, cxr = write_release(tmp_path / "release")
     out = tmp_path / "bundle"
     cmd = [sys.executable, "-m", "pneumo", "train", "--cohort", "mimic-cxr", "--mimic-dir", str(mimic),
@@ -163,16 +163,8 @@ def test_the_real_pairs_cohort_trains_mirrored_through_the_cli_and_the_bundle_sc
     meta = json.loads((out / "bundle.json").read_text())
     assert meta["training"]["distribution"] == {"strategy": "mirrored", "workers": 1, "replicas": 2}
     assert meta["semi_real"] is False
-    from pneumo.cli.main import main
     from pneumo.data.cohorts import real_pairs
-    cohort = real_pairs.load(mimic, cxr, seed=0)
-    test = cohort.frame[cohort.frame["split"] == "test"].iloc[0]
-    labs = tmp_path / "labs.csv"
-    labs.write_text(",".join(cohort.panel.keys) + "\n" + ",".join(f"{test[k]:g}" for k in cohort.panel.keys) + "\n")
-    capsys.readouterr()
-    rc = main(["predict", "--model", str(out), "--image", test["image_path"], "--labs", str(labs), "--json", "--no-log",
-               "--allow-outside"])
-    answer = json.loads(capsys.readouterr().out)
+    rc, answer = score_a_test_case(out, real_pairs.load(mimic, cxr, seed=0), tmp_path, capsys)
     assert rc == 0 and 0 <= answer["probability"] <= 1
 
 
