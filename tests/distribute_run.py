@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -27,9 +28,11 @@ def main() -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--backbone-epochs", type=int, default=1)
     ap.add_argument("--head-epochs", type=int, default=6, help="0: the backbone only")
+    ap.add_argument("--lose-worker", action="store_true", help="worker 1 dies after the backbone (a lost machine)")
     ap.add_argument("--unsynced-batchnorm", action="store_true",
                     help="per-replica BatchNorm statistics (the mistake the tolerance must catch)")
     a = ap.parse_args()
+    from pneumo.errors import PneumoError
     from pneumo.training import distribute as D
     dist = D.make_strategy(a.strategy)
     if a.unsynced_batchnorm:
@@ -48,13 +51,19 @@ def main() -> int:
     encoder, history = fit_backbone_films(paths[tr], y[tr], paths[va], y[va], dist=dist, size=SIZE, batch=BATCH,
                                           epochs=a.backbone_epochs, lr=5e-4, patience=99, intensity="equalize",
                                           augment=None, dropout=0.0, log=lambda s: None)
+    if a.lose_worker and dist.worker == 1:
+        os._exit(1)
     _, late = stream_outputs(encoder, paths[va], SIZE)
     bundle = work / "bundle"     # on the seeded random encoder, the same in every process: the head alone is compared
     metrics = {"history": [], "test_probabilities": {"fusion": []}}
     if a.head_epochs:
-        metrics = fit.train(cohort, bundle, image_size=SIZE, backbone=None, intensity="equalize",
-                            head_kw={"dropout": 0.0, "attn_dropout": 0.0}, epochs=a.head_epochs, batch_size=BATCH,
-                            patience=99, n_boot=20, dist=dist, log=lambda s: None)
+        try:
+            metrics = fit.train(cohort, bundle, image_size=SIZE, backbone=None, intensity="equalize",
+                                head_kw={"dropout": 0.0, "attn_dropout": 0.0}, epochs=a.head_epochs,
+                                batch_size=BATCH, patience=99, n_boot=20, dist=dist, log=lambda s: None)
+        except PneumoError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     if not dist.is_chief:
         return 0
     flat = lambda ws: np.concatenate([np.ravel(np.asarray(w)) for w in ws])

@@ -231,6 +231,7 @@ def fit_backbone(x_train, y_train, x_val, y_val, *, size: int, alpha: float = 0.
     return encoder, history
 
 
+@D.across_workers
 def fit_backbone_films(train_paths, y_train, val_paths, y_val, *, dist, size: int, alpha: float = 0.35,
                        epochs: int = 24, batch: int = 32, lr: float = 2e-3, patience: int = 8,
                        max_minutes: float = 45.0, seed: int = 0, intensity: str = "none",

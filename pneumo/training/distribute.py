@@ -14,6 +14,7 @@ the replicas' gradients.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 from dataclasses import dataclass
@@ -49,7 +50,8 @@ class Distribution:
     def barrier(self) -> None:
         """Wait until every replica of every worker reaches this point (one all-reduce)."""
         import tensorflow as tf
-        self.strategy.reduce(tf.distribute.ReduceOp.SUM, self.strategy.run(lambda: tf.constant(1.0)), axis=None)
+        with collectives(self):
+            self.strategy.reduce(tf.distribute.ReduceOp.SUM, self.strategy.run(lambda: tf.constant(1.0)), axis=None)
 
     def describe(self) -> dict:
         return {"strategy": self.name, "workers": self.workers, "replicas": self.replicas}
@@ -198,3 +200,27 @@ def run_epoch(step, batches) -> float:
     """Every step of one epoch; the mean of the steps' losses."""
     losses = [float(step(batch)) for batch in batches]
     return float(np.mean(losses)) if losses else float("nan")
+
+
+def across_workers(fn):
+    """fn(..., dist=...) with collectives(dist) around it."""
+    @functools.wraps(fn)
+    def run(*args, dist, **kw):
+        with collectives(dist):
+            return fn(*args, dist=dist, **kw)
+    return run
+
+
+@contextlib.contextmanager
+def collectives(dist: Distribution | None = None):
+    """Where workers talk (variables made in the scope, steps, barriers): a worker lost mid-run
+    (killed, its machine gone) makes the others' collectives fail, and that becomes one line."""
+    if dist is None or dist.workers < 2:
+        yield
+        return
+    import tensorflow as tf
+    try:
+        yield
+    except (tf.errors.UnavailableError, tf.errors.CancelledError, tf.errors.DeadlineExceededError) as err:
+        raise PneumoError(f"the cluster lost a worker ({type(err).__name__}): the run stops here; "
+                          "start every worker again (nothing was written)") from None

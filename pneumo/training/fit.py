@@ -174,13 +174,14 @@ def train(cohort, out: str | Path, *, image_size: int = 224, alpha: float = 0.35
 
     t = time.time()
     keras.utils.set_random_seed(seed)
-    with distribute.scope(dist):
-        head = build_fusion_head(len(keys), X.img_early.shape[1], X.img_late.shape[1], **head_kw)
-    cw = class_weights(y[tr]) if class_weight else None
-    variants = [X.subset(tr)] + [Features(e[tr], l[tr], X.image_present[tr], X.labs[tr], X.lab_missing[tr])
-                                 for e, l in aug]
-    history = fit_head(head, variants, y[tr], X.subset(va), y[va], lr=lr, epochs=epochs, batch_size=batch_size,
-                       patience=patience, class_weight=cw, lab_noise=lab_noise, seed=seed, dist=dist, log=log)
+    with distribute.collectives(dist):
+        with distribute.scope(dist):
+            head = build_fusion_head(len(keys), X.img_early.shape[1], X.img_late.shape[1], **head_kw)
+        cw = class_weights(y[tr]) if class_weight else None
+        variants = [X.subset(tr)] + [Features(e[tr], l[tr], X.image_present[tr], X.labs[tr], X.lab_missing[tr])
+                                     for e, l in aug]
+        history = fit_head(head, variants, y[tr], X.subset(va), y[va], lr=lr, epochs=epochs, batch_size=batch_size,
+                           patience=patience, class_weight=cw, lab_noise=lab_noise, seed=seed, dist=dist, log=log)
     timings["head_seconds"] = round(time.time() - t, 1)
     if dist is not None and not dist.is_chief:
         return {"history": history}
