@@ -200,3 +200,22 @@ def test_pretrain_streams_the_kermany_films_under_a_strategy(tmp_path):
     assert info["distribution"] == {"strategy": "one", "workers": 1, "replicas": 1}
     assert info["train_images"] == 4348 and len(info["history"]) == 1
     assert info["history"][0]["val_auc"] > 0.6                   # it learned from the stream (0.68 measured; chance 0.5)
+
+
+def test_streamed_embeddings_are_the_in_memory_ones(tmp_path):
+    """Under a strategy the head's embeddings come off the disk in one pass (plain and augmented
+    copies together): the plain ones must be the image cache's."""
+    from pneumo.data.cohorts import synthetic
+    from pneumo.data.labs.standardisation import LabStandardisation
+    from pneumo.models.network import build_image_encoder
+    from pneumo.training.fit import cohort_features
+    cohort = synthetic.make(12, size=64, seed=0, tmpdir=tmp_path)
+    encoder = build_image_encoder(64, 0.35, intensity="equalize")
+    std = LabStandardisation.fit(cohort.frame[cohort.lab_keys].to_numpy("float64"), cohort.lab_keys)
+    memory, _ = cohort_features(cohort, encoder, 64, std, log=lambda s: None)
+    streamed, copies = cohort_features(cohort, encoder, 64, std, aug_copies=2, log=lambda s: None, stream=True)
+    gap = lambda a, b: float(np.linalg.norm(a - b) / np.linalg.norm(b))   # a random encoder's values are tiny
+    assert gap(streamed.img_late, memory.img_late) < 1e-4 and gap(streamed.img_early, memory.img_early) < 1e-4
+    assert len(copies) == 2 and all(late.shape == memory.img_late.shape for _, late in copies)
+    assert gap(copies[0][1], memory.img_late) > 1e-2                  # the copies are augmented
+    assert gap(copies[0][1], copies[1][1]) > 1e-2                      # and each draws its own

@@ -22,7 +22,7 @@ from pneumo.data.cohorts import kermany
 from pneumo.data.image_cache import CACHE_DIR, kermany_cache
 from pneumo.errors import PneumoError
 from pneumo.training import distribute as D
-from pneumo.training.film_stream import films, stream_outputs
+from pneumo.training.film_stream import films, stream_outputs, to_unit
 
 
 def set_threads(n: int | None = None) -> None:
@@ -156,7 +156,7 @@ def _prep_fn(aug, strength: str, mixup: float):
     import tensorflow as tf
 
     def prep(xb, yb, *w):
-        xb = tf.cast(xb, tf.float32)[..., None] / 255.0
+        xb = to_unit(xb)
         if aug is not None:
             xb = tf.clip_by_value(acquisition(aug(xb, training=True), strength), 0.0, 1.0)
         yb = tf.one_hot(yb, 2)
@@ -253,14 +253,12 @@ def fit_backbone_films(train_paths, y_train, val_paths, y_val, *, dist, size: in
     prep = _prep_fn(augmenter(seed, augment) if augment else None, augment or "standard", mixup)
     rng = np.random.default_rng(seed)
 
-    def run_epoch() -> float:
-        order, share = D.epoch_order(len(paths), batch, rng, pad=False)
-        w = (cw[y_train[order]] * share).astype("float32")
+    def rows(order, w, mine, per_replica):
+        return (films(mine(paths[order]), size, mine(y_train[order]), mine(w))
+                .batch(per_replica, drop_remainder=True).map(prep).prefetch(2))
 
-        def make(mine, per_replica):
-            return (films(mine(paths[order]), size, mine(y_train[order]), mine(w))
-                    .batch(per_replica, drop_remainder=True).map(prep).prefetch(2))
-        return D.run_epoch(step, D.distributed_batches(dist, batch, make))
+    def run_epoch() -> float:
+        return D.fit_epoch(dist, step, cw[y_train], batch, rng, False, rows)
     history = train_epochs(clf, optimizer, y_val, epochs=epochs, lr=lr, patience=patience, max_minutes=max_minutes,
                            run_epoch=run_epoch, val_probs=lambda: stream_outputs(clf, val_paths, size, 128)[0][:, 1],
                            log=log)

@@ -196,6 +196,16 @@ def train_step_fn(dist: Distribution, model, optimizer, loss_fn):
     return step
 
 
+def fit_epoch(dist: Distribution, step, sample_weight: np.ndarray, global_batch: int, rng, pad: bool, rows) -> float:
+    """One epoch over len(sample_weight) rows in the global order: each row's loss weight is its
+    sample weight times its share of its step; rows(order, weights, mine, per_replica) -> this
+    worker's dataset of (x, y, w) batched per replica (mine: cuts this worker's share of an array)."""
+    order, share = epoch_order(len(sample_weight), global_batch, rng, pad)
+    weights = (sample_weight[order] * share).astype("float32")
+    batches = distributed_batches(dist, global_batch, lambda mine, per_replica: rows(order, weights, mine, per_replica))
+    return run_epoch(step, batches)
+
+
 def run_epoch(step, batches) -> float:
     """Every step of one epoch; the mean of the steps' losses."""
     losses = [float(step(batch)) for batch in batches]

@@ -28,12 +28,18 @@ def to_unit(xb):
     return tf.cast(xb, tf.float32)[..., None] / 255.0
 
 
-def stream_outputs(model, paths, size: int, batch: int = 64, transform=None) -> list[np.ndarray]:
-    """The model's outputs (a list, one array per output) over films streamed from disk;
-    transform: applied to each float batch first (augmentation for embedding copies)."""
-    outs = []
+def stream_outputs(model, paths, size: int, batch: int = 64) -> list[np.ndarray]:
+    """The model's outputs (a list, one array per output) over films streamed from disk."""
+    return stream_passes(model, paths, size, [None], batch)[0]
+
+
+def stream_passes(model, paths, size: int, transforms: list, batch: int = 64) -> list[list[np.ndarray]]:
+    """The model's outputs once per transform (None: the film as it is; else applied to each float
+    batch first, e.g. an augmentation), all from one read of each film."""
+    outs = [[] for _ in transforms]
     for (xb,) in films(paths, size).batch(batch).prefetch(2):
         x = to_unit(xb)
-        out = model(x if transform is None else transform(x), training=False)
-        outs.append([np.asarray(o) for o in (out if isinstance(out, (list, tuple)) else [out])])
-    return [np.concatenate(parts) for parts in zip(*outs)] if outs else []
+        for out, transform in zip(outs, transforms):
+            y = model(x if transform is None else transform(x), training=False)
+            out.append([np.asarray(o) for o in (y if isinstance(y, (list, tuple)) else [y])])
+    return [[np.concatenate(parts) for parts in zip(*out)] if out else [] for out in outs]

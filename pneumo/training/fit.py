@@ -35,7 +35,7 @@ from pneumo.models.network import (
 from pneumo.training import backbone as pretrain
 from pneumo.training import distribute
 from pneumo.training.backbone import augmenter, backbone_info, backbone_recipe, set_threads
-from pneumo.training.film_stream import stream_outputs
+from pneumo.training.film_stream import stream_passes, to_unit
 from pneumo.training.head_fit import fit_head
 from pneumo.training.reference import build_for_bundle
 
@@ -53,26 +53,16 @@ def cohort_features(cohort, encoder, size: int, std: LabStandardisation, aug_cop
     has_img = frame["image_path"].notna().to_numpy()
     paths = frame.loc[has_img, "image_path"].astype(str).tolist()
     t = time.time()
-    x = None if stream else load_images(paths, size, log)
+    runs = _image_embeddings(encoder, paths, size, aug_copies, seed, augment, stream, log) if paths else []
     early_dim, late_dim = (int(o.shape[-1]) for o in encoder.outputs)
-    early = np.zeros((len(frame), early_dim), "float32")
-    late = np.zeros((len(frame), late_dim), "float32")
-    if len(paths):
-        early[has_img], late[has_img] = _embed(encoder, x, paths, size)
-    augmented = []
-    if aug_copies and len(paths):
-        import tensorflow as tf
-        aug = augmenter(seed + 100, augment)
-        for c in range(aug_copies):
-            e, l = np.zeros_like(early), np.zeros_like(late)
-            if stream:
-                e[has_img], l[has_img] = stream_outputs(
-                    encoder, paths, size, 256, lambda xb: tf.clip_by_value(aug(xb, training=True), 0, 1))
-            else:
-                xa = np.concatenate([np.asarray(tf.clip_by_value(aug(x[i:i + 256, ..., None].astype("float32") / 255.0,
-                                                                       training=True), 0, 1)) for i in range(0, len(x), 256)])
-                e[has_img], l[has_img] = embed_images(encoder, xa)
-            augmented.append((e, l))
+
+    def every_row(run):   # a film's embeddings in its row, zeros where a row has no film
+        early, late = np.zeros((len(frame), early_dim), "float32"), np.zeros((len(frame), late_dim), "float32")
+        if run is not None:
+            early[has_img], late[has_img] = run
+        return early, late
+    early, late = every_row(runs[0] if runs else None)
+    augmented = [every_row(run) for run in runs[1:]]
     log(f"embedded {len(paths)} images (+{aug_copies} augmented copies) in {time.time() - t:.0f}s")
     if keys:
         labs, missing = std.inputs(frame[keys].to_numpy("float64"))
@@ -82,9 +72,23 @@ def cohort_features(cohort, encoder, size: int, std: LabStandardisation, aug_cop
     return f, augmented
 
 
-def _embed(encoder, x, paths, size: int):
-    """(early, late) embeddings of the films: from memory (x), or streamed from `paths` when x is None."""
-    return embed_images(encoder, x) if x is not None else stream_outputs(encoder, paths, size)
+def _image_embeddings(encoder, paths: list[str], size: int, aug_copies: int, seed: int, augment: str, stream: bool,
+                      log) -> list[tuple[np.ndarray, np.ndarray]]:
+    """[(early, late) of the films, then the same for each augmented copy]. stream: one pass over the
+    films from disk computes every copy (each film decoded once); else the films are held in memory."""
+    import tensorflow as tf
+    aug = augmenter(seed + 100, augment) if aug_copies else None
+
+    def jitter(xb):
+        return tf.clip_by_value(aug(xb, training=True), 0, 1)
+    if stream:
+        return stream_passes(encoder, paths, size, [None] + [jitter] * aug_copies)
+    x = load_images(paths, size, log)
+    runs = [embed_images(encoder, x)]
+    for _ in range(aug_copies):
+        xa = np.concatenate([np.asarray(jitter(to_unit(x[i:i + 256]))) for i in range(0, len(x), 256)])
+        runs.append(embed_images(encoder, xa))
+    return runs
 
 
 # ----------------------------------------------------------------------------- evaluation

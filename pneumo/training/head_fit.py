@@ -82,14 +82,11 @@ def _distributed_fit(head, lr: float, batch_size: int, dist):
     step = D.train_step_fn(dist, head, optimizer, keras.losses.CategoricalCrossentropy(reduction=None))
 
     def run(arrays, y, sw, rng) -> float:
-        order, share = D.epoch_order(len(y), batch_size, rng, pad=True)
-        w = (sw[order] * share).astype("float32")
-        onehot = np.eye(2, dtype="float32")[y[order]]
-
-        def make(mine, per_replica):
+        def rows(order, w, mine, per_replica):
+            onehot = np.eye(2, dtype="float32")[y[order]]
             return tf.data.Dataset.from_tensor_slices(
                 (tuple(mine(a[order]) for a in arrays), mine(onehot), mine(w))).batch(per_replica, drop_remainder=True)
-        return D.run_epoch(step, D.distributed_batches(dist, batch_size, make))
+        return D.fit_epoch(dist, step, sw, batch_size, rng, True, rows)
     return run
 
 
