@@ -57,9 +57,9 @@ def tiny_bundle(tmp_path_factory):
     import numpy as np
 
     from pneumo.data.labs import default_panel
-    from pneumo.inference.reference_set import write_reference
     from pneumo.models.bundle import save_bundle
     from pneumo.models.network import build_fusion_model
+    from pneumo.training.reference import write_reference
 
     keras.utils.set_random_seed(0)
     panel = default_panel()

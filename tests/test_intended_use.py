@@ -12,7 +12,7 @@ from PIL import Image
 
 from pneumo.errors import PneumoError
 from pneumo.inference.case import Case
-from pneumo.inference.decision_rule import band_of, label_of, single_threshold
+from pneumo.inference.decision_rule import band_of, label_of
 from pneumo.inference.intended_use import (
     KERMANY_CHILDREN,
     OUTSIDE,
@@ -24,6 +24,7 @@ from pneumo.inference.intended_use import (
     frontal_score,
     parse_age,
 )
+from pneumo.training.threshold import single_threshold
 
 CHILD = FilmReading(0.01, 0.3, adult=False, lateral=False)
 ADULT = FilmReading(0.99, 0.3, adult=True, lateral=False)

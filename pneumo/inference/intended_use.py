@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 
 from pneumo.errors import PneumoError
-from pneumo.models.bundle import update_meta
 
 WITHIN, OUTSIDE, UNKNOWN = "within", "outside", "unknown"
 FILM_CHECK_FILE = "intended_use.npz"
@@ -206,13 +205,3 @@ def assess(population: Population | None, *, has_image: bool, header_age: float 
 def _lateral(population: Population) -> IntendedUse:
     return IntendedUse(OUTSIDE, "the film looks like a lateral view (no bright central strip between two lung fields); the "
                                 f"model was validated on {population.description}", "film check")
-
-
-def write_intended_use(bundle_dir, population: Population, check: FilmCheck, report: dict) -> Path:
-    """Save the film check beside the weights and state the population, the check and its
-    measured figures in bundle.json (its digest verified on load like the weights)."""
-
-    path = check.save(Path(bundle_dir) / FILM_CHECK_FILE)
-    update_meta(bundle_dir, verified_file=FILM_CHECK_FILE,
-                intended_use={**population.to_dict(), "film_check": report})
-    return path

@@ -20,7 +20,7 @@ from pneumo.data.labs.standardisation import LabStandardisation
 from pneumo.errors import PneumoError
 from pneumo.evaluation import metrics as M
 from pneumo.evaluation.robustness import cohort_report
-from pneumo.inference.decision_rule import RULE, single_threshold
+from pneumo.inference.decision_rule import RULE
 from pneumo.models.bundle import save_bundle, write_metrics
 from pneumo.models.calibration import apply_temperature, fit_temperature
 from pneumo.models.features import VIEWS, Features, class_weights
@@ -38,6 +38,7 @@ from pneumo.training.backbone import augmenter, backbone_info, backbone_recipe, 
 from pneumo.training.film_stream import stream_passes, to_unit
 from pneumo.training.head_fit import fit_head
 from pneumo.training.reference import build_for_bundle
+from pneumo.training.threshold import single_threshold
 
 HEAD_DEFAULTS = dict(d_model=32, heads=4, layers_n=1, pooled_dim=16, fusion_units=64, dropout=0.3)
 
@@ -104,7 +105,7 @@ def evaluate_views(head, X: Features, y, temps: dict, thresholds: dict) -> tuple
 
 def calibrate_on_val(head, X_val: Features, y_val) -> tuple[dict, dict, dict]:
     """Per view: temperature (val log loss), before/after; then ONE threshold for every view
-    (pneumo.inference.decision_rule: Youden J on the calibrated val probabilities of all views pooled)."""
+    (pneumo.training.threshold: Youden J on the calibrated val probabilities of all views pooled)."""
     temps, cal_probs, report = {}, {}, {}
     for name in VIEWS:
         raw = predict_head(head, X_val.as_view(name))

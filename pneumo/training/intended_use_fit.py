@@ -26,9 +26,9 @@ from PIL import Image
 from pneumo import config
 from pneumo.data.cohorts.base import split_groups
 from pneumo.data.image_cache import image_cache, kermany_cache
-from pneumo.inference.intended_use import KERMANY_CHILDREN, FilmCheck, frontal_score, write_intended_use
+from pneumo.inference.intended_use import FILM_CHECK_FILE, KERMANY_CHILDREN, FilmCheck, Population, frontal_score
 from pneumo.inference.reference_set import gate_features
-from pneumo.models.bundle import load_bundle
+from pneumo.models.bundle import load_bundle, update_meta
 
 ADULT_SPLIT = (0.6, 0.2, 0.2)
 LOW_RES = 128
@@ -87,6 +87,15 @@ def _rates(check: FilmCheck, emb, x) -> dict:
     return {"n": int(len(emb)), "flagged": round(float(np.mean(adult | lateral)), 4) if len(emb) else None,
             "flagged_adult": round(float(np.mean(adult)), 4) if len(emb) else None,
             "flagged_lateral": round(float(np.mean(lateral)), 4) if len(emb) else None}
+
+
+def write_intended_use(bundle_dir, population: Population, check: FilmCheck, report: dict) -> Path:
+    """Save the film check beside the weights and state the population, the check and its
+    measured figures in bundle.json (its digest verified on load like the weights)."""
+    path = check.save(Path(bundle_dir) / FILM_CHECK_FILE)
+    update_meta(bundle_dir, verified_file=FILM_CHECK_FILE,
+                intended_use={**population.to_dict(), "film_check": report})
+    return path
 
 
 def build(bundle_dir, data_dir: Path | None = None, seed: int = 0, log=print,

@@ -16,8 +16,10 @@ from pneumo.data.cohorts import kermany, mimic, paired
 from pneumo.data.image_cache import kermany_cache
 from pneumo.errors import BundleError
 from pneumo.evaluation import metrics as M
-from pneumo.inference.decision_rule import RULE, VIEWS, single_threshold
+from pneumo.inference.decision_rule import RULE
 from pneumo.models.bundle import update_meta, write_metrics
+from pneumo.models.features import VIEWS
+from pneumo.training.threshold import single_threshold
 
 PARITY = 2e-3   # test probabilities recomputed vs recorded (float32 head, rounded to 5 places there)
 
