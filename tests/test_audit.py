@@ -113,7 +113,7 @@ def test_export_csv_is_formula_safe(tmp_path):
 
 
 def _dicom_with_identifiers(path: Path) -> None:
-    from pneumo.qa.hostile import dicom_bytes
+    from pneumo.qa.hostile_bytes import dicom_bytes
 
     path.write_bytes(dicom_bytes(128, 128, PatientName="DOE^JANE", PatientID="MRN55501234",
                                  PatientBirthDate="19450317", AccessionNumber="ACC77889911"))

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from pneumo.qa.hostile import PHI_STRINGS, bombs, dicom_bytes
+from pneumo.qa.hostile_bytes import PHI_STRINGS, bombs, dicom_bytes
 
 MAX_EXTRA_MIB = 200
 _CHILD = r"""

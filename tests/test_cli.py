@@ -86,7 +86,7 @@ def test_predict_json_contract_on_a_real_film(tmp_path):
 
 @needs_model
 def test_dicom_identifiers_never_reach_the_output(tmp_path):
-    from pneumo.qa.hostile import dicom_bytes
+    from pneumo.qa.hostile_bytes import dicom_bytes
 
     data = dicom_bytes(256, 256, PatientName="DOE^JANE", PatientID="MRN998877",
                        PatientBirthDate="19700101", AccessionNumber="ACC445566")

@@ -76,7 +76,7 @@ def test_refusals_say_why(outcomes):
 
 
 def test_bombs_and_floods_are_refused_or_capped(outcomes):
-    from pneumo.qa.hostile import bombs
+    from pneumo.qa.hostile_bytes import bombs
 
     by_name = {o.name: o for o in outcomes}
     for name in bombs():

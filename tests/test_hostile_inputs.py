@@ -19,7 +19,7 @@ from pneumo.data.imaging import read_image
 from pneumo.data.labs import default_panel, parse_labs
 from pneumo.data.labs.parse import MAX_ISSUES
 from pneumo.errors import ImageError, LabError, UnsupportedImageError
-from pneumo.qa import hostile
+from pneumo.qa import hostile_bytes as hostile
 
 PANEL = default_panel()
 TEST_FILES = os.path.join(os.path.dirname(pydicom.data.__file__), "test_files")

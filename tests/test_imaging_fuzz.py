@@ -16,7 +16,7 @@ from PIL import Image
 
 from pneumo.data.imaging import read_image
 from pneumo.errors import ImageError, PneumoError
-from pneumo.qa.hostile import dicom_bytes
+from pneumo.qa.hostile_bytes import dicom_bytes
 
 FUZZ = settings(max_examples=300, deadline=None, derandomize=True, database=None,
                 suppress_health_check=list(HealthCheck))

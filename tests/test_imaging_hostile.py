@@ -14,7 +14,7 @@ from PIL import Image
 
 from pneumo.data.imaging import read_image
 from pneumo.errors import ImageError, UnsupportedImageError
-from pneumo.qa.hostile import dicom_bytes, png_header_only
+from pneumo.qa.hostile_bytes import dicom_bytes, png_header_only
 
 PYDICOM_FILES = Path(pydicom.data.__file__).parent / "test_files"
 GRAY = (np.add.outer(np.arange(96), np.arange(128)) % 256).astype(np.uint8)

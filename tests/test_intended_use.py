@@ -109,7 +109,7 @@ def predictor(tiny_bundle):
 
 def _dicom(age: str | None = None, view: str | None = None) -> bytes:
     """A chest-like DICOM with made-up identifiers, born 1980, studied 2025."""
-    from pneumo.qa.hostile import dicom_bytes
+    from pneumo.qa.hostile_bytes import dicom_bytes
 
     attrs = {"PatientName": "Doe^Jane", "PatientID": "MRN-778899", "PatientBirthDate": "19800102",
              "StudyDate": "20250301", **({"PatientAge": age} if age else {})}

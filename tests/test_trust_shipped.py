@@ -94,7 +94,7 @@ def test_a_kermany_film_in_a_dicom_whose_header_says_45_is_outside(shipped, kerm
     from PIL import Image
 
     from pneumo.inference.case import Case
-    from pneumo.qa.hostile import dicom_bytes
+    from pneumo.qa.hostile_bytes import dicom_bytes
 
     pixels = np.asarray(Image.open(kermany_test_films[0]).convert("L"), np.uint16) * 16   # 12-bit
     film = dicom_bytes(*pixels.shape, modality="CR", pixels=pixels, PatientAge="045Y", ViewPosition="AP")

@@ -29,7 +29,8 @@ from pneumo.inference.predictor import Case, Predictor
 from pneumo.models.bundle import read_meta
 from pneumo.qa.bench_report import REFERENCE, TARGETS
 from pneumo.qa.bench_runtime import part_runtime
-from pneumo.qa.hostile import chest_like, dicom_bytes, run_corpus, summarise
+from pneumo.qa.hostile import run_corpus, summarise
+from pneumo.qa.hostile_bytes import chest_like, dicom_bytes
 from pneumo.service.batch import run_batch
 
 PARTS = ("cold", "case", "batch", "memory", "hostile", "runtime", "grid")
