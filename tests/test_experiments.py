@@ -14,6 +14,7 @@ from pneumo import config
 from pneumo.evaluation import bootstrap as stats
 from pneumo.experiments import paper_tables as tables
 from pneumo.experiments import protocol as experiments
+from pneumo.experiments import results_json
 from pneumo.experiments.config import ConfigError, from_dict, load
 
 TINY = {"name": "tiny", "runs": 1, "seeds": [0], "image_size": 32, "bootstrap": 40,
@@ -119,7 +120,7 @@ def test_late_fusion_is_the_mean_of_the_single_modality_fits(grid):
 def test_progress_lines_and_summary_table(grid):
     steps = [line for line in grid["lines"] if line.startswith("[")]
     assert len(steps) == 6 + 3 and "test mcc" in steps[0]
-    table = experiments.summary_table(grid["results"])
+    table = results_json.summary_table(grid["results"])
     assert table.count("\n") == 1 + len(grid["results"]["entries"])
 
 
@@ -156,9 +157,9 @@ def test_bad_configs_raise_one_line(bad):
 
 def test_published_case_ids_never_carry_mimic_identifiers():
     frame = pd.DataFrame({"case_id": ["a.jpeg|mimic-hadm-1", "b.jpeg|mimic-hadm-2"], "image_case_id": ["a.jpeg", "b.jpeg"]})
-    assert experiments.public_case_ids(frame) == ["a.jpeg", "b.jpeg"]
+    assert results_json.public_case_ids(frame) == ["a.jpeg", "b.jpeg"]
     frame = pd.DataFrame({"case_id": ["mimic-hadm-1", "mimic-hadm-2", "mimic-hadm-2"]})
-    ids = experiments.public_case_ids(frame)
+    ids = results_json.public_case_ids(frame)
     assert not any("hadm" in i for i in ids) and len(set(ids)) == 3
 
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 import argparse
 
 from pneumo.experiments.config import load as load_config
-from pneumo.experiments.protocol import _limit_tf_threads, comparison_table, run_experiment, summary_table
+from pneumo.experiments.protocol import _limit_tf_threads, run_experiment
+from pneumo.experiments.results_json import comparison_table, summary_table
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,17 +15,14 @@ Protocol, per run (seed) and regime and model:
 - late_fusion reuses the same cell's image_only and labs_only fits when both are in the grid
   (LateFusion is by definition their mean), which saves two fits per cell.
 
-Long by design: the whole protocol in one place, to be checked against the paper top to bottom.
+What the grid's runs become in the results file (means, bootstrap CIs, comparisons) is
+pneumo.experiments.results_json.
 """
 from __future__ import annotations
 
-import json
 import os
-import platform
-import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -42,14 +39,10 @@ from pneumo.evaluation import bootstrap as stats
 from pneumo.experiments.balance import balance_train
 from pneumo.experiments.config import ExperimentConfig
 from pneumo.experiments.embedding_cache import EmbeddingCache
+from pneumo.experiments.results_json import assemble, split_counts, write_results
 from pneumo.models.bundle import load_bundle
 from pneumo.models.features import Features, class_weights
 from pneumo.training.backbone import backbone_intensity
-
-SCHEMA = "pneumo.results/1"
-COMPARE_METRICS = ("mcc", "pr_auc", "f1", "roc_auc", "accuracy", "brier")
-_PRIVATE_ID_MARKERS = ("mimic-hadm-", "mimic-subject-")
-
 
 # ----------------------------------------------------------------------------- cohort
 def build_cohort(cfg: ExperimentConfig, workdir: Path | None = None) -> Cohort:
@@ -85,25 +78,6 @@ def _subsample(frame: pd.DataFrame, n_pos: int | None, n_neg: int | None) -> pd.
         for g, k in zip(groups, _allocate(min(n, len(rows)), [len(g) for g in groups])):
             parts.append(g.iloc[:k])
     return pd.concat(parts).reset_index(drop=True)
-
-
-def public_case_ids(frame: pd.DataFrame) -> list[str]:
-    """Case ids safe to publish: the image's own id for paired cohorts (the lab side names a
-    MIMIC admission), and row numbers wherever an id would carry a MIMIC identifier."""
-    ids = (frame["image_case_id"] if "image_case_id" in frame else frame["case_id"]).astype(str).tolist()
-    if any(m in i for i in ids for m in _PRIVATE_ID_MARKERS):
-        ids = [f"case-{n:05d}" for n in range(len(ids))]
-    seen: dict[str, int] = {}
-    out = []
-    for i in ids:
-        seen[i] = seen.get(i, 0) + 1
-        out.append(i if seen[i] == 1 else f"{i}#{seen[i]}")
-    return out
-
-
-def _counts(frame: pd.DataFrame) -> dict:
-    return {s: {str(c): int(((frame["split"] == s) & (frame["label"] == c)).sum()) for c in (0, 1)}
-            for s in ("train", "val", "test")}
 
 
 # ----------------------------------------------------------------------------- encoder + features
@@ -165,7 +139,7 @@ def run_experiment(cfg: ExperimentConfig, *, out_dir: str | os.PathLike | None =
         cohort = build_cohort(cfg, Path(tmp) if cfg.cohort.source == "synthetic" else None)
         frame, keys = cohort.frame.reset_index(drop=True), cohort.lab_keys
         _check_cohort(cfg, frame)
-        progress(f"cohort {cohort.name}: " + ", ".join(f"{s} {c['1']}+{c['0']}" for s, c in _counts(frame).items()))
+        progress(f"cohort {cohort.name}: " + ", ".join(f"{s} {c['1']}+{c['0']}" for s, c in split_counts(frame).items()))
         enc_desc = {}
         if encoder is None:
             encoder, enc_desc = make_encoder(cfg)
@@ -176,23 +150,13 @@ def run_experiment(cfg: ExperimentConfig, *, out_dir: str | os.PathLike | None =
         from threadpoolctl import threadpool_limits
         with threadpool_limits(limits=1, user_api="openmp"):   # OpenMP spin-waits crawl on shared cores (gbm: 60 s -> 1 s)
             cells = _grid(cfg, frame, keys, emb, encoder, finetune, progress)
-    results = _assemble(cfg, cohort, frame, cells, enc_desc | {"weights_sha256": cache.weights_sha},
-                        time.perf_counter() - t0, t_embed, finetune)
-    out = Path(out_dir) if out_dir is not None else config.results_dir()
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{cfg.name}.json"
-    results = _jsonable(results)    # NaN -> null: what is returned is what the file holds
-    text = json.dumps(results, indent=1, allow_nan=False)
-    if any(m in text for m in _PRIVATE_ID_MARKERS):
-        raise PneumoError("refusing to write results that contain MIMIC admission or subject ids")
-    tmp_path = path.with_suffix(".json.tmp")
-    tmp_path.write_text(text)
-    os.replace(tmp_path, path)
-    return results, path
+    results = assemble(cfg, cohort, frame, cells, enc_desc | {"weights_sha256": cache.weights_sha},
+                       time.perf_counter() - t0, t_embed, finetune)
+    return write_results(results, Path(out_dir) if out_dir is not None else config.results_dir(), cfg.name)
 
 
 def _check_cohort(cfg: ExperimentConfig, frame: pd.DataFrame) -> None:
-    counts = _counts(frame)
+    counts = split_counts(frame)
     for split in ("train", "val", "test"):
         if min(counts[split].values()) < 1:
             raise PneumoError(f"the {split} split needs cases of both classes, has {counts[split]}")
@@ -289,124 +253,6 @@ def _finetune(name, regime, seed, cfg, encoder, train, rows, std, keys) -> Calla
             epochs=int(cfg.train.get("finetune_epochs", 20)), batch_size=16, callbacks=[stop], verbose=0)
     cached = {s: net.predict(inputs(r), verbose=0)[:, 1].astype("float64") for s, r in rows.items()}
     return lambda s: cached[s]
-
-
-# ----------------------------------------------------------------------------- summaries + JSON
-def _assemble(cfg, cohort, frame, grid, enc_desc, wall, t_embed, finetune) -> dict:
-    y = grid["y_test"]
-    rng = np.random.default_rng(20240 + cfg.seeds[0])
-    W = stats.case_weights(len(y), cfg.bootstrap, rng) if cfg.bootstrap else None
-    entries, replicates = [], {}
-    for (name, regime), runs in grid["cells"].items():
-        probs = [r.pop("p_test") for r in runs]
-        summary = {"train": {m: _mean_sd([r["train"][m] for r in runs]) for m in stats.METRICS},
-                   "test": {m: _mean_sd([r["test"][m] for r in runs]) for m in stats.METRICS}}
-        if W is not None:
-            reps = stats.per_run_replicates(y, probs, [r["threshold"] for r in runs], W)
-            draws = rng.integers(0, len(runs), size=(len(W), len(runs)))
-            replicates[(name, regime)] = {m: stats.mean_over_drawn_runs(v, draws) for m, v in reps.items()}
-            for m, samples in replicates[(name, regime)].items():
-                lo, hi = stats.percentile_ci(samples)
-                summary["test"][m].update(ci_low=lo, ci_high=hi)
-        entries.append({"model": name, "regime": regime, "runs": runs, "summary": summary,
-                        "test_cases": {"case_id": public_case_ids(grid["test_frame"]), "y": y.tolist(),
-                                       "p": [np.round(p, 6).tolist() for p in probs]}})
-    return {
-        "schema": SCHEMA, "experiment": cfg.name,
-        "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "cohort": {"name": cohort.name, "semi_real": bool(cohort.semi_real),
-                   "description": _scrub(cohort.description), "counts": _counts(frame)},
-        "config": cfg.to_dict(), "n_runs": cfg.runs, "seeds": list(cfg.seeds),
-        "protocol": {"threshold": "Youden's J on val, per run", "finetune": bool(finetune),
-                     "train_metrics_on": "real train cases (ADASYN's synthetic rows excluded)",
-                     "ci": stats.CI_METHOD,
-                     "bootstrap": cfg.bootstrap, "encoder": enc_desc},
-        "comparisons": _comparisons(cfg, replicates, grid["cells"]),
-        "timing": {"wall_seconds": round(wall, 1), "embedding_seconds": round(t_embed, 1),
-                   "fit_seconds": round(sum(r["seconds"] for runs in grid["cells"].values() for r in runs), 1)},
-        "environment": {"python": platform.python_version(), "cpus": os.cpu_count(), "machine": platform.machine(),
-                        **_versions()},
-        "entries": entries,
-    }
-
-
-def _comparisons(cfg, replicates, cells) -> list[dict]:
-    """Regime vs imbalanced for each model: difference of the run-mean test metric, paired bootstrap
-    (the same test-case resamples for both; runs redrawn independently)."""
-    out = []
-    for name in cfg.models:
-        for regime in (r for r in cfg.regimes if r != "imbalanced"):
-            if "imbalanced" not in cfg.regimes:
-                break
-            a, b = (name, regime), (name, "imbalanced")
-            for m in COMPARE_METRICS:
-                diff = np.mean([r["test"][m] for r in cells[a]]) - np.mean([r["test"][m] for r in cells[b]])
-                row = {"model": name, "regime": regime, "versus": "imbalanced", "metric": m, "difference": float(diff)}
-                if a in replicates:
-                    samples = replicates[a][m] - replicates[b][m]
-                    lo, hi = stats.percentile_ci(samples)
-                    finite = samples[np.isfinite(samples)]
-                    row.update(ci_low=lo, ci_high=hi,
-                               p_two_sided=float(min(1.0, 2 * min((finite <= 0).mean(), (finite >= 0).mean()))))
-                out.append(row)
-    return out
-
-
-def _mean_sd(values) -> dict:
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v)]
-    return {"mean": float(v.mean()) if len(v) else None, "sd": float(v.std(ddof=1)) if len(v) > 1 else (0.0 if len(v) else None)}
-
-
-def _scrub(obj):
-    """Drop anything that could name a MIMIC admission or subject from the cohort description."""
-    if isinstance(obj, dict):
-        return {k: _scrub(v) for k, v in obj.items() if not any(s in str(k) for s in ("hadm", "subject_id"))}
-    if isinstance(obj, (list, tuple)):
-        return [_scrub(v) for v in obj]
-    return obj
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None
-    return obj
-
-
-def _versions() -> dict:
-    out = {}
-    for mod in ("tensorflow", "keras", "sklearn", "imblearn", "numpy"):
-        module = sys.modules.get(mod)
-        if module is not None:
-            out[mod] = getattr(module, "__version__", "?")
-    return out
-
-
-def summary_table(results: dict, metrics=("mcc", "pr_auc", "f1", "roc_auc", "accuracy")) -> str:
-    """Markdown: model x regime rows, test metrics as mean ± sd."""
-    head = "| model | regime | " + " | ".join(metrics) + " |"
-    lines = [head, "|" + "---|" * (len(metrics) + 2)]
-    for e in results["entries"]:
-        t = e["summary"]["test"]
-        cells = [f"{t[m]['mean']:.3f} ± {t[m]['sd']:.3f}" if t[m]["mean"] is not None else "-" for m in metrics]
-        lines.append(f"| {e['model']} | {e['regime']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def comparison_table(results: dict, model: str = "fusion") -> str:
-    """Markdown: each regime minus imbalanced for one model, with the paired bootstrap 95% CI."""
-    rows = [c for c in results.get("comparisons", []) if c["model"] == model]
-    lines = [f"| {model}: regime - imbalanced | metric | difference | 95% CI |", "|---|---|---|---|"]
-    for c in rows:
-        ci = f"[{c['ci_low']:+.3f}, {c['ci_high']:+.3f}]" if c.get("ci_low") is not None else "-"
-        lines.append(f"| {c['regime']} | {c['metric']} | {c['difference']:+.3f} | {ci} |")
-    return "\n".join(lines)
 
 
 def _limit_tf_threads() -> None:
