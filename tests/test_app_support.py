@@ -268,12 +268,12 @@ def test_gate_description_reads_the_bundles_thresholds():
     assert mc.gate_description({}) is None
 
 
-def test_view_thresholds_name_each_view_or_fall_back_to_the_one_threshold():
-    meta = {"threshold": 0.7, "views": {"fusion": {"threshold": 0.7, "temperature": 1.2},
-                                        "image_only": {"threshold": 0.45, "temperature": 1.1}}}
-    assert mc.view_thresholds(meta) == {"film + labs": 0.7, "film only": 0.45}
-    assert mc.view_thresholds({"threshold": 0.6}) == {"film + labs": 0.6}
-    assert mc.view_thresholds({}) == {}
+def test_view_settings_name_each_view_or_fall_back_to_the_one_value():
+    meta = {"temperature": 1.2, "views": {"fusion": {"threshold": 0.7, "temperature": 1.2},
+                                          "image_only": {"threshold": 0.7, "temperature": 1.1}}}
+    assert mc.view_settings(meta, "temperature") == {"film + labs": 1.2, "film only": 1.1}
+    assert mc.view_settings({"temperature": 1.3}, "temperature") == {"film + labs": 1.3}
+    assert mc.view_settings({}, "temperature") == {}
 
 
 def test_ci_means_ci_true_not_just_set(monkeypatch):

@@ -8,7 +8,7 @@ from pneumo.present import model_card as mc
 
 
 def performance(metrics: dict) -> None:
-    """The fusion model's test figures with their CIs, then every view's at its own threshold."""
+    """The fusion model's test figures with their CIs, then every view's at the one threshold."""
     st.subheader("Performance (held-out test set)")
     view = (metrics.get("test") or {}).get("fusion") or {}
     ci = (metrics.get("test_ci") or {}).get("fusion") or {}

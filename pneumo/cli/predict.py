@@ -39,7 +39,7 @@ def _load_case(args):
         if value and not Path(value).is_file():
             raise PneumoError(f"{flag} {value}: no such file")
 
-    predictor = Predictor.load(args.model)     # LiteRT; TensorFlow only for explain's Grad-CAM
+    predictor = Predictor.load(args.model)     # LiteRT, Grad-CAM too: no TensorFlow for a current export
     case = Case.from_sources(image=args.image, labs=args.labs, panel=predictor.panel,
                              name=Path(args.image).name if args.image else None, strict=True,
                              age=args.age)

@@ -43,13 +43,13 @@ class Predictor:
 
     @classmethod
     def load(cls, bundle_dir=None) -> "Predictor":
-        """The bundle's exported LiteRT runtime (no TensorFlow; Grad-CAM loads Keras on first use),
-        or the Keras path for a bundle without one."""
+        """The bundle's exported LiteRT runtime, Grad-CAM included (no TensorFlow; only an export
+        made before the cam graph loads Keras for Grad-CAM), or the Keras path for a bundle without one."""
         return cls(load_runner(bundle_dir or config.default_model_dir()))
 
     def warm_up(self, explain: bool = True) -> None:
         """For long-lived processes: prepare the model calls before the first real case; with
-        `explain`, Grad-CAM's too (on LiteRT that loads the Keras model: seconds)."""
+        `explain`, Grad-CAM's too (the exported cam graph; Keras only for an export without one)."""
         self.runner.warm_up(explain=explain)
 
     # --- the per-case pieces ------------------------------------------------------------

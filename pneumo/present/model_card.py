@@ -59,9 +59,9 @@ VIEW_NAMES = {"fusion": "film + labs", "image_only": "film only", "labs_only": "
 
 
 def view_settings(meta: dict, key: str) -> dict[str, float]:
-    """{view name: its validation-fitted `key` ("threshold" or "temperature")} from bundle.json's
-    views; a case is read with the settings of what it holds. Bundles without per-view records
-    give their one value as fusion's."""
+    """{view name: its validation-fitted `key` (e.g. "temperature")} from bundle.json's views; a case
+    is calibrated by the temperature of what it holds. Bundles without per-view records give their
+    one value as fusion's."""
     out = {VIEW_NAMES[v]: float(c[key]) for v, c in (meta.get("views") or {}).items()
            if v in VIEW_NAMES and isinstance(c, dict) and isinstance(c.get(key), (int, float))}
     if not out and isinstance(meta.get(key), (int, float)):
@@ -69,15 +69,10 @@ def view_settings(meta: dict, key: str) -> dict[str, float]:
     return out
 
 
-def view_thresholds(meta: dict) -> dict[str, float]:
-    """{view name: validation-chosen threshold} (view_settings of "threshold")."""
-    return view_settings(meta, "threshold")
-
-
 def performance_rows(metrics: dict) -> list[dict]:
     """One row per view of metrics.json's test figures (fusion, image only, labs only): what a
-    case holding both, only a film or only labs gets, each at its own validation-chosen
-    threshold, with the bootstrap 95% CI where recorded."""
+    case holding both, only a film or only labs gets, all at the one operating threshold, with
+    the bootstrap 95% CI where recorded."""
     rows = []
     for view, name in VIEW_NAMES.items():
         m = (metrics.get("test") or {}).get(view)

@@ -2,7 +2,7 @@
 
 Each member keeps its own backbone, head and lab standardisation; the ensemble's answer is the
 mean of the members' softmax outputs, then calibrated and thresholded on val exactly as
-`pneumo.training.fit` does (temperature per view on val log loss, Youden J per view). Averaging seeds
+`pneumo.training.fit` does (temperature per view on val log loss, one Youden-J threshold). Averaging seeds
 removes most of the seed-to-seed swing of a single model (its val-chosen threshold moved from
 0.24 to 0.68 between seeds of the same recipe). The result is an ordinary bundle (architecture
 "members": K): the app, Grad-CAM (over every member's maps), SHAP and the gate work unchanged.

@@ -94,7 +94,7 @@ def _image_embeddings(encoder, paths: list[str], size: int, aug_copies: int, see
 
 # ----------------------------------------------------------------------------- evaluation
 def evaluate_views(head, X: Features, y, temps: dict, thresholds: dict) -> tuple[dict, dict]:
-    """Calibrated probabilities and metrics per view at each view's val-chosen threshold."""
+    """Calibrated probabilities and metrics per view at the threshold given for it (fit gives all views one)."""
     probs, out = {}, {}
     for name in VIEWS:
         p = apply_temperature(predict_head(head, X.as_view(name)), temps[name])
