@@ -299,7 +299,7 @@ def paired_bootstrap_interval(base: tuple, other: tuple, metric: str, n_boot: in
                               level: float = 0.95) -> tuple[float | None, float | None]:
     """95% interval of mean-over-runs(other) - mean-over-runs(base): each replicate draws one
     resample of the shared test cases (the same for both regimes) and, per regime, the runs with
-    replacement, each run's metric at its own threshold (as pneumo.experiments.protocol' comparisons)."""
+    replacement, each run's metric at its own threshold (as pneumo.experiments.results_json's comparisons)."""
 
     (y, pa, ta, _), (_, pb, tb, _) = base, other
     rng = np.random.default_rng(seed)
