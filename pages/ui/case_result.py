@@ -7,7 +7,6 @@ import hashlib
 import json
 
 import streamlit as st
-import streamlit.components.v1 as components
 
 from pages.ui import model
 from pneumo.data.dicom_source import source_header
@@ -95,8 +94,8 @@ def details(pred, case, expl, *, example: bool, image_bytes: bytes | None = None
         film, widget = _display_copy(r.image_digest, case.image.pixels, expl.gradcam)
         a.image(film, caption="The film as read", clamp=True, width="stretch")
         if widget is not None:
-            with b:   # the opacity slider blends in the browser: no rerun, nothing recomputed
-                components.html(widget, height=440)
+            with b:   # an iframe runs the opacity slider's script in the browser: no rerun, nothing recomputed
+                st.iframe(widget, height=440, alt="The film with its Grad-CAM heat map and an opacity slider")
             c.image(colour_bar(200, 14), caption="low ← heat → high", width="stretch")
             over = expl.overlay
     st.subheader("What the labs contributed")
