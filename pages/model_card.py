@@ -44,6 +44,7 @@ if data:
 
 st.subheader("The lab panel")
 st.dataframe(sup.panel_table(mc.bundle_panel(meta)), hide_index=True)
+st.caption(mc.MISSING_LABS)
 
 card_view.performance(metrics)
 

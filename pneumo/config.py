@@ -65,6 +65,23 @@ def results_dir() -> Path:
     return Path(env).expanduser() if env else REPO_ROOT / "results"
 
 
+def cache_dir() -> Path:
+    """Derived files (preprocessed films, backbones, synthetic cohorts): <repo>/cache, git-ignored,
+    whatever the current directory."""
+    return REPO_ROOT / "cache"
+
+
+def embedding_cache_dir() -> Path:
+    """Cached image embeddings for experiments: PNEUMO_CACHE_DIR, default cache_dir()/embeddings."""
+    env = os.environ.get("PNEUMO_CACHE_DIR")
+    return Path(env).expanduser() if env else cache_dir() / "embeddings"
+
+
+def tf_threads() -> int:
+    """TensorFlow's intra-op threads for training and experiments: PNEUMO_TF_THREADS, default 2."""
+    return _positive_int("PNEUMO_TF_THREADS", 2)
+
+
 # --- deployment and security settings (SECURITY.md) -----------------------------------------
 
 def _positive_int(name: str, default: int) -> int:

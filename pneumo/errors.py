@@ -32,3 +32,10 @@ class BundleError(PneumoError):
 
 class NothingToReadError(PneumoError):
     """A case with neither a film nor a usable lab value: there is nothing to score."""
+
+
+def one_line(text, limit: int | None = 300) -> str:
+    """Any text as one line of at most `limit` characters (None: any length): white space folded,
+    a longer one cut with '...'."""
+    text = " ".join(str(text).split())
+    return text if limit is None or len(text) <= limit else text[: limit - 3] + "..."

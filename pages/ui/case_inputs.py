@@ -8,6 +8,7 @@ import streamlit as st
 
 from pneumo import config
 from pneumo.data.labs import parse_labs
+from pneumo.data.labs.parse import display_rows
 from pneumo.present import app_support as sup
 from pneumo.present import lab_display
 from pneumo.present.text_safe import md_escape
@@ -102,16 +103,9 @@ def labs_as_read(case, panel) -> None:
     reading = case.labs
     if reading is None:
         return
-    rows = [d for d in _lab_rows(case, panel) if d["value"] is not None]
+    rows = [d for d in display_rows(reading, panel) if d["value"] is not None]
     st.markdown(f"**Read from the file:** {len(rows)} of {len(panel)} panel tests")
     if rows:
         st.dataframe(lab_display.lab_display_frame(rows), hide_index=True, width="stretch")
     if reading.unknown:
         st.caption("Not used (not in the panel): " + md_escape(", ".join(reading.unknown[:20])))
-
-
-def _lab_rows(case, panel) -> list[dict]:
-    values, out = case.labs.values, set(case.labs.out_of_range)
-    return [{"key": t.key, "name": t.name, "unit": t.display_unit, "value": values.get(t.key),
-             "ref_low": t.ref_low, "ref_high": t.ref_high, "imputed": values.get(t.key) is None,
-             "out_of_range": t.key in out} for t in panel]

@@ -10,11 +10,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from pneumo.errors import PneumoError
+from pneumo.errors import PneumoError, one_line
 from pneumo.data.dicom_source import source_header
 from pneumo.inference.predictor import Predictor
 from pneumo.present.case_outputs import write_case_outputs
-from pneumo.service.batch import _one_line, check_manifest, run_batch
+from pneumo.service.batch import check_manifest, run_batch
 from pneumo.service.batch_output import os_reason
 from pneumo.service.batch_ray import RayEngine
 from pneumo.service.case_log import CaseLog, warn_not_logged
@@ -59,11 +59,11 @@ def main(argv: list[str] | None = None) -> int:
                       on_case=_outputs_writer(predictor, Path(args.outputs), args.allow_outside)
                       if args.outputs else None)
     except PneumoError as err:
-        print(f"error: {_one_line(str(err))}", file=sys.stderr)
+        print(f"error: {one_line(str(err))}", file=sys.stderr)
         return 2
     except OSError as err:                # any other I/O failure: one line, never a traceback
         name = f" {err.filename}" if err.filename else ""
-        print(f"error: {_one_line(f'{os_reason(err)}{name}')}", file=sys.stderr)
+        print(f"error: {one_line(f'{os_reason(err)}{name}')}", file=sys.stderr)
         return 2
     if unlogged is not None:             # after, so a failing batch still prints one line
         warn_not_logged(unlogged, "this batch is not logged")

@@ -7,8 +7,9 @@ from __future__ import annotations
 import argparse
 
 from pneumo.experiments.config import load as load_config
-from pneumo.experiments.protocol import _limit_tf_threads, run_experiment
+from pneumo.experiments.protocol import run_experiment
 from pneumo.experiments.results_json import comparison_table, summary_table
+from pneumo.training.backbone import set_threads
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(args.config)
     if args.encoder:
         cfg.encoder.weights = args.encoder
-    _limit_tf_threads()
+    set_threads()
     log = lambda line: print(line, flush=True)
     results, path = run_experiment(cfg, out_dir=args.out, finetune=args.finetune, progress=log)
     print(summary_table(results))

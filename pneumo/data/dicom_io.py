@@ -13,11 +13,9 @@ import warnings
 import numpy as np
 
 from pneumo.data.decode_limits import check_codec_frame, inflate_dicom
+from pneumo.data.dicom_terms import RADIOGRAPH_MODALITIES, accepted_text
 from pneumo.errors import ImageError, UnsupportedImageError
 
-# Plain radiographs; DR is not a DICOM code but some vendors write it; OT ("other") says no
-# more than a missing tag and is what digitised films are often tagged with.
-RADIOGRAPH_MODALITIES = frozenset({"CR", "DX", "DR", "RG", "OT"})
 # Codes we may name in a message (anything else is "unrecognised", so no free text leaks).
 _KNOWN_MODALITIES = frozenset(
     "CT MR US NM PT XA RF MG IO PX ES SM OP OPT OCT OPM ECG EEG EMG SEG SR RTDOSE RTPLAN "
@@ -87,7 +85,7 @@ def read_dicom(data: bytes, max_pixels: int) -> tuple[np.ndarray, dict]:
     if raw_modality is not None and modality not in RADIOGRAPH_MODALITIES:
         shown = modality if modality in _KNOWN_MODALITIES else "an unrecognised code"
         raise UnsupportedImageError(
-            f"DICOM modality is {shown}, not a plain radiograph (accepted: CR, DX, RG, OT)")
+            f"DICOM modality is {shown}, not a plain radiograph (accepted: {accepted_text()})")
     if _code(ds, "PresentationIntentType") == "FOR PROCESSING":
         raise UnsupportedImageError("DICOM is a 'For Processing' (raw detector) image; "
                                     "send the 'For Presentation' version")

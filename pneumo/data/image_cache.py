@@ -11,7 +11,7 @@ from pneumo import config
 from pneumo.data.cohorts import kermany
 from pneumo.data.imaging import load_for_model
 
-CACHE_DIR = config.REPO_ROOT / "cache"
+CACHE_DIR = config.cache_dir()
 
 
 def film_uint8(path, size: int) -> np.ndarray:

@@ -27,12 +27,6 @@ from pneumo.data.imaging import load_for_model
 from pneumo.errors import PneumoError
 
 
-def default_cache_dir() -> Path:
-    """PNEUMO_CACHE_DIR, default <repo>/cache/embeddings (git-ignored)."""
-    env = os.environ.get("PNEUMO_CACHE_DIR")
-    return Path(env).expanduser() if env else config.REPO_ROOT / "cache" / "embeddings"
-
-
 def weights_sha256(model) -> str:
     """sha256 over a Keras model's weight arrays (shapes and float bytes, in order)."""
     digest = hashlib.sha256()
@@ -72,7 +66,7 @@ class EmbeddingCache:
         self.size = int(size)
         self.batch_size = int(batch_size)
         self.weights_sha = weights_sha or weights_sha256(encoder)
-        self.folder = Path(root) if root is not None else default_cache_dir()
+        self.folder = Path(root) if root is not None else config.embedding_cache_dir()
         self.folder = self.folder / f"{self.weights_sha[:16]}-{self.size}"
 
     def key(self, path: str) -> str:

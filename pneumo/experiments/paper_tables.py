@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from pneumo.errors import PneumoError
+from pneumo.models.names import model_name, regime_name
 
 SOURCE = "Ivanova et al. 2024, Intermediate fusion approach for pneumonia classification on imbalanced multimodal data"
 
@@ -38,11 +39,6 @@ PAPER_TABLES = {
         "test": {"roc_auc": 0.9780, "pr_auc": 0.9480, "f1": 0.9501, "mcc": 0.9455},
     },
 }
-
-MODEL_NAMES = {"fusion": "Intermediate fusion (CXR + labs)", "image_only": "Single modality CXR",
-               "labs_only": "Single modality labs", "late_fusion": "Late fusion (CXR + labs)",
-               "gbm_labs": "Gradient boosting, labs"}
-REGIME_NAMES = {"imbalanced": "imbalanced", "adasyn": "balanced (ADASYN)", "class_weight": "class-weighted"}
 
 
 def load_results(path: str | Path) -> dict:
@@ -106,7 +102,7 @@ def table1(results: dict) -> str:
         lines.append(f"| {row['model']} | paper | {row['test_accuracy_pct']:.1f} | {row['test_loss_pct']:.2f} |")
     for entry in results.get("entries", []):
         test = entry.get("summary", {}).get("test", {})
-        name = f"{MODEL_NAMES.get(entry['model'], entry['model'])}, {REGIME_NAMES.get(entry['regime'], entry['regime'])}"
+        name = f"{model_name(entry['model'], paper=True)}, {regime_name(entry['regime'], paper=True)}"
         lines.append(f"| {name} | ours | {_fmt(test.get('accuracy'), 100, 1)} | {_fmt(test.get('loss'), 100, 2)} |")
     return "\n".join(lines)
 

@@ -58,7 +58,7 @@ def build_cohort(cfg: ExperimentConfig, workdir: Path | None = None) -> Cohort:
                                n_pos=spec.n_pos, n_neg=spec.n_neg, preset=spec.preset)
     if spec.source == "manifest":
         return manifest.load(spec.manifest, root=spec.root)
-    folder = Path(workdir or config.REPO_ROOT / "cache" / "synthetic") / f"n{spec.n}-s{spec.synthetic_image_size}-seed{spec.seed}"
+    folder = Path(workdir or config.cache_dir() / "synthetic") / f"n{spec.n}-s{spec.synthetic_image_size}-seed{spec.seed}"
     cohort = synthetic.make(spec.n, size=spec.synthetic_image_size, seed=spec.seed, tmpdir=folder)
     if spec.n_pos is not None or spec.n_neg is not None:
         cohort.frame = _subsample(cohort.frame, spec.n_pos, spec.n_neg)
@@ -253,13 +253,3 @@ def _finetune(name, regime, seed, cfg, encoder, train, rows, std, keys) -> Calla
             epochs=int(cfg.train.get("finetune_epochs", 20)), batch_size=16, callbacks=[stop], verbose=0)
     cached = {s: net.predict(inputs(r), verbose=0)[:, 1].astype("float64") for s, r in rows.items()}
     return lambda s: cached[s]
-
-
-def _limit_tf_threads() -> None:
-    """TensorFlow takes every core by default; the grid shares a small machine (PNEUMO_TF_THREADS, default 2)."""
-    try:
-        import tensorflow as tf
-        tf.config.threading.set_intra_op_parallelism_threads(int(os.environ.get("PNEUMO_TF_THREADS", 2)))
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-    except (ImportError, RuntimeError):
-        pass   # already initialised by the caller: keep its setting

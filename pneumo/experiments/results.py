@@ -13,15 +13,12 @@ from pneumo import config
 from pneumo.evaluation import bootstrap as st
 from pneumo.evaluation.bootstrap import METRICS
 from pneumo.experiments.paper_tables import PAPER_TABLES
+from pneumo.models.names import model_name, regime_name
 
 METRIC_NAMES = {"accuracy": "Accuracy", "roc_auc": "ROC AUC", "pr_auc": "PR AUC", "f1": "F1",
                 "mcc": "MCC", "loss": "Loss", "sensitivity": "Sensitivity",
                 "specificity": "Specificity", "brier": "Brier", "ece": "ECE"}
 TABLE_METRICS = ("accuracy", "roc_auc", "pr_auc", "f1", "mcc")
-MODEL_NAMES = {"fusion": "Fusion (image + labs)", "image_only": "Image only", "labs_only": "Labs only",
-               "late_fusion": "Late fusion", "gbm_labs": "GBM on labs"}
-REGIME_NAMES = {"imbalanced": "imbalanced", "adasyn": "ADASYN-balanced", "class_weight": "class-weighted",
-                "shipped": "shipped bundle"}
 BASELINES = ("fusion", "image_only", "labs_only")   # the paper's comparison: fusion vs each modality alone
 MAX_DEFAULT_CURVES = 6
 
@@ -75,13 +72,9 @@ def entry_name(e: dict) -> str:
     return f"{e['experiment']} · {e['model']} · {e['regime']}"
 
 
-def model_name(model: str) -> str:
-    return MODEL_NAMES.get(model, model.replace("_", " "))
-
-
 def curve_label(e: dict, with_experiment: bool = False) -> str:
     """A legend name a reader can parse: 'Fusion (image + labs) · imbalanced' (+ experiment)."""
-    label = f"{model_name(e['model'])} · {REGIME_NAMES.get(e['regime'], e['regime'])}"
+    label = f"{model_name(e['model'])} · {regime_name(e['regime'])}"
     return f"{label} · {e['experiment']}" if with_experiment else label
 
 

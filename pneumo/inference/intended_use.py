@@ -2,7 +2,8 @@
 
 The bundle states its population in bundle.json["intended_use"] (ages, views, film kinds).
 Each case is judged against it from the strongest evidence there is:
-  1. the DICOM header: the patient's age (PatientAge, or birth date vs study date) and ViewPosition;
+  1. the DICOM header: the patient's age (PatientAge, or birth date vs study date), ViewPosition
+     (pneumo.data.dicom_terms) and Modality (against the film kinds);
   2. an age the user gives (the form, `--age`, a manifest's `age` column);
   3. a learned check on the film itself (`FilmCheck`): adult vs child on the image embedding,
      frontal vs lateral on the film's left-right symmetry;
@@ -16,13 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
+from pneumo.data.dicom_terms import FRONTAL_VIEWS, NOT_FRONTAL_VIEWS
 from pneumo.errors import PneumoError
 
 WITHIN, OUTSIDE, UNKNOWN = "within", "outside", "unknown"
 FILM_CHECK_FILE = "intended_use.npz"
 MAX_AGE = 130             # an age above this is a typing error, not a patient
-FRONTAL_VIEWS = {"PA", "AP", "AP SUPINE", "PA ERECT", "AP ERECT"}
-LATERAL_VIEWS = {"LL", "RL", "LATERAL", "LAT", "LLD", "RLD", "LAO", "RAO", "LPO", "RPO"}
 
 
 def parse_age(age) -> float | None:
@@ -161,14 +161,18 @@ def read_film_check(bundle_dir) -> FilmCheck | None:
 
 def assess(population: Population | None, *, has_image: bool, header_age: float | None = None,
            given_age: float | None = None, view_position: str | None = None,
-           film: FilmReading | None = None) -> IntendedUse:
+           film: FilmReading | None = None, modality: str | None = None) -> IntendedUse:
     """Judge one case against the population, strongest evidence first (see the module text)."""
     if population is None:
         return IntendedUse(UNKNOWN, "this model states no intended population", "none")
     view = (view_position or "").strip().upper()
-    if has_image and view in LATERAL_VIEWS:
+    if has_image and view in NOT_FRONTAL_VIEWS:
         return IntendedUse(OUTSIDE, f"the DICOM header says this is a {view} view; the model reads "
                                     "frontal (AP/PA) films only", "dicom header")
+    kind = (modality or "").strip().upper()
+    if has_image and kind and kind not in population.film_kinds:
+        return IntendedUse(OUTSIDE, f"the DICOM header says this is a {kind} image; the model was validated on "
+                                    f"{'/'.join(population.film_kinds)} films only", "dicom header")
     for age, source, evidence in ((header_age, "the DICOM header gives", "dicom header"),
                                   (given_age, "the age given is", "given age")):
         if age is not None:

@@ -12,6 +12,7 @@ import numpy as np
 
 from pneumo import config
 from pneumo.data.imaging import pixel_digest, preprocess
+from pneumo.data.labs.parse import display_rows
 from pneumo.errors import NothingToReadError, PneumoError, UnsupportedImageError
 from pneumo.explain import attribution as explain
 from pneumo.inference.case import Case, Explanation, ImageState, Result
@@ -106,7 +107,8 @@ class Predictor:
         meta = case.image.meta if case.image is not None else None
         return assess(self.population, has_image=case.image is not None,
                       header_age=getattr(meta, "age_years", None), given_age=case.age_years,
-                      view_position=getattr(meta, "view_position", None), film=state.film)
+                      view_position=getattr(meta, "view_position", None), film=state.film,
+                      modality=getattr(meta, "modality", None))
 
     def predict(self, case: Case, *, allow_outside: bool = True) -> Result:
         """Raises UnsupportedImageError when the image is refused, NothingToReadError when the
@@ -236,15 +238,7 @@ class Predictor:
                            self.lab_display(case), dict(result.modality_contribution))
 
     def lab_display(self, case: Case) -> list[dict]:
-        rows = []
-        values = case.labs.values if case.labs is not None else {}
-        out = set(case.labs.out_of_range) if case.labs is not None else set()
-        for test in self.panel:
-            value = values.get(test.key)
-            rows.append({"key": test.key, "name": test.name, "unit": test.display_unit,
-                         "value": value, "ref_low": test.ref_low, "ref_high": test.ref_high,
-                         "imputed": value is None, "out_of_range": test.key in out})
-        return rows
+        return display_rows(case.labs, self.panel)
 
 
 def _view_figures(m: dict | None) -> str:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-LATERAL_VIEWS = {"LL", "RL", "LATERAL", "LAT", "LLD", "RLD"}
+from pneumo.data.dicom_terms import view_kind
 
 
 @dataclass
@@ -36,8 +36,8 @@ def cheap_checks(pixels: np.ndarray, meta, model_input: np.ndarray) -> Verdict:
     if getattr(meta, "was_color", False) and getattr(meta, "color_spread", 0.0) > 0.04:
         verdict.add("refuse", "a colour image: radiographs are grayscale (a photograph?)")
     view = (getattr(meta, "view_position", None) or "").upper()
-    if view in LATERAL_VIEWS:
-        verdict.add("warn", f"view position {view}: the model was trained on frontal films")
+    if view_kind(view) in ("lateral", "oblique"):
+        verdict.add("warn", f"view position {view} ({view_kind(view)}): the model was trained on frontal films")
     aspect = meta.width / max(meta.height, 1)
     if not 0.6 <= aspect <= 2.2:
         verdict.add("warn", f"unusual aspect ratio {aspect:.2f} for a chest film")

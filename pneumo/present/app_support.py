@@ -36,7 +36,7 @@ def example_labs(kind: str) -> Path:
 
 def panel_table(panel: Iterable) -> pd.DataFrame:
     return pd.DataFrame([{"Key": t.key, "Test": t.name, "Unit": t.display_unit, "Reference range": ref_text(t),
-                          "Imputation (training median)": fmt_number(t.median)} for t in panel])
+                          "Training median": fmt_number(t.median)} for t in panel])
 
 
 def history_frame(frame: pd.DataFrame) -> pd.DataFrame:

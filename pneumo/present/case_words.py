@@ -4,6 +4,8 @@ attribution story (baseline -> film -> labs, the lab bars splitting the last ste
 uncertainty band means. Plain strings; no screen code."""
 from __future__ import annotations
 
+from pneumo.models.names import inputs_words
+
 BANDS = {
     "clear": "no warning, the ensemble's members agree, and the probability is at least 0.10 from "
              "the threshold",
@@ -75,7 +77,7 @@ def intended_use_line(result) -> str:
 def inputs_given(result) -> str:
     """'film and labs' | 'film only' | 'labs only'."""
     m = result.modalities
-    return "film and labs" if m.get("image") and m.get("labs") else "film only" if m.get("image") else "labs only"
+    return inputs_words(bool(m.get("image")), bool(m.get("labs")))
 
 
 def signed(x: float) -> str:

@@ -69,7 +69,7 @@ def lab_display_frame(lab_display: list[dict]) -> pd.DataFrame:
     rows = []
     for d in lab_display:
         lo, hi = d.get("ref_low"), d.get("ref_high")
-        flag = "imputed" if d.get("imputed") else ("out of range" if d.get("out_of_range") else "")
+        flag = "not given" if d.get("imputed") else ("out of range" if d.get("out_of_range") else "")
         rows.append({"Test": d.get("name") or d.get("key"),
                      "Value": fmt_number(d.get("value")), "Unit": d.get("unit", ""),
                      "Reference": f"{fmt_number(lo)}–{fmt_number(hi)}" if lo is not None or hi is not None else "",

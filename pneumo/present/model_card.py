@@ -9,6 +9,8 @@ import pneumo
 from pneumo import config
 from pneumo.data.labs import LabPanel, default_panel
 from pneumo.models.bundle import WEIGHTS_FILE, read_meta, read_metrics
+from pneumo.models.features import VIEWS
+from pneumo.models.names import MODEL_NAMES
 from pneumo.present import case_words as words
 from pneumo.present.app_support import DISCLAIMER
 
@@ -55,7 +57,10 @@ def model_description(meta: dict) -> str:
             "Grad-CAM adds up every member's maps. Each member: " + one)
 
 
-VIEW_NAMES = {"fusion": "film + labs", "image_only": "film only", "labs_only": "labs only"}
+VIEW_NAMES = {view: MODEL_NAMES[view].holds for view in VIEWS}
+MISSING_LABS = ("A test left blank is read as not measured: the network has a learned \"not measured\" token "
+                "for each test, and no value (no median) is filled in. The training median is shown for "
+                "reference and is where the what-if slider starts.")
 
 
 def view_settings(meta: dict, key: str) -> dict[str, float]:

@@ -3,8 +3,8 @@ decoding and scoring on Ray, its writing unchanged (pneumo.service.batch.run_bat
 
 The driver reads and checks the manifest, skips what a resumed OUT already holds, and hands the
 remaining rows to Ray Data; `workers` actors each hold one loaded Predictor (LiteRT) and run the
-same _prepare and _score as the in-process engine on batches of rows. Rows come back in manifest
-order and the driver writes OUT and the case log as the in-process batch does, so the columns,
+same _prepare and _score (pneumo.service.batch_rows) as the in-process engine on batches of rows.
+Rows come back in manifest order and the driver writes OUT and the case log as the in-process batch does, so the columns,
 the resume after a kill and the isolation of a bad row are the same. With no address, a local
 Ray is started with the process's cores and stopped at the end; with one, the bundle folder, the
 manifest's image root and the images must be readable at the same paths on every node."""
@@ -19,7 +19,7 @@ from typing import Iterator
 from pneumo.errors import PneumoError
 from pneumo.inference.native_stderr import native_stderr_silenced
 from pneumo.inference.predictor import Predictor
-from pneumo.service.batch import _error_text, _Item, _prepare, _score
+from pneumo.service.batch_rows import _error_text, _Item, _prepare, _score
 
 RAY_LOGGERS = ("ray", "ray.data", "ray._private", "ray.util")
 

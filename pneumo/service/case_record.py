@@ -14,6 +14,7 @@ from datetime import date, datetime, timezone
 from typing import Any, Mapping
 
 from pneumo.errors import PneumoError
+from pneumo.models.names import inputs_words
 
 ORIGINS = ("app", "cli", "batch")
 
@@ -135,8 +136,7 @@ def _inputs(modalities: Any) -> str | None:
     """Which inputs the case had, in words (never the inputs themselves)."""
     if not isinstance(modalities, Mapping):
         return None
-    image, labs = bool(modalities.get("image")), bool(modalities.get("labs"))
-    return "film and labs" if image and labs else "film only" if image else "labs only" if labs else "none"
+    return inputs_words(bool(modalities.get("image")), bool(modalities.get("labs")))
 
 
 def clean_user(user: Any) -> str | None:

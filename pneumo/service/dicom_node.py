@@ -18,6 +18,7 @@ import uuid
 from dataclasses import dataclass
 
 from pneumo.data.dicom_source import source_header
+from pneumo.data.dicom_terms import DIGITAL_MODALITIES
 from pneumo.errors import PneumoError
 from pneumo.inference.case import Case
 from pneumo.service.case_log import CaseLog, record_refusal_or_warn, warn_not_logged
@@ -27,7 +28,7 @@ log = logging.getLogger("pneumo.dicom_node")
 CR = "1.2.840.10008.5.1.4.1.1.1"                 # Computed Radiography Image Storage
 DX = "1.2.840.10008.5.1.4.1.1.1.1"               # Digital X-Ray Image Storage - For Presentation
 ACCEPTED_SOP_CLASSES = {CR: "CR", DX: "DX"}
-ACCEPTED_MODALITIES = {"CR", "DX"}
+ACCEPTED_MODALITIES = DIGITAL_MODALITIES   # stricter than the decoder: only what a PACS sends as a chest film
 # C-STORE statuses (PS3.4 B.2.3 and pynetdicom's docs)
 SUCCESS, OUT_OF_RESOURCES, NOT_SUPPORTED, DOES_NOT_MATCH, CANNOT_UNDERSTAND = 0x0000, 0xA700, 0x0122, 0xA900, 0xC210
 _AET = re.compile(r"^[ -~]{1,16}$")
@@ -157,7 +158,7 @@ class DicomNode:
         try:
             self.process(data)
         except Exception as exc:   # noqa: BLE001 - one bad film must not stop the node
-            log.info("case failed (%s); the node goes on", _one_line(exc))
+            log.info("case failed (%s); the node goes on", _error_kind(exc))
 
     def process(self, data: bytes) -> list:
         """Score one film (DICOM bytes), send its outputs on; returns them."""
@@ -226,6 +227,6 @@ def _sop_name(uid: str) -> str:
     return name if name != uid else "an unrecognised SOP class"
 
 
-def _one_line(exc: BaseException) -> str:
+def _error_kind(exc: BaseException) -> str:
     """The error's type only: an unexpected error's text may quote a header value (a name)."""
     return type(exc).__name__

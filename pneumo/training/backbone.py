@@ -12,12 +12,12 @@ uint8 cache (cache/kermany_<size>.npz), then train with radiograph-safe augmenta
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
+from pneumo import config
 from pneumo.data.cohorts import kermany
 from pneumo.data.image_cache import CACHE_DIR, kermany_cache
 from pneumo.errors import PneumoError
@@ -26,14 +26,14 @@ from pneumo.training.film_stream import films, stream_outputs, to_unit
 
 
 def set_threads(n: int | None = None) -> None:
-    """Keep TF to the cores we were given (PNEUMO_TF_THREADS, default 2): the machine is shared."""
-    import tensorflow as tf
-    n = int(n or os.environ.get("PNEUMO_TF_THREADS", 2))
+    """Keep TF to the cores we were given (config.tf_threads: PNEUMO_TF_THREADS, default 2): the
+    machine is shared. Training and the experiments' grid both call this one."""
     try:
-        tf.config.threading.set_intra_op_parallelism_threads(n)
+        import tensorflow as tf
+        tf.config.threading.set_intra_op_parallelism_threads(int(n or config.tf_threads()))
         tf.config.threading.set_inter_op_parallelism_threads(1)
-    except RuntimeError:
-        pass   # already initialised: keep what is set
+    except (ImportError, RuntimeError):
+        pass   # no TensorFlow here, or already initialised: keep what is set
 
 
 RECIPE_KEYS = ("size", "alpha", "intensity", "augment", "mixup", "init", "lr", "epochs", "seed")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pneumo import config
 from pneumo.data.cohorts import kermany, manifest, mimic, paired, real_pairs, synthetic
 from pneumo.data.image_cache import load_images
 from pneumo.data.labs.standardisation import LabStandardisation
@@ -293,7 +294,7 @@ def load_cohort(spec: str, *, seed: int = 0, size: int = 64, tmpdir: Path | None
     if spec == "mimic-cxr":      # real pairs: the film and the labs of the same admission
         return real_pairs.load(mimic_dir, cxr_dir, seed=seed)
     if spec == "synthetic":
-        return synthetic.make(96, size=size, seed=seed, tmpdir=tmpdir or Path("cache/synthetic"))
+        return synthetic.make(96, size=size, seed=seed, tmpdir=tmpdir or config.cache_dir() / "synthetic")
     if spec.endswith(".csv"):
         return manifest.load(spec)
     raise PneumoError(f"unknown cohort {spec!r}: use {COHORTS}")

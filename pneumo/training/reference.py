@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pneumo import config
 from pneumo.data.cohorts import kermany, mimic
 from pneumo.data.image_cache import image_cache
 from pneumo.inference.reference_set import REFERENCE_FILE, gate_features
@@ -43,7 +44,7 @@ def build_for_bundle(bundle_dir, *, max_background: int = 100, seed: int = 0) ->
     cohort = kermany.load()
     frame = cohort.frame
     x = image_cache(frame["image_path"].tolist(), bundle.image_size,
-                    Path("cache") / f"kermany_{bundle.image_size}.npz", log=lambda *_: None)
+                    config.cache_dir() / f"kermany_{bundle.image_size}.npz", log=lambda *_: None)
     emb = gate_features(*embed_images(bundle.image_encoder, x))
     train_emb = emb[(frame["split"] == "train").to_numpy()]
     val_emb = emb[(frame["split"] == "val").to_numpy()]

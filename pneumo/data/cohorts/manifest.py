@@ -1,5 +1,6 @@
 """A user's manifest CSV -> Cohort. Columns: image_path (relative to root), optional lab columns
 named by the panel's keys, optional label / split / case_id / patient_id; others are carried.
+Read by cohorts.manifest_csv, the batch's reader too (`,` `;` or tab).
 
 A bad row (path outside root, missing image, non-numeric lab, unknown label) never fails the
 file: its reason goes into the row's `error` column (None when the row is fine) and the other
@@ -13,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from pneumo.data.cohorts.base import SPLITS, Cohort, counts_dict
+from pneumo.data.cohorts.manifest_csv import manifest_rows, read_header
 from pneumo.data.labs.catalogue import default_panel
 from pneumo.data.labs.panel import LabPanel
 from pneumo.errors import CohortError, ManifestError
@@ -37,19 +39,12 @@ def resolve_inside(root: str | os.PathLike, rel: str | os.PathLike) -> Path:
     return target
 
 
-def _read(csv_path: Path) -> pd.DataFrame:
-    if not csv_path.is_file():
-        raise ManifestError(f"manifest not found: {csv_path}")
-    try:
-        frame = pd.read_csv(csv_path, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-        raise ManifestError(f"cannot read manifest {csv_path.name}: {type(err).__name__}") from None
-    frame.columns = [str(c).strip() for c in frame.columns]
-    if "image_path" not in frame.columns:
-        raise ManifestError(f"manifest {csv_path.name} has no image_path column (columns: {list(frame.columns)[:10]})")
-    if frame.columns.duplicated().any():
-        raise ManifestError(f"manifest {csv_path.name} repeats columns {sorted(set(frame.columns[frame.columns.duplicated()]))}")
-    return frame
+def _read(csv_path: Path) -> tuple[pd.DataFrame, list[int]]:
+    """The manifest as text cells, and how many cells beyond the header each row has."""
+    header = read_header(csv_path)
+    rows = list(manifest_rows(csv_path, header))
+    frame = pd.DataFrame([row for _, row, _ in rows], columns=header, dtype=str)
+    return frame, [len(extra) for _, _, extra in rows]
 
 
 def _default_panel() -> LabPanel | None:
@@ -69,13 +64,13 @@ def load(csv_path: str | os.PathLike, *, root: str | os.PathLike | None = None,
     Defaults: split "test" (scoring), label <NA> when absent, case_id "row<N>" (1-based data row),
     patient_id = case_id. `image_path_given` keeps the path as written."""
     csv_path = Path(csv_path)
-    raw = _read(csv_path)
+    raw, extra = _read(csv_path)
     root = Path(root) if root is not None else csv_path.resolve().parent
     if not root.is_dir():
         raise ManifestError(f"manifest root is not a folder: {root}")
     panel = panel if panel is not None else _default_panel()
     lab_keys = [k for k in panel.keys if k in raw.columns] if panel is not None else []
-    errors: list[list[str]] = [[] for _ in range(len(raw))]
+    errors: list[list[str]] = [[f"row has {n} more cells than the header"] if n else [] for n in extra]
 
     paths: list[str | None] = []
     for i, rel in enumerate(raw["image_path"]):

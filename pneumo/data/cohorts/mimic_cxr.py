@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from pneumo.data.dicom_terms import FRONTAL_VIEWS
 from pneumo.errors import CohortError
 
 METADATA_COLUMNS = ("dicom_id", "subject_id", "study_id", "ViewPosition", "StudyDate", "StudyTime")
-FRONTAL = ("PA", "AP")
 
 
 def read_metadata(path: str | os.PathLike) -> pd.DataFrame:
@@ -51,7 +51,7 @@ def image_path(cxr_root: str | os.PathLike, subject_id: int, study_id: int, dico
 def earliest_frontal(admissions: pd.DataFrame, meta: pd.DataFrame) -> pd.DataFrame:
     """Per hadm_id the earliest frontal study image during the stay: hadm_id, dicom_id, study_id,
     subject_id, ViewPosition, study_datetime (admissions without one are absent)."""
-    frontal = meta[meta["ViewPosition"].astype(str).str.upper().isin(FRONTAL)].dropna(subset=["study_datetime"])
+    frontal = meta[meta["ViewPosition"].astype(str).str.upper().isin(FRONTAL_VIEWS)].dropna(subset=["study_datetime"])
     adm = admissions[["hadm_id", "subject_id", "admittime", "dischtime"]].copy()
     adm["subject_id"] = adm["subject_id"].astype(int)
     joined = adm.merge(frontal, on="subject_id", how="inner")

@@ -32,7 +32,7 @@ class LabTest:
     ref_high: float | None    # reference range (flag only)
     plaus_low: float
     plaus_high: float         # physiologically plausible (refuse outside)
-    median: float | None = None            # training median (imputation), set by the cohort
+    median: float | None = None            # training median, set by the cohort; a blank test is never set to it
     aliases: tuple[str, ...] = field(default=())   # other names (and LOINC codes) seen in inputs
 
     def __post_init__(self):
@@ -46,7 +46,9 @@ class LabTest:
         return clinical_unit(self.unit)
 
     def impute_value(self) -> float:
-        """The value used where this test is missing: the training median, else mid-reference."""
+        """A typical value where a number is needed (the what-if slider's start, a warm-up case): the
+        training median, else mid-reference. The network never reads it for a blank test: it has a
+        learned "not measured" token per test (pneumo.models.network.LabTokens)."""
         if self.median is not None:
             return float(self.median)
         if self.ref_low is not None and self.ref_high is not None:

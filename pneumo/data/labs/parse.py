@@ -17,7 +17,7 @@ from pneumo.data.labs.catalogue import default_panel
 from pneumo.data.labs.fhir import observation_entries
 from pneumo.data.labs.panel import LabPanel, LabTest
 from pneumo.data.labs.units import to_panel_unit
-from pneumo.errors import LabError
+from pneumo.errors import LabError, one_line
 
 MAX_BYTES = 5 * 1024 * 1024          # one case's labs are a few KB; refuse before reading more
 MAX_BATCH_BYTES = 64 * 1024 * 1024
@@ -60,7 +60,7 @@ class LabReading:
     def raise_for_errors(self) -> None:
         """LabError listing every refused value in one line."""
         if self.errors:
-            raise LabError("; ".join(_one_line(str(e)) for e in self.errors))
+            raise LabError("; ".join(one_line(str(e), None) for e in self.errors))
 
     def row(self, panel: LabPanel) -> np.ndarray:
         """The values in panel order (T,) float32, NaN = missing: what the model standardises
@@ -68,8 +68,14 @@ class LabReading:
         return np.array([np.nan if self.values.get(k) is None else self.values[k] for k in panel.keys], np.float32)
 
 
-def _one_line(s: str) -> str:
-    return re.sub(r"[\r\n\t]+", " ", s)
+def display_rows(reading: LabReading | None, panel: LabPanel) -> list[dict]:
+    """One row per panel test for screens and reports: name, unit, value, reference range and flags
+    (`imputed`: not given, which the model reads as its own "not measured" token)."""
+    values = reading.values if reading is not None else {}
+    out = set(reading.out_of_range) if reading is not None else set()
+    return [{"key": t.key, "name": t.name, "unit": t.display_unit, "value": values.get(t.key),
+             "ref_low": t.ref_low, "ref_high": t.ref_high, "imputed": values.get(t.key) is None,
+             "out_of_range": t.key in out} for t in panel]
 
 
 def _show(raw: Any, limit: int = 40) -> str:
@@ -79,8 +85,7 @@ def _show(raw: Any, limit: int = 40) -> str:
         s = raw if isinstance(raw, str) else repr(raw) if not isinstance(raw, (int, float)) else f"{raw:g}"
     except (ValueError, OverflowError, RecursionError):   # a value too large or deep to print
         s = f"a {type(raw).__name__}"
-    s = _one_line(s)
-    return s if len(s) <= limit else s[: limit - 3] + "..."
+    return one_line(s, limit)
 
 
 def _capped(issues: list[LabIssue], what: str) -> list[LabIssue]:
@@ -342,7 +347,7 @@ def _json_loads(text: str) -> Any:
     except RecursionError:
         raise LabError("lab JSON is malformed: nested too deeply to be lab results") from None
     except ValueError as err:   # JSONDecodeError, and any number the decoder cannot convert
-        raise LabError(f"lab JSON is malformed: {_one_line(str(err))[:80]}") from None
+        raise LabError(f"lab JSON is malformed: {one_line(str(err), 80)}") from None
 
 
 def _dict_entries(d: dict):

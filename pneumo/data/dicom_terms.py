@@ -1,0 +1,33 @@
+"""What the DICOM header's codes mean here, in one place: view positions and modalities.
+
+Every reader of ViewPosition (the validity gate, the intended-use check, the cohorts) and of
+Modality (the decoder, the storage node, the intended population) takes its terms from here."""
+from __future__ import annotations
+
+# ViewPosition terms (PS3.3 C.8.11.5.1.1 and what vendors write), upper case.
+FRONTAL_VIEWS = frozenset({"PA", "AP", "AP SUPINE", "PA ERECT", "AP ERECT"})
+LATERAL_VIEWS = frozenset({"LL", "RL", "LATERAL", "LAT", "LLD", "RLD"})
+# Oblique projections are neither lateral nor frontal: outside a frontal-only model too.
+OBLIQUE_VIEWS = frozenset({"LAO", "RAO", "LPO", "RPO", "LLO", "RLO"})
+NOT_FRONTAL_VIEWS = LATERAL_VIEWS | OBLIQUE_VIEWS
+
+
+def view_kind(view: str | None) -> str | None:
+    """'frontal' | 'lateral' | 'oblique' for a known ViewPosition term, else None."""
+    term = (view or "").strip().upper()
+    for kind, terms in (("frontal", FRONTAL_VIEWS), ("lateral", LATERAL_VIEWS), ("oblique", OBLIQUE_VIEWS)):
+        if term in terms:
+            return kind
+    return None
+
+
+# Modalities the decoder takes as a plain radiograph. DR is not a DICOM code but some vendors
+# write it; OT ("other") says no more than a missing tag and is what digitised films often carry.
+RADIOGRAPH_MODALITIES = frozenset({"CR", "DX", "DR", "RG", "OT"})
+# The storage classes a PACS sends digital chest films as: what the DICOM node takes.
+DIGITAL_MODALITIES = RADIOGRAPH_MODALITIES & {"CR", "DX"}
+
+
+def accepted_text(modalities=RADIOGRAPH_MODALITIES) -> str:
+    """'CR, DR, DX, OT, RG': the codes for a message, built from the set so it cannot drift."""
+    return ", ".join(sorted(modalities))
