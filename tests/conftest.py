@@ -50,6 +50,27 @@ def data_dir():
 
 
 @pytest.fixture(scope="session")
+def shipped_bundle():
+    """The committed models/pneumo-fusion, opened and verified (every recorded sha256, the exported
+    runtime): a missing or broken shipped bundle fails the tests that need it, never skips them."""
+    from pneumo.errors import BundleError
+    from pneumo.models.bundle import open_bundle
+    from pneumo.models.runtime import runtime_files
+
+    folder = config.default_model_dir()
+    if not (folder / "bundle.json").is_file():
+        pytest.fail(f"the shipped bundle is committed but {folder / 'bundle.json'} is missing")
+    try:
+        bundle = open_bundle(folder)
+    except BundleError as err:
+        pytest.fail(f"the shipped bundle at {folder} is broken: {err}")
+    files = runtime_files(bundle.path, bundle.meta)
+    if isinstance(files, str):
+        pytest.fail(f"the shipped bundle's exported runtime is unusable: {files}")
+    return bundle
+
+
+@pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory):
     """An untrained but complete bundle (64 px, default panel, reference set): for testing
     the Predictor's plumbing and maths without the shipped model."""

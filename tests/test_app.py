@@ -1,8 +1,8 @@
 """The Streamlit app, page by page, with streamlit.testing's AppTest (no browser).
 
 Two kinds of test: fast ones with a stand-in predictor (no TensorFlow; they check the pages'
-wiring: refusal text, warnings, SHAP, what-if, downloads, the case log), and ones with the
-shipped model, which skip where models/pneumo-fusion/bundle.json is absent."""
+wiring: refusal text, warnings, SHAP, what-if, downloads, the case log, a case outside the
+intended use), and ones with the shipped model (committed: they fail without it)."""
 from __future__ import annotations
 
 import io
@@ -11,16 +11,13 @@ import types
 import numpy as np
 import pytest
 from PIL import Image
+from streamlit.testing.v1 import AppTest
 
 from pneumo import config
 
-pytest.importorskip("streamlit")
-from streamlit.testing.v1 import AppTest  # noqa: E402
-
 PAGES = ["pages/second_opinion.py", "pages/batch.py", "pages/metrics.py", "pages/model_card.py",
          "pages/history.py"]
-BUNDLE = config.default_model_dir() / "bundle.json"
-needs_model = pytest.mark.skipif(not BUNDLE.is_file(), reason=f"shipped model not found at {BUNDLE.parent}")
+needs_model = pytest.mark.usefixtures("shipped_bundle")   # committed: missing or broken fails, never skips
 
 
 # --- images the tests make ---------------------------------------------------------------
@@ -57,7 +54,7 @@ def _fake_module():
     from pneumo.errors import NothingToReadError, UnsupportedImageError
     from pneumo.inference.case import Case, Explanation, Result
     from pneumo.inference.decision_rule import label_of
-    from pneumo.inference.intended_use import KERMANY_CHILDREN
+    from pneumo.inference.intended_use import KERMANY_CHILDREN, OUTSIDE, FilmReading, assess
 
     class Predictor:
         name, version, threshold = "fake", "0", 0.5
@@ -75,19 +72,22 @@ def _fake_module():
             img = float(case.image.pixels.mean()) if case.image is not None else 0.5
             return float(np.clip(0.2 + 0.3 * img + 0.03 * (wbc - 7), 0.01, 0.99))
 
-        def explain(self, case, **kw):
+        def explain(self, case, allow_outside=True, **kw):
             if case.image is None and not case.has_labs:
                 raise NothingToReadError("nothing to read: no film and no usable lab value")
             if case.image is not None and case.image.meta.was_color and case.image.meta.color_spread > 0.04:
                 raise UnsupportedImageError("a colour image: radiographs are grayscale (a photograph?)")
             p = self._p(case)
-            r = Result(p, label_of(p, 0.5), 0.5, "caution",
+            child_frontal = FilmReading(0.1, 0.9, adult=False, lateral=False)   # the learned check's "a child's film"
+            use = assess(self.population, has_image=case.image is not None, given_age=case.age_years,
+                         film=child_frontal if case.image is not None else None)
+            r = Result(p, label_of(p, 0.5) if allow_outside or use.status != OUTSIDE else "", 0.5, "caution",
                        modalities={"image": case.image is not None, "labs": case.has_labs},
                        modality_contribution={"image": 0.3, "labs": p - 0.3 - (p - 0.35)},
                        warnings=["unusual aspect ratio 1.25 for a chest film"],
                        model={"name": "fake", "version": "0", "weights_sha256": "0" * 64},
                        image_digest=pixel_digest(case.image.pixels) if case.image is not None else None,
-                       intended_use="within", intended_use_reason="the age given is within 1-5 years",
+                       intended_use=use.status, intended_use_reason=use.reason,
                        baseline=p - 0.35, uncertainty={"members": [p], "agree": True, "spread": 0.0,
                                                        "words": "a single model: no spread to measure"})
             r.modality_contribution = {"image": 0.3, "labs": 0.05}
@@ -104,8 +104,8 @@ def _fake_module():
                            for t in self.panel]
             return Explanation(r, heat, None, shap, p - sum(shap.values()), display, r.modality_contribution)
 
-        def predict(self, case, **kw):
-            return self.explain(case).result
+        def predict(self, case, allow_outside=True, **kw):
+            return self.explain(case, allow_outside=allow_outside).result
 
         def what_if(self, case, changes):
             p = self._p(case, changes)
@@ -201,6 +201,24 @@ def test_second_opinion_scores_a_film_with_labs(fake_predictor, home):
     at.slider[0].set_value(0.8).run()
     assert CaseLog().count() == 2
     assert CaseLog().recent()["origin"].tolist() == ["app", "app"]
+
+
+def test_a_case_outside_the_intended_use_gives_no_opinion_unless_asked(fake_predictor, home):
+    """An adult's age: no verdict and no number, the reason first; the number only behind "show anyway"."""
+    at = _app()
+    at.file_uploader[0].upload("film.png", chest_like_png(), "image/png")
+    at.number_input(key="age").set_value(45.0).run()
+    assert not at.exception, at.exception
+    assert "No second opinion" in _texts(at, "error") and "an age outside" in _texts(at, "error")
+    assert "P(pneumonia)" not in _texts(at, "markdown") and "class='pneumo-result" not in _texts(at, "markdown")
+    from pneumo.service.case_log import CaseLog
+    assert CaseLog().recent()["intended_use"].tolist() == ["outside"]
+    at.toggle(key="show_outside").set_value(True).run()
+    assert not at.exception, at.exception
+    assert "Not validated" in _texts(at, "warning") and "P(pneumonia)" in _texts(at, "markdown")
+    at.number_input(key="age").set_value(3.0).run()       # a child's age: the opinion, no warning of it
+    assert "No second opinion" not in _texts(at, "error") and "Not validated" not in _texts(at, "warning")
+    assert "Within the intended use" in _texts(at, "caption")
 
 
 def test_what_if_moves_the_probability(fake_predictor, home):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -15,43 +14,50 @@ from pneumo.cli.batch import main
 from pneumo.data.imaging import pixel_digest
 from pneumo.data.labs import default_panel
 from pneumo.errors import ManifestError, UnsupportedImageError
+from pneumo.inference.case import Case, Result
+from pneumo.inference.intended_use import KERMANY_CHILDREN, OUTSIDE, FilmReading, assess
 from pneumo.service.batch import ADDED, _Progress, read_header, run_batch
 from pneumo.service.case_log import CaseLog
 
 
-@dataclass
-class FakeResult:
-    probability: float
-    label: str
-    threshold: float = 0.5
-    band: str = "clear"
-    validity: str = "accept"
-    warnings: list = field(default_factory=list)
-    modality_contribution: dict = field(default_factory=lambda: {"image": 0.1, "labs": 0.0})
-    model: dict = field(default_factory=lambda: {"name": "fake", "version": "0.0.1", "weights_sha256": "0" * 64})
-    image_digest: str | None = None
+CHILD_FRONTAL = FilmReading(0.1, 0.9, adult=False, lateral=False)   # what the learned check says of a child's film
+
+
+def FakeResult(probability: float, label: str, **fields) -> Result:  # noqa: N802 - test_failures imports this name
+    """The real Result (pneumo.inference.case), filled as a stand-in model fills it."""
+    fields.setdefault("model", {"name": "fake", "version": "0.0.1", "weights_sha256": "0" * 64})
+    fields.setdefault("modality_contribution", {"image": 0.1, "labs": 0.0})
+    fields.setdefault("modalities", {"image": True, "labs": False})
+    return Result(probability, label, fields.pop("threshold", 0.5), fields.pop("band", "clear"), **fields)
 
 
 class FakePredictor:
-    """Probability = mean pixel; a near-black film is refused like a non-radiograph."""
+    """Probability = mean pixel; a near-black film is refused like a non-radiograph; the intended use
+    is judged by the real rule (pneumo.inference.intended_use.assess) on the manifest's age."""
 
     def __init__(self):
         self.panel = default_panel()
+        self.population = KERMANY_CHILDREN
         self.many_calls: list[int] = []
         self.seen_labs: list[dict | None] = []
 
-    def predict(self, case) -> FakeResult:
+    def predict(self, case: Case, *, allow_outside: bool = True) -> Result:
         if case.image is not None and float(case.image.pixels.mean()) < 0.02:
             raise UnsupportedImageError("image is almost black; not a chest radiograph")
         self.seen_labs.append(None if case.labs is None else dict(case.labs.values))
         p = float(case.image.pixels.mean()) if case.image is not None else 0.5
         warnings = [] if case.labs is not None else ["no labs given"]
-        return FakeResult(p, "PNEUMONIA" if p >= 0.5 else "NORMAL", warnings=warnings,
+        use = assess(self.population, has_image=case.image is not None, given_age=case.age_years,
+                     film=CHILD_FRONTAL if case.image is not None else None)
+        label = "PNEUMONIA" if p >= 0.5 else "NORMAL"
+        return FakeResult(p, label if allow_outside or use.status != OUTSIDE else "", warnings=warnings,
+                          modalities={"image": case.image is not None, "labs": case.has_labs},
+                          intended_use=use.status, intended_use_reason=use.reason,
                           image_digest=None if case.image is None else pixel_digest(case.image.pixels))
 
-    def predict_many(self, cases) -> list[FakeResult]:
+    def predict_many(self, cases: list[Case], *, allow_outside: bool = True) -> list[Result]:
         self.many_calls.append(len(cases))
-        return [self.predict(c) for c in cases]
+        return [self.predict(c, allow_outside=allow_outside) for c in cases]
 
 
 def write_png(path: Path, seed: int, size: int = 128, level: float | None = None) -> None:
@@ -288,3 +294,23 @@ def test_predict_many_returning_errors_in_place(tmp_path):
     got = read_out(tmp_path / "o.csv")
     assert pred.many_calls == [5] and (s.scored, s.errors) == (4, 1) and log.count() == 4
     assert "black" in got[2]["error"] and got[2]["probability"] == ""
+
+
+def test_a_case_outside_the_intended_use_has_no_label_unless_asked(tmp_path):
+    """The manifest's age puts a row outside the intended use: its probability, no label (the rule on
+    every surface), its verdict in OUT and in the case log; --allow-outside gives the label too."""
+    for i in range(3):
+        write_png(tmp_path / f"{i}.png", i, level=0.6)
+    write_manifest(tmp_path / "m.csv", [{"image_path": "0.png", "age": "45"}, {"image_path": "1.png", "age": "3"},
+                                        {"image_path": "2.png", "age": ""}])
+    log = CaseLog(tmp_path / "c.sqlite")
+    run_batch(tmp_path / "m.csv", tmp_path / "o.csv", predictor=FakePredictor(), log=log, progress=False)
+    adult, child, no_age = read_out(tmp_path / "o.csv")
+    assert (adult["intended_use"], adult["label"], adult["error"]) == ("outside", "", "")
+    assert float(adult["probability"]) == pytest.approx(0.6, abs=0.01)
+    assert (child["intended_use"], child["label"]) == ("within", "PNEUMONIA")
+    assert (no_age["intended_use"], no_age["label"]) == ("within", "PNEUMONIA")
+    assert sorted(log.recent()["intended_use"]) == ["outside", "within", "within"]
+    run_batch(tmp_path / "m.csv", tmp_path / "all.csv", predictor=FakePredictor(), progress=False, allow_outside=True)
+    assert [r["label"] for r in read_out(tmp_path / "all.csv")] == ["PNEUMONIA"] * 3
+

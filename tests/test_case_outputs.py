@@ -23,9 +23,9 @@ from pneumo.inference.case import Case, Result
 from pneumo.present.case_outputs import dataset_bytes, dicom_outputs
 from pneumo.present.explanation_files import write_explanation
 
-from test_cli import HAS_MODEL, run_cli
+from test_cli import needs_model, run_cli
 
-pytestmark = pytest.mark.skipif(not HAS_MODEL, reason="no shipped model bundle")
+pytestmark = needs_model
 STANDARD = {"report.html", "report.pdf", "sr.dcm", "gradcam.dcm", "diagnostic-report.json"}
 
 

@@ -14,8 +14,7 @@ from PIL import Image
 from pneumo import config
 
 ROOT = Path(__file__).resolve().parent.parent
-HAS_MODEL = (config.default_model_dir() / "bundle.json").exists()
-needs_model = pytest.mark.skipif(not HAS_MODEL, reason="no shipped model bundle yet")
+needs_model = pytest.mark.usefixtures("shipped_bundle")   # fails, never skips, without the committed bundle
 
 
 def run_cli(*args, home):

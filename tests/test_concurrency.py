@@ -13,11 +13,9 @@ import pytest
 
 from pneumo import config
 
-BUNDLE = config.default_model_dir() / "bundle.json"
 THREADS, ROUNDS, BATCH, FILMS = 8, 2, 12, 24     # 24 distinct films > the cache's max(16, batch)
 
-pytestmark = [pytest.mark.data,
-              pytest.mark.skipif(not BUNDLE.is_file(), reason=f"shipped model not found at {BUNDLE.parent}")]
+pytestmark = [pytest.mark.data, pytest.mark.usefixtures("shipped_bundle")]
 
 
 @pytest.fixture(scope="module")

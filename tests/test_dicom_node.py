@@ -18,9 +18,8 @@ from dicom_support import PHI, cr_dataset
 from orthanc_support import ORTHANC_AET, Orthanc, free_port
 from pneumo import config
 from pneumo.service.dicom_node import CR, DOES_NOT_MATCH, NOT_SUPPORTED, OUT_OF_RESOURCES, SUCCESS, Destination
-from test_cli import HAS_MODEL, assert_one_line_error, run_cli
+from test_cli import assert_one_line_error, needs_model, run_cli
 
-needs_model = pytest.mark.skipif(not HAS_MODEL, reason="no shipped model bundle")
 SR_CLASS, SC_CLASS = "1.2.840.10008.5.1.4.1.1.88.34", "1.2.840.10008.5.1.4.1.1.7"
 NODE_AET = "PNEUMO"
 
@@ -68,6 +67,17 @@ def _wait_for(orthanc: Orthanc, study_uid: str, classes: set[str], seconds: floa
             return found
         time.sleep(0.5)
     raise AssertionError(f"not in Orthanc after {seconds} s: {classes}")
+
+
+def _library_probability(ds) -> float:
+    """What the Predictor (LiteRT, as the node loads it) gives the same film, outside use unlabelled as on the node."""
+    from pneumo.inference.predictor import Case, Predictor
+    from pneumo.present.case_outputs import dataset_bytes
+
+    predictor = Predictor.load()
+    result = predictor.predict(Case.from_sources(dataset_bytes(ds), None, panel=predictor.panel), allow_outside=False)
+    assert result.intended_use == "within" and result.label, result.intended_use_reason
+    return result.probability
 
 
 @pytest.fixture
@@ -119,7 +129,8 @@ def test_the_node_scores_a_cr_film_into_its_own_study_in_orthanc(pacs_and_node):
     sr = hd.sr.srread(io.BytesIO(orthanc.get(f"/instances/{sr_id}/file", raw=True)))
     assert sr.PatientID == PHI["PatientID"] and sr.StudyInstanceUID == film.StudyInstanceUID
     items = {i.ConceptNameCodeSequence[0].CodeMeaning: i for i in sr.ContentSequence[-1].ContentSequence[-1].ContentSequence}
-    assert 0.0 <= float(items["Calibrated probability of pneumonia"].MeasuredValueSequence[0].NumericValue) <= 1.0
+    probability = float(items["Calibrated probability of pneumonia"].MeasuredValueSequence[0].NumericValue)
+    assert probability == pytest.approx(_library_probability(film), abs=1e-6)   # same bundle and runtime: DS rounding only
     assert items["Source of Measurement"].ReferencedSOPSequence[0].ReferencedSOPInstanceUID == film.SOPInstanceUID
 
     not_read = _wait_for(orthanc, broken.StudyInstanceUID, {SR_CLASS})

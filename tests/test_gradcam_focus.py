@@ -11,9 +11,7 @@ import pytest
 from pneumo import config
 from pneumo.explain import attribution as explain
 
-HAS_MODEL = (config.default_model_dir() / "bundle.json").exists()
-pytestmark = [pytest.mark.data, pytest.mark.slow,
-              pytest.mark.skipif(not HAS_MODEL, reason="no shipped model bundle")]
+pytestmark = [pytest.mark.data, pytest.mark.slow, pytest.mark.usefixtures("shipped_bundle")]
 N_CASES = 24
 
 

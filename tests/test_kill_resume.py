@@ -1,8 +1,7 @@
 """Kill a real batch process with SIGKILL mid-run, resume it, and count: every manifest row
 present once in OUT, and one case-log row per scored case (none twice).
 
-Uses `python -m pneumo batch` with the shipped model when models/pneumo-fusion/bundle.json
-exists; until then a tiny driver runs pneumo.service.batch.run_batch with a slow fake predictor.
+Uses `python -m pneumo batch` with the shipped model (committed: without it the test fails).
 """
 from __future__ import annotations
 
@@ -11,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from collections import Counter
 from pathlib import Path
@@ -24,38 +22,6 @@ from pneumo import config
 from pneumo.service.case_log import CaseLog
 
 N_IMAGES = 60
-
-_DRIVER = textwrap.dedent("""
-    import sys, time
-    from dataclasses import dataclass, field
-    from pneumo.service.case_log import CaseLog
-    from pneumo.service.batch import run_batch
-    from pneumo.data.labs import default_panel
-
-    @dataclass
-    class Result:
-        probability: float
-        label: str
-        threshold: float = 0.5
-        band: str = "clear"
-        validity: str = "accept"
-        warnings: list = field(default_factory=list)
-        model: dict = field(default_factory=lambda: {"name": "slow-fake", "version": "0"})
-        image_digest: str | None = None
-
-    class SlowFake:
-        panel = default_panel()
-        def predict(self, case):
-            time.sleep(0.04)              # slow enough to be killed mid-run
-            p = float(case.image.pixels.mean())
-            return Result(p, "PNEUMONIA" if p >= 0.5 else "NORMAL")
-        def predict_many(self, cases):
-            return [self.predict(c) for c in cases]
-
-    manifest, out, resume = sys.argv[1], sys.argv[2], sys.argv[3] == "resume"
-    run_batch(manifest, out, predictor=SlowFake(), resume=resume, log=CaseLog(), progress=False,
-              chunk_size=4)
-""")
 
 
 def _write_cohort(root: Path) -> Path:
@@ -78,13 +44,9 @@ def _write_cohort(root: Path) -> Path:
     return manifest
 
 
-def _command(tmp_path: Path, manifest: Path, out: Path, resume: bool) -> list[str]:
-    if (config.default_model_dir() / "bundle.json").exists():
-        return [sys.executable, "-m", "pneumo", "batch", str(manifest), "--out", str(out), "--quiet",
-                *(["--resume"] if resume else [])]
-    driver = tmp_path / "driver.py"
-    driver.write_text(_DRIVER)
-    return [sys.executable, str(driver), str(manifest), str(out), "resume" if resume else "fresh"]
+def _command(manifest: Path, out: Path, resume: bool) -> list[str]:
+    return [sys.executable, "-m", "pneumo", "batch", str(manifest), "--out", str(out), "--quiet",
+            *(["--resume"] if resume else [])]
 
 
 def _data_rows(out: Path) -> list[dict]:
@@ -93,14 +55,14 @@ def _data_rows(out: Path) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_sigkill_then_resume_loses_and_repeats_nothing(tmp_path):
+def test_sigkill_then_resume_loses_and_repeats_nothing(tmp_path, shipped_bundle):
     t0 = time.monotonic()
     data = tmp_path / "data"
     data.mkdir()
     manifest, out, home = _write_cohort(data), tmp_path / "out.csv", tmp_path / "home"
     env = {**os.environ, "PNEUMO_HOME": str(home), "PYTHONPATH": os.pathsep.join(
         filter(None, [str(config.REPO_ROOT), os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.Popen(_command(tmp_path, manifest, out, resume=False), env=env, cwd=config.REPO_ROOT,
+    proc = subprocess.Popen(_command(manifest, out, resume=False), env=env, cwd=config.REPO_ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     killed = False
     while proc.poll() is None and time.monotonic() - t0 < 45:
@@ -119,7 +81,7 @@ def test_sigkill_then_resume_loses_and_repeats_nothing(tmp_path):
     with open(out, "ab") as fh:
         fh.write(last[: len(last) // 2])
 
-    rc = subprocess.run(_command(tmp_path, manifest, out, resume=True), env=env, cwd=config.REPO_ROOT,
+    rc = subprocess.run(_command(manifest, out, resume=True), env=env, cwd=config.REPO_ROOT,
                         capture_output=True, timeout=50).returncode
     assert rc == 0
     rows = _data_rows(out)

@@ -5,12 +5,9 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
+from streamlit.testing.v1 import AppTest
 
 from pneumo import config
-
-pytest.importorskip("streamlit")
-from streamlit.testing.v1 import AppTest  # noqa: E402
 
 MODELS = ("fusion", "image_only", "labs_only", "late_fusion", "gbm_labs")
 REGIMES = ("imbalanced", "adasyn", "class_weight")
@@ -89,7 +86,9 @@ def test_default_is_one_experiment_fusion_and_baselines(monkeypatch, tmp_path):
 
 
 def test_shipped_results_and_bundle_open_readable(monkeypatch, tmp_path):
+    assert (config.REPO_ROOT / "results" / "paper-50-500.json").is_file()   # committed: its absence is a failure
     at = _metrics_page(monkeypatch, tmp_path)          # the repository's own results/ and models/
-    if at.info and "No results yet" in at.info[0].value:
-        pytest.skip("no results or bundle metrics in this checkout")
+    assert not any("No results yet" in i.value for i in at.info), [i.value for i in at.info]
+    assert not at.warning, [w.value for w in at.warning]    # every stored file read
+    assert at.multiselect[0].value == ["paper-50-500"]
     _check_readable_roc(at)

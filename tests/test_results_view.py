@@ -84,8 +84,8 @@ def test_paired_bootstrap_sees_a_real_gain():
 PAPER = config.REPO_ROOT / "results" / "paper-50-500.json"
 
 
-@pytest.mark.skipif(not PAPER.is_file(), reason="results/paper-50-500.json not present")
 def test_bootstrap_agrees_with_the_experiments_stored_comparisons():
+    assert PAPER.is_file(), "results/paper-50-500.json is committed"
     entries = [e for e in res.load_entries(PAPER.parent, PAPER.parent / "no-models") if e.get("experiment") == "paper-50-500"]
     stored = {(c["model"], c["metric"]): c for c in json.loads(PAPER.read_text())["comparisons"]
               if c["regime"] == "adasyn" and c["versus"] == "imbalanced"}

@@ -17,8 +17,6 @@ from pneumo.errors import BundleError
 from pneumo.inference.lite_runner import LiteRunner, load_runner
 from pneumo.models.runtime import CAM_FILE, ENCODER_FILE, RUNTIME_KEY, equalize
 
-SHIPPED = config.default_model_dir()
-
 
 @pytest.fixture(scope="module")
 def exported(tiny_bundle, tmp_path_factory):
@@ -131,8 +129,7 @@ def _no_tensorflow_run(argv):
                           cwd=config.REPO_ROOT)
 
 
-@pytest.mark.skipif(not (SHIPPED / ENCODER_FILE).is_file(), reason="the shipped bundle has no exported runtime")
-def test_predict_explain_and_batch_never_import_tensorflow(tmp_path):
+def test_predict_explain_and_batch_never_import_tensorflow(tmp_path, shipped_bundle):
     film = tmp_path / "film.png"
     Image.fromarray((_films(1, 256)[0, ..., 0] * 255).astype(np.uint8)).save(film)
     run = _no_tensorflow_run(["predict", "--image", str(film), "--json", "--no-log"])

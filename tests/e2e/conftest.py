@@ -18,11 +18,21 @@ import pytest
 
 from pneumo import config
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))      # tests/: the shared helpers
+from dicom_support import in_ci  # noqa: E402
+
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).parent / "artifacts"
 APP_LOG: list[Path] = []  # the running app's log, quoted when a browser test fails
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def missing(what: str, how: str) -> None:
+    """A browser-test prerequisite is absent: a failure in CI (as Orthanc and pdftotext are), else a skip."""
+    if in_ci():
+        pytest.fail(f"CI requires {what} ({how})")
+    pytest.skip(f"{what} not installed ({how})")
 
 
 def _free_port() -> int:
@@ -69,7 +79,7 @@ def write_demo_results(folder: Path) -> None:
 def app_url(tmp_path_factory):
     """Start the app once for the session; yield its URL; stop it."""
     if shutil.which("streamlit", path=str(Path(sys.executable).parent)) is None:
-        pytest.skip("streamlit is not installed in this environment")
+        missing("streamlit in this environment", "pip install -r requirements.txt")
     tmp = tmp_path_factory.mktemp("e2e")
     env = dict(os.environ, PNEUMO_HOME=str(tmp / "home"), TF_CPP_MIN_LOG_LEVEL="3")
     if not any(config.results_dir().glob("*.json")):
@@ -110,9 +120,12 @@ def app_url(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
+    try:
+        from playwright import sync_api
+    except ImportError:
+        missing("playwright", "pip install -r requirements.txt")
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"chromium not found at {CHROMIUM} (make system-deps installs it)")
+        missing(f"chromium at {CHROMIUM}", "make system-deps installs it")
     with sync_api.sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b

@@ -6,12 +6,10 @@ import re
 
 import pytest
 
-from pneumo import config
 from pneumo.present import app_support as sup
 
 pytestmark = pytest.mark.e2e
-BUNDLE = config.default_model_dir() / "bundle.json"
-needs_model = pytest.mark.skipif(not BUNDLE.is_file(), reason=f"shipped model not found at {BUNDLE.parent}")
+needs_model = pytest.mark.usefixtures("shipped_bundle")   # committed: missing or broken fails, never skips
 MODEL_WAIT = 120_000  # ms: the first case also waits for TensorFlow and the model to load
 
 
@@ -115,18 +113,18 @@ def test_other_pages_render(page, app_url, shot):
         shot(page, f"05-{path}")
 
 
+@needs_model
 @pytest.mark.data
 def test_example_case_on_a_narrow_window(page, app_url, shot):
     page.set_viewport_size({"width": 420, "height": 860})
     _open(page, app_url)
     page.get_by_role("button", name="Load an example case").click()
     page.get_by_text("Semi-real example").first.wait_for()
-    if BUNDLE.is_file():
-        page.get_by_text("P(pneumonia)").first.wait_for(timeout=MODEL_WAIT)
-        page.locator(".js-plotly-plot").nth(1).wait_for()       # the probability bar and the SHAP bars
-        page.locator("[data-testid='stImage'] img").nth(1).wait_for()
-        verdict = page.locator(".pneumo-result").first.bounding_box()
-        assert verdict["y"] + verdict["height"] <= 860       # the answer is on the first screen
+    page.get_by_text("P(pneumonia)").first.wait_for(timeout=MODEL_WAIT)
+    page.locator(".js-plotly-plot").nth(1).wait_for()       # the probability bar and the SHAP bars
+    page.locator("[data-testid='stImage'] img").nth(1).wait_for()
+    verdict = page.locator(".pneumo-result").first.bounding_box()
+    assert verdict["y"] + verdict["height"] <= 860       # the answer is on the first screen
     # one column: nothing wider than the window, the sidebar folded away
     assert page.evaluate("document.documentElement.scrollWidth") <= 420 + 1
     assert all(box["x"] >= 0 and box["x"] + box["width"] <= 420 + 1
