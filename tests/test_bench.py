@@ -62,3 +62,20 @@ def test_sample_images_falls_back_to_synthetic(tmp_path, monkeypatch):
     monkeypatch.setenv("PNEUMO_DATA_DIR", str(tmp_path / "nothing"))
     images, source = bench.sample_images(4, tmp_path / "img")
     assert source.startswith("synthetic") and len(images) == 4 and all(p.is_file() for p, _ in images)
+
+
+def test_guards_part_measures_what_the_tests_no_longer_time(tmp_path, tiny_bundle, capsys):
+    """The wall-clock bounds the tests dropped (auth, hostile images, image and labs fuzz) are in the bench JSON."""
+    out = tmp_path / "bench.json"
+    assert bench_cli.main(["--model", str(tiny_bundle), "--parts", "guards", "--out", str(out)]) == 0
+    guards = json.loads(out.read_text())["parts"]["guards"]
+    assert set(guards) == {"auth", "image_refusal", "image_fuzz", "labs_fuzz"}
+    assert guards["auth"]["known_s"] > 0 and guards["auth"]["unknown_s"] > 0 and guards["auth"]["ratio"] > 0
+    assert guards["image_refusal"]["n"] >= 10 and guards["image_refusal"]["accepted"] == []
+    assert guards["image_fuzz"]["n"] == 200 and 0 < guards["image_fuzz"]["max_s"]
+    assert guards["labs_fuzz"]["n"] == 300 and guards["labs_fuzz"]["seconds"] > 0
+    assert "guards" in bench.DEFAULT_PARTS.split(",")
+    table = capsys.readouterr().out
+    for row in ("sign-in: wrong password", "slowest hostile image refusal", "slowest image fuzz input",
+                "labs fuzz, all inputs"):
+        assert row in table and f"| {row}" in table, row

@@ -130,7 +130,7 @@ def test_the_node_scores_a_cr_film_into_its_own_study_in_orthanc(pacs_and_node):
     assert sr.PatientID == PHI["PatientID"] and sr.StudyInstanceUID == film.StudyInstanceUID
     items = {i.ConceptNameCodeSequence[0].CodeMeaning: i for i in sr.ContentSequence[-1].ContentSequence[-1].ContentSequence}
     probability = float(items["Calibrated probability of pneumonia"].MeasuredValueSequence[0].NumericValue)
-    assert probability == pytest.approx(_library_probability(film), abs=1e-6)   # same bundle and runtime: DS rounding only
+    assert probability == pytest.approx(_library_probability(film), abs=1e-6)   # same bundle, same runtime
     assert items["Source of Measurement"].ReferencedSOPSequence[0].ReferencedSOPInstanceUID == film.SOPInstanceUID
 
     not_read = _wait_for(orthanc, broken.StudyInstanceUID, {SR_CLASS})

@@ -5,7 +5,6 @@ inputs are small so the whole file runs in well under 30 s."""
 from __future__ import annotations
 
 import io
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,6 @@ from pneumo.qa.hostile_bytes import dicom_bytes
 
 FUZZ = settings(max_examples=300, deadline=None, derandomize=True, database=None,
                 suppress_health_check=list(HealthCheck))
-PER_INPUT_SECONDS = 3.0  # a "hang" is anything slower than this on a tiny input
 
 
 def _encode(img: Image.Image, fmt: str, **kw) -> bytes:
@@ -66,7 +64,7 @@ MAGICS = [b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*", b"GIF89
 
 
 def check(data: bytes) -> None:
-    start = time.perf_counter()
+    """A valid XRay or an ImageError (how quickly: `pneumo bench`, guards; the timeout guards a hang)."""
     try:
         xray = read_image(data)
     except ImageError as err:
@@ -79,7 +77,6 @@ def check(data: bytes) -> None:
         assert pixels.shape == (xray.meta.height, xray.meta.width)
         assert np.isfinite(pixels).all() and pixels.min() >= 0 and pixels.max() <= 1
         assert 0 <= xray.meta.color_spread <= 1
-    assert time.perf_counter() - start < PER_INPUT_SECONDS
 
 
 def test_seeds_are_valid():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -39,8 +38,8 @@ def dicom(rows=96, cols=128, *, modality="DX", photometric="MONOCHROME2", sample
 
 
 def refused(data, error=ImageError, match: str = "", **kw) -> str:
-    """Assert a refusal of exactly this kind, quickly, with a one-line message; return it."""
-    start = time.perf_counter()
+    """Assert a refusal of exactly this kind with a one-line message; return it (how quickly it
+    comes: `python -m pneumo bench --parts guards`, not a wall-clock assert on a shared machine)."""
     with pytest.raises(error) as err:
         read_image(data, **kw)
     message = str(err.value)
@@ -48,7 +47,6 @@ def refused(data, error=ImageError, match: str = "", **kw) -> str:
     assert match.lower() in message.lower(), message
     if error is ImageError:
         assert not isinstance(err.value, UnsupportedImageError), message
-    assert time.perf_counter() - start < 2.0
     for ident in ("DOE", "JANE", "123456"):
         assert ident not in message
     return message
@@ -150,8 +148,7 @@ def test_truncated_dicom_file():
 @pytest.mark.parametrize("name, code", [("CT_small.dcm", "CT"), ("MR_small.dcm", "MR")])
 def test_ct_and_mr_are_refused(name, code):
     path = PYDICOM_FILES / name
-    if not path.is_file():
-        pytest.skip(f"{name} does not ship with this pydicom")
+    assert path.is_file(), f"pydicom {pydicom.__version__} no longer ships {name}"   # pinned: it does
     refused(path, UnsupportedImageError, match=f"modality is {code}")
 
 

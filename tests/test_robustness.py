@@ -236,7 +236,8 @@ def test_recorded_test_reports_match_the_films(shipped_bundle):
     x, y = robustness.split_films(rows.iloc[idx], "test", runner.image_size)
     computed = {**robustness.perturbations(runner, x, y)["changes"],
                 "crop 0.7": robustness.field_of_view(runner, x, y, fractions=(0.7,))["fractions"]["0.7"]}
-    recorded = {**metrics["test_perturbations"]["changes"], "crop 0.7": metrics["test_field_of_view"]["fractions"]["0.7"]}
+    recorded = {**metrics["test_perturbations"]["changes"],
+                "crop 0.7": metrics["test_field_of_view"]["fractions"]["0.7"]}
     assert metrics["test_perturbations"]["n"] == len(rows) and metrics["test_perturbations"]["n_pos"] == total[1]
     assert metrics["test_perturbations"]["threshold"] == pytest.approx(runner.calibration_for("image_only")[1])
     assert set(computed) == set(recorded)
@@ -244,7 +245,7 @@ def test_recorded_test_reports_match_the_films(shipped_bundle):
     for name, r in recorded.items():
         for metric in ("specificity", "sensitivity", "roc_auc"):
             tol = 4 * _sampling_sd(r[metric], metric, n, total) + 1e-9
-            assert abs(computed[name][metric] - r[metric]) <= tol, (name, metric, computed[name][metric], r[metric], tol)
+            assert abs(computed[name][metric] - r[metric]) <= tol, (name, metric, computed[name][metric], r[metric])
 
     base = recorded["as given"]["roc_auc"]
     for name in ("brighter (gamma 0.7)", "darker (gamma 1.4)"):

@@ -72,7 +72,8 @@ def cli_views(kermany_test_films, tmp_path_factory):
                        ("labs_only", ("--labs", labs))):
         proc = run_cli("predict", *args, "--json", "--no-log", home=home)
         assert proc.returncode == 0, proc.stderr[-2000:]
-        out[view] = (json.loads(proc.stdout), film if "--image" in args else None, PARTIAL_PANEL if "--labs" in args else None)
+        out[view] = (json.loads(proc.stdout), film if "--image" in args else None,
+                     PARTIAL_PANEL if "--labs" in args else None)
     return out
 
 

@@ -5,7 +5,9 @@ to the first prediction), case (one warm case, step by step, median/p95 over --n
 images), batch (the CLI batch path over the Kermany test split, cases/s and peak RSS), memory
 (peak RSS of a process doing what the app does with a 3000x3000 DICOM), hostile (the hostile
 input corpus, pneumo.qa.hostile), runtime (LiteRT vs the Keras path vs the PyPI peer, whole processes
-side by side, pneumo.qa.bench_runtime), grid (wall time of `python -m pneumo experiment configs/paper.toml`).
+side by side, pneumo.qa.bench_runtime), guards (the timings tests no longer assert on the wall clock:
+auth's equal work, hostile image refusals, image and labs fuzz; pneumo.qa.bench_guards), grid (wall
+time of `python -m pneumo experiment configs/paper.toml`).
 Writes JSON (--out) and prints a Markdown table with the targets beside the figures.
 """
 from __future__ import annotations
@@ -27,14 +29,15 @@ from pneumo.data.labs import parse_labs
 from pneumo.explain import attribution as explain
 from pneumo.inference.predictor import Case, Predictor
 from pneumo.models.bundle import read_meta
+from pneumo.qa.bench_guards import part_guards
 from pneumo.qa.bench_report import REFERENCE, TARGETS
 from pneumo.qa.bench_runtime import part_runtime
 from pneumo.qa.hostile import run_corpus, summarise
 from pneumo.qa.hostile_bytes import chest_like, dicom_bytes
 from pneumo.service.batch import run_batch
 
-PARTS = ("cold", "case", "batch", "memory", "hostile", "runtime", "grid")
-DEFAULT_PARTS = "cold,case,batch,memory,hostile,runtime"    # the grid takes minutes: ask for it
+PARTS = ("cold", "case", "batch", "memory", "hostile", "runtime", "guards", "grid")
+DEFAULT_PARTS = "cold,case,batch,memory,hostile,runtime,guards"    # the grid takes minutes: ask for it
 CHILD_TAG = "BENCH_JSON "
 EXPLAIN_N = 10       # the whole explain repeats SHAP: time it on the first 10 cases only, to keep the run short
 LABS = {1: "example_labs_pneumonia.csv", 0: "example_labs_normal.csv"}
@@ -348,6 +351,7 @@ def run(model: Path, parts: list[str], n: int, batch_limit: int | None, grid_tim
                       "hostile": lambda: part_hostile(pred, model, work),
                       "runtime": lambda: part_runtime(model, work, sample_images(batch_limit, work / "rt-images")[0],
                                                       _lab_file, repeats, log=log),
+                      "guards": part_guards,
                       "grid": lambda: part_grid(model, work, grid_timeout, grid_config)}[part]()
             report["parts"][part] = result
             log(f"bench: {part} done in {time.perf_counter() - t:.1f} s")

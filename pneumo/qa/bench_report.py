@@ -3,7 +3,8 @@ from __future__ import annotations
 
 TARGETS = {"predict_ms": 10, "predict_gradcam_contribution_ms": 60, "shap_s": 0.5, "cold_s": 10,
            "batch_cases_per_s": 40, "app_rss_mb": 1536, "grid_min": 15,
-           "cold_predict_rss_mb": 400, "batch_peer_over_litert": 3.0, "cold_predict_litert_over_peer": 0.33}
+           "cold_predict_rss_mb": 400, "batch_peer_over_litert": 3.0, "cold_predict_litert_over_peer": 0.33,
+           "auth_known_over_unknown": 2.0, "image_refusal_s": 2.0, "image_fuzz_input_s": 3.0, "labs_fuzz_s": 15.0}
 REFERENCE = ("an open Keras pneumonia classifier on PyPI (Xception 150 px, frozen ImageNet): ~26 images/s, "
              "57 ms single-case, as quoted in the performance issue; not measured by us")
 
@@ -21,6 +22,11 @@ ROWS = (   # (label, part, keys into its JSON, unit, scale, target key, "lower"/
     ("batch process peak RSS", "batch", ("peak_rss_mb",), "MiB", 1, None, ""),
     ("app process peak RSS, 3000x3000 DICOM", "memory", ("peak_rss_mb",), "MiB", 1, "app_rss_mb", "lower"),
     ("experiment grid", "grid", ("wall_s",), "min", 1 / 60, "grid_min", "lower"),
+    ("sign-in: wrong password, known / unknown user (>= 0.5 too)", "guards", ("auth", "ratio"), "x", 1,
+     "auth_known_over_unknown", "lower"),
+    ("slowest hostile image refusal", "guards", ("image_refusal", "max_s"), "s", 1, "image_refusal_s", "lower"),
+    ("slowest image fuzz input", "guards", ("image_fuzz", "max_s"), "s", 1, "image_fuzz_input_s", "lower"),
+    ("labs fuzz, all inputs", "guards", ("labs_fuzz", "seconds"), "s", 1, "labs_fuzz_s", "lower"),
 )
 
 
