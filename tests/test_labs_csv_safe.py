@@ -13,7 +13,7 @@ def test_triggers_are_escaped(cell):
     assert safe_cell(cell) == "'" + cell
 
 
-@pytest.mark.parametrize("cell", ["abc", "140", "", " =1", 3, -2.5, None, "a=b"])
+@pytest.mark.parametrize("cell", ["abc", "140", "", " ok", 3, -2.5, None, "a=b"])
 def test_other_cells_unchanged(cell):
     assert safe_cell(cell) == cell
 

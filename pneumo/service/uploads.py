@@ -14,7 +14,7 @@ import pandas as pd
 
 from pneumo import config
 from pneumo.errors import PneumoError
-from pneumo.service.csv_safe import safe_frame
+from pneumo.service.csv_safe import write_safe_csv
 
 
 def safe_member(name: str) -> PurePosixPath | None:
@@ -95,8 +95,7 @@ def safe_filename(name: str) -> str:
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:
     """CSV for download, with formula-like cells escaped (a spreadsheet will open it)."""
-
-    return safe_frame(frame).to_csv(index=False).encode("utf-8")
+    return write_safe_csv(frame).encode("utf-8")
 
 
 def save_uploads(files: list[tuple[str, bytes]], dest: Path) -> list[str]:
