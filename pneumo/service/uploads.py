@@ -70,13 +70,16 @@ def _extract_zip(data, dest, max_bytes, max_entries, name, written: list[int]) -
             total += info.file_size
             if total > max_bytes:
                 raise UploadError(f"{name} inflates to more than {max_bytes / 1e6:.0f} MB, the limit for one batch")
+            if _clashes(dest, target):
+                raise UploadError(f"{name}: member {info.filename!r} clashes with another member "
+                                  "(a file and a folder of the same name)")
             try:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with zf.open(info) as src, open(target, "wb") as out:
                     shutil.copyfileobj(src, out, 1 << 20)   # ZipExtFile stops at file_size, checks the CRC
             except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError, OSError,
                     ValueError) as err:
-                target.unlink(missing_ok=True)
+                _remove_partial(target)
                 what = "has a bad CRC" if "CRC" in str(err) else "cannot be read"
                 if "encrypt" in str(err).lower():
                     what = "is encrypted"
@@ -84,6 +87,28 @@ def _extract_zip(data, dest, max_bytes, max_entries, name, written: list[int]) -
             n += 1
             written.append(info.file_size)
     return n, refused
+
+
+def _clashes(dest: Path, target: Path) -> bool:
+    """Whether writing `target` meets a file where a folder must be (`a` then `a/b.dcm`) or a
+    folder where the file goes (`a/b.dcm` then `a`)."""
+    if target.is_dir():
+        return True
+    parent = target.parent
+    while parent != dest and parent.is_relative_to(dest):
+        if parent.exists() and not parent.is_dir():
+            return True
+        parent = parent.parent
+    return False
+
+
+def _remove_partial(target: Path) -> None:
+    """Remove a member written in part; what is not a file of ours (a folder, a path under a file) stays."""
+    try:
+        if target.is_file():
+            target.unlink()
+    except OSError:
+        pass
 
 
 def safe_filename(name: str) -> str:
@@ -142,7 +167,14 @@ def unpack_uploads(files: list[tuple[str, bytes]], dest: Path, *, max_files: int
             else:
                 if len(data) > bytes_left:
                     raise UploadError(f"{safe_filename(name)} goes past the size limit for one batch")
-                (dest / safe_filename(name)).write_bytes(data)
+                try:
+                    (dest / safe_filename(name)).write_bytes(data)
+                except IsADirectoryError:     # a zip of this upload made a folder of that name
+                    raise UploadError(f"{safe_filename(name)} clashes with a folder of the same name "
+                                      "from an archive of this upload") from None
+                except OSError as err:
+                    raise UploadError(f"{safe_filename(name)} cannot be saved: "
+                                      f"{err.strerror or type(err).__name__}") from None
                 out.files += 1
                 bytes_left -= len(data)
         except UploadError as err:
