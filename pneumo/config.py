@@ -36,7 +36,7 @@ def home_dir() -> Path:
     env = os.environ.get("PNEUMO_HOME")
     path = Path(env).expanduser() if env else Path.home() / ".pneumo"
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)   # the case log and node queue: health data
     except OSError as err:
         reason = "a file is in the way" if isinstance(err, (FileExistsError, NotADirectoryError)) \
             else (err.strerror or type(err).__name__)
@@ -45,7 +45,18 @@ def home_dir() -> Path:
         raise PneumoError(f"PNEUMO_HOME {path} is not a folder")
     if not os.access(path, os.W_OK | os.X_OK):
         raise PneumoError(f"PNEUMO_HOME {path} is not writable by this user")
+    _owner_only(path)
     return path
+
+
+def _owner_only(path: Path) -> None:
+    """A PNEUMO_HOME of ours that others may enter is tightened to 0700 (best effort)."""
+    try:
+        st = path.stat()
+        if st.st_uid == os.getuid() and st.st_mode & 0o077:
+            path.chmod(st.st_mode & 0o700)
+    except (OSError, AttributeError):   # not ours to change, or no getuid (Windows)
+        pass
 
 
 def default_model_dir() -> Path:
@@ -133,6 +144,29 @@ def users_file() -> Path | None:
     """The sign-in users file (pneumo.service.auth): PNEUMO_USERS_FILE; unset = no sign-in."""
     env = os.environ.get("PNEUMO_USERS_FILE", "").strip()
     return Path(env).expanduser() if env else None
+
+
+def idle_minutes() -> int:
+    """A signed-in browser is signed out after this many minutes without a page run:
+    PNEUMO_IDLE_MINUTES, default 30."""
+    return _positive_int("PNEUMO_IDLE_MINUTES", 30)
+
+
+def session_hours() -> int:
+    """A sign-in lasts at most this many hours, however active: PNEUMO_SESSION_HOURS, default 12."""
+    return _positive_int("PNEUMO_SESSION_HOURS", 12)
+
+
+def sign_in_free_tries() -> int:
+    """Wrong passwords (per user name, and per browser session) before sign-in backs off:
+    PNEUMO_SIGN_IN_FREE_TRIES, default 5."""
+    return _positive_int("PNEUMO_SIGN_IN_FREE_TRIES", 5)
+
+
+def sign_in_max_lock_seconds() -> int:
+    """The longest sign-in lock-out, however many wrong passwords: PNEUMO_SIGN_IN_MAX_LOCK_S,
+    default 900 (15 minutes)."""
+    return _positive_int("PNEUMO_SIGN_IN_MAX_LOCK_S", 900)
 
 
 def inference_threads() -> int:

@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # noqa: BLE001 - the contract is one line, never a traceback
         if os.environ.get("PNEUMO_DEBUG"):
             raise
-        print(f"internal error: {type(err).__name__}: {err} (set PNEUMO_DEBUG=1 for details)",
-              file=sys.stderr)
+        # the type only: an arbitrary exception's text may quote a header value (a patient's name)
+        print(f"internal error: {type(err).__name__}; pneumo could not finish this command "
+              "(set PNEUMO_DEBUG=1 for details)", file=sys.stderr)
         return 1

@@ -8,7 +8,9 @@ import io
 import json
 from pathlib import Path
 
+from pneumo.errors import PneumoError
 from pneumo.present.dicom_capture import gradcam_image, new_study_reference
+from pneumo.present.dicom_header import clean_patient_study
 from pneumo.present.dicom_sr import structured_report
 from pneumo.present.fhir_report import diagnostic_report
 from pneumo.present.pdf_report import render_case_pdf
@@ -21,7 +23,9 @@ SR_FILE, GRADCAM_FILE, PDF_FILE, HTML_FILE, FHIR_FILE = (
 def dicom_outputs(result, overlay, source=None, *, refusal: str | None = None, model: dict | None = None):
     """[(file name, pydicom Dataset)]: gradcam.dcm (when there is an overlay) and sr.dcm.
     source: the film's DICOM header (pneumo.data.dicom_source.source_header) or None; without it
-    the outputs form a new study with no patient data. result None: a refused film (`refusal`)."""
+    the outputs form a new study with no patient data. result None: a refused film (`refusal`).
+    Every patient/study value is made valid for its VR first (pneumo.present.dicom_header)."""
+    source, _ = clean_patient_study(source)
     out = []
     evidence = source
     if overlay is not None:
@@ -62,15 +66,31 @@ def report_files(explanation, pixels=None, *, example_label: str | None = None,
 
 def write_case_outputs(explanation, case, out: Path, *, source=None, population: str | None = None) -> list[Path]:
     """Write the standard outputs into `out`; returns their paths. source: the film's DICOM header."""
-    out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(mode=0o700, parents=True, exist_ok=True)   # a new folder: the DICOM files name the patient
     pixels = case.image.pixels if case.image is not None else None
     files = report_files(explanation, pixels, population=population)
+    failed = None
     if pixels is not None:
-        files.update((name, dataset_bytes(ds)) for name, ds in
-                     dicom_outputs(explanation.result, explanation.overlay, source))
+        try:
+            files.update((name, dataset_bytes(ds)) for name, ds in
+                         dicom_outputs(explanation.result, explanation.overlay, source))
+        except Exception as exc:   # noqa: BLE001 - its text may quote a header value: the type only
+            failed = type(exc).__name__
     written = []
     for name, data in files.items():
-        path = out / name
-        path.write_bytes(data)
-        written.append(path)
+        written.append(write_private(out / name, data))
+    if failed:
+        raise PneumoError(f"{SR_FILE} and {GRADCAM_FILE} could not be made from this film's DICOM header "
+                          f"({failed}); the other outputs were written")
     return written
+
+
+def write_private(path: Path, data: bytes) -> Path:
+    """Write a file only its owner can read (0600 from the start, also when it existed)."""
+    import os
+
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        os.fchmod(fh.fileno(), 0o600)
+        fh.write(data)
+    return path

@@ -14,7 +14,7 @@ from pneumo.present.case_outputs import write_case_outputs
 def write_explanation(explanation, case, out: Path, *, source=None, population: str | None = None) -> list[Path]:
     """overlay.png (Grad-CAM over the film), heatmap.png, explanation.json, then the standard
     outputs; returns the paths. source: the film's DICOM header when the film is DICOM."""
-    out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(mode=0o700, parents=True, exist_ok=True)   # sr.dcm and gradcam.dcm name the patient
     written = []
     if explanation.overlay is not None:
         path = out / "overlay.png"

@@ -27,7 +27,8 @@ from typing import Any, Callable, Iterator
 
 from pneumo.data.cohorts.manifest_csv import IMAGE_PATH, check_manifest, manifest_rows, read_header
 from pneumo.errors import ManifestError, PneumoError
-from pneumo.inference.case import Case
+from pneumo.inference.case import Case, Result
+from pneumo.inference.disclosure import as_asked
 from pneumo.service.batch_output import (ADDED, ROW, OutputError, RowWriter, csv_line, out_cells, out_columns,
                                          start_out)
 from pneumo.service.batch_rows import MAX_ERROR, _error_text, _Item, _lab_columns, _prepare, _score
@@ -94,7 +95,7 @@ class _Progress:
 def _run_on_case(on_case, it: _Item, summary: BatchSummary) -> None:
     try:
         on_case(it.index, it.case, it.result, it.path)
-    except (PneumoError, OSError) as err:
+    except Exception as err:   # noqa: BLE001 - one row's outputs never stop the batch
         summary.outputs_failed += 1
         summary.outputs_error = summary.outputs_error or _error_text(err)
 
@@ -146,6 +147,9 @@ def run_batch(manifest_csv: str | os.PathLike, out_csv: str | os.PathLike, *, ro
         nonlocal log
         if engine is None:
             _score(chunk, predictor)
+        for it in chunk:              # the request, recorded with each case: the CSV and the log agree
+            if it.error is None and isinstance(it.result, Result):
+                it.result = as_asked(it.result, allow_outside)
         if log is not None:           # logged before written: a row redone after a kill replaces its record
             entries = [LogEntry(it.result, it.labs, "batch", summary.batch_id, it.index)
                        for it in chunk if it.error is None and it.result is not None]
