@@ -140,7 +140,7 @@ def test_the_sr_holds_the_answer_and_reads_back_with_highdicom(explained):
     assert items["Operating threshold"] == [pytest.approx(result.threshold)]
     assert items["Contribution of the film to the probability"] == [pytest.approx(result.modality_contribution["image"])]
     assert items["Contribution of the labs to the probability"] == [pytest.approx(result.modality_contribution["labs"])]
-    assert items["Label given by the decision rule"] == [result.label.capitalize()]
+    assert items["Assessment of pneumonia by the decision rule"] == [result.label.capitalize()]
     assert items["Intended use"] == [{"within": "Within the intended use", "outside": "Outside the intended use",
                                       "unknown": "Intended use not established"}[result.intended_use]]
     assert items["Decision rule"] == [result.decision_rule]
@@ -157,7 +157,7 @@ def test_outside_the_intended_use_or_refused_the_sr_says_so_without_a_score(expl
     for r, refusal in ((outside, None), (None, "image refused: not a chest film")):
         sr = dict(dicom_outputs(r, None, source_header(film), refusal=refusal, model=result.model))["sr.dcm"]
         items = sr_items(sr)
-        assert items["Label given by the decision rule"] == ["Undetermined"]
+        assert items["Assessment of pneumonia by the decision rule"] == ["Undetermined"]
         assert "Calibrated probability of pneumonia" not in items and "Operating threshold" not in items
         assert (items["Intended use"] == ["Outside the intended use"]) if r else (
             items["Why the film was not read"] == [refusal])

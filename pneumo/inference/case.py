@@ -72,10 +72,11 @@ class Result:
     baseline: float | None = None                   # P with neither film nor labs
     view: str = "fusion"                            # fusion | image_only | labs_only
     decision_rule: str = RULE
+    outside_allowed: bool = False   # outside the intended use, and the user asked to see it anyway
 
     @property
     def suggested_label(self) -> str:
-        """The label the rule gives, shown or not."""
+        """The label the rule gives, shown or not (what a surface shows: pneumo.inference.disclosure)."""
         return label_of(self.probability, self.threshold)
 
     def to_dict(self) -> dict:

@@ -17,6 +17,7 @@ from pneumo.errors import NothingToReadError, PneumoError, UnsupportedImageError
 from pneumo.explain import attribution as explain
 from pneumo.inference.case import Case, Explanation, ImageState, Result
 from pneumo.inference.decision_rule import band_of, label_of
+from pneumo.inference.disclosure import as_asked, shown
 from pneumo.inference.intended_use import OUTSIDE, IntendedUse, assess
 from pneumo.inference.lite_runner import load_runner
 from pneumo.inference.reference_set import gate_features
@@ -110,10 +111,11 @@ class Predictor:
                       view_position=getattr(meta, "view_position", None), film=state.film,
                       modality=getattr(meta, "modality", None))
 
-    def predict(self, case: Case, *, allow_outside: bool = True) -> Result:
+    def predict(self, case: Case, *, allow_outside: bool = False) -> Result:
         """Raises UnsupportedImageError when the image is refused, NothingToReadError when the
-        case has neither a film nor a usable lab value. allow_outside=False: outside the intended
-        use the label is left empty (the probability is still given)."""
+        case has neither a film nor a usable lab value. Outside the intended use the label is left
+        empty (the probability is still in the Result; what each surface shows of it is
+        pneumo.inference.disclosure's) unless allow_outside: the user asked for this case."""
         return self._scored(case, self._image_state(case), allow_outside)
 
     def _scored(self, case: Case, state: ImageState, allow_outside: bool) -> Result:
@@ -122,7 +124,7 @@ class Predictor:
             raise result
         return result
 
-    def predict_many(self, cases: list[Case], *, allow_outside: bool = True) -> list[Result | PneumoError]:
+    def predict_many(self, cases: list[Case], *, allow_outside: bool = False) -> list[Result | PneumoError]:
         """Batch path: one backbone call for the new images and ONE head call for the four
         modality corners {neither, image, labs, both} of every case (plus each member's answer).
         A case that cannot be scored gets its error in its place; the others are still scored."""
@@ -187,10 +189,9 @@ class Predictor:
                          "(the model treats them as not measured)")
         uncertainty = _uncertainty(p, threshold, members)
         band = band_of(p, threshold, has_warning=bool(warnings), members_agree=uncertainty["agree"])
-        label = label_of(p, threshold)
-        return Result(
+        return as_asked(Result(
             probability=round(p, 6),
-            label=label if allow_outside or use.status != OUTSIDE else "",
+            label=label_of(p, threshold),
             threshold=threshold, band=band,
             modalities={"image": has_image, "labs": has_labs},
             modality_contribution={"image": round(image_step, 6), "labs": round(labs_step, 6)},
@@ -198,7 +199,7 @@ class Predictor:
             out_of_range=list(reading.out_of_range) if reading is not None else [],
             validity=state.verdict.outcome, warnings=warnings, model=self.runner.model_info(),
             image_digest=state.digest, intended_use=use.status, intended_use_reason=use.reason,
-            notes=notes, uncertainty=uncertainty, baseline=round(v_none, 6), view=view)
+            notes=notes, uncertainty=uncertainty, baseline=round(v_none, 6), view=view), allow_outside)
 
     def what_if(self, case: Case, changes: dict) -> dict:
         """The same case with some lab values replaced (None = not measured): its probability
@@ -214,18 +215,19 @@ class Predictor:
         return {"probability": p, "label": label_of(p, self.threshold), "threshold": self.threshold, "view": view}
 
     def explain(self, case: Case, *, shap: bool = True, gradcam: bool = True,
-                allow_outside: bool = True) -> Explanation:
+                allow_outside: bool = False) -> Explanation:
         state = self._image_state(case)          # one digest, one set of checks per case
         result = self._scored(case, state, allow_outside)
         labs_row = self._lab_row(case)
         heat = over = None
-        if gradcam and state.x is not None:
+        show = shown(result)       # outside the intended use and not asked: no heat map, no lab bars
+        if gradcam and show.gradcam and state.x is not None:
             coarse = self.runner.grad_cam(state.x, labs_row)
             film = explain.shrink_to(case.image.pixels, EXPLAIN_MAX_SIDE)   # a 49 MP film: not 2 GB of maps
             heat = explain.upsample_heat(coarse, *film.shape)
             over = explain.overlay(film, heat)
         shap_values, shap_base = {}, result.probability
-        if shap and result.modalities["labs"]:
+        if shap and show.probability is not None and result.modalities["labs"]:
             e, l = self._embeddings_or_zeros(state.early, state.late)
 
             def f(matrix):

@@ -10,6 +10,8 @@ from typing import Iterable
 import pandas as pd
 
 from pneumo import config
+from pneumo.inference.disclosure import shown
+from pneumo.inference.intended_use import OUTSIDE
 from pneumo.present.lab_display import fmt_number, ref_text
 
 DISCLAIMER = "Research and decision support only — not a diagnosis."
@@ -56,10 +58,19 @@ def history_frame(frame: pd.DataFrame) -> pd.DataFrame:
     out["Outcome"] = col("outcome").fillna("scored")
     out["Image"] = col("image_digest", "digest").map(lambda d: (str(d)[:12] if isinstance(d, str) and d else "—"))
     out["Inputs"] = col("inputs")
-    out["P(pneumonia)"] = pd.to_numeric(col("probability"), errors="coerce").round(3)
-    out["Label"] = col("label").map(lambda v: v if isinstance(v, str) and v else "—")
-    out["Threshold"] = pd.to_numeric(col("threshold"), errors="coerce").round(3)
-    out["Intended use"] = col("intended_use")
+    # what the case showed when it was scored (pneumo.inference.disclosure): an outside case shows
+    # no number unless the user asked for that case, and never a label word
+    p = pd.to_numeric(col("probability"), errors="coerce").round(3)
+    threshold = pd.to_numeric(col("threshold"), errors="coerce").round(3)
+    shows = [shown({"probability": v, "threshold": t, "intended_use": u, "outside_allowed": a is True or a == 1})
+             if u == OUTSIDE else None
+             for v, t, u, a in zip(p, threshold.fillna(0.5), col("intended_use"), col("outside_allowed"))]
+    out["P(pneumonia)"] = [None if s is not None and s.probability is None else v for s, v in zip(shows, p)]
+    out["Label"] = [v if (s is None or s.verdict_colour) and isinstance(v, str) and v else "—"
+                    for s, v in zip(shows, col("label"))]
+    out["Threshold"] = threshold
+    out["Intended use"] = [u if s is None else "outside (number shown on request)" if s.asked
+                           else "outside: no opinion given" for s, u in zip(shows, col("intended_use"))]
     out["Validity"] = col("validity")
     out["Warnings"] = col("warnings").map(lambda w: "; ".join(map(str, w)) if isinstance(w, list) else "")
     out["Model"] = col("model_version", "model", "version")

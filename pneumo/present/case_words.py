@@ -4,6 +4,7 @@ attribution story (baseline -> film -> labs, the lab bars splitting the last ste
 uncertainty band means. Plain strings; no screen code."""
 from __future__ import annotations
 
+from pneumo.inference.disclosure import shown
 from pneumo.models.names import inputs_words
 
 BANDS = {
@@ -25,13 +26,26 @@ def rule_sentence(threshold: float) -> str:
             "balance sensitivity and specificity.")
 
 
-def verdict_line(result) -> str:
-    """'PNEUMONIA · P(pneumonia) 0.84 (threshold 0.52) · clear', or why no label is given."""
-    if not result.label:
-        return ("No second opinion: this case is outside the model's intended use. "
-                + capital(result.intended_use_reason) + ".")
-    return (f"{result.label} · P(pneumonia) {result.probability:.2f} "
+def verdict_line(result, allow_outside: bool | None = None) -> str:
+    """'PNEUMONIA · P(pneumonia) 0.84 (threshold 0.52) · clear'; outside the intended use the reason
+    first, and the number (never the label word) only when asked for this case (pneumo.inference.disclosure).
+    allow_outside None: the request recorded with the result."""
+    s = shown(result, allow_outside)
+    if s.outside:
+        return outside_line(s.lead_reason) + (" " + number_on_request(result) if s.probability is not None else "")
+    return (f"{s.label} · P(pneumonia) {s.probability:.2f} "
             f"(threshold {result.threshold:.2f}) · {result.band}")
+
+
+def outside_line(reason: str) -> str:
+    """Why there is no second opinion, said before any number."""
+    return "No second opinion: this case is outside the model's intended use. " + capital(reason) + "."
+
+
+def number_on_request(result) -> str:
+    """The number of an outside case the user asked to see: no label word, no verdict."""
+    return (f"Shown on request, not validated for this case: P(pneumonia) {result.probability:.2f} "
+            f"(threshold {result.threshold:.2f}); not a second opinion.")
 
 
 def band_meaning(band: str) -> str:

@@ -1,10 +1,13 @@
 """sr.dcm: the case's answer as a DICOM Comprehensive 3D SR holding a TID 1500 measurement report
-(highdicom): the probability, the threshold and the rule, the label, the intended-use verdict,
+(highdicom): the probability, the threshold and the rule, an assessment of pneumonia coded by
+its result (Pneumonia, Normal or Undetermined; no finding type asserts pneumonia of every case), the intended-use verdict,
 each modality's contribution, the model (name, version, weights sha256) and the source film.
-A case outside the intended use, or a refused film, gets a report that says so and no score.
+A case outside the intended use (pneumo.inference.disclosure), or a refused film, gets a report that
+says why first and no score; an outside case the user asked to see carries the number, never a label.
 Patient and study come from the evidence (the film's header, or the new-study overlay)."""
 from __future__ import annotations
 
+from pneumo.inference.disclosure import shown
 from pneumo.present import case_words as words
 from pneumo.present.app_support import DISCLAIMER
 
@@ -21,7 +24,7 @@ def _concepts():
 
     return {
         "procedure": C("399208008", "SCT", "Plain chest X-ray"),
-        "label": own("LABEL", "Label given by the decision rule"),
+        "label": own("PNA-A", "Assessment of pneumonia by the decision rule"),
         "pneumonia": C("233604007", "SCT", "Pneumonia"),
         "normal": C("17621005", "SCT", "Normal"),
         "undetermined": C("373068000", "SCT", "Undetermined"),
@@ -62,9 +65,9 @@ def structured_report(result, evidence, *, source=None, refusal: str | None = No
     algorithm = AlgorithmIdentification(
         name=str(model.get("name") or "pneumo"), version=str(model.get("version") or "unknown"),
         parameters=[f"weights sha256 {model.get('weights_sha256') or 'unknown'}"])
-    scored = result is not None and bool(result.label)
+    show = shown(result) if result is not None else None   # the one rule: outside, no score unless asked
     measurements, evaluations = [], []
-    if scored:
+    if show is not None and show.probability is not None:
         for key, value in (("probability", result.probability), ("threshold", result.threshold),
                            ("baseline", result.baseline),
                            ("image_step", result.modality_contribution.get("image")),
@@ -72,7 +75,8 @@ def structured_report(result, evidence, *, source=None, refusal: str | None = No
             if value is not None:
                 measurements.append(Measurement(name=k[key], value=float(value), unit=k["unit"],
                                                 algorithm_id=algorithm))
-        evaluations.append(QualitativeEvaluation(k["label"], k[result.label.lower()]))
+    if show is not None and show.verdict_colour:
+        evaluations.append(QualitativeEvaluation(k["label"], k[show.label.lower()]))
     else:
         evaluations.append(QualitativeEvaluation(k["label"], k["undetermined"]))
     if result is not None:
@@ -80,7 +84,7 @@ def structured_report(result, evidence, *, source=None, refusal: str | None = No
     group = MeasurementsAndQualitativeEvaluations(
         tracking_identifier=TrackingIdentifier(uid=hd.UID(), identifier="pneumo second opinion"),
         algorithm_id=algorithm, measurements=measurements or None,
-        qualitative_evaluations=evaluations, finding_type=k["pneumonia"],
+        qualitative_evaluations=evaluations,     # no finding type: "Finding = Pneumonia" would assert it of every case
         source_images=[SourceImageForMeasurementGroup.from_source_image(source)] if source is not None else None)
     texts = [("verdict", words.verdict_line(result) if result is not None else "No second opinion: the film was not read.")]
     if result is not None:

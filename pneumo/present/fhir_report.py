@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from pneumo.inference.disclosure import shown
 from pneumo.present import case_words as words
 
 LOINC, SNOMED, UCUM = "http://loinc.org", "http://snomed.info/sct", "http://unitsofmeasure.org"
@@ -38,13 +39,15 @@ def diagnostic_report(result, *, created: datetime | None = None, refusal: str |
     created = created or datetime.now(timezone.utc)
     model = dict(model or (result.model if result is not None else {}) or {})
     status = "preliminary"          # a second opinion awaiting the clinician's reading
-    finding = (_concept(SNOMED, "233604007", "Pneumonia") if result is not None and result.label == "PNEUMONIA"
-               else _concept(SNOMED, "17621005", "Normal") if result is not None and result.label == "NORMAL"
+    show = shown(result) if result is not None else None    # the one rule: outside, no score unless asked
+    verdict = show.label if show is not None and show.verdict_colour else None
+    finding = (_concept(SNOMED, "233604007", "Pneumonia") if verdict == "PNEUMONIA"
+               else _concept(SNOMED, "17621005", "Normal") if verdict == "NORMAL"
                else _concept(SNOMED, "373068000", "Undetermined"))
     observations = [_observation("finding", _concept(LOINC, "59776-5", "Procedure findings",
                                                      "Pneumonia second opinion"), status,
                                  valueCodeableConcept=finding)]
-    if result is not None and result.label:
+    if show is not None and show.probability is not None:
         components = [{"code": _concept(LOCAL, key, text), "valueQuantity": _ratio(value)}
                       for key, text, value in (
                           ("threshold", "Operating threshold", result.threshold),

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from pneumo.inference.disclosure import shown
 from pneumo.present import case_words as words
 from pneumo.present.app_support import DISCLAIMER
 from pneumo.present.lab_display import fmt_number, shap_frame
@@ -94,25 +95,33 @@ def render_case_pdf(explanation, original_pixels: np.ndarray | None = None,
     s, r, e = _styles(), explanation.result, escape
     created = created or datetime.now(timezone.utc)
     model = r.model or {}
-    label = str(r.label) or "NOT-READ"
-    colour = {"PNEUMONIA": RED, "NORMAL": GREEN}.get(label, INK)
+    show = shown(r)          # outside the intended use: the reason first, a number only if asked
+    colour = {"PNEUMONIA": RED, "NORMAL": GREEN}.get(show.label, INK) if show.verdict_colour else INK
     width = A4[0] - 36 * mm
-    story = [Paragraph("pneumo — pneumonia second opinion", s["title"]),
-             Paragraph(e(f"Case report, {created.strftime('%Y-%m-%d %H:%M %Z')}"), s["muted"]),
-             Paragraph(f"<b>{e(DISCLAIMER)}</b> The final judgement rests with the clinician who "
-                       "examined the patient.", s["box"])]
+    story = [Paragraph("pneumo — pneumonia second opinion", s["title"])]
+    if show.outside:
+        story.append(Paragraph(e(words.outside_line(show.lead_reason)), s["verdict"]))
+    story += [Paragraph(e(f"Case report, {created.strftime('%Y-%m-%d %H:%M %Z')}"), s["muted"]),
+              Paragraph(f"<b>{e(DISCLAIMER)}</b> The final judgement rests with the clinician who "
+                        "examined the patient.", s["box"])]
     if example_label:
         story.append(Paragraph(e(example_label), s["semi"]))
-    story += [Paragraph("Result", s["h2"]),
-              Paragraph(f"<font color='{colour}'>{e(words.verdict_line(r))}</font>", s["verdict"]),
-              Paragraph(f"P(pneumonia) = {r.probability:.3f}; operating threshold {r.threshold:.3f}.", s["body"]),
-              Paragraph(e(f"{words.intended_use_line(r)} The model was validated on "
+    story.append(Paragraph("Result", s["h2"]))
+    if show.verdict_colour:
+        story.append(Paragraph(f"<font color='{colour}'>{e(words.verdict_line(r))}</font>", s["verdict"]))
+    elif show.asked:
+        story.append(Paragraph(e(words.number_on_request(r)), s["body"]))
+    else:
+        story.append(Paragraph("No number is given for a case outside the intended use.", s["body"]))
+    if show.probability is not None:
+        story.append(Paragraph(f"P(pneumonia) = {r.probability:.3f}; operating threshold {r.threshold:.3f}.", s["body"]))
+    story += [Paragraph(e(f"{words.intended_use_line(r)} The model was validated on "
                           f"{population or 'its training population'} only."), s["body"]),
               Paragraph(e(f"Decision rule: {words.rule_sentence(r.threshold)}"), s["body"]),
-              Paragraph(e(f"Uncertainty: {r.band} ({words.band_meaning(r.band)}); "
-                          f"{(r.uncertainty or {}).get('words', '')}. Validity of the input: {r.validity}. "
-                          f"Inputs given: {words.inputs_given(r)}."), s["body"])]
-    if words.attribution_sentence(r):
+              Paragraph(e(f"Uncertainty: {r.band} ({words.band_meaning(r.band)})"
+                          + (f"; {(r.uncertainty or {}).get('words', '')}" if show.probability is not None else "")
+                          + f". Validity of the input: {r.validity}. Inputs given: {words.inputs_given(r)}."), s["body"])]
+    if show.probability is not None and words.attribution_sentence(r):
         story.append(Paragraph(e(words.attribution_sentence(r)), s["body"]))
     if r.warnings:
         story.append(Paragraph("Warnings", s["h2"]))
@@ -120,7 +129,7 @@ def render_case_pdf(explanation, original_pixels: np.ndarray | None = None,
     story += [Paragraph("• " + e(str(n)), s["muted"]) for n in (getattr(r, "notes", None) or [])]
 
     figures = [(a, cap) for a, cap in ((original_pixels, "The film as read"),
-                                       (overlay, "Grad-CAM: regions that raised the image score (red = more)"))
+                                       (overlay if show.gradcam else None, "Grad-CAM: regions that raised the image score (red = more)"))
                if a is not None]
     if figures:
         story.append(Paragraph("Image", s["h2"]))
@@ -130,7 +139,7 @@ def render_case_pdf(explanation, original_pixels: np.ndarray | None = None,
                            colWidths=[w + 3 * mm] * len(figures), hAlign="LEFT",
                            style=[("VALIGN", (0, 0), (-1, -1), "TOP")]))
 
-    if explanation.shap_values:
+    if explanation.shap_values and show.probability is not None:
         frame = shap_frame(explanation.shap_values, explanation.lab_display or [])
         story.append(Paragraph("Labs and what each contributed (SHAP)", s["h2"]))
         story.append(_table([["Test", "Contribution to P(pneumonia)"]] +

@@ -10,6 +10,7 @@ from html import escape
 import numpy as np
 from PIL import Image
 
+from pneumo.inference.disclosure import shown
 from pneumo.present import case_words as words
 from pneumo.present.app_support import DISCLAIMER
 from pneumo.present.lab_display import fmt_number, shap_frame
@@ -25,7 +26,7 @@ h1{font-size:1.5rem;margin:0 0 4px}h2{font-size:1.1rem;margin:24px 0 8px;color:#
 td,th{border-bottom:1px solid #e6ebf1;padding:4px 8px;text-align:left}
 .figs{display:flex;gap:12px;flex-wrap:wrap}.figs figure{margin:0;flex:1;min-width:260px}
 .figs img{width:100%;border:1px solid #e6ebf1}.muted{color:#5b6776;font-size:.85rem}
-.pos{color:#c0392b}.neg{color:#1f5fa8}
+.pos{color:#c0392b}.neg{color:#1f5fa8}.outside{color:#1c2430}
 """
 
 
@@ -65,17 +66,23 @@ def render_case_report(explanation, original_pixels: np.ndarray | None = None,
     if example_label:
         out.append(f"<div class='semi'>{e(example_label)}</div>")
 
+    show = shown(r)          # outside the intended use: the reason first, a number only if asked
+    if show.outside:
+        out.insert(out.index("<h1>pneumo — pneumonia second opinion</h1>") + 1,
+                   f"<p class='result outside'>{e(words.outside_line(show.lead_reason))}</p>")
     out.append("<h2>Result</h2>")
-    label = str(r.label) or "NOT-READ"
-    out.append(f"<p class='result {e(label)}'>{e(words.verdict_line(r))}</p>")
-    out.append(f"<p>P(pneumonia) = {r.probability:.3f}; operating threshold {r.threshold:.3f}.</p>")
+    out.append(f"<p class='result {e(str(show.label))}'>{e(words.verdict_line(r))}</p>" if show.verdict_colour
+               else f"<p class='result outside'>{e(words.number_on_request(r))}</p>" if show.asked
+               else "<p>No number is given for a case outside the intended use.</p>")
+    if show.probability is not None:
+        out.append(f"<p>P(pneumonia) = {r.probability:.3f}; operating threshold {r.threshold:.3f}.</p>")
     out.append(f"<p>{e(words.intended_use_line(r))} The model was validated on "
                f"{e(population or 'its training population')} only.</p>")
     out.append(f"<p>Decision rule: {e(words.rule_sentence(r.threshold))}</p>")
-    out.append(f"<p>Uncertainty: {e(str(r.band))} ({e(words.band_meaning(r.band))}); "
-               f"{e((r.uncertainty or {}).get('words', ''))}. Validity of the input: {e(str(r.validity))}. "
-               f"Inputs given: {e(words.inputs_given(r))}.</p>")
-    sentence = words.attribution_sentence(r)
+    out.append(f"<p>Uncertainty: {e(str(r.band))} ({e(words.band_meaning(r.band))})"
+               + (f"; {e((r.uncertainty or {}).get('words', ''))}" if show.probability is not None else "")
+               + f". Validity of the input: {e(str(r.validity))}. Inputs given: {e(words.inputs_given(r))}.</p>")
+    sentence = words.attribution_sentence(r) if show.probability is not None else ""
     if sentence:
         out.append(f"<p>{e(sentence)}</p>")
     if r.warnings:
@@ -84,18 +91,19 @@ def render_case_report(explanation, original_pixels: np.ndarray | None = None,
     if getattr(r, "notes", None):
         out.append("<ul>" + "".join(f"<li class='muted'>{e(str(n))}</li>" for n in r.notes) + "</ul>")
 
+    overlay = overlay if show.gradcam else None
     if original_pixels is not None or overlay is not None:
         out.append("<h2>Image</h2><div class='figs'>")
         if original_pixels is not None:
             out.append(f"<figure><img alt='chest X-ray' src='data:image/png;base64,{_png_b64(original_pixels)}'>"
                        "<figcaption class='muted'>The film as read</figcaption></figure>")
-        if overlay is not None:
+        if overlay is not None and show.gradcam:
             out.append(f"<figure><img alt='Grad-CAM overlay' src='data:image/png;base64,{_png_b64(overlay)}'>"
                        "<figcaption class='muted'>Grad-CAM: regions that raised the image score "
                        "(red = more)</figcaption></figure>")
         out.append("</div>")
 
-    if explanation.shap_values:
+    if explanation.shap_values and show.probability is not None:
         frame = shap_frame(explanation.shap_values, explanation.lab_display or [])
         out.append("<h2>Labs and what each contributed (SHAP)</h2><table><tr><th>Test</th>"
                    "<th>Contribution to P(pneumonia)</th></tr>")

@@ -14,7 +14,7 @@ from typing import Any
 
 from pneumo.data.cohorts.manifest_csv import IMAGE_PATH
 from pneumo.errors import ManifestError, PneumoError, one_line
-from pneumo.inference.intended_use import OUTSIDE
+from pneumo.inference.disclosure import shown
 from pneumo.service.csv_safe import safe_cell
 
 ROW = "row"
@@ -143,7 +143,7 @@ def out_cells(it, header: list[str], batch_id: str, allow_outside: bool = False)
     else:
         model = getattr(r, "model", None) or {}
         use = getattr(r, "intended_use", "")
-        label = r.label if allow_outside or use != OUTSIDE else ""   # outside: no label unless asked
+        label = shown(r, allow_outside).label or ""    # the one rule (pneumo.inference.disclosure)
         added = [f"{float(r.probability):.6f}", label, use, f"{float(r.threshold):.6f}",
                  getattr(r, "band", ""), getattr(r, "validity", ""),
                  "; ".join(one_line(w, 200) for w in (getattr(r, "warnings", None) or [])), "",

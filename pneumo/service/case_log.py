@@ -21,6 +21,7 @@ import os
 import sqlite3
 import sys
 from contextlib import closing, contextmanager
+from dataclasses import is_dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterable
@@ -33,7 +34,7 @@ from pneumo.service.case_record import (COLUMNS, ORIGINS, LogEntry, clean_user, 
                                         row_values, utc_stamp)
 from pneumo.service.csv_safe import write_safe_csv
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BUSY_TIMEOUT_MS = 10_000
 
 _SCHEMA_V1 = """
@@ -80,6 +81,13 @@ CREATE TABLE IF NOT EXISTS refusals (
     user    TEXT
 );
 CREATE INDEX IF NOT EXISTS refusals_time ON refusals (time);
+""",
+    # 4: whether the user asked to see this outside-the-intended-use case anyway (1) or not (0).
+    # Older rows never recorded the request, so they count as not asked: an outside row's label,
+    # stored by the app before its gate, is cleared (pneumo.inference.disclosure: no label unless asked).
+    3: """
+ALTER TABLE cases ADD COLUMN outside_allowed INTEGER NOT NULL DEFAULT 0;
+UPDATE cases SET label = '' WHERE intended_use = 'outside';
 """,
 }
 
@@ -191,6 +199,19 @@ class CaseLog:
         except sqlite3.Error as err:
             raise PneumoError(f"cannot write the case log: {err}") from None
         return ids
+
+    def record_outside_request(self, row_id: int, result: Any) -> None:
+        """The user asked, after the case was logged, to see this outside case anyway (the page's
+        per-case "show the number anyway"): the request and the label the rule then gives are stored."""
+        row = row_values(LogEntry(replace(result, outside_allowed=True) if is_dataclass(result)
+                                  else {**result, "outside_allowed": True}, origin="app"))
+        label, allowed = row[COLUMNS.index("label")], row[COLUMNS.index("outside_allowed")]
+        try:
+            with closing(self._connect()) as conn, _write_transaction(conn):
+                conn.execute("UPDATE cases SET label = ?, outside_allowed = ? WHERE id = ? AND intended_use = 'outside'",
+                             (label, allowed, int(row_id)))
+        except sqlite3.Error as err:
+            raise PneumoError(f"cannot write the case log: {err}") from None
 
     def record_refusal(self, reason: str, *, origin: str, user: str | None = None) -> int:
         """Store that a case was refused, with the one-line reason (file names masked) and no

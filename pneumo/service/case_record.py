@@ -14,13 +14,14 @@ from datetime import date, datetime, timezone
 from typing import Any, Mapping
 
 from pneumo.errors import PneumoError
+from pneumo.inference.disclosure import shown
 from pneumo.models.names import inputs_words
 
 ORIGINS = ("app", "cli", "batch")
 
 COLUMNS = ("time", "origin", "image_digest", "labs", "probability", "label", "threshold", "band",
            "validity", "warnings", "contribution", "model_name", "model_version", "weights_sha256",
-           "batch_id", "row_index", "user", "intended_use", "inputs")
+           "batch_id", "row_index", "user", "intended_use", "inputs", "outside_allowed")
 
 # pneumo.service.auth's rule for a sign-in name.
 _USER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
@@ -108,6 +109,14 @@ def row_values(entry: LogEntry) -> tuple:
     if probability is None:
         raise PneumoError("case log: the result has no probability")
     model = _get(r, "model") or {}
+    threshold = _number(_get(r, "threshold"))
+    # the one rule: outside the intended use no label is stored unless the user asked for this case
+    show = shown({"probability": probability, "threshold": 0.5 if threshold is None else threshold,
+                  "intended_use": _get(r, "intended_use"), "intended_use_reason": _get(r, "intended_use_reason")},
+                 bool(_get(r, "outside_allowed", False)))
+    label = str(_get(r, "label", "") or "")
+    if show.outside:
+        label = (show.label if threshold is not None else label) if show.asked else ""
     contribution = _get(r, "modality_contribution")
     contribution = ({k: _number(v) for k, v in contribution.items() if k in ("image", "labs")}
                     if isinstance(contribution, Mapping) else None)
@@ -116,8 +125,8 @@ def row_values(entry: LogEntry) -> tuple:
             _digest(_get(r, "image_digest")),
             json.dumps(clean_labs(entry.labs), sort_keys=True),
             probability,
-            str(_get(r, "label", "")),
-            _number(_get(r, "threshold")),
+            label,
+            threshold,
             None if _get(r, "band") is None else str(_get(r, "band")),
             None if _get(r, "validity") is None else str(_get(r, "validity")),
             json.dumps(clean_warnings(_get(r, "warnings"))),
@@ -129,7 +138,8 @@ def row_values(entry: LogEntry) -> tuple:
             None if entry.row_index is None else int(entry.row_index),
             clean_user(entry.user),
             _str_or_none(_get(r, "intended_use")),
-            _inputs(_get(r, "modalities")))
+            _inputs(_get(r, "modalities")),
+            int(show.asked))
 
 
 def _inputs(modalities: Any) -> str | None:
