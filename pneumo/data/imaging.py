@@ -13,6 +13,7 @@ import hashlib
 import io
 import os
 import re
+import stat
 import warnings
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -156,16 +157,27 @@ def _read_bytes(source, max_bytes: int) -> bytes:
         return bytes(source)
     if isinstance(source, (str, os.PathLike)):
         try:
-            if os.path.getsize(source) > max_bytes:
-                raise UnsupportedImageError("file is larger than any image within the pixel budget")
-            with open(source, "rb") as fh:
-                return fh.read()
+            # non-blocking open, then fstat: a FIFO or a device named as a film is refused at once
+            # (a plain open() of a FIFO waits for a writer forever; /dev/zero never ends)
+            fd = os.open(source, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+            with os.fdopen(fd, "rb") as fh:
+                st = os.fstat(fh.fileno())
+                if stat.S_ISDIR(st.st_mode):
+                    raise ImageError("image path is a folder, not a file")
+                if not stat.S_ISREG(st.st_mode):
+                    raise ImageError("image path is not a regular file (a pipe, socket or device)")
+                if st.st_size > max_bytes:
+                    raise UnsupportedImageError("file is larger than any image within the pixel budget")
+                data = fh.read(max_bytes + 1)
         except FileNotFoundError:
             raise ImageError("image file not found") from None
         except IsADirectoryError:
             raise ImageError("image path is a folder, not a file") from None
         except OSError as exc:
             raise ImageError(f"cannot read the image file ({type(exc).__name__})") from None
+        if len(data) > max_bytes:              # grew while being read
+            raise UnsupportedImageError("file is larger than any image within the pixel budget")
+        return data
     if hasattr(source, "read"):
         data = source.read(max_bytes + 1)
         if not isinstance(data, (bytes, bytearray)):
