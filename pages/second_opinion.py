@@ -28,10 +28,13 @@ if scored["error"]:
     st.stop()
 
 pred = model.predictor_or_stop()
-audit.log_once(key, scored["result"], scored["case"])
+audit.log_once(key, scored["result"], scored["case"])     # scored without the request: no label outside
 with top:
-    if not case_result.verdict(scored["result"]):
-        st.stop()           # outside the intended use and not asked to show the number anyway
-expl = case_result.explanation(pred, scored)
+    show = case_result.verdict(scored["result"], key)
+if show is None:
+    st.stop()               # outside the intended use and not asked, for this case, to show the number
+if show.asked:
+    audit.log_request_once(key, scored["result"])         # the request is recorded with the case
+expl = case_result.explanation(pred, scored, show)
 if expl is not None:
     case_result.details(pred, scored["case"], expl, example=is_example, image_bytes=image_bytes)

@@ -229,7 +229,7 @@ def test_schema_1_log_is_migrated_and_keeps_its_rows(tmp_path):
     _v1_log(path)
     log = CaseLog(path)
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
         assert "user" in [r[1] for r in conn.execute("PRAGMA table_info(cases)")]
         assert "cases_user" in [r[1] for r in conn.execute("PRAGMA index_list(cases)")]
     old = log.recent().iloc[0]

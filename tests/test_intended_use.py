@@ -123,7 +123,9 @@ def test_a_dicom_whose_header_says_45_is_outside_and_unlabelled_unless_allowed(p
     assert result.intended_use == OUTSIDE and result.label == ""
     assert result.band == "caution" and result.warnings[0].startswith("outside the intended use")
     assert result.suggested_label in ("PNEUMONIA", "NORMAL")
-    assert predictor.predict(case).label == result.suggested_label          # allowed: labelled
+    assert predictor.predict(case).label == ""                              # not asked is the default
+    asked = predictor.predict(case, allow_outside=True)                      # asked for this case: labelled
+    assert asked.label == result.suggested_label and asked.outside_allowed and not result.outside_allowed
     text = json.dumps(result.to_dict())
     assert "045" not in text and "Doe" not in text and "MRN" not in text and "1980" not in text
 

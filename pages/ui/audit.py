@@ -15,10 +15,24 @@ def log_once(key: str, result, case) -> None:
     if key in logged:
         return
     try:
-        CaseLog().record(result, labs=case.labs, origin="app", user=current_user())
+        st.session_state.setdefault("logged_rows", {})[key] = CaseLog().record(
+            result, labs=case.labs, origin="app", user=current_user())
     except PneumoError as err:
         st.warning(f"The case was not logged: {md_escape(str(err))}")
     logged.add(key)
+
+
+def log_request_once(key: str, result) -> None:
+    """The user asked to see this outside case anyway: recorded with its logged row, once."""
+    asked = st.session_state.setdefault("logged_requests", set())
+    row = st.session_state.get("logged_rows", {}).get(key)
+    if key in asked or row is None:
+        return
+    try:
+        CaseLog().record_outside_request(row, result)
+    except PneumoError as err:
+        st.warning(f"The request was not logged: {md_escape(str(err))}")
+    asked.add(key)
 
 
 def log_refusal_once(key: str, reason: str) -> None:

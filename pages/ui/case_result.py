@@ -21,6 +21,7 @@ from pneumo.present.case_outputs import structured_report_bytes
 from pneumo.present.pdf_report import render_case_pdf
 from pneumo.present.report import render_case_report
 from pneumo.inference.case import Case
+from pneumo.inference.disclosure import shown
 from pneumo.present.text_safe import md_escape
 
 ss = st.session_state
@@ -38,53 +39,63 @@ def score_once(top, image_bytes, labs_source, age) -> tuple[str, dict]:
             pred = model.predictor_or_stop()
             try:
                 case = Case.from_sources(image=image_bytes, labs=labs_source, panel=pred.panel, age=age)
-                ss["scored"] = {"key": key, "case": case, "result": pred.predict(case), "error": None}
+                ss["scored"] = {"key": key, "case": case, "result": pred.predict(case, allow_outside=False),
+                                "error": None}
             except PneumoError as err:
                 ss["scored"] = {"key": key, "error": str(err), "case": None}
     return key, ss["scored"]
 
 
-def explanation(pred, scored: dict):
-    """The scored case's Explanation (Grad-CAM, SHAP, contributions), made once per case; None
-    (and one line) if it cannot be made. The answer above does not wait for it."""
-    if scored.get("expl") is None:
+def explanation(pred, scored: dict, show):
+    """The scored case's Explanation (Grad-CAM, SHAP, contributions), made once per case and
+    request; None (and one line) if it cannot be made. The answer above does not wait for it."""
+    if scored.get("expl") is None or scored["expl"].result.outside_allowed != show.asked:
         with st.spinner("Explaining… (where the film drove the answer, what the labs did)"):
             try:
-                scored["expl"] = pred.explain(scored["case"])
+                scored["expl"] = pred.explain(scored["case"], allow_outside=show.asked)
             except PneumoError as err:
                 st.error("No explanation: " + md_escape(str(err)), icon=":material/block:")
                 return None
     return scored["expl"]
 
 
-def verdict(r) -> bool:
-    """The answer at the top of the page. False when it is outside the intended use and the user
-    has not asked to see the number anyway (then nothing below should be read as an opinion)."""
-    if r.intended_use == "outside":
+def verdict(r, key: str):
+    """The answer at the top of the page, as pneumo.inference.disclosure decides; returns what it
+    showed (Shown), or None when the case is outside the intended use and the user has not asked,
+    for this case, to see the number (then nothing below should be read as an opinion). The toggle
+    is keyed on the case, so a new film or new labs start with it off."""
+    show = shown(r, False)
+    if show.outside:
         st.error("**No second opinion: this case is outside the model's intended use.** "
-                 + md_escape(words.capital(r.intended_use_reason)) + ".", icon=":material/block:")
-        if not st.toggle("Show the number anyway (not validated for this case)", key="show_outside"):
-            return False
+                 + md_escape(words.capital(show.lead_reason)) + ".", icon=":material/block:")
+        if not st.toggle("Show the number anyway (not validated for this case)", key=f"show_outside:{key}"):
+            return None
+        show = shown(r, True)
         st.warning("Not validated: the model was never tested on cases like this one. "
                    "The number below is not a second opinion.", icon=":material/warning:")
-    label = r.suggested_label
     c1, c2 = st.columns([1, 2], vertical_alignment="center")
-    c1.markdown(f"<div class='pneumo-result {label}'>{label}</div><div class='pneumo-sub'>P(pneumonia) "
-                f"<b>{r.probability:.2f}</b> · threshold {r.threshold:.2f} · {r.band}</div>",
-                unsafe_allow_html=True)
-    c2.plotly_chart(figs.probability_figure(r.probability, r.threshold, label), config={"displayModeBar": False})
+    if show.verdict_colour:
+        c1.markdown(f"<div class='pneumo-result {show.label}'>{show.label}</div><div class='pneumo-sub'>"
+                    f"P(pneumonia) <b>{r.probability:.2f}</b> · threshold {r.threshold:.2f} · {r.band}</div>",
+                    unsafe_allow_html=True)
+    else:   # the number only: no label word, no verdict colour
+        c1.markdown(f"<div class='pneumo-result'>P(pneumonia) {r.probability:.2f}</div><div class='pneumo-sub'>"
+                    f"threshold {r.threshold:.2f} · not validated for this case</div>", unsafe_allow_html=True)
+    c2.plotly_chart(figs.probability_figure(r.probability, r.threshold, show.label if show.verdict_colour else None),
+                    config={"displayModeBar": False})
     st.caption(f"**Rule:** {words.rule_sentence(r.threshold)}  \n"
                f"**Uncertainty ({r.band}):** {words.band_meaning(r.band)}; {r.uncertainty.get('words', '')}.  \n"
                f"**Intended use:** {md_escape(words.intended_use_line(r))}  \n"
                f"**Inputs:** {words.inputs_given(r)}" + (f" · {md_escape('; '.join(r.notes))}" if r.notes else ""))
     for w in r.warnings:
         st.warning(md_escape(w, 400), icon=":material/warning:")
-    return True
+    return show
 
 
 def details(pred, case, expl, *, example: bool, image_bytes: bytes | None = None) -> None:
     """Below the inputs: where the film drove the answer, what the labs did, the what-if, downloads."""
     r = expl.result
+    verdict_words = shown(r).verdict_colour
     st.divider()
     st.markdown(words.attribution_sentence(r))
     over = None
@@ -105,7 +116,7 @@ def details(pred, case, expl, *, example: bool, image_bytes: bytes | None = None
         left.plotly_chart(figs.shap_figure(frame), config={"displayModeBar": False})
         left.caption(words.shap_caption(r, len(frame), len(expl.lab_display)))
         with right:
-            what_if(pred, case, r.probability)
+            what_if(pred, case, r.probability, label_words=verdict_words)
     else:
         st.caption("No labs given, so there is nothing to attribute here.")
     downloads(pred, case, expl, over, example=example, image_bytes=image_bytes)
@@ -148,7 +159,7 @@ def _display_copy(digest, pixels, heat):
     return cached[1], cached[2]
 
 
-def what_if(pred, case, probability: float) -> None:
+def what_if(pred, case, probability: float, *, label_words: bool = True) -> None:
     """Change one lab and see the probability, and the label the rule gives, move (Predictor.what_if)."""
     st.markdown("**What if a lab were different?**")
     keys = list(pred.panel.keys)
@@ -167,7 +178,8 @@ def what_if(pred, case, probability: float) -> None:
     except PneumoError as err:
         st.error(md_escape(str(err)))
         return
-    st.metric(f"With this value: {answer['label']}", f"P {answer['probability']:.3f}",
+    said = answer["label"] if label_words else "not validated for this case"   # outside: the number only
+    st.metric(f"With this value: {said}", f"P {answer['probability']:.3f}",
               delta=f"{answer['probability'] - probability:+.3f}", delta_color="inverse",
               help=f"The same rule: PNEUMONIA at P >= {answer['threshold']:.2f}.")
-    st.caption(f"{answer['label']} at threshold {answer['threshold']:.2f} (the film and every other value unchanged).")
+    st.caption(f"{said} at threshold {answer['threshold']:.2f} (the film and every other value unchanged).")

@@ -3,7 +3,8 @@ its explanation (Grad-CAM overlay, SHAP and the modality contribution) to a fold
 
     python -m pneumo predict --image FILM [--labs LABS] [--model DIR] [--age YEARS] [--json]
     python -m pneumo explain --image FILM [--labs LABS] --out DIR
-        (overlay, SHAP and contribution JSON, report.html/.pdf, sr.dcm, gradcam.dcm, diagnostic-report.json)
+        (overlay, SHAP and contribution JSON, report.html/.pdf, sr.dcm, gradcam.dcm, diagnostic-report.json;
+         outside the intended use no overlay or gradcam.dcm and no number unless --allow-outside)
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 from pneumo.data.dicom_source import source_header
 from pneumo.errors import PneumoError
 from pneumo.inference.case import Case
+from pneumo.inference.disclosure import shown
 from pneumo.inference.predictor import Predictor
 from pneumo.present import case_words as words
 from pneumo.present.explanation_files import write_explanation
@@ -27,7 +29,7 @@ def _case_parser(command: str, text: str) -> argparse.ArgumentParser:
     p.add_argument("--model", help="bundle folder (default: the shipped model)")
     p.add_argument("--age", help="the patient's age in years, if known (a DICOM header's age wins)")
     p.add_argument("--allow-outside", action="store_true",
-                   help="label a case outside the intended use too (not validated there)")
+                   help="show this case's number and label even outside the intended use (not validated there)")
     p.add_argument("--no-log", action="store_true", help="do not write the case log")
     return p
 
@@ -72,12 +74,14 @@ def predict(argv: list[str] | None = None) -> int:
         print(json.dumps(result.to_dict(), indent=2))
         return 0
 
-    print(words.verdict_line(result) if result.label else
-          words.verdict_line(result) + f" P(pneumonia) {result.probability:.3f} is not validated here "
-          "(--allow-outside to label it).")
-    print(f"  {words.attribution_sentence(result)}")
+    show = shown(result)     # outside the intended use: the reason, and a number only with --allow-outside
+    print(words.verdict_line(result) + ("" if show.probability is not None else
+                                        " (--allow-outside to see the number; not validated here)"))
+    if show.probability is not None:
+        print(f"  {words.attribution_sentence(result)}")
     print(f"  rule: {words.rule_sentence(result.threshold)}")
-    print(f"  uncertainty: {result.uncertainty.get('words', '')}")
+    if show.probability is not None:
+        print(f"  uncertainty: {result.uncertainty.get('words', '')}")
     print(f"  intended use: {words.intended_use_line(result)}")
     for note in result.notes:
         print(f"  note: {note}")

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from pneumo.errors import PneumoError
+from pneumo.inference.disclosure import shown
 from pneumo.present.dicom_capture import gradcam_image, new_study_reference
 from pneumo.present.dicom_header import clean_patient_study
 from pneumo.present.dicom_sr import structured_report
@@ -28,7 +29,7 @@ def dicom_outputs(result, overlay, source=None, *, refusal: str | None = None, m
     source, _ = clean_patient_study(source)
     out = []
     evidence = source
-    if overlay is not None:
+    if overlay is not None and (result is None or shown(result).gradcam):   # outside, unasked: no heat map
         sc = gradcam_image(overlay, source)
         out.append((GRADCAM_FILE, sc))
         evidence = source if source is not None else sc

@@ -49,11 +49,11 @@ def _layout(fig, height: int):
     return fig
 
 
-def probability_figure(probability: float, threshold: float, label: str):
-    """A 0-1 bar with the operating threshold marked."""
+def probability_figure(probability: float, threshold: float, label: str | None):
+    """A 0-1 bar with the operating threshold marked; label None: no verdict, a neutral grey bar."""
     import plotly.graph_objects as go
 
-    colour = RED if label == "PNEUMONIA" else GREEN
+    colour = RED if label == "PNEUMONIA" else GREEN if label == "NORMAL" else "#8a94a3"
     fig = go.Figure(go.Bar(x=[probability], y=["P(pneumonia)"], orientation="h", marker_color=colour,
                            text=[f"{probability:.2f}"], textposition="outside", width=0.5))
     fig.add_vline(x=threshold, line_dash="dash", line_color="#1c2430",
