@@ -185,7 +185,8 @@ def test_resume_after_a_torn_last_line(cohort, tmp_path):
     assert len({r["batch_id"] for r in got}) == 1                    # resume keeps the batch id
     again = run_batch(manifest, out, predictor=FakePredictor(), resume=True, log=log, progress=False)
     assert again.skipped_resumed == len(rows) and again.scored == 0 and read_out(out) == got
-    assert log.count() == 2                                          # rows 11, 12: the only ones scored now
+    # rows 11, 12 scored now, and 1, 2 (scored by the first run, which had no log) logged by the resume
+    assert log.count() == 4 and s.backfilled == 2 and again.backfilled == 0
 
 
 def test_resume_refuses_an_out_of_another_manifest(cohort, tmp_path):

@@ -68,12 +68,13 @@ def main(argv: list[str] | None = None) -> int:
     if unlogged is not None:             # after, so a failing batch still prints one line
         warn_not_logged(unlogged, "this batch is not logged")
     if s.log_error:
-        print(f"warning: the case log stopped taking rows, later rows are not logged: {s.log_error}",
-              file=sys.stderr)
+        print(f"warning: the case log stopped taking rows, {s.unlogged} scored rows are not logged "
+              f"(run again with --resume to log them): {s.log_error}", file=sys.stderr)
     if s.outputs_failed:
         print(f"warning: the outputs of {s.outputs_failed} scored rows were not written: {s.outputs_error}",
               file=sys.stderr)
     resumed = f", {s.skipped_resumed} already done" if s.skipped_resumed else ""
+    resumed += f" ({s.backfilled} of them logged now)" if s.backfilled else ""
     print(f"scored {s.scored}, errors {s.errors}{resumed} in {s.seconds:.1f} s "
           f"({s.cases_per_second:.1f} cases/s) -> {s.out}", file=sys.stderr)
     return 0

@@ -30,15 +30,18 @@ from pneumo.errors import ManifestError, PneumoError
 from pneumo.inference.case import Case, Result
 from pneumo.inference.disclosure import as_asked
 from pneumo.service.batch_output import (ADDED, ROW, OutputError, RowWriter, csv_line, out_cells, out_columns,
-                                         start_out)
+                                         scored_rows, start_out)
 from pneumo.service.batch_rows import MAX_ERROR, _error_text, _Item, _lab_columns, _prepare, _score
-from pneumo.service.case_log import LogEntry
+from pneumo.service.case_log import CaseLogLocked, LogEntry
 from pneumo.service.csv_safe import safe_cell
 
 __all__ = ["ADDED", "MAX_ERROR", "ROW", "BatchSummary", "OutputError", "check_manifest", "read_header",
            "run_batch"]
 CHUNK = 16          # model batch; with LOOKAHEAD it bounds how many full-size images are in memory
 LOOKAHEAD = 8       # images decoded ahead of the model by the two worker threads
+# A case log another writer holds past its busy timeout is tried again after each of these pauses
+# (each try itself waits the busy timeout); then the batch goes on unlogged and --resume back-fills.
+LOG_RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0)
 
 
 @dataclass
@@ -51,6 +54,8 @@ class BatchSummary:
     batch_id: str = ""
     out: Path | None = None
     log_error: str = ""                  # why the case log stopped taking rows ("" = every row logged)
+    unlogged: int = 0                    # scored rows the case log did not take (--resume logs them)
+    backfilled: int = 0                  # --resume: rows OUT had scored, logged now
     outputs_failed: int = 0              # scored rows whose on_case (e.g. --outputs) failed
     outputs_error: str = ""              # the first such failure, one line
 
@@ -100,6 +105,29 @@ def _run_on_case(on_case, it: _Item, summary: BatchSummary) -> None:
         summary.outputs_error = summary.outputs_error or _error_text(err)
 
 
+def _record(log, entries: list[LogEntry]) -> None:
+    """log.record_many(entries), tried again with back-off while another writer holds the log."""
+    for delay in (*LOG_RETRY_DELAYS_S, None):
+        try:
+            log.record_many(entries)
+            return
+        except CaseLogLocked:
+            if delay is None:
+                raise
+            time.sleep(delay)
+
+
+def _unlogged(out: Path, columns: list[str], log, batch_id: str | None) -> set[int]:
+    """Rows OUT holds as scored that the case log lacks (it was locked, full or off last time)."""
+    if not batch_id or not hasattr(log, "batch_rows"):
+        return set()
+    try:
+        logged = log.batch_rows(batch_id)
+        return scored_rows(out, columns) - logged
+    except (PneumoError, OSError, ValueError):
+        return set()                      # the log cannot be read: the batch says so when it writes
+
+
 def run_batch(manifest_csv: str | os.PathLike, out_csv: str | os.PathLike, *, root=None, predictor,
               resume: bool = False, log=None, progress: bool = True,
               on_row: Callable[[dict], None] | None = None, chunk_size: int = CHUNK,
@@ -127,6 +155,8 @@ def run_batch(manifest_csv: str | os.PathLike, out_csv: str | os.PathLike, *, ro
     columns = out_columns(header)
     done, batch_id = start_out(out, columns, resume)
     summary = BatchSummary(batch_id=batch_id or uuid.uuid4().hex[:16], out=out)
+    backfill = _unlogged(out, columns, log, batch_id) if resume and log is not None else set()
+    logging_wanted = log is not None
     panel = getattr(predictor, "panel", None)
     lab_cols = _lab_columns(header, panel)
     bar = _Progress(total, progress)
@@ -137,6 +167,8 @@ def run_batch(manifest_csv: str | os.PathLike, out_csv: str | os.PathLike, *, ro
             if (index, str(safe_cell(" ".join(row[IMAGE_PATH].splitlines())))) in done:
                 summary.skipped_resumed += 1
                 bar.update(summary.skipped_resumed + summary.scored + summary.errors, summary.scored)
+                if index in backfill:     # scored before, not logged: scored again for the log only
+                    yield _Item(index, row, extra=extra, log_only=True)
                 continue
             yield _Item(index, row, extra=extra)
 
@@ -150,15 +182,22 @@ def run_batch(manifest_csv: str | os.PathLike, out_csv: str | os.PathLike, *, ro
         for it in chunk:              # the request, recorded with each case: the CSV and the log agree
             if it.error is None and isinstance(it.result, Result):
                 it.result = as_asked(it.result, allow_outside)
+        entries = [LogEntry(it.result, it.labs, "batch", summary.batch_id, it.index)
+                   for it in chunk if it.error is None and it.result is not None]
         if log is not None:           # logged before written: a row redone after a kill replaces its record
-            entries = [LogEntry(it.result, it.labs, "batch", summary.batch_id, it.index)
-                       for it in chunk if it.error is None and it.result is not None]
             try:
-                log.record_many(entries)
+                _record(log, entries)
+                summary.backfilled += sum(1 for it in chunk if it.log_only and it.result is not None
+                                          and it.error is None)
             except (PneumoError, OSError) as err:   # the answers matter more than their record
                 summary.log_error = _error_text(err)
                 log = None
+        if log is None and logging_wanted:
+            summary.unlogged += len(entries)
         for it in chunk:
+            if it.log_only:           # OUT has it already
+                it.case = None
+                continue
             cells = out_cells(it, header, summary.batch_id, allow_outside)
             writer.write(csv_line(cells).encode("utf-8"))
             if it.error is None and it.result is not None:

@@ -214,3 +214,11 @@ def start_out(out: Path, columns: list[str], resume: bool) -> tuple[set[tuple[in
         raise output_error(err, out) from None
 
 
+def scored_rows(out: Path, columns: list[str]) -> set[int]:
+    """Row numbers of OUT's rows that were scored (an empty `error`), read after start_out kept
+    only its complete rows; --resume logs those the case log lacks."""
+    i_row, i_error = columns.index(ROW), columns.index("error")
+    with open(out, newline="", encoding="utf-8") as fh:
+        rows = csv.reader(fh)
+        next(rows, None)
+        return {int(cells[i_row]) for cells in rows if len(cells) == len(columns) and not cells[i_error]}

@@ -29,6 +29,7 @@ class _Item:
     result: Any = None
     extra: list[str] = field(default_factory=list)
     path: Path | None = None              # the film, resolved inside the root (for on_case)
+    log_only: bool = False                # --resume: OUT has this row scored, the case log lacks it
 
 
 def _error_text(err: BaseException) -> str:

@@ -97,6 +97,19 @@ _INSERT = (f"INSERT INTO cases ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * l
            + ", ".join(f"{c} = excluded.{c}" for c in COLUMNS if c not in ("batch_id", "row_index")))
 
 
+class CaseLogLocked(PneumoError):
+    """Another writer held the log past the busy timeout: worth trying again (a batch does, with
+    back-off: pneumo.service.batch), unlike a full disk or a file that cannot be opened."""
+
+
+def _is_locked(err: sqlite3.Error) -> bool:
+    code = getattr(err, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    text = str(err).lower()
+    return "locked" in text or "busy" in text
+
+
 @contextmanager
 def _write_transaction(conn):
     """BEGIN IMMEDIATE takes the write lock up front (waits, never deadlocks); all or nothing."""
@@ -197,7 +210,8 @@ class CaseLog:
             with closing(self._connect()) as conn, _write_transaction(conn):
                 ids = [conn.execute(_INSERT + " RETURNING id", row).fetchone()[0] for row in rows]
         except sqlite3.Error as err:
-            raise PneumoError(f"cannot write the case log: {err}") from None
+            kind = CaseLogLocked if _is_locked(err) else PneumoError
+            raise kind(f"cannot write the case log: {err}") from None
         return ids
 
     def record_outside_request(self, row_id: int, result: Any) -> None:
