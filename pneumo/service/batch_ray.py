@@ -4,15 +4,18 @@ decoding and scoring on Ray, its writing unchanged (pneumo.service.batch.run_bat
 The driver reads and checks the manifest, skips what a resumed OUT already holds, and hands the
 remaining rows to Ray Data; `workers` actors each hold one loaded Predictor (LiteRT) and run the
 same _prepare and _score (pneumo.service.batch_rows) as the in-process engine on batches of rows.
-Rows come back in manifest order and the driver writes OUT and the case log as the in-process batch does, so the columns,
-the resume after a kill and the isolation of a bad row are the same. With no address, a local
-Ray is started with the process's cores and stopped at the end; with one, the bundle folder, the
-manifest's image root and the images must be readable at the same paths on every node."""
+Rows come back in manifest order and the driver writes OUT and the case log as the in-process
+batch does, so the columns, the resume after a kill and the isolation of a bad row are the same.
+With no address, a local Ray is started with the process's cores, listening on 127.0.0.1 only
+(_loopback_only), and stopped at the end; with one, the bundle folder, the manifest's image root
+and the images must be readable at the same paths on every node."""
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import pickle
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
@@ -103,14 +106,49 @@ def _start(address: str | None):
     try:
         with native_stderr_silenced():                          # ... and says so there, once, at start
             if address is None:
-                ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
-                         configure_logging=False, logging_level=logging.ERROR)
+                with _loopback_only():
+                    ray.init(num_cpus=os.cpu_count() or 1, include_dashboard=False, log_to_driver=False,
+                             configure_logging=False, logging_level=logging.ERROR,
+                             _node_ip_address=LOOPBACK, dashboard_host=LOOPBACK)
             else:
                 ray.init(address=address, log_to_driver=False, configure_logging=False, logging_level=logging.ERROR)
     except (ConnectionError, RuntimeError, ValueError) as err:
         raise RayUnavailable(f"cannot start or reach Ray{f' at {address}' if address else ''}: "
                              f"{' '.join(str(err).split())[:200]}") from None
+    if address is None:
+        node_ip = ray.util.get_node_ip_address()
+        if not ipaddress.ip_address(node_ip).is_loopback:      # fail closed: never an open local Ray
+            ray.shutdown()
+            raise RayUnavailable(f"the local Ray would listen on {node_ip}, not only on this machine; "
+                                 "refused (give --address for a cluster)")
     return ray, True
+
+
+# Ray's servers (GCS, raylet, workers, object manager, agents) listen on the node's IP address, and
+# a Ray cluster has no authentication of its own worth trusting on a hospital network: a local Ray
+# must keep to this machine. ray.init(_node_ip_address="127.0.0.1") alone is not enough on Linux
+# (Ray 2.60 turns a loopback address into the machine's outward one); with
+# RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 it keeps loopback, as it does on Windows and macOS. The
+# setting is read by this process and by the processes ray.init starts, so it is set around it.
+LOOPBACK = "127.0.0.1"
+_CLUSTER_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+@contextmanager
+def _loopback_only():
+    from ray._private import ray_constants
+
+    before_env, before_flag = os.environ.get(_CLUSTER_ENV), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[_CLUSTER_ENV] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = before_flag
+        if before_env is None:
+            os.environ.pop(_CLUSTER_ENV, None)
+        else:
+            os.environ[_CLUSTER_ENV] = before_env
 
 
 def _quiet() -> None:
