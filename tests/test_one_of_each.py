@@ -57,12 +57,14 @@ def test_the_decoder_names_every_accepted_modality_and_the_node_takes_a_named_su
 
 
 def test_film_kinds_are_checked_against_the_header_modality():
-    for modality, status in (("CR", WITHIN), ("dx", WITHIN), (None, WITHIN), ("OT", OUTSIDE), ("RG", OUTSIDE)):
+    # DR is vendors' DX; OT ("other", digitised films) and free text say nothing, so the film decides
+    for modality, status in (("CR", WITHIN), ("dx", WITHIN), ("DR", WITHIN), (None, WITHIN), ("OT", WITHIN),
+                             ("Doe^Jane", WITHIN), ("RG", OUTSIDE), ("CT", OUTSIDE)):
         use = assess(KERMANY_CHILDREN, has_image=True, header_age=3, film=CHILD, modality=modality)
         assert use.status == status, modality
-    use = assess(KERMANY_CHILDREN, has_image=True, header_age=3, film=CHILD, modality="OT")
-    assert "OT" in use.reason and "CR/DX" in use.reason and use.evidence == "dicom header"
-    assert assess(KERMANY_CHILDREN, has_image=False, given_age=3, modality="OT").status == WITHIN
+    use = assess(KERMANY_CHILDREN, has_image=True, header_age=3, film=CHILD, modality="RG")
+    assert "RG" in use.reason and "CR/DX" in use.reason and use.evidence == "dicom header"
+    assert assess(KERMANY_CHILDREN, has_image=False, given_age=3, modality="RG").status == WITHIN
 
 
 # ---- the manifest: one reader for training and for the batch --------------------------------

@@ -26,6 +26,28 @@ def view_kind(view: str | None) -> str | None:
 RADIOGRAPH_MODALITIES = frozenset({"CR", "DX", "DR", "RG", "OT"})
 # The storage classes a PACS sends digital chest films as: what the DICOM node takes.
 DIGITAL_MODALITIES = RADIOGRAPH_MODALITIES & {"CR", "DX"}
+# Codes a message or a log line may name (PS3.3 C.7.3.1.1.1); anything else is free text that
+# could be a name, so it is shown as "unrecognised".
+KNOWN_MODALITIES = frozenset(
+    "CT MR US NM PT XA RF MG IO PX ES SM OP OPT OCT OPM ECG EEG EMG SEG SR RTDOSE RTPLAN "
+    "RTSTRUCT RTIMAGE RTRECORD REG KO PR DOC XC GM BI HD EPS AU IVUS IVOCT LS OAM BDUS BMD "
+    "DG FID HC LEN M3D PLAN RESP SMR SRF STAIN TG VA XAPLAN ASMT CTPROTOCOL".split()
+) | RADIOGRAPH_MODALITIES
+
+
+def shown_modality(code, unknown: str = "an unrecognised code") -> str:
+    """A Modality value as a message may show it: a known code, or `unknown` (never free text)."""
+    text = str(code or "").strip().upper()
+    return text if text in KNOWN_MODALITIES else unknown
+
+
+def film_kind(code) -> str | None:
+    """What a Modality value says of the film: DR is vendors' word for DX; OT, a missing tag and
+    free text say nothing (None); any other known code is itself."""
+    text = str(code or "").strip().upper()
+    if text == "DR":
+        return "DX"
+    return text if text in KNOWN_MODALITIES and text != "OT" else None
 
 
 def accepted_text(modalities=RADIOGRAPH_MODALITIES) -> str:

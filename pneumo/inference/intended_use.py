@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pneumo.data.dicom_terms import FRONTAL_VIEWS, NOT_FRONTAL_VIEWS
+from pneumo.data.dicom_terms import FRONTAL_VIEWS, NOT_FRONTAL_VIEWS, film_kind
 from pneumo.errors import PneumoError
 
 WITHIN, OUTSIDE, UNKNOWN = "within", "outside", "unknown"
@@ -169,7 +169,7 @@ def assess(population: Population | None, *, has_image: bool, header_age: float 
     if has_image and view in NOT_FRONTAL_VIEWS:
         return IntendedUse(OUTSIDE, f"the DICOM header says this is a {view} view; the model reads "
                                     "frontal (AP/PA) films only", "dicom header")
-    kind = (modality or "").strip().upper()
+    kind = film_kind(modality)
     if has_image and kind and kind not in population.film_kinds:
         return IntendedUse(OUTSIDE, f"the DICOM header says this is a {kind} image; the model was validated on "
                                     f"{'/'.join(population.film_kinds)} films only", "dicom header")
