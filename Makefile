@@ -31,7 +31,7 @@ system-deps:
 	fi
 
 run: install
-	$(VENV)/bin/streamlit run app.py --server.address $(ADDRESS) --server.port $(PORT) --server.headless true
+	$(VENV)/bin/streamlit run serve.py --server.address $(ADDRESS) --server.port $(PORT) --server.headless true
 
 test: system-deps install
 	$(PY) -m pytest -q --durations=25 tests

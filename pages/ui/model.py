@@ -82,9 +82,37 @@ def _warm_up(predictor) -> None:
             continue  # a refused made-up film: warm the labs path alone
 
 
-@st.cache_resource(show_spinner=False)
-def _loader(bundle_dir: str) -> ModelLoader:
-    return ModelLoader(bundle_dir)
+class _OneLoader:
+    """One ModelLoader per bundle folder for the life of the process, behind a lock. Not
+    st.cache_resource: any browser (signed in or not) can send `clear_cache`, which empties that
+    cache, and each clear would start another loader, Predictor and thread that is never freed."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._by_dir: dict[str, ModelLoader] = {}
+
+    def __call__(self, bundle_dir: str) -> ModelLoader:
+        with self._lock:
+            ld = self._by_dir.get(bundle_dir)
+            if ld is None:
+                ld = self._by_dir[bundle_dir] = ModelLoader(bundle_dir)
+            return ld
+
+    def drop_failed(self, ld: ModelLoader) -> None:
+        """Forget a loader that ended without a model, so the next run tries again."""
+        with self._lock:
+            if ld.ready and ld.predictor is None:
+                self._by_dir = {k: v for k, v in self._by_dir.items() if v is not ld}
+                if ld in STARTED:
+                    STARTED.remove(ld)
+
+    def clear(self) -> None:
+        """Tests only: forget every loader (their threads still finish; STARTED keeps them)."""
+        with self._lock:
+            self._by_dir.clear()
+
+
+_loader = _OneLoader()
 
 
 def loader() -> ModelLoader:
@@ -99,7 +127,7 @@ def predictor_or_stop():
             ld.wait()
     if ld.predictor is None:
         st.error(f"No model available: {ld.error}")
-        _loader.clear()  # try again on the next run: the bundle may appear later
+        _loader.drop_failed(ld)  # try again on the next run: the bundle may appear later
         st.stop()
     return ld.predictor
 

@@ -142,12 +142,16 @@ def authenticate(name: str, password: str, users: Mapping[str, User] | None = No
 
 
 def sign_in(session: MutableMapping, user: User) -> None:
+    """Start `user`'s session from nothing: whatever the tab held before (another user's batch,
+    films, results) is dropped first."""
+    session.clear()
     session[SESSION_USER], session[SESSION_ROLE] = user.name, user.role
 
 
 def sign_out(session: MutableMapping) -> None:
-    session.pop(SESSION_USER, None)
-    session.pop(SESSION_ROLE, None)
+    """Forget everything this session held, not only who it was: the next user of the tab must
+    not find the last one's tables, films or downloads."""
+    session.clear()
 
 
 def current_user(session: Mapping) -> str | None:
@@ -178,13 +182,47 @@ def is_admin(session: Mapping) -> bool:
     return required() and current_user(session) is not None and session.get(SESSION_ROLE) == "admin"
 
 
+def check_new_password(password: str) -> None:
+    """AuthError unless `password` has MIN_PASSWORD to MAX_PASSWORD characters once the spaces
+    around it are stripped (ten spaces, or a short word padded with them, is not a password)."""
+    if not isinstance(password, str) or not MIN_PASSWORD <= len(password.strip()) or len(password) > MAX_PASSWORD:
+        raise AuthError(f"a password has {MIN_PASSWORD} to {MAX_PASSWORD} characters, not counting "
+                        "spaces at either end")
+
+
+def _write_users(path: Path, lines: list[str]) -> None:
+    """The users file, replaced atomically, readable by its owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".users-")   # created 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write("\n".join(lines) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def remove_user(path: str | os.PathLike, name: str) -> bool:
+    """Delete `name`'s line from the users file (False when it was not there). Open sessions of
+    that user end on their next run (current_user re-reads the file); the caller also revokes the
+    user's sign-in cookies (pneumo.service.sessions)."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    users = parse_users(text)
+    if name not in users:
+        return False
+    _write_users(path, [raw for raw in text.splitlines()
+                        if raw.strip().startswith("#") or raw.strip().split(" ")[0] != name])
+    return True
+
+
 def add_user(path: str | os.PathLike, name: str, password: str, *, admin: bool = False) -> bool:
     """Add `name` to the users file, or replace its line (returns True when it was new). The file
     is written atomically and readable by its owner only."""
     if not isinstance(name, str) or not NAME.match(name):
         raise AuthError("a user name is 1-64 letters, digits and . _ @ - (starting with a letter or digit)")
-    if not isinstance(password, str) or not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
-        raise AuthError(f"a password has {MIN_PASSWORD} to {MAX_PASSWORD} characters")
+    check_new_password(password)
     path = Path(path)
     text = path.read_text(encoding="utf-8") if path.exists() else ""
     users = parse_users(text)
@@ -192,15 +230,7 @@ def add_user(path: str | os.PathLike, name: str, password: str, *, admin: bool =
     kept = [raw for raw in text.splitlines() if raw.strip().split(" ")[0] != name or raw.strip().startswith("#")]
     if not text:
         kept = ["# pneumo users: NAME user|admin HASH (python -m pneumo users add-user NAME [--admin])"]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".users-")   # created 0600
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write("\n".join(kept + [line]) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    _write_users(path, kept + [line])
     return name not in users
 
 
