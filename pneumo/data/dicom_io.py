@@ -13,15 +13,9 @@ import warnings
 import numpy as np
 
 from pneumo.data.decode_limits import check_codec_frame, inflate_dicom
-from pneumo.data.dicom_terms import RADIOGRAPH_MODALITIES, accepted_text
+from pneumo.data.dicom_terms import RADIOGRAPH_MODALITIES, accepted_text, shown_modality
 from pneumo.errors import ImageError, UnsupportedImageError
 
-# Codes we may name in a message (anything else is "unrecognised", so no free text leaks).
-_KNOWN_MODALITIES = frozenset(
-    "CT MR US NM PT XA RF MG IO PX ES SM OP OPT OCT OPM ECG EEG EMG SEG SR RTDOSE RTPLAN "
-    "RTSTRUCT RTIMAGE RTRECORD REG KO PR DOC XC GM BI HD EPS AU IVUS IVOCT LS OAM BDUS BMD "
-    "DG FID HC LEN M3D PLAN RESP SMR SRF STAIN TG VA XAPLAN ASMT CTPROTOCOL".split()
-) | RADIOGRAPH_MODALITIES
 _GRAY = ("MONOCHROME1", "MONOCHROME2")
 _KNOWN_PHOTOMETRIC = frozenset(
     {"RGB", "YBR_FULL", "YBR_FULL_422", "YBR_PARTIAL_420", "YBR_PARTIAL_422", "YBR_ICT",
@@ -83,9 +77,8 @@ def read_dicom(data: bytes, max_pixels: int) -> tuple[np.ndarray, dict]:
     modality = _code(ds, "Modality")
     raw_modality = _get(ds, "Modality")
     if raw_modality is not None and modality not in RADIOGRAPH_MODALITIES:
-        shown = modality if modality in _KNOWN_MODALITIES else "an unrecognised code"
         raise UnsupportedImageError(
-            f"DICOM modality is {shown}, not a plain radiograph (accepted: {accepted_text()})")
+            f"DICOM modality is {shown_modality(modality)}, not a plain radiograph (accepted: {accepted_text()})")
     if _code(ds, "PresentationIntentType") == "FOR PROCESSING":
         raise UnsupportedImageError("DICOM is a 'For Processing' (raw detector) image; "
                                     "send the 'For Presentation' version")

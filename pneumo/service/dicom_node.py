@@ -143,6 +143,8 @@ class DicomNode:
         self.outbox = outbox if outbox is not None else Outbox(config.home_dir() / "node-outbox")
         self._next_retry = 0.0
         self._refused_at = 0.0
+        self._conns: dict = {}                 # open sockets -> peer address (the per-peer limit)
+        self._conn_lock = threading.Lock()
         self.queue: queue.Queue = queue.Queue(maxsize=limits.queued)
         self.stopping = threading.Event()
         self.session = f"dicom-node-{uuid.uuid4().hex[:12]}"   # the case log's batch id for this run
@@ -182,11 +184,14 @@ class DicomNode:
         if nets and not any(_in(address, n) for n in nets):
             self._refusal(f"refused a connection from {address}: not in --accept-from")
             return False
-        held = sum(1 for a in self.server.active_associations if a.requestor.address == address)
-        if held >= self.limits.per_peer:
-            self._refusal(f"refused a connection from {address}: it already holds {held} "
-                          f"(the limit per address is {self.limits.per_peer})")
-            return False
+        with self._conn_lock:   # sockets still open (an association's thread may not exist yet)
+            self._conns = {sock: addr for sock, addr in self._conns.items() if sock.fileno() != -1}
+            held = sum(1 for addr in self._conns.values() if addr == address)
+            if held >= self.limits.per_peer:
+                self._refusal(f"refused a connection from {address}: it already holds {held} "
+                              f"(the limit per address is {self.limits.per_peer})")
+                return False
+            self._conns[request] = address
         return True
 
     def _on_requested(self, event) -> None:
@@ -194,7 +199,7 @@ class DicomNode:
         if not self.accept_from:
             return
         requestor = event.assoc.requestor
-        title, address = str(requestor.ae_title).strip(), str(requestor.address)
+        title, address = str(requestor.primitive.calling_ae_title or "").strip(), str(requestor.address)
         if not any(p.admits(title, address) for p in self.accept_from):
             self._refusal(f"refused an association from {address}: its calling AE title is not in --accept-from")
             event.assoc.acse.send_reject(0x01, 0x01, 0x03)    # rejected permanent: calling AE title not recognised
