@@ -137,7 +137,7 @@ class Predictor:
             if case.image is None and not case.has_labs:
                 out[i] = NothingToReadError(
                     "nothing to read: no film and no usable lab value" +
-                    (f" (unrecognised columns: {', '.join(case.labs.unknown[:5])})"
+                    (f" ({len(case.labs.unknown)} unrecognised columns)"   # a count: a header cell may be a name
                      if case.labs is not None and case.labs.unknown else ""))
             elif state.verdict.outcome == "refuse":
                 out[i] = UnsupportedImageError("image refused: " + "; ".join(state.verdict.refusals))
