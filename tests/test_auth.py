@@ -122,40 +122,78 @@ def _app():
     return at
 
 
-def _sign_in(at, name, password):
+class Browser:
+    """What AppTest lacks: a browser's cookie jar. It redeems the one-time code the page hands
+    over, as the page's script does against serve.py's endpoint, and sends the cookie back."""
+
+    def __init__(self, monkeypatch):
+        from pages.ui import signin
+        from pneumo.service import web_routes
+
+        self.token = None
+        monkeypatch.setattr(web_routes, "MOUNTED", True)               # as under serve.py
+        monkeypatch.setattr(signin, "browser_token", lambda: self.token)
+
+    def take_cookie(self, at) -> bool:
+        import re
+
+        from pneumo.service.sessions import SessionStore
+
+        bodies = [e.proto.body for e in at.get("html")]
+        codes = [m.group(1) for b in bodies for m in re.finditer(r'code: "([A-Za-z0-9_-]+)"', b)]
+        if codes:
+            self.token = SessionStore().redeem_code(codes[-1])
+        return bool(codes)
+
+
+def _sign_in(at, name, password, browser=None):
     at.text_input(key="sign_in_name").input(name)
     at.text_input(key="sign_in_password").input(password)
     at.button[0].click().run()
     assert not at.exception, at.exception
+    if browser is not None and browser.take_cookie(at):
+        at = _app()                                         # the page reloads, now with the cookie
     return at
 
 
-def test_login_form_before_any_page(users):
+def test_login_form_before_any_page(users, monkeypatch):
+    browser = Browser(monkeypatch)
     at = _app()
     assert [t.value for t in at.title] == ["Sign in"]
     with pytest.raises(Exception):
         at.switch_page("pages/history.py").run()            # no other page is registered
     for name, password in (("alice", "wrong password"), ("mallory", PASSWORD)):
-        _sign_in(at, name, password)
+        _sign_in(at, name, password, browser)
         assert [e.value for e in at.error] == [auth.REFUSAL]
         assert "user" not in at.session_state
     _sign_in(at, "alice", PASSWORD)
+    assert "user" not in at.session_state                   # the password alone signs nobody in ...
+    assert browser.take_cookie(at)                          # ... the browser's cookie does (it reloads)
+    at = _app()
     assert at.session_state["user"] == "alice" and "Sign in" not in [t.value for t in at.title]
     assert "sign_in_password" not in at.session_state or at.session_state["sign_in_password"] == ""
 
 
-def test_history_shows_own_cases_unless_admin(users):
+def test_without_the_endpoint_nobody_signs_in(users):
+    at = _app()                                             # `streamlit run app.py`: no serve.py routes
+    assert "serve.py" in " ".join(e.value for e in at.error)
+    assert not at.text_input
+
+
+def test_history_shows_own_cases_unless_admin(users, monkeypatch):
     from tests.test_audit import FakeResult
 
     log = CaseLog()
     log.record(FakeResult(probability=0.11), labs={}, origin="app", user="alice")
     log.record(FakeResult(probability=0.22), labs={}, origin="app", user="root-admin")
     log.record(FakeResult(probability=0.33), labs={}, origin="cli")
-    at = _sign_in(_app(), "alice", PASSWORD)
+    browser = Browser(monkeypatch)
+    at = _sign_in(_app(), "alice", PASSWORD, browser)
     at.switch_page("pages/history.py").run()
     assert not at.exception, at.exception
     assert at.dataframe[0].value["P(pneumonia)"].tolist() == [0.11]
-    at = _sign_in(_app(), "root-admin", "another long secret")
+    browser.token = None                                    # another browser
+    at = _sign_in(_app(), "root-admin", "another long secret", browser)
     at.switch_page("pages/history.py").run()
     frame = at.dataframe[0].value
     assert frame["P(pneumonia)"].tolist() == [0.33, 0.22, 0.11] and frame["User"].tolist() == ["—", "root-admin", "alice"]

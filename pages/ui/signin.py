@@ -106,10 +106,10 @@ def sign_in_page() -> None:
         name = st.text_input("User name", key="sign_in_name")
         password = st.text_input("Password", type="password", key="sign_in_password")
         submitted = st.form_submit_button("Sign in", type="primary")
-    for key in ("sign_in_password", "sign_in_name"):   # no password left in the session
-        st.session_state.pop(key, None)
     if not submitted:
         return
+    for key in ("sign_in_password", "sign_in_name"):   # no password left in the session
+        st.session_state.pop(key, None)
     store, name = _store(), name.strip()
     keys = attempt_keys(name, _session_id())
     wait = store.begin_attempt(keys)
