@@ -10,6 +10,7 @@ so every layout computes the same steps: only the order of float additions diffe
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -31,12 +32,17 @@ def main() -> int:
     ap.add_argument("--lose-worker", action="store_true", help="worker 1 dies after the backbone (a lost machine)")
     ap.add_argument("--unsynced-batchnorm", action="store_true",
                     help="per-replica BatchNorm statistics (the mistake the tolerance must catch)")
+    ap.add_argument("--reorder-within-batches", type=int, default=None, metavar="SEED",
+                    help="the same backbone batches, rows permuted inside each: only the order of float additions "
+                         "changes (the spread the layouts' tolerance is measured against)")
     a = ap.parse_args()
     from pneumo.errors import PneumoError
     from pneumo.training import distribute as D
     dist = D.make_strategy(a.strategy)
     if a.unsynced_batchnorm:
         _unsync(D)
+    if a.reorder_within_batches is not None:
+        _reorder_within_batches(D, a.reorder_within_batches)
 
     from pneumo.data.cohorts import synthetic
     from pneumo.training import fit
@@ -48,9 +54,10 @@ def main() -> int:
     frame = cohort.frame
     paths, y, split = frame["image_path"].to_numpy(str), frame["label"].to_numpy(int), frame["split"].to_numpy()
     tr, va = split == "train", split == "val"
-    encoder, history = fit_backbone_films(paths[tr], y[tr], paths[va], y[va], dist=dist, size=SIZE, batch=BATCH,
-                                          epochs=a.backbone_epochs, lr=5e-4, patience=99, intensity="equalize",
-                                          augment=None, dropout=0.0, log=lambda s: None)
+    with _recorded_steps(D) as step_losses:       # the backbone's steps only
+        encoder, history = fit_backbone_films(paths[tr], y[tr], paths[va], y[va], dist=dist, size=SIZE, batch=BATCH,
+                                              epochs=a.backbone_epochs, lr=5e-4, patience=99, intensity="equalize",
+                                              augment=None, dropout=0.0, log=lambda s: None)
     if a.lose_worker and dist.worker == 1:
         os._exit(1)
     _, late = stream_outputs(encoder, paths[va], SIZE)
@@ -68,13 +75,44 @@ def main() -> int:
         return 0
     flat = lambda ws: np.concatenate([np.ravel(np.asarray(w)) for w in ws])
     np.savez(a.out, encoder=flat(encoder.trainable_weights), encoder_stats=flat(encoder.non_trainable_weights),
-             backbone_loss=np.array([h["loss"] for h in history]),
+             backbone_loss=np.array([h["loss"] for h in history]), backbone_step_loss=np.array(step_losses),
              backbone_val_embeddings=late,
              head_loss=np.array([h["loss"] for h in metrics["history"]]),
              test_probabilities=np.array(metrics["test_probabilities"]["fusion"]),
              replicas=dist.replicas, workers=dist.workers)
     print(json.dumps({"strategy": dist.name, "replicas": dist.replicas, "workers": dist.workers}))
     return 0
+
+
+@contextlib.contextmanager
+def _recorded_steps(D):
+    """Each step's global-batch loss, as the chief sees it (the first is taken before any update)."""
+    losses, run_epoch = [], D.run_epoch
+
+    def recorded(step, batches):
+        def one(batch):
+            loss = step(batch)
+            losses.append(float(loss))
+            return loss
+        return run_epoch(one, batches)
+    D.run_epoch = recorded
+    try:
+        yield losses
+    finally:
+        D.run_epoch = run_epoch
+
+
+def _reorder_within_batches(D, seed: int) -> None:
+    epoch_order, rng = D.epoch_order, np.random.default_rng(seed)
+
+    def reordered(n, global_batch, order_rng, pad):
+        order, share = epoch_order(n, global_batch, order_rng, pad)
+        if pad:                                  # the head: exact on every layout, left alone
+            return order, share
+        steps = len(order) // global_batch
+        perm = np.concatenate([s * global_batch + rng.permutation(global_batch) for s in range(steps)])
+        return order[perm], share[perm]
+    D.epoch_order = reordered
 
 
 def _unsync(D) -> None:

@@ -1,8 +1,11 @@
 """Training under tf.distribute (pneumo.training.distribute): how each worker's rows are cut from
 the global order, and whole trainings on three layouts (one device; MirroredStrategy over two
 logical CPUs; MultiWorkerMirroredStrategy with two local worker processes on 127.0.0.1) that must
-give the single-device model within the tolerances stated here. Each training runs in its own
-process (tests/distribute_run.py): devices and TF_CONFIG are fixed when TensorFlow starts."""
+give the single-device model. What is exact (the head; the backbone's first step) is held to float
+rounding; what is chaotic (the backbone after Adam's first steps) to a multiple of the drift that
+reordering the same batches' additions gives on this machine, measured by the test itself. Each
+training runs in its own process (tests/distribute_run.py): devices and TF_CONFIG are fixed when
+TensorFlow starts."""
 from __future__ import annotations
 
 import json
@@ -24,13 +27,16 @@ ROOT = RUNNER.parents[1]
 # The head trains on fixed embeddings with no BatchNorm: every layout adds the same numbers in
 # another order, so its test probabilities agree to float rounding (measured: 0.0 and 3e-8).
 HEAD_PROB_TOL = 1e-4
-# The backbone's BatchNorm statistics are summed per replica, then over replicas, and Adam's first
-# steps turn float-rounding differences in the gradients of weights whose true gradient is 0
-# (a BatchNorm's beta that feeds another BatchNorm) into whole steps. After one epoch (7 steps) the
-# val films' embeddings differ by 0.75% (relative norm) from one device; changing only TensorFlow's
-# kernels (oneDNN off) moves them by 0.04%; per-replica statistics, the classic mistake, by far more.
-BACKBONE_EMBED_TOL = 0.03
-BACKBONE_LOSS_RTOL = 2e-3
+# Before any update every layout computes the same forward pass on the same 8 films; only the order
+# of float32 additions differs (eps 1.2e-7 over ~1e3 terms), so the first step's loss agrees to 1e-4.
+FIRST_STEP_RTOL = 1e-4
+# After the first step the backbone is chaotic: Adam turns float-rounding differences in gradients
+# whose true value is 0 (a BatchNorm's beta feeding another BatchNorm) into whole steps, so how far
+# a layout drifts from one device depends on the CPU's kernels. The test measures that drift on one
+# device by permuting the rows inside each batch (the same sums, added in another order) and allows
+# a layout SPREAD_MULTIPLE times the largest of REORDERINGS such drifts.
+REORDERINGS = 3
+SPREAD_MULTIPLE = 3.0
 
 
 def _free_port() -> int:
@@ -60,8 +66,11 @@ def _wait(*procs, timeout=600) -> None:
 def layouts(tmp_path_factory) -> dict:
     """Each layout's result: {name: npz}. Runs one at a time: the machine has two cores."""
     work = tmp_path_factory.mktemp("distribute")
-    res = {name: work / f"{name}.npz" for name in ("one", "mirrored", "multi-worker", "mirrored-unsynced")}
+    reordered = [f"one-reordered-{i}" for i in range(REORDERINGS)]
+    res = {name: work / f"{name}.npz" for name in ("one", "mirrored", "multi-worker", "mirrored-unsynced", *reordered)}
     _wait(_run("one", work, res["one"], _env()))
+    for i, name in enumerate(reordered):      # the backbone only: the head is exact on every layout
+        _wait(_run("one", work / name, res[name], _env(), "--reorder-within-batches", str(i), "--head-epochs", "0"))
     _wait(_run("mirrored", work, res["mirrored"], _env(**{D.CPU_REPLICAS_ENV: "2"})))
     ports = [_free_port(), _free_port()]
     workers = [_run("multi-worker", work, res["multi-worker"], _env(PNEUMO_TF_THREADS="1", TF_CONFIG=json.dumps(
@@ -78,13 +87,50 @@ def _embed_gap(a, b) -> float:
     return float(np.linalg.norm(ea - eb) / np.linalg.norm(ea))
 
 
+def _loss_gap(a, b) -> float:
+    return float(np.max(np.abs(a["backbone_loss"] - b["backbone_loss"]) / np.abs(a["backbone_loss"])))
+
+
+def _first_step_gap(a, b) -> float:
+    return float(abs(b["backbone_step_loss"][0] / a["backbone_step_loss"][0] - 1))
+
+
+def _spread(layouts, gap) -> float:
+    """The largest drift from one device that reordering the additions of the same batches gives."""
+    one = layouts["one"]
+    return max(gap(one, layouts[f"one-reordered-{i}"]) for i in range(REORDERINGS))
+
+
+def _margins(layouts, layout) -> dict:
+    """How much of its allowance a layout uses (below 1 passes), for the log and the closing figures."""
+    one, other = layouts["one"], layouts[layout]
+    return {"first_step": _first_step_gap(one, other) / FIRST_STEP_RTOL,
+            "embeddings": _embed_gap(one, other) / (SPREAD_MULTIPLE * _spread(layouts, _embed_gap)),
+            "epoch_loss": _loss_gap(one, other) / (SPREAD_MULTIPLE * _spread(layouts, _loss_gap))}
+
+
+@pytest.mark.slow
+def test_reordering_the_additions_is_a_measurable_drift_of_float_rounding_only(layouts):
+    """The spread the tolerances are built from: not zero (so a multiple of it allows something),
+    and each reordered run's first step still agrees with one device's to rounding."""
+    one = layouts["one"]
+    for i in range(REORDERINGS):
+        again = layouts[f"one-reordered-{i}"]
+        assert len(again["backbone_step_loss"]) == len(one["backbone_step_loss"]) == 7
+        assert _first_step_gap(one, again) < FIRST_STEP_RTOL
+    assert _spread(layouts, _embed_gap) > 0 and _spread(layouts, _loss_gap) > 0
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("layout", ["mirrored", "multi-worker"])
 def test_a_distributed_training_gives_the_single_device_model(layouts, layout):
     one, other = layouts["one"], layouts[layout]
     assert int(other["replicas"]) == 2 and int(other["workers"]) == (2 if layout == "multi-worker" else 1)
-    assert _embed_gap(one, other) < BACKBONE_EMBED_TOL
-    np.testing.assert_allclose(other["backbone_loss"], one["backbone_loss"], rtol=BACKBONE_LOSS_RTOL)
+    margins = _margins(layouts, layout)
+    print(f"{layout}: share of each tolerance used {json.dumps(margins)}")
+    assert margins["first_step"] < 1, margins
+    assert margins["embeddings"] < 1, margins
+    assert margins["epoch_loss"] < 1, margins
     np.testing.assert_allclose(other["head_loss"], one["head_loss"], rtol=1e-5)
     assert np.abs(other["test_probabilities"] - one["test_probabilities"]).max() < HEAD_PROB_TOL
 
@@ -92,13 +138,15 @@ def test_a_distributed_training_gives_the_single_device_model(layouts, layout):
 @pytest.mark.slow
 def test_two_workers_and_two_local_replicas_compute_the_same_steps(layouts):
     """The same global batches cut two ways (two processes, or two devices of one) differ only by
-    how TensorFlow adds the replicas' sums: far inside the single-device tolerance."""
-    assert _embed_gap(layouts["mirrored"], layouts["multi-worker"]) < BACKBONE_EMBED_TOL / 10
+    how TensorFlow adds the replicas' sums: inside the single-device reordering spread."""
+    assert _embed_gap(layouts["mirrored"], layouts["multi-worker"]) <= _spread(layouts, _embed_gap)
 
 
 @pytest.mark.slow
-def test_the_backbone_tolerance_catches_per_replica_batchnorm_statistics(layouts):
-    assert _embed_gap(layouts["one"], layouts["mirrored-unsynced"]) > BACKBONE_EMBED_TOL
+def test_the_first_step_catches_per_replica_batchnorm_statistics(layouts):
+    """Per-replica statistics (4 films each) change the very first forward pass: no chaos to hide in
+    (measured 8e-2 against the 1e-4 allowed)."""
+    assert _first_step_gap(layouts["one"], layouts["mirrored-unsynced"]) > 10 * FIRST_STEP_RTOL
 
 
 @pytest.mark.slow
