@@ -184,9 +184,10 @@ def intended_use_text(meta: dict) -> list[str]:
             "Every answer says whether the case is **within** that use, **outside** it, or **unknown**, from "
             "the strongest evidence there is: the DICOM header (the patient's age, used only as an age and never "
             "shown, and the view position), then an age the user gives, then a check on the film itself "
-            "(adult or child, frontal or lateral). Outside it the app gives no label, only the number behind "
-            "an explicit *show anyway (not validated)*; the command line and batches leave `label` empty "
-            "unless `--allow-outside` is given."]
+            "(adult or child, frontal or lateral). Outside it no surface gives a label, a number or a Grad-CAM "
+            "image unless asked for that case: the app shows the number only (never a verdict) behind an "
+            "explicit *show the number anyway*, off again for every new case; the command line and batches "
+            "leave `label` empty unless `--allow-outside` is given; the reports open with the reason."]
 
 
 INTENDED_USE_CAPTION = ("How often the check on the film flags a film as outside the intended use, on films of each "
