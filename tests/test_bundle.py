@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
+import keras
 
 from pneumo.data.labs.catalogue import panel_of
 from pneumo.errors import BundleError  # noqa: E402

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
+import keras
 
 from pneumo.experiments import classifiers as C  # noqa: E402
 from pneumo.models import features as F  # noqa: E402

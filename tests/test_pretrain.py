@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-tf = pytest.importorskip("tensorflow")
+import tensorflow as tf
 
 from pneumo.errors import PneumoError  # noqa: E402
 from pneumo.training import backbone as P  # noqa: E402

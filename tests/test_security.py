@@ -41,7 +41,7 @@ def test_make_run_binds_to_the_address_setting():
 # --- md_escape ----------------------------------------------------------------------------
 
 def _render(text: str) -> str:
-    markdown_it = pytest.importorskip("markdown_it")
+    import markdown_it
     md = markdown_it.MarkdownIt("commonmark").enable(["table", "strikethrough"])
     return md.render(text)
 
@@ -230,7 +230,7 @@ def test_save_uploads_raises_a_typed_error(tmp_path):
 # --- the Batch page (AppTest on the page alone, as tests/test_app.py does) ----------------
 
 def _batch_page(monkeypatch, tmp_path):
-    st_testing = pytest.importorskip("streamlit.testing.v1")
+    import streamlit.testing.v1 as st_testing
     monkeypatch.setenv("PNEUMO_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("PNEUMO_MODEL_DIR", str(tmp_path / "no-model"))
     monkeypatch.delenv("PNEUMO_USERS_FILE", raising=False)

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
+import keras
 
 from pneumo.data.cohorts import synthetic  # noqa: E402
 from pneumo.errors import PneumoError  # noqa: E402
