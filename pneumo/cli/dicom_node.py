@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(stream=sys.stderr, level=logging.ERROR, format="%(asctime)s dicom-node: %(message)s")
     logging.getLogger("pneumo").setLevel(logging.INFO)
     # pydicom's own warnings quote header values (a name in PatientSex): never on the node's log
+    import pydicom  # noqa: F401 - imported first: its config sets its logger's level on import
     logging.getLogger("pydicom").setLevel(logging.CRITICAL + 1)
     warnings.filterwarnings("ignore", module="pydicom")
     warnings.filterwarnings("ignore", module="highdicom")

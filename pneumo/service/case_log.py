@@ -328,5 +328,6 @@ def record_refusal_or_warn(reason: str, *, origin: str, user: str | None = None,
 
 def warn_not_logged(err: BaseException, what: str, stream=None) -> None:
     """`warning: <what>: <reason>` as one line on stderr."""
-    reason = str(err) if isinstance(err, PneumoError) else (getattr(err, "strerror", None) or str(err))
+    # a PneumoError's line or an OS reason; any other error by its type (its text may quote a value)
+    reason = str(err) if isinstance(err, PneumoError) else (getattr(err, "strerror", None) or type(err).__name__)
     print(f"warning: {what}: {' '.join(str(reason).split())[:300]}", file=stream or sys.stderr)
