@@ -66,15 +66,20 @@ def test_single_modality_cases(predictor, tmp_path):
 
 
 def test_explain_shap_adds_up_and_gradcam_at_original_resolution(predictor, tmp_path):
-    """The lab bars start from the film alone (labs 'not measured'), add up to the labs' step,
-    and a test not given has no bar at all."""
+    """The lab bars start from the same tests at healthy values (the film as read), add up to the
+    answer, and a test not given has no bar at all; 'back to normal' is the what-if's change."""
+    from pneumo.data.labs.healthy import healthy_value
+
     case = Case.from_sources(film(tmp_path, 300, 200), LABS, panel=predictor.panel)
     exp = predictor.explain(case)
     total = exp.shap_base + sum(exp.shap_values.values())
-    assert total == pytest.approx(exp.result.probability, abs=1e-3)
-    film_alone = predictor.predict(Case.from_sources(film(tmp_path, 300, 200), None, panel=predictor.panel))
-    assert exp.shap_base == pytest.approx(film_alone.probability, abs=1e-5)
-    assert sum(exp.shap_values.values()) == pytest.approx(exp.result.modality_contribution["labs"], abs=1e-3)
+    assert total == pytest.approx(exp.result.probability, abs=1e-5)
+    healthy = {k: healthy_value(predictor.panel[k]) for k in LABS}
+    assert exp.lab_reference == healthy
+    assert exp.shap_base == pytest.approx(predictor.what_if(case, healthy)["probability"], abs=1e-5)
+    for k in LABS:
+        back = exp.result.probability - predictor.what_if(case, {k: healthy[k]})["probability"]
+        assert exp.back_to_normal[k] == pytest.approx(back, abs=1e-5)
     assert set(exp.shap_values) == set(LABS)
     assert exp.gradcam.shape == (200, 300) and exp.overlay.shape == (200, 300, 3)
     assert 0 <= exp.gradcam.min() and exp.gradcam.max() <= 1

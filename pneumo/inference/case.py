@@ -92,9 +92,15 @@ class Explanation:
     shap_base: float
     lab_display: list
     contribution: dict
+    # the lab bars' reference: each measured test at a healthy value (pneumo.data.labs.healthy);
+    # shap_base is the answer with these values, and back_to_normal[k] = P - P(k set to healthy)
+    lab_reference: dict = field(default_factory=dict)
+    back_to_normal: dict = field(default_factory=dict)
+    shap_noise: dict = field(default_factory=dict)      # sampling standard error (0 when exact)
 
     def to_dict(self) -> dict:
         return {"result": self.result.to_dict(), "shap_values": self.shap_values,
-                "shap_base": self.shap_base, "lab_display": self.lab_display,
+                "shap_base": self.shap_base, "shap_reference": self.lab_reference,
+                "back_to_normal": self.back_to_normal, "lab_display": self.lab_display,
                 "contribution": self.contribution,
                 "gradcam_shape": None if self.gradcam is None else list(self.gradcam.shape)}

@@ -12,9 +12,11 @@ import numpy as np
 
 from pneumo import config
 from pneumo.data.imaging import pixel_digest, preprocess
+from pneumo.data.labs.healthy import healthy_row
 from pneumo.data.labs.parse import display_rows
 from pneumo.errors import NothingToReadError, PneumoError, UnsupportedImageError
 from pneumo.explain import attribution as explain
+from pneumo.explain.shapley import shapley_vs_reference
 from pneumo.inference.case import Case, Explanation, ImageState, Result
 from pneumo.inference.decision_rule import band_of, label_of
 from pneumo.inference.disclosure import as_asked, shown
@@ -226,18 +228,26 @@ class Predictor:
             film = explain.shrink_to(case.image.pixels, EXPLAIN_MAX_SIDE)   # a 49 MP film: not 2 GB of maps
             heat = explain.upsample_heat(coarse, *film.shape)
             over = explain.overlay(film, heat)
-        shap_values, shap_base = {}, result.probability
+        effects = {}
         if shap and show.probability is not None and result.modalities["labs"]:
-            e, l = self._embeddings_or_zeros(state.early, state.late)
+            effects = self._lab_effects(state, labs_row[0])
+        return Explanation(result, heat, over, effects.get("values", {}), effects.get("base", result.probability),
+                           self.lab_display(case), dict(result.modality_contribution),
+                           lab_reference=effects.get("reference", {}), back_to_normal=effects.get("back", {}),
+                           shap_noise=effects.get("noise", {}))
 
-            def f(matrix):
-                return self.runner.head_for_one_image(e, l, 0.0 if state.early is None else 1.0, matrix)
-
-            values, shap_base = explain.lab_shap(f, labs_row[0])
-            given = np.isfinite(labs_row[0])
-            shap_values = {k: float(v) for k, v, g in zip(self.panel.keys, values, given) if g}
-        return Explanation(result, heat, over, shap_values, float(shap_base),
-                           self.lab_display(case), dict(result.modality_contribution))
+    def _lab_effects(self, state: ImageState, row: np.ndarray) -> dict:
+        """Shapley values of the measured tests against the same tests at healthy values (the film
+        and the tests not measured as they are), and what moving each test back to healthy does."""
+        e, l = self._embeddings_or_zeros(state.early, state.late)
+        present = 0.0 if state.early is None else 1.0
+        reference = healthy_row(self.panel, row)
+        s = shapley_vs_reference(lambda m: self.runner.head_for_one_image(e, l, present, m), row, reference)
+        given = [(i, k) for i, k in enumerate(self.panel.keys) if np.isfinite(row[i])]
+        return {"values": {k: float(s.values[i]) for i, k in given}, "base": float(s.base),
+                "reference": {k: float(reference[i]) for i, k in given},
+                "back": {k: float(s.back_to_reference[i]) for i, k in given},
+                "noise": {k: float(s.error[i]) for i, k in given}}
 
     def lab_display(self, case: Case) -> list[dict]:
         return display_rows(case.labs, self.panel)

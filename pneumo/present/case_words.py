@@ -53,8 +53,8 @@ def band_meaning(band: str) -> str:
 
 
 def attribution_sentence(result) -> str:
-    """Baseline -> film -> labs, each step's size; these add up to the probability, and the lab
-    bars (SHAP, reference 'not measured') add up to the labs' step."""
+    """Baseline -> film -> labs, each step's size; these add up to the probability (the lab bars
+    are read against a normal panel instead: pneumo.present.lab_effects)."""
     base = result.baseline
     if base is None:
         return ""
@@ -72,9 +72,9 @@ def attribution_sentence(result) -> str:
 
 def shap_caption(result, n_shown: int, n_panel: int) -> str:
     """What the lab bars are, and why some tests have none."""
-    start = "the film alone" if result.modalities.get("image") else "no labs at all"
-    text = (f"Each bar is how much one lab value moved P(pneumonia), from {start} to the answer; "
-            f"together they make the labs' step ({signed(result.modality_contribution['labs'])}). "
+    film = "the film and " if result.modalities.get("image") else ""
+    text = ("Each bar is what moving one lab value from a normal value (mid-reference range) to this "
+            f"patient's did to P(pneumonia), with {film}the other tests as given. "
             "Red raises the probability, blue lowers it.")
     missing = n_panel - n_shown
     if missing:

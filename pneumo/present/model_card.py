@@ -60,7 +60,8 @@ def model_description(meta: dict) -> str:
 VIEW_NAMES = {view: MODEL_NAMES[view].holds for view in VIEWS}
 MISSING_LABS = ("A test left blank is read as not measured: the network has a learned \"not measured\" token "
                 "for each test, and no value (no median) is filled in. The training median is shown for "
-                "reference and is where the what-if slider starts.")
+                "reference; the lab bars and the what-if compare a measured value with a normal one "
+                "(mid-reference range), where the what-if starts a blank test.")
 
 
 def view_settings(meta: dict, key: str) -> dict[str, float]:

@@ -147,7 +147,7 @@ def render_case_pdf(explanation, original_pixels: np.ndarray | None = None,
                              for _, row in frame.iterrows()],
                             [width * 0.6, width * 0.4], s))
         story.append(Paragraph(e(f"{words.shap_caption(r, len(frame), len(explanation.lab_display or []))} "
-                                 f"Reference (labs not measured): {explanation.shap_base:.3f}."), s["muted"]))
+                                 f"With every measured test normal, P would be {explanation.shap_base:.3f}."), s["muted"]))
     if explanation.lab_display:
         story.append(Paragraph("Labs", s["h2"]))
         rows = [["Test", "Value", "Unit", "Reference", "Note"]]

@@ -111,7 +111,7 @@ def render_case_report(explanation, original_pixels: np.ndarray | None = None,
             cls = "pos" if row["value"] > 0 else "neg"
             out.append(f"<tr><td>{e(row['label'])}</td><td class='{cls}'>{row['value']:+.4f}</td></tr>")
         out.append(f"</table><p class='muted'>{e(words.shap_caption(r, len(frame), len(explanation.lab_display or [])))}"
-                   f" Reference (labs not measured): {explanation.shap_base:.3f}.</p>")
+                   f" With every measured test normal, P would be {explanation.shap_base:.3f}.</p>")
     elif explanation.lab_display:
         out.append("<h2>Labs</h2>")
     if explanation.lab_display:
