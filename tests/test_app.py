@@ -198,7 +198,7 @@ def test_second_opinion_scores_a_film_with_labs(fake_predictor, home):
     # each distinct case is logged once (film alone, then film + labs), not on every rerun
     from pneumo.service.case_log import CaseLog
     assert CaseLog().count() == 2
-    at.slider[0].set_value(0.8).run()
+    at.select_slider(key="whatif_wbc").set_value(20.0).run()     # the what-if reruns: nothing logged again
     assert CaseLog().count() == 2
     assert CaseLog().recent()["origin"].tolist() == ["app", "app"]
 
@@ -228,9 +228,19 @@ def test_what_if_moves_the_probability(fake_predictor, home):
     assert not at.exception, at.exception
     at.selectbox(key="whatif_lab").set_value("wbc").run()
     base = float(at.metric[0].value.split()[-1])
-    at.slider(key="whatif_wbc").set_value(17.0).run()
-    assert float(at.metric[0].value.split()[-1]) > base
+    assert at.metric[0].delta == "no change"              # the case's own value: no coloured arrow
+    slider = at.select_slider(key="whatif_wbc")
+    assert slider.value == 9.0 and max(slider.options, key=float) == "500"   # the schema's plausible range
+    slider.set_value(17.0).run()
+    assert float(at.metric[0].value.split()[-1]) > base and at.metric[0].delta.startswith("+")
     assert at.metric[0].label in ("With this value: PNEUMONIA", "With this value: NORMAL")
+    for value in (0.5, 40.0, 500.0):                      # clinical extremes are on the scale
+        at.select_slider(key="whatif_wbc").set_value(value).run()
+        assert not at.exception, at.exception
+    assert "Back to normal (7.5)" in _texts(at, "caption")
+    at.selectbox(key="whatif_lab").set_value("sodium").run()   # a test not given starts at normal
+    assert at.select_slider(key="whatif_sodium").value == 140.0
+    assert min(float(o) for o in at.select_slider(key="whatif_sodium").options) <= 115
 
 
 def test_colour_photo_is_refused_without_a_probability(fake_predictor, home):

@@ -1,5 +1,5 @@
 """The answer for one case on the Second opinion page: scoring it once, the verdict box, and the
-explanation below (Grad-CAM, SHAP, the what-if, downloads). The words come from
+explanation below (Grad-CAM, the labs' bars and what-if in pages.ui.lab_effects, downloads). The words come from
 pneumo.present.case_words, so the page, the report and the CLI say the same thing."""
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import json
 import streamlit as st
 
 from pages.ui import model
+from pages.ui.lab_effects import lab_effects
 from pneumo.data.dicom_source import source_header
 from pneumo.errors import PneumoError
 from pneumo.explain.attribution import colour_bar, for_display, shrink_to
@@ -109,16 +110,7 @@ def details(pred, case, expl, *, example: bool, image_bytes: bytes | None = None
                 st.iframe(widget, height=440, alt="The film with its Grad-CAM heat map and an opacity slider")
             c.image(colour_bar(200, 14), caption="low ← heat → high", width="stretch")
             over = expl.overlay
-    st.subheader("What the labs contributed")
-    if expl.shap_values:
-        left, right = st.columns([3, 2], gap="large")
-        frame = lab_display.shap_frame(expl.shap_values, expl.lab_display)
-        left.plotly_chart(figs.shap_figure(frame), config={"displayModeBar": False})
-        left.caption(words.shap_caption(r, len(frame), len(expl.lab_display)))
-        with right:
-            what_if(pred, case, r.probability, label_words=verdict_words)
-    else:
-        st.caption("No labs given, so there is nothing to attribute here.")
+    lab_effects(pred, case, expl, label_words=verdict_words)
     downloads(pred, case, expl, over, example=example, image_bytes=image_bytes)
 
 
@@ -157,29 +149,3 @@ def _display_copy(digest, pixels, heat):
             cached = (digest, film, blend_widget(film, shown))
         ss["display_copy"] = cached
     return cached[1], cached[2]
-
-
-def what_if(pred, case, probability: float, *, label_words: bool = True) -> None:
-    """Change one lab and see the probability, and the label the rule gives, move (Predictor.what_if)."""
-    st.markdown("**What if a lab were different?**")
-    keys = list(pred.panel.keys)
-    values = case.labs.values if case.labs is not None else {}
-    default = max(keys, key=lambda k: values.get(k) is not None)  # a given lab, if any
-    k = st.selectbox("Lab", keys, index=keys.index(default), key="whatif_lab",
-                     format_func=lambda k: f"{pred.panel[k].name} ({pred.panel[k].display_unit})")
-    t = pred.panel[k]
-    current = values.get(k)
-    lo, hi, step = lab_display.what_if_range(t, current)
-    start = current if current is not None else t.impute_value()
-    new = st.slider(f"{lab_display.short_name(t.key, t.name)} ({t.display_unit})", lo, hi, float(min(max(start, lo), hi)), step,
-                    key=f"whatif_{k}", help=f"now {lab_display.fmt_number(current) if current is not None else 'not given'}")
-    try:
-        answer = pred.what_if(case, {k: float(new)})
-    except PneumoError as err:
-        st.error(md_escape(str(err)))
-        return
-    said = answer["label"] if label_words else "not validated for this case"   # outside: the number only
-    st.metric(f"With this value: {said}", f"P {answer['probability']:.3f}",
-              delta=f"{answer['probability'] - probability:+.3f}", delta_color="inverse",
-              help=f"The same rule: PNEUMONIA at P >= {answer['threshold']:.2f}.")
-    st.caption(f"{said} at threshold {answer['threshold']:.2f} (the film and every other value unchanged).")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from pneumo.present.lab_effects import axis_reach
+
 # Colours shared by every figure: one calm blue, a warm red for pneumonia, gray for normal.
 BLUE, RED, GREEN, GRAY = "#1f5fa8", "#c0392b", "#2e8b57", "#8a96a3"
 # Curves: one fixed qualitative palette (Okabe-Ito, colour-blind safe), one colour per model in
@@ -64,7 +66,8 @@ def probability_figure(probability: float, threshold: float, label: str | None):
 
 
 def shap_figure(frame: pd.DataFrame, top: int = 12):
-    """Horizontal SHAP bars, largest on top; red pushes towards pneumonia."""
+    """Horizontal lab bars on the probability scale, largest on top; red pushes towards pneumonia.
+    The axis spans at least +-MIN_REACH, so bars of a few thousandths look as small as they are."""
     import plotly.graph_objects as go
 
     f = frame.head(top).iloc[::-1]
@@ -72,11 +75,10 @@ def shap_figure(frame: pd.DataFrame, top: int = 12):
     fig = go.Figure(go.Bar(x=f["value"], y=f["label"], orientation="h", marker_color=colours,
                            text=[f"{v:+.3f}" for v in f["value"]], textposition="outside",
                            cliponaxis=False))
-    # scale to the largest bar (a saturated case has tiny values that a fixed axis would hide)
-    reach = max(float(f["value"].abs().max()) if len(f) else 0.0, 0.005) * 1.35
-    fig.update_xaxes(title="change in P(pneumonia)", zeroline=True, zerolinecolor="#1c2430",
-                     gridcolor="#e6ebf1", range=[-reach, reach])
-    return _layout(fig, 60 + 26 * len(f))
+    reach = axis_reach(f["value"])
+    fig.update_xaxes(title="change in P(pneumonia), from a normal value to this one", zeroline=True,
+                     zerolinecolor="#1c2430", gridcolor="#e6ebf1", range=[-reach, reach], tickformat="+.2f")
+    return _layout(fig, 80 + 26 * len(f))
 
 
 def curve_figure(curves: list[dict], kind: str):

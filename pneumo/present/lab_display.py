@@ -1,5 +1,5 @@
 """How lab values read on a screen: short names, units, reference ranges and flags, the
-labs-as-read and SHAP tables, the what-if slider's range."""
+labs-as-read and SHAP tables (the what-if's values: pneumo.present.lab_effects)."""
 from __future__ import annotations
 
 import hashlib
@@ -95,19 +95,3 @@ def case_key(image_digest: str | None, labs: dict | None) -> str:
     """One key per distinct case (image + labs), so a rerun does not log it twice."""
     payload = json.dumps({"image": image_digest, "labs": labs or {}}, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
-def what_if_range(test, current: float | None) -> tuple[float, float, float]:
-    """A slider span for one lab: the reference range widened, kept inside the plausible range."""
-    lo = test.ref_low if test.ref_low is not None else test.plaus_low
-    hi = test.ref_high if test.ref_high is not None else test.plaus_high
-    span = max(hi - lo, 1e-6)
-    lo, hi = lo - span, hi + span
-    if current is not None:
-        lo, hi = min(lo, current), max(hi, current)
-    lo, hi = max(lo, test.plaus_low), min(hi, test.plaus_high)
-    raw = (hi - lo) / 200  # about 200 steps, each a round 1, 2 or 5 x 10^k
-    exp = 10 ** math.floor(math.log10(raw))
-    step = next(m * exp for m in (1, 2, 5, 10) if m * exp >= raw - 1e-12)
-    lo, hi = math.floor(lo / step) * step, math.ceil(hi / step) * step
-    return float(f"{lo:.6g}"), float(f"{hi:.6g}"), float(f"{step:.6g}")

@@ -14,7 +14,7 @@ def healthy_value(test: LabTest) -> float:
     """The midpoint of the test's reference range; of its plausible range where it has none."""
     lo = test.ref_low if test.ref_low is not None else test.plaus_low
     hi = test.ref_high if test.ref_high is not None else test.plaus_high
-    return (float(lo) + float(hi)) / 2.0
+    return float(f"{(float(lo) + float(hi)) / 2.0:.6g}")      # 9.35, not 9.350000000000001
 
 
 def healthy_row(panel: LabPanel, measured: np.ndarray) -> np.ndarray:
