@@ -76,7 +76,8 @@ def what_if(pred, case, expl, *, label_words: bool = True) -> None:
               delta=change or "no change", delta_color="inverse" if change else "off",
               delta_arrow="auto" if change else "off",
               help=f"The same rule: PNEUMONIA at P >= {answer['threshold']:.2f}.")
-    lines = [f"{said} at threshold {answer['threshold']:.2f} (the film and every other value unchanged)."]
+    lines = [f"At {lab_display.short_name(t.key, t.name)} {lab_display.fmt_number(new)}: {said} at threshold "
+             f"{answer['threshold']:.2f} (the film and every other value unchanged)."]
     if back is not None:
         moved = effects.change_text(back["probability"] - r.probability)
         lines.append(f"Back to normal ({lab_display.fmt_number(normal)}): P {back['probability']:.3f} "

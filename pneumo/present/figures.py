@@ -76,8 +76,10 @@ def shap_figure(frame: pd.DataFrame, top: int = 12):
                            text=[f"{v:+.3f}" for v in f["value"]], textposition="outside",
                            cliponaxis=False))
     reach = axis_reach(f["value"])
-    fig.update_xaxes(title="change in P(pneumonia), from a normal value to this one", zeroline=True,
-                     zerolinecolor="#1c2430", gridcolor="#e6ebf1", range=[-reach, reach], tickformat="+.2f")
+    ticks = [-reach, -reach / 2, 0.0, reach / 2, reach]
+    fig.update_xaxes(title="change in P(pneumonia): normal → this value", zeroline=True,
+                     zerolinecolor="#1c2430", gridcolor="#e6ebf1", range=[-reach * 1.02, reach * 1.02],
+                     tickvals=ticks, ticktext=[f"{t:+.2g}" if t else "0" for t in ticks])
     return _layout(fig, 80 + 26 * len(f))
 
 

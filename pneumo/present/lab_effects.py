@@ -132,4 +132,7 @@ def _nice(x: float) -> float:
 
 
 def _signed(x: float) -> str:
+    """+0.04, +0.003, or 0.000 where three decimals round to nothing (never a '-0.000')."""
+    if round(x, 3) == 0:
+        return "0.000"
     return f"{x:+.2f}" if abs(x) >= 0.005 else f"{x:+.3f}"

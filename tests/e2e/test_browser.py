@@ -53,7 +53,7 @@ def test_kermany_film_with_example_labs(page, app_url, shot):
         str(sup.example_labs("pneumonia")))
     # Wait for the with-labs answer itself: the film alone is scored first (the labs arrive a
     # rerun later), so its P(pneumonia) may be on the page while the labs are still being read.
-    page.get_by_text("Each bar is how much one lab value moved").first.wait_for(timeout=MODEL_WAIT)
+    page.get_by_text("Each bar: what moving one test from a normal value").first.wait_for(timeout=MODEL_WAIT)
     page.frame_locator("iframe").first.locator("#heat").wait_for(timeout=MODEL_WAIT)   # the Grad-CAM overlay
     page.get_by_text("Download the case report").first.wait_for(timeout=MODEL_WAIT)  # the last element
     text = page.locator("[data-testid='stMain']").inner_text()
@@ -164,7 +164,7 @@ def test_typed_labs_apply_without_a_button(page, app_url, shot):
     wbc.fill("16.2")
     wbc.press("Tab")
     page.get_by_text("1 of 20 values entered").first.wait_for(timeout=MODEL_WAIT)
-    page.get_by_text("Each bar is how much one lab value moved").first.wait_for(timeout=MODEL_WAIT)
+    page.get_by_text("Each bar: what moving one test from a normal value").first.wait_for(timeout=MODEL_WAIT)
     assert not page.get_by_role("button", name="Use these labs").count()
     assert "film and labs" in page.locator("[data-testid='stMain']").inner_text()
     shot(page, "08-typed-labs")
