@@ -26,7 +26,9 @@ from pathlib import Path
 from pneumo import config
 from pneumo.data.imaging import preprocess, read_image
 from pneumo.data.labs import parse_labs
+from pneumo.data.labs.healthy import healthy_row
 from pneumo.explain import attribution as explain
+from pneumo.explain.shapley import shapley_vs_reference
 from pneumo.inference.predictor import Case, Predictor
 from pneumo.models.bundle import read_meta
 from pneumo.qa.bench_guards import part_guards
@@ -251,7 +253,7 @@ def part_case(pred, images) -> dict:
 
         def f(matrix, e=early, l=late):
             return runner.head_for_one_image(e, l, 1.0, matrix)
-        timed("shap", explain.lab_shap, f, row[0])        # reference: the labs not measured
+        timed("shap", shapley_vs_reference, f, row[0], healthy_row(pred.panel, row[0]))   # the page's: vs normal values
         if len(steps.get("explain", ())) < EXPLAIN_N:
             pred._embeddings.clear()
             timed("explain", pred.explain, case)
