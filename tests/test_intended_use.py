@@ -185,3 +185,79 @@ def test_a_refused_cli_case_is_logged_as_refused(tmp_path):
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     log = CaseLog(tmp_path / "home" / "cases.sqlite").recent(5)
     assert list(log["outcome"]) == ["refused"] and "nothing to read" in log["warnings"].iloc[0][0]
+
+
+# --- the age from every source the header has ------------------------------------------------
+
+def _header(**attrs):
+    from pydicom.dataset import Dataset
+
+    ds = Dataset()
+    for key, value in attrs.items():
+        setattr(ds, key, value)
+    return ds
+
+
+def test_the_header_age_from_each_source():
+    import datetime as dt
+
+    from pneumo.data.dicom_io import header_age
+
+    assert header_age(_header(PatientAge="045Y", PatientBirthDate="20200101")).years == 45.0
+    for film_date in ("StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate"):
+        age = header_age(_header(PatientBirthDate="20200301", **{film_date: "20230315"}))
+        assert 3.0 <= age.years < 3.1 and age.source == "its birth date and film date", film_date
+    assert header_age(_header(PatientBirthDate="20200301", StudyDate="20230315", ContentDate="20250101")).years < 3.1
+    alone = header_age(_header(PatientBirthDate="19500607"), today=dt.date(2025, 6, 1))
+    assert alone.years is None and 42.5 < alone.at_least < 42.6 and 74 < alone.at_most < 75
+    assert alone.source == "its birth date alone"
+    assert header_age(_header(PatientBirthDate="20300101"), today=dt.date(2025, 6, 1)) is None   # not born yet
+    assert header_age(_header(PatientBirthDate="20200101", StudyDate="20190101")) is None        # film before birth
+    assert header_age(_header(PatientBirthDate="garbage")) is None and header_age(_header()) is None
+
+
+def test_a_birth_date_alone_bounds_the_age():
+    older = assess(KERMANY_CHILDREN, has_image=True, header_age_bounds=(42.6, 75.0), film=CHILD)
+    assert older.status == OUTSIDE and older.evidence == "dicom header"
+    assert "birth date" in older.reason and "1950" not in older.reason and "42" not in older.reason
+    baby = assess(KERMANY_CHILDREN, has_image=True, header_age_bounds=(0.0, 0.5), film=CHILD)
+    assert baby.status == OUTSIDE
+    # an interval that overlaps 1-5 decides nothing: the given age, then the film check, decide
+    assert assess(KERMANY_CHILDREN, has_image=True, header_age_bounds=(0.0, 30.0), film=CHILD).status == WITHIN
+    assert assess(KERMANY_CHILDREN, has_image=True, header_age_bounds=(0.0, 30.0), given_age=40,
+                  film=CHILD).status == OUTSIDE
+
+
+def _dicom_born(birth: str, **dates) -> bytes:
+    from pneumo.qa.hostile_bytes import dicom_bytes
+
+    return dicom_bytes(128, 160, PatientName="Doe^Jane", PatientID="MRN-778899", PatientBirthDate=birth, **dates)
+
+
+def test_a_dicom_born_1950_with_no_film_date_is_outside(predictor):
+    case = Case.from_sources(_dicom_born("19500607"), None, panel=predictor.panel)
+    assert case.image.meta.age_years is None and case.image.meta.age_bounds[0] > 40
+    r = predictor.predict(case)
+    assert r.intended_use == OUTSIDE and r.label == ""
+    assert "birth date" in r.intended_use_reason
+    text = json.dumps(r.to_dict())
+    assert "1950" not in text and "0607" not in text and "Doe" not in text
+
+
+def test_birth_and_study_date_three_years_apart_is_within(predictor):
+    case = Case.from_sources(_dicom_born("20200301", StudyDate="20230315"), None, panel=predictor.panel)
+    assert 3.0 <= case.image.meta.age_years < 3.1
+    r = predictor.predict(case)
+    assert r.intended_use == WITHIN and "birth date and film date" in r.intended_use_reason
+    assert "2020" not in r.intended_use_reason and "2023" not in r.intended_use_reason
+
+
+def test_the_cli_reads_a_1950_birth_date_as_outside(tmp_path):
+    film = tmp_path / "born1950.dcm"
+    film.write_bytes(_dicom_born("19500607"))
+    proc = subprocess.run([sys.executable, "-m", "pneumo", "predict", "--image", str(film), "--no-log", "--json"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)
+    assert got["intended_use"] == OUTSIDE and "birth date" in got["intended_use_reason"]
+    assert got["label"] == "" and "1950" not in proc.stdout

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import re
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -144,26 +145,69 @@ def read_dicom(data: bytes, max_pixels: int) -> tuple[np.ndarray, dict]:
                   mode=photometric, photometric=photometric, modality=modality,
                   view_position=_code(ds, "ViewPosition", _TERM),
                   body_part=_code(ds, "BodyPartExamined", _TERM),
-                  was_color=False, color_spread=0.0, age_years=patient_age_years(ds))
+                  was_color=False, color_spread=0.0, **_age_fields(header_age(ds)))
     return pixels, fields
 
 
 _AGE = re.compile(r"^(\d{3})([DWMY])$")
 _AGE_UNIT_YEARS = {"D": 1 / 365.25, "W": 7 / 365.25, "M": 1 / 12, "Y": 1.0}
+_FILM_DATES = ("StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate")
+# The earliest date a DICOM film can have been taken: DICOM 3.0 was published in 1993 (ACR-NEMA
+# 300, 1993), so a birth date alone bounds the age from below by the age on 1 January 1993.
+EARLIEST_FILM_DATE = (1993, 1, 1)
+
+
+@dataclass(frozen=True)
+class HeaderAge:
+    """What a DICOM header says of the patient's age, as ages only (the dates never leave).
+    `years` when it is known (PatientAge, or the birth date against a film date); otherwise the
+    interval a birth date alone allows: at least the age on EARLIEST_FILM_DATE, at most the age
+    today. `source` names the attribute(s) in words ('its birth date alone'), for a reason line."""
+    years: float | None
+    at_least: float | None = None
+    at_most: float | None = None
+    source: str = ""
+
+
+def header_age(ds, today=None) -> HeaderAge | None:
+    """The patient's age from every source the header has: PatientAge ('045Y', '018M') first,
+    then PatientBirthDate against StudyDate / SeriesDate / AcquisitionDate / ContentDate (the
+    first present), then PatientBirthDate alone (a bound, see HeaderAge). None when there is none."""
+    import datetime as dt
+
+    match = _AGE.match(str(_get(ds, "PatientAge") or "").strip().upper())
+    if match:
+        return HeaderAge(round(int(match.group(1)) * _AGE_UNIT_YEARS[match.group(2)], 3),
+                         source="its patient age")
+    birth = _dicom_date(_get(ds, "PatientBirthDate"))
+    if birth is None:
+        return None
+    film = next((d for d in (_dicom_date(_get(ds, k)) for k in _FILM_DATES) if d), None)
+    if film is not None:
+        if film < birth:
+            return None                      # a film before birth: the dates are wrong, not the patient
+        return HeaderAge(round((film - birth).days / 365.25, 3),
+                         source="its birth date and film date")
+    today = today or dt.date.today()
+    if birth > today:
+        return None
+    earliest = dt.date(*EARLIEST_FILM_DATE)
+    return HeaderAge(None, at_least=round(max((earliest - birth).days, 0) / 365.25, 3),
+                     at_most=round((today - birth).days / 365.25, 3),
+                     source="its birth date alone")
 
 
 def patient_age_years(ds) -> float | None:
-    """The patient's age in years at the study, from PatientAge ('045Y', '018M') or else from
-    PatientBirthDate against the study's date. Only the age leaves: the dates are never returned."""
-    match = _AGE.match(str(_get(ds, "PatientAge") or "").strip().upper())
-    if match:
-        return round(int(match.group(1)) * _AGE_UNIT_YEARS[match.group(2)], 3)
-    birth = _dicom_date(_get(ds, "PatientBirthDate"))
-    study = next((d for d in (_dicom_date(_get(ds, k)) for k in
-                              ("StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate")) if d), None)
-    if birth is None or study is None or study < birth:
-        return None
-    return round((study - birth).days / 365.25, 3)
+    """The patient's age in years at the study (see header_age); None when only bounded."""
+    age = header_age(ds)
+    return age.years if age is not None else None
+
+
+def _age_fields(age: HeaderAge | None) -> dict:
+    if age is None:
+        return {}
+    bounds = (age.at_least, age.at_most) if age.years is None else None
+    return dict(age_years=age.years, age_bounds=bounds, age_source=age.source)
 
 
 def _dicom_date(value):

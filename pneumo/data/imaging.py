@@ -61,6 +61,8 @@ class ImageMeta:
     was_color: bool             # the source had colour channels (converted to gray)
     color_spread: float         # mean(|R-G| + |G-B|) / (2 * 255) of the source: 0 gray .. 1
     age_years: float | None = None   # DICOM PatientAge, or birth vs study date: an age only, never a date
+    age_bounds: tuple[float, float] | None = None   # a birth date alone: (at least, at most) years
+    age_source: str | None = None    # which header attributes gave the age, in words (no value)
 
 
 @dataclass(frozen=True)

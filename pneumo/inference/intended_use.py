@@ -161,8 +161,12 @@ def read_film_check(bundle_dir) -> FilmCheck | None:
 
 def assess(population: Population | None, *, has_image: bool, header_age: float | None = None,
            given_age: float | None = None, view_position: str | None = None,
-           film: FilmReading | None = None, modality: str | None = None) -> IntendedUse:
-    """Judge one case against the population, strongest evidence first (see the module text)."""
+           film: FilmReading | None = None, modality: str | None = None,
+           header_age_bounds: tuple[float, float] | None = None,
+           header_age_source: str | None = None) -> IntendedUse:
+    """Judge one case against the population, strongest evidence first (see the module text).
+    `header_age_bounds`: (at least, at most) years when the header has a birth date and no film
+    date (pneumo.data.dicom_io.header_age); outside when the whole interval is."""
     if population is None:
         return IntendedUse(UNKNOWN, "this model states no intended population", "none")
     view = (view_position or "").strip().upper()
@@ -173,7 +177,14 @@ def assess(population: Population | None, *, has_image: bool, header_age: float 
     if has_image and kind and kind not in population.film_kinds:
         return IntendedUse(OUTSIDE, f"the DICOM header says this is a {kind} image; the model was validated on "
                                     f"{'/'.join(population.film_kinds)} films only", "dicom header")
-    for age, source, evidence in ((header_age, "the DICOM header gives", "dicom header"),
+    if header_age is None and header_age_bounds is not None and has_image:
+        low, high = header_age_bounds
+        if low >= population.age_max + 1 or high < population.age_min:
+            return IntendedUse(OUTSIDE, "the DICOM header's birth date alone (no film date) gives an age outside "
+                                        f"{population.ages} for any film taken since DICOM began (1993); the model "
+                                        f"was validated on {population.description} only", "dicom header")
+    header_words = f"the DICOM header ({header_age_source}) gives" if header_age_source else "the DICOM header gives"
+    for age, source, evidence in ((header_age, header_words, "dicom header"),
                                   (given_age, "the age given is", "given age")):
         if age is not None:
             if not population.age_within(age):

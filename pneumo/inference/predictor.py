@@ -111,7 +111,9 @@ class Predictor:
         return assess(self.population, has_image=case.image is not None,
                       header_age=getattr(meta, "age_years", None), given_age=case.age_years,
                       view_position=getattr(meta, "view_position", None), film=state.film,
-                      modality=getattr(meta, "modality", None))
+                      modality=getattr(meta, "modality", None),
+                      header_age_bounds=getattr(meta, "age_bounds", None),
+                      header_age_source=getattr(meta, "age_source", None))
 
     def predict(self, case: Case, *, allow_outside: bool = False) -> Result:
         """Raises UnsupportedImageError when the image is refused, NothingToReadError when the
