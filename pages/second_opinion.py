@@ -19,12 +19,16 @@ if image_bytes is None and not labs_source:
     top.info(case_inputs.start_hint(), icon=":material/upload_file:")
     st.stop()
 
-key, scored = case_result.score_once(top, image_bytes, labs_source, age)
+key, scored = case_result.score_once(top, image_bytes, labs_source, age, case_inputs.age_answered(age))
 if from_file and scored.get("case") is not None:
     case_inputs.labs_as_read(scored["case"], panel)
 if scored["error"]:
     top.error("Not read: " + md_escape(scored["error"]), icon=":material/block:")
     audit.log_refusal_once(key, scored["error"])
+    st.stop()
+
+if scored.get("needs_age"):
+    top.info(case_inputs.AGE_PROMPT, icon=":material/cake:")
     st.stop()
 
 pred = model.predictor_or_stop()

@@ -79,8 +79,11 @@ def _fake_module():
                 raise UnsupportedImageError("a colour image: radiographs are grayscale (a photograph?)")
             p = self._p(case)
             child_frontal = FilmReading(0.1, 0.9, adult=False, lateral=False)   # the learned check's "a child's film"
+            meta = case.image.meta if case.image is not None else None
             use = assess(self.population, has_image=case.image is not None, given_age=case.age_years,
-                         film=child_frontal if case.image is not None else None)
+                         film=child_frontal if case.image is not None else None,
+                         header_age=getattr(meta, "age_years", None), header_age_bounds=getattr(meta, "age_bounds", None),
+                         header_age_source=getattr(meta, "age_source", None))
             r = Result(p, label_of(p, 0.5) if allow_outside or use.status != OUTSIDE else "", 0.5, "caution",
                        modalities={"image": case.image is not None, "labs": case.has_labs},
                        modality_contribution={"image": 0.3, "labs": p - 0.3 - (p - 0.35)},
@@ -138,6 +141,12 @@ def _app() -> AppTest:
     return at
 
 
+def _no_age(at) -> AppTest:
+    """Tick "Age not known": a film with no header age is scored only once the age is answered."""
+    at.checkbox(key="age_unknown").check()
+    return at
+
+
 def _texts(at, kind) -> str:
     return " | ".join(str(e.value) for e in getattr(at, kind))
 
@@ -181,7 +190,7 @@ def test_missing_model_is_one_error_line(home, monkeypatch, tmp_path):
 # --- the second-opinion page with a stand-in predictor ----------------------------------
 
 def test_second_opinion_scores_a_film_with_labs(fake_predictor, home):
-    at = _app()
+    at = _no_age(_app())
     at.file_uploader[0].upload("film.png", chest_like_png(), "image/png")
     at.radio(key="labs_mode").set_value("File (CSV or FHIR JSON)").run()
     labs = (config.REPO_ROOT / "assets" / "example_labs_pneumonia.csv").read_bytes()
@@ -221,8 +230,39 @@ def test_a_case_outside_the_intended_use_gives_no_opinion_unless_asked(fake_pred
     assert "Within the intended use" in _texts(at, "caption")
 
 
-def test_what_if_moves_the_probability(fake_predictor, home):
+def test_a_film_without_an_age_is_not_scored_until_the_age_or_unknown_is_given(fake_predictor, home):
+    from pneumo.service.case_log import CaseLog
+
     at = _app()
+    at.file_uploader[0].upload("film.png", chest_like_png(), "image/png").run()
+    assert not at.exception, at.exception
+    assert "How old is the patient?" in _texts(at, "info")
+    assert "P(pneumonia)" not in _texts(at, "markdown") and CaseLog().count() == 0
+    at.number_input(key="age").set_value(3.0).run()             # a given age: scored, within
+    assert "P(pneumonia)" in _texts(at, "markdown") and "How old" not in _texts(at, "info")
+    assert "the age given is an age within" in _texts(at, "caption")
+    at.number_input(key="age").set_value(None).run()            # no age again: the prompt again
+    assert "How old is the patient?" in _texts(at, "info")
+    at.checkbox(key="age_unknown").check().run()                # "not known": the film check decides
+    assert "P(pneumonia)" in _texts(at, "markdown") and "learned check" in _texts(at, "caption")
+
+
+def test_a_dicom_born_1950_with_no_film_date_is_outside_without_asking(fake_predictor, home):
+    from pneumo.qa.hostile_bytes import dicom_bytes
+
+    at = _app()
+    film = dicom_bytes(256, 320, PatientName="Doe^Jane", PatientBirthDate="19500607")
+    at.file_uploader[0].upload("film.dcm", film, "application/dicom").run()
+    assert not at.exception, at.exception
+    assert "How old" not in _texts(at, "info")
+    err = _texts(at, "error")
+    assert "No second opinion" in err and "birth date" in err and "1950" not in err
+    assert "P(pneumonia)" not in _texts(at, "markdown")
+    assert "1950" not in _texts(at, "markdown") + _texts(at, "caption")
+
+
+def test_what_if_moves_the_probability(fake_predictor, home):
+    at = _no_age(_app())
     at.file_uploader[0].upload("film.png", chest_like_png(), "image/png").run()
     at.number_input(key="lab_wbc").set_value(9.0).run()    # applies at once: no submit step
     assert not at.exception, at.exception
@@ -280,7 +320,7 @@ def test_real_model_reads_a_kermany_film_as_the_library_does(home):
     from pneumo.present import app_support as sup
     common._loader.clear()
     film = sup.example_images()["pneumonia"]
-    at = _app()
+    at = _no_age(_app())
     at.file_uploader[0].upload("film.jpeg", film.read_bytes(), "image/jpeg").run()
     assert not at.exception, at.exception
     assert not at.error, _texts(at, "error")

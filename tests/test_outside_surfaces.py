@@ -278,6 +278,7 @@ def test_the_page_shows_the_same_and_asks_per_case(films, library, home):
     common._loader.clear()
     at = AppTest.from_file(str(config.REPO_ROOT / "app.py"), default_timeout=240)
     at.run()
+    at.checkbox(key="age_unknown").check()             # no age for these films: the page asks first
     at.file_uploader[0].upload("child.jpeg", films["child"].read_bytes(), "image/jpeg").run()
     assert not at.exception, at.exception
     md = _texts(at, "markdown")

@@ -34,9 +34,12 @@ def film(panel) -> tuple[bytes | None, float | None, bool]:
     left, right = st.columns(2, gap="large")
     upload = left.file_uploader("PNG, JPEG or DICOM (frontal chest film)", key=f"image_{ss.upload_gen}",
                                 on_change=lambda: ss.update(example=None))
-    age = left.number_input("Age in years (optional; a DICOM header's age is used first)", min_value=0.0,
-                            max_value=130.0, value=None, step=1.0, format="%g", key="age",
-                            help="Used only to check the intended use (children aged 1-5); never shown or stored.")
+    a1, a2 = left.columns([3, 2], vertical_alignment="bottom")
+    age = a1.number_input("Age in years (a DICOM header's age is used first)", min_value=0.0,
+                          max_value=130.0, value=None, step=1.0, format="%g", key="age",
+                          help="Used only to check the intended use (children aged 1-5); never shown or stored.")
+    a2.checkbox("Age not known", key="age_unknown",
+                help="Then a film without an age in its DICOM header is checked by the learned film check alone.")
     with right:
         if examples:
             c1, c2 = st.columns([1, 1], vertical_alignment="bottom")
@@ -67,6 +70,17 @@ def _load_example(panel) -> None:
     for t in panel:
         ss[f"lab_{t.key}"] = values.get(t.key)
     ss["labs_mode"] = "Form"
+    ss["age_unknown"] = True   # the examples are Kermany's children aged 1-5, by film only: no age per film
+
+
+def age_answered(age) -> bool:
+    """An age typed in, or an explicit "not known": either lets a film without a header age be scored."""
+    return age is not None or bool(ss.get("age_unknown"))
+
+
+AGE_PROMPT = ("**How old is the patient?** This film carries no age (no DICOM header age), and the model is "
+              "validated on children aged 1-5 only. Type the age under the upload, or tick *Age not known* "
+              "to let the learned film check decide.")
 
 
 def labs(panel) -> tuple[dict | bytes | None, bool]:

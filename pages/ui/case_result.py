@@ -28,20 +28,26 @@ from pneumo.present.text_safe import md_escape
 ss = st.session_state
 
 
-def score_once(top, image_bytes, labs_source, age) -> tuple[str, dict]:
+def score_once(top, image_bytes, labs_source, age, age_answered: bool = True) -> tuple[str, dict]:
     """Score the case unless these very inputs were scored last run: (case key, {case, result,
-    error}). Only the answer here (milliseconds); the explanation follows in explanation()."""
+    error, needs_age}). Only the answer here (milliseconds); the explanation follows in explanation().
+    A film whose header does not settle the intended use gets no answer until the age, or "not
+    known", is given (`age_answered`): then `needs_age`, no result to show or log (a refusal of the
+    film itself is still said at once)."""
     key = lab_display.case_key(hashlib.sha256(image_bytes).hexdigest() if image_bytes else None,
                                labs_source if isinstance(labs_source, dict)
                                else hashlib.sha256(labs_source or b"").hexdigest())
-    key = f"{key}:{age}"
+    key = f"{key}:{age}:{'answered' if age_answered else 'no age'}"
     if ss.get("scored", {}).get("key") != key:
         with top, st.spinner("Scoring… (reading the film and the labs)"):
             pred = model.predictor_or_stop()
             try:
                 case = Case.from_sources(image=image_bytes, labs=labs_source, panel=pred.panel, age=age)
-                ss["scored"] = {"key": key, "case": case, "result": pred.predict(case, allow_outside=False),
-                                "error": None}
+                result = pred.predict(case, allow_outside=False)   # a refusal (a photo, a blank) is said first
+                needs_age = not age_answered and case.image is not None and \
+                    not sup.header_decides_use(pred.population, case)
+                ss["scored"] = {"key": key, "case": case, "result": None if needs_age else result,
+                                "error": None, "needs_age": needs_age}
             except PneumoError as err:
                 ss["scored"] = {"key": key, "error": str(err), "case": None}
     return key, ss["scored"]

@@ -11,12 +11,24 @@ import pandas as pd
 
 from pneumo import config
 from pneumo.inference.disclosure import shown
-from pneumo.inference.intended_use import OUTSIDE
+from pneumo.inference.intended_use import OUTSIDE, assess
 from pneumo.present.lab_display import fmt_number, ref_text
 
 DISCLAIMER = "Research and decision support only — not a diagnosis."
 SEMI_REAL_LABEL = ("Semi-real example: a real chest X-ray (Kermany test set) with a "
                    "real-format lab panel of another person (invented values).")
+
+
+def header_decides_use(population, case) -> bool:
+    """Whether the film's DICOM header alone settles the intended use (its age, a birth date that
+    rules 1-5 out, a lateral view, another modality): then the page need not ask for the age."""
+    meta = case.image.meta if case.image is not None else None
+    if meta is None or population is None:
+        return True
+    if meta.age_years is not None:
+        return True
+    return assess(population, has_image=True, header_age_bounds=meta.age_bounds, view_position=meta.view_position,
+                  modality=meta.modality).evidence == "dicom header"
 
 
 def example_images(root: Path | None = None) -> dict[str, Path]:

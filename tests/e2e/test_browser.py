@@ -23,10 +23,22 @@ def _wait_drawn(page, timeout=MODEL_WAIT):
     page.wait_for_function("() => !document.querySelector(\"[data-testid='stSkeleton']\")", timeout=timeout)
 
 
-def _upload_film(page, path):
+def _age_not_known(page):
+    """Tick "Age not known": a film without a header age is scored only once the age is answered."""
+    box = page.get_by_label("Age not known")
+    if not box.is_checked():
+        page.get_by_text("Age not known").first.click()
+        page.wait_for_function("() => [...document.querySelectorAll(\"[data-testid='stCheckbox'] input\")]"
+                               ".some(e => e.checked)")
+        _wait_drawn(page)
+
+
+def _upload_film(page, path, age_not_known=True):
     # after the page's first run has drawn everything: an input replaced mid-run loses its file
     _wait_drawn(page)
     page.locator("[data-testid='stNumberInput']").nth(19).wait_for()   # the lab form, drawn last
+    if age_not_known:
+        _age_not_known(page)
     page.locator("[data-testid='stFileUploaderDropzoneInput']").first.set_input_files(str(path))
 
 
@@ -212,6 +224,7 @@ def test_two_sessions_score_at_once(browser, app_url, shot):
             _open(p, app_url)
             _wait_drawn(p)
             p.locator("[data-testid='stNumberInput']").nth(19).wait_for()
+            _age_not_known(p)
         for p, film in zip(pages, films):                   # both uploads before either answer
             p.locator("[data-testid='stFileUploaderDropzoneInput']").first.set_input_files(str(film))
         answers = []
