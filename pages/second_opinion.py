@@ -14,14 +14,14 @@ top = st.container()   # the verdict, the refusal or "Scoring…": first thing o
 st.subheader("1 · Chest X-ray")
 image_bytes, age, is_example = case_inputs.film(panel)
 st.subheader("2 · Admission labs (optional)")
-labs_source, from_file = case_inputs.labs(panel)
+labs_source, from_file = case_inputs.labs(panel, age)
 if image_bytes is None and not labs_source:
     top.info(case_inputs.start_hint(), icon=":material/upload_file:")
     st.stop()
 
 key, scored = case_result.score_once(top, image_bytes, labs_source, age, case_inputs.age_answered(age))
 if from_file and scored.get("case") is not None:
-    case_inputs.labs_as_read(scored["case"], panel)
+    case_inputs.labs_as_read(scored["case"], panel, age)
 if scored["error"]:
     top.error("Not read: " + md_escape(scored["error"]), icon=":material/block:")
     audit.log_refusal_once(key, scored["error"])

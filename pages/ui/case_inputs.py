@@ -8,6 +8,7 @@ import streamlit as st
 
 from pneumo import config
 from pneumo.data.labs import parse_labs
+from pneumo.data.labs.paediatric_ranges import panel_for_age
 from pneumo.data.labs.parse import display_rows
 from pneumo.present import app_support as sup
 from pneumo.present import lab_display
@@ -83,16 +84,17 @@ AGE_PROMPT = ("**How old is the patient?** This film carries no age (no DICOM he
               "to let the learned film check decide.")
 
 
-def labs(panel) -> tuple[dict | bytes | None, bool]:
-    """The labs as typed (a dict) or as a file's bytes, and whether they came from a file."""
+def labs(panel, age: float | None = None) -> tuple[dict | bytes | None, bool]:
+    """The labs as typed (a dict) or as a file's bytes, and whether they came from a file. The
+    ranges shown and flagged are the age's (children 1-5: paediatric ones; an unknown age too)."""
     mode = st.radio("Labs from", ["Form", "File (CSV or FHIR JSON)"], horizontal=True, key="labs_mode")
     if mode == "Form":
-        return lab_form(panel), False
+        return lab_form(panel_for_age(panel, age), age), False
     lab_file = st.file_uploader("A wide or long CSV, or a FHIR R4 Bundle", type=["csv", "json"], key="labs_file")
     return (lab_file.getvalue() if lab_file else None), True
 
 
-def lab_form(panel) -> dict | None:
+def lab_form(panel, age: float | None = None) -> dict | None:
     """Twenty number fields; a value applies as soon as it is entered (no separate step)."""
     tests = list(panel)
     for row in range(0, len(tests), 5):  # one st.columns per row keeps the order when stacked
@@ -108,18 +110,23 @@ def lab_form(panel) -> dict | None:
         st.markdown(f"<span class='pneumo-flag'>Outside the reference range:</span> {', '.join(flagged)}",
                     unsafe_allow_html=True)
     st.caption(f"{len(values or {})} of {len(tests)} values entered; each applies as soon as you leave its "
-               "field. Leave a test empty if it was not measured.")
+               "field. Leave a test empty if it was not measured. " + lab_display.ranges_caption(age))
     return values
 
 
-def labs_as_read(case, panel) -> None:
-    """What was read from a lab file: each value with its unit and range, and what was not used."""
+def labs_as_read(case, panel, age: float | None = None) -> None:
+    """What was read from a lab file: each value with its unit and the age's range, and what was not
+    used and why (a test outside the panel, like CRP, is not a model input)."""
     reading = case.labs
     if reading is None:
         return
-    rows = [d for d in display_rows(reading, panel) if d["value"] is not None]
+    header_age = getattr(getattr(case.image, "meta", None), "age_years", None)
+    age = header_age if header_age is not None else age
+    rows = [d for d in display_rows(reading, panel_for_age(panel, age)) if d["value"] is not None]
     st.markdown(f"**Read from the file:** {len(rows)} of {len(panel)} panel tests")
     if rows:
         st.dataframe(lab_display.lab_display_frame(rows), hide_index=True, width="stretch")
+    if rows:
+        st.caption(lab_display.ranges_caption(age))
     if reading.unknown:
-        st.caption("Not used (not in the panel): " + md_escape(", ".join(reading.unknown[:20])))
+        st.caption("Not used: " + "; ".join(lab_display.not_used_lines(reading.unknown[:20], panel, md_escape)))

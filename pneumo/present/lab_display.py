@@ -10,7 +10,7 @@ import re
 import pandas as pd
 
 _SHORT = {"wbc": "WBC", "rbc": "RBC", "hemoglobin": "Hb", "hematocrit": "Hct",
-          "platelets": "Platelets", "calcium": "Calcium"}
+          "platelets": "Platelets", "calcium": "Calcium", "crp": "CRP"}
 
 
 def short_name(key: str, name: str | None = None) -> str:
@@ -69,12 +69,40 @@ def lab_display_frame(lab_display: list[dict]) -> pd.DataFrame:
     rows = []
     for d in lab_display:
         lo, hi = d.get("ref_low"), d.get("ref_high")
-        flag = "not given" if d.get("imputed") else ("out of range" if d.get("out_of_range") else "")
+        side = range_flag(_Range(lo, hi), d.get("value"))    # against the rows' own (age's) range
+        flag = "not given" if d.get("imputed") else (side or ("out of range" if d.get("out_of_range")
+                                                                and lo is None and hi is None else ""))
         rows.append({"Test": d.get("name") or d.get("key"),
                      "Value": fmt_number(d.get("value")), "Unit": d.get("unit", ""),
                      "Reference": f"{fmt_number(lo)}–{fmt_number(hi)}" if lo is not None or hi is not None else "",
                      "Note": flag})
     return pd.DataFrame(rows, columns=["Test", "Value", "Unit", "Reference", "Note"])
+
+
+class _Range:
+    def __init__(self, ref_low, ref_high):
+        self.ref_low, self.ref_high = ref_low, ref_high
+
+
+_PAREN = re.compile(r"\s*[\[(].*$")
+
+
+def not_used_lines(labels: list[str], panel, escape=str) -> list[str]:
+    """Why each column or entry the model did not read was not used: a lab test pneumo knows but the
+    model was not trained on (CRP, procalcitonin) is not a model input; anything else is unknown."""
+    from pneumo.data.labs.catalogue import CATALOGUE
+
+    lines: list[str] = []
+    for label in labels:
+        norm = _PAREN.sub("", str(label)).strip().lower()
+        test = next((t for t in CATALOGUE.values()
+                     if norm in {t.key, t.name.lower(), *(a.lower() for a in t.aliases)}), None)
+        if test is not None:
+            lines.append(f"{short_name(test.key, test.name)}: not a model input (the model reads the "
+                         f"{len(panel)} tests of its panel)")
+        else:
+            lines.append(f"{escape(label)}: not a lab test the model knows")   # the file's text: escaped
+    return list(dict.fromkeys(lines))
 
 
 def shap_frame(shap_values: dict[str, float], lab_display: list[dict]) -> pd.DataFrame:
@@ -89,6 +117,16 @@ def shap_frame(shap_values: dict[str, float], lab_display: list[dict]) -> pd.Dat
         rows.append({"key": key, "label": text, "value": float(val)})
     frame = pd.DataFrame(rows, columns=["key", "label", "value"])
     return frame.reindex(frame["value"].abs().sort_values(ascending=False).index).reset_index(drop=True)
+
+
+def ranges_caption(age: float | None) -> str:
+    """Which reference ranges the flags and the table use, in one line."""
+    from pneumo.data.labs import paediatric_ranges as pr
+
+    if pr.covers(age):
+        whose = "children aged 1-5" + (" (age not given: the span over ages 1-5)" if age is None else "")
+        return f"Reference ranges: {whose}; Harriet Lane Handbook, Nelson, CALIPER."
+    return "Reference ranges: the panel's adult ranges (the age is outside 1-5, the model's population)."
 
 
 def case_key(image_digest: str | None, labs: dict | None) -> str:
