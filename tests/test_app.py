@@ -261,6 +261,16 @@ def test_a_dicom_born_1950_with_no_film_date_is_outside_without_asking(fake_pred
     assert "1950" not in _texts(at, "markdown") + _texts(at, "caption")
 
 
+def test_a_labs_only_answer_is_weak_evidence_in_words_not_a_verdict(fake_predictor, home):
+    at = _app()
+    at.number_input(key="lab_wbc").set_value(19.0).run()
+    assert not at.exception, at.exception
+    md = _texts(at, "markdown")
+    assert "Labs only: weak evidence (P 0." in md and "pneumo-weak" in md
+    assert "class='pneumo-result" not in md and ">PNEUMONIA<" not in md and ">NORMAL<" not in md
+    assert all("PNEUMONIA" not in m.label and "NORMAL" not in m.label for m in at.metric)
+
+
 def test_what_if_moves_the_probability(fake_predictor, home):
     at = _no_age(_app())
     at.file_uploader[0].upload("film.png", chest_like_png(), "image/png").run()

@@ -25,6 +25,8 @@ def test_downloads_offer_pdf_and_sr_and_the_page_shows_no_identifier(fake_predic
     labels = [b.proto.label for b in buttons]
     assert any("HTML" in t for t in labels) and any("PDF" in t for t in labels), labels
     assert any("DICOM SR" in t for t in labels), labels
+    sr = next(b for b in buttons if "DICOM SR" in b.proto.label)     # it says it carries identifiers, for the PACS
+    assert "patient identifiers" in sr.proto.label and "identifiers" in sr.proto.help and "PACS" in sr.proto.help
     shown = " ".join(_texts(at, kind) for kind in ("title", "markdown", "caption", "warning", "error",
                                                      "info", "success", "metric", "text"))
     shown += " ".join(labels) + " ".join(str(b.proto.help) for b in buttons)

@@ -10,6 +10,7 @@ import streamlit as st
 
 from pages.ui import model
 from pages.ui.lab_effects import lab_effects
+from pneumo.data.dicom_io import looks_like_dicom
 from pneumo.data.dicom_source import source_header
 from pneumo.errors import PneumoError
 from pneumo.explain.attribution import colour_bar, for_display, shrink_to
@@ -81,14 +82,20 @@ def verdict(r, key: str):
         st.warning("Not validated: the model was never tested on cases like this one. "
                    "The number below is not a second opinion.", icon=":material/warning:")
     c1, c2 = st.columns([1, 2], vertical_alignment="center")
-    if show.verdict_colour:
+    labs_only = not r.modalities.get("image")
+    if labs_only:           # weak evidence: words and a neutral colour, not a verdict
+        c1.markdown(f"<div class='pneumo-weak'>{words.labs_only_headline(r.probability)}</div><div class='pneumo-sub'>"
+                    f"{words.labs_only_sub(r.threshold, getattr(model.predictor_or_stop(), 'metrics', None))}</div>",
+                    unsafe_allow_html=True)
+    elif show.verdict_colour:
         c1.markdown(f"<div class='pneumo-result {show.label}'>{show.label}</div><div class='pneumo-sub'>"
                     f"P(pneumonia) <b>{r.probability:.2f}</b> · threshold {r.threshold:.2f} · {r.band}</div>",
                     unsafe_allow_html=True)
     else:   # the number only: no label word, no verdict colour
         c1.markdown(f"<div class='pneumo-result'>P(pneumonia) {r.probability:.2f}</div><div class='pneumo-sub'>"
                     f"threshold {r.threshold:.2f} · not validated for this case</div>", unsafe_allow_html=True)
-    c2.plotly_chart(figs.probability_figure(r.probability, r.threshold, show.label if show.verdict_colour else None),
+    c2.plotly_chart(figs.probability_figure(r.probability, r.threshold,
+                                            show.label if show.verdict_colour and not labs_only else None),
                     config={"displayModeBar": False})
     st.caption(f"**Rule:** {words.rule_sentence(r.threshold)}  \n"
                f"**Uncertainty ({r.band}):** {words.band_meaning(r.band)}; {r.uncertainty.get('words', '')}.  \n"
@@ -102,7 +109,7 @@ def verdict(r, key: str):
 def details(pred, case, expl, *, example: bool, image_bytes: bytes | None = None) -> None:
     """Below the inputs: where the film drove the answer, what the labs did, the what-if, downloads."""
     r = expl.result
-    verdict_words = shown(r).verdict_colour
+    verdict_words = shown(r).verdict_colour and bool(r.modalities.get("image"))   # labs only: no verdict words
     st.divider()
     st.markdown(words.attribution_sentence(r))
     over = None
@@ -134,10 +141,16 @@ def downloads(pred, case, expl, over, *, example: bool, image_bytes: bytes | Non
                        data=lambda: render_case_pdf(expl, pixels, over, **kw), icon=":material/picture_as_pdf:",
                        on_click="ignore")
     if pixels is not None:      # a DICOM film's SR carries its patient and study, for its PACS
-        d3.download_button("DICOM SR", file_name="pneumo-sr.dcm", mime="application/dicom",
+        phi = bool(image_bytes) and looks_like_dicom(image_bytes[:132])
+        d3.download_button("DICOM SR for the PACS" + (" (patient identifiers)" if phi else ""),
+                           file_name="pneumo-sr.dcm", mime="application/dicom",
                            data=lambda: structured_report_bytes(expl.result, expl.overlay, source_header(image_bytes)),
                            icon=":material/description:", on_click="ignore",
-                           help="A DICOM Structured Report of this answer, for a PACS; a DICOM film's report files into its study")
+                           help=("A DICOM Structured Report of this answer, for the PACS. It carries the patient's "
+                                 "identifiers copied from the film's DICOM header (name, ID, birth date, study) so the "
+                                 "PACS files it into the patient's study: keep it inside the hospital's systems."
+                                 if phi else "A DICOM Structured Report of this answer, for a PACS. The film is not "
+                                 "DICOM, so the report carries no patient identifiers and files as a new study."))
     d4.download_button("Result as JSON", file_name="pneumo-result.json", mime="application/json",
                        data=json.dumps(expl.to_dict(), indent=2), icon=":material/data_object:",
                        on_click="ignore")

@@ -101,3 +101,18 @@ def signed(x: float) -> str:
 
 def capital(text: str) -> str:
     return text[:1].upper() + text[1:] if text else text
+
+
+def labs_only_headline(probability: float) -> str:
+    """A labs-only answer in words, never a verdict: 'Labs only: weak evidence (P 0.47)'."""
+    return f"Labs only: weak evidence (P {probability:.2f})"
+
+
+def labs_only_sub(threshold: float, metrics: dict | None) -> str:
+    """Why the labs alone are weak, from the bundle's own test figures where it has them."""
+    m = ((metrics or {}).get("test") or {}).get("labs_only") or {}
+    sens = m.get("sensitivity")
+    told = (f"on the test split the labs alone found {sens:.2f} of pneumonias (sensitivity); "
+            if isinstance(sens, (int, float)) else "")
+    return f"threshold {threshold:.2f} · {told}add the chest film for a second opinion"
+
