@@ -282,3 +282,10 @@ def test_ci_means_ci_true_not_just_set(monkeypatch):
         assert in_ci() is expected, value
     monkeypatch.delenv("CI")
     assert in_ci() is False
+
+
+def test_the_model_card_says_grad_cam_leans_on_the_mediastinum():
+    from pneumo.present import model_card as mc
+
+    text = mc.limitations_text({})
+    assert "Grad-CAM leans on the mediastinum" in text and "not a\n  lesion map" in text

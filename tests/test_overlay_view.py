@@ -42,3 +42,22 @@ def test_the_widget_starts_at_its_opacity_and_escapes_its_caption():
     assert "<b>x</b>" not in page and "&lt;b&gt;x&lt;/b&gt;" in page
     with pytest.raises(ValueError, match="shape"):
         blend_widget(film, heat[:10])
+
+
+def test_a_map_with_no_heat_says_no_region_raised_the_score():
+    from pneumo.present.overlay_view import NO_REGION, no_region
+
+    film, heat = _film_and_heat()
+    assert not no_region(heat) and NO_REGION not in blend_widget(film, heat)
+    blank = np.zeros_like(heat)
+    assert no_region(blank) and NO_REGION in blend_widget(film, blank)
+
+
+def test_a_numbered_colour_bar_and_the_caption_under_a_landscape_image():
+    from pneumo.present.overlay_view import widget_height
+
+    film, heat = _film_and_heat(h=30, w=60)                      # landscape
+    page = blend_widget(film, heat)
+    assert "1 (max)" in page and ">0<" in page and "linear-gradient" in page
+    assert "aspect-ratio: 60 / 30" in page                      # the image box is the film's shape
+    assert widget_height((30, 60)) < widget_height((60, 30)) <= 380 + 86

@@ -13,12 +13,12 @@ from pages.ui.lab_effects import lab_effects
 from pneumo.data.dicom_io import looks_like_dicom
 from pneumo.data.dicom_source import source_header
 from pneumo.errors import PneumoError
-from pneumo.explain.attribution import colour_bar, for_display, shrink_to
+from pneumo.explain.attribution import for_display, shrink_to
 from pneumo.present import app_support as sup
 from pneumo.present import case_words as words
 from pneumo.present import figures as figs
 from pneumo.present import lab_display
-from pneumo.present.overlay_view import blend_widget
+from pneumo.present.overlay_view import MEDIASTINUM_CAVEAT, NO_REGION, blend_widget, no_region, widget_height
 from pneumo.present.case_outputs import structured_report_bytes
 from pneumo.present.pdf_report import render_case_pdf
 from pneumo.present.report import render_case_report
@@ -115,13 +115,16 @@ def details(pred, case, expl, *, example: bool, image_bytes: bytes | None = None
     over = None
     if case.image is not None:
         st.subheader("Where the film drove the answer")
-        a, b, c = st.columns([2, 2, 1])
+        a, b = st.columns([4, 5])
         film, widget = _display_copy(r.image_digest, case.image.pixels, expl.gradcam)
         a.image(film, caption="The film as read", clamp=True, width="stretch")
         if widget is not None:
             with b:   # an iframe runs the opacity slider's script in the browser: no rerun, nothing recomputed
-                st.iframe(widget, height=440, alt="The film with its Grad-CAM heat map and an opacity slider")
-            c.image(colour_bar(200, 14), caption="low ← heat → high", width="stretch")
+                if no_region(expl.gradcam):
+                    st.info(NO_REGION + ".", icon=":material/check_circle:")
+                st.iframe(widget, height=widget_height(film.shape),
+                          alt="The film with its Grad-CAM heat map, a colour scale and an opacity slider")
+                st.caption(MEDIASTINUM_CAVEAT)
             over = expl.overlay
     lab_effects(pred, case, expl, label_words=verdict_words)
     downloads(pred, case, expl, over, example=example, image_bytes=image_bytes)

@@ -240,6 +240,9 @@ LIMITATIONS = """
 - **Distribution shift**: other scanners, portable AP films or populations with other prevalence
   may behave differently; the app warns on unusual films and says when a case is outside the
   intended use (adults, lateral views), but the check on the film can miss (see its figures above).
+- **Grad-CAM leans on the mediastinum**: the central 16% of columns holds 0.340 of the heat on 24
+  pneumonia test films (0.16 if it were spread evenly). It shows which region moved the score, not a
+  lesion map; a map with no heat means no region raised the score.
 - **Text burned into the film** (names, dates, markers) is not removed from the report's image.
 - **Single site per modality**: one hospital for the films, one for the labs.
 - Not validated prospectively. Not a medical device.
