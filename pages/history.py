@@ -12,7 +12,8 @@ frame.require_frame()
 if not auth.allowed(st.session_state):   # app.py registers no page before sign-in; belt and braces
     st.stop()
 st.title("History")
-st.caption("Every scored case is logged with a digest of its pixels, never a name, ID or file name.")
+st.caption("One row per case (a film's row is updated when its labs or age change), logged with a digest of "
+           "its pixels, never a name, ID or file name. Origin: app, cli, batch or dicom-node.")
 user = auth.current_user(st.session_state)
 admin = auth.is_admin(st.session_state)
 if not auth.required():
@@ -36,6 +37,11 @@ if frame.empty:
     st.info("No cases scored yet. Score one on the Second opinion page; it will appear here.",
             icon=":material/history:")
 else:
-    st.dataframe(frame, hide_index=True,
-                 column_config={"P(pneumonia)": st.column_config.NumberColumn(format="%.3f")})
+    st.dataframe(frame, hide_index=True, column_config={
+        "Time": st.column_config.TextColumn(width="small"), "Origin": st.column_config.TextColumn(width="small"),
+        "Outcome": st.column_config.TextColumn(width="small"), "Image": st.column_config.TextColumn(width="small"),
+        "P(pneumonia)": st.column_config.NumberColumn(format="%.3f", width="small"),
+        "Threshold": st.column_config.NumberColumn(width="small"),
+        "Intended use": st.column_config.TextColumn(width="medium"),
+        "Warnings": st.column_config.TextColumn(width="large")})
     st.download_button("Download (CSV)", uploads.csv_bytes(frame), file_name="pneumo-history.csv", mime="text/csv")

@@ -204,12 +204,17 @@ def test_second_opinion_scores_a_film_with_labs(fake_predictor, home):
     assert "unusual aspect ratio" in _texts(at, "warning")
     assert len(at.get("imgs")) >= 1 or len(at.get("image")) >= 1
     assert at.metric and at.metric[0].label.startswith("With this value: ")
-    # each distinct case is logged once (film alone, then film + labs), not on every rerun
+    # one film is one case: its row is added once (film alone) and updated when the labs come
     from pneumo.service.case_log import CaseLog
-    assert CaseLog().count() == 2
+    assert CaseLog().count() == 1
+    assert CaseLog().recent()["labs"].iloc[0]["wbc"] is not None   # the row holds the labs of the last answer
     at.select_slider(key="whatif_wbc").set_value(20.0).run()     # the what-if reruns: nothing logged again
+    assert CaseLog().count() == 1
+    assert CaseLog().recent()["origin"].tolist() == ["app"]
+    at.number_input(key="age").set_value(3.0).run()              # an age for the same film: the same row
+    assert CaseLog().count() == 1
+    at.file_uploader[0].upload("film2.png", chest_like_png(seed=1), "image/png").run()   # another film: a row
     assert CaseLog().count() == 2
-    assert CaseLog().recent()["origin"].tolist() == ["app", "app"]
 
 
 def test_a_case_outside_the_intended_use_gives_no_opinion_unless_asked(fake_predictor, home):

@@ -289,3 +289,15 @@ def test_the_model_card_says_grad_cam_leans_on_the_mediastinum():
 
     text = mc.limitations_text({})
     assert "Grad-CAM leans on the mediastinum" in text and "not a\n  lesion map" in text
+
+
+def test_history_shows_the_origin_up_front():
+    import pandas as pd
+
+    from pneumo.present.app_support import history_frame
+
+    raw = pd.DataFrame([{"time": "2026-01-01T09:30:12.345Z", "origin": "dicom-node", "probability": 0.7,
+                         "threshold": 0.5, "label": "PNEUMONIA", "intended_use": "within", "warnings": []}])
+    out = history_frame(raw)
+    assert list(out.columns[:2]) == ["Time", "Origin"] and out["Origin"].iloc[0] == "dicom-node"
+    assert out["Time"].iloc[0] == "2026-01-01 09:30 UTC"

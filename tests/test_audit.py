@@ -229,7 +229,7 @@ def test_schema_1_log_is_migrated_and_keeps_its_rows(tmp_path):
     _v1_log(path)
     log = CaseLog(path)
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
         assert "user" in [r[1] for r in conn.execute("PRAGMA table_info(cases)")]
         assert "cases_user" in [r[1] for r in conn.execute("PRAGMA index_list(cases)")]
     old = log.recent().iloc[0]
@@ -341,3 +341,54 @@ def test_intended_use_and_inputs_are_logged(tmp_path):
     with sqlite3.connect(tmp_path / "cases.sqlite") as conn:
         row = conn.execute("SELECT intended_use, inputs FROM cases").fetchone()
     assert row == (FakeResult().intended_use, "film and labs")
+
+
+# --- schema 5: 'dicom-node' is an origin of its own -------------------------------------------
+
+def _v4_log(path) -> None:
+    """A log as pneumo wrote it at schema 4: the DICOM node's cases under origin 'batch'."""
+    from pneumo.service.case_log import _MIGRATIONS
+
+    with sqlite3.connect(path) as conn:
+        for step in range(4):
+            conn.executescript(_MIGRATIONS[step])
+        conn.execute("PRAGMA user_version = 4")
+        for origin, batch, row in (("app", None, None), ("batch", "dicom-node-0123456789ab", 1),
+                                   ("batch", "b1", 1), ("cli", None, None)):
+            conn.execute("INSERT INTO cases (time, origin, labs, probability, label, threshold, warnings, batch_id, "
+                         "row_index, intended_use, outside_allowed) VALUES ('2026-01-01T00:00:00.000Z', ?, '{}', 0.7, "
+                         "'PNEUMONIA', 0.5, '[]', ?, ?, 'within', 0)", (origin, batch, row))
+        conn.execute("DELETE FROM cases WHERE origin = 'app'")          # a gap in the ids is kept too
+        conn.execute("INSERT INTO refusals (time, origin, reason) VALUES ('2026-01-01T00:00:00.000Z', 'batch', 'x')")
+
+
+def test_a_schema_4_log_is_migrated_and_the_node_rows_get_their_origin(tmp_path):
+    path = tmp_path / "v4.sqlite"
+    _v4_log(path)
+    log = CaseLog(path, retention_days=0)
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+        rows = conn.execute("SELECT id, origin, batch_id FROM cases ORDER BY id").fetchall()
+        assert rows == [(2, "dicom-node", "dicom-node-0123456789ab"), (3, "batch", "b1"), (4, "cli", None)]
+        assert {"cases_batch_row", "cases_time", "cases_user"} <= {r[1] for r in conn.execute("PRAGMA index_list(cases)")}
+        assert conn.execute("SELECT origin FROM refusals").fetchall() == [("batch",)]
+        with pytest.raises(sqlite3.IntegrityError):
+            conn.execute("INSERT INTO cases (time, origin, labs, probability, label, warnings) "
+                         "VALUES ('t', 'nowhere', '{}', 0.1, '', '[]')")
+    new = log.record(FakeResult(), labs={}, origin="dicom-node", batch_id="dicom-node-x", row_index=1)
+    assert new == 5                                   # AUTOINCREMENT carries on after the rebuild
+    log.record_refusal("not a chest film", origin="dicom-node")
+    assert set(log.recent()["origin"]) == {"dicom-node", "batch", "cli"}
+    with pytest.raises(Exception, match="origin"):
+        log.record(FakeResult(), labs={}, origin="nowhere")
+    CaseLog(path, retention_days=0)                   # opening again changes nothing
+    assert CaseLog(path).count() == 4
+
+
+def test_update_replaces_a_cases_answer_in_its_row(tmp_path):
+    log = CaseLog(tmp_path / "c.sqlite", user="alice")
+    row = log.record(FakeResult(probability=0.3), labs={"wbc": 7.0}, origin="app")
+    log.update(row, FakeResult(probability=0.8), labs={"wbc": 19.0})
+    got = log.recent()
+    assert len(got) == 1 and got["probability"].iloc[0] == pytest.approx(0.8)
+    assert got["labs"].iloc[0]["wbc"] == 19.0 and got["user"].iloc[0] == "alice" and got["origin"].iloc[0] == "app"

@@ -74,7 +74,7 @@ def test_a_schema_3_log_is_migrated_and_its_outside_labels_cleared(tmp_path):
     _v3_log(path)
     log = CaseLog(path, retention_days=0)
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
         rows = conn.execute("SELECT intended_use, label, outside_allowed FROM cases ORDER BY id").fetchall()
     assert rows == [("outside", "", 0), ("within", "NORMAL", 0)]
     history = history_frame(log.recent())[::-1]

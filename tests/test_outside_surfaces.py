@@ -254,7 +254,8 @@ def test_the_dicom_node_sends_an_sr_saying_why_and_no_heat_map(films, library, p
     from pneumo.inference.case import Case
     r = predictor.predict(Case.from_sources(child_dicom.read_bytes(), None, panel=predictor.panel))
     assert r.label == "PNEUMONIA" and f"PNEUMONIA · P(pneumonia) {r.probability:.2f}" in _sr_json(child["sr.dcm"])
-    assert [(r["label"], r["outside_allowed"]) for r in _log_rows(home)] == [("", 0), ("PNEUMONIA", 0)]
+    assert [(r["label"], r["outside_allowed"], r["origin"]) for r in _log_rows(home)] == \
+        [("", 0, "dicom-node"), ("PNEUMONIA", 0, "dicom-node")]          # the node's own origin (schema 5)
 
 
 # --- the page (streamlit AppTest) --------------------------------------------------------------

@@ -9,14 +9,28 @@ from pneumo.service import auth
 from pneumo.service.case_log import CaseLog
 
 
+def case_identity(result) -> str:
+    """What makes a case one case on this page: its film (pixel digest); labs alone are one case per
+    session. Typing the labs or the age of the same film updates its row instead of adding one."""
+    digest = getattr(result, "image_digest", None)
+    return f"film:{digest}" if digest else "labs only"
+
+
 def log_once(key: str, result, case) -> None:
-    """Record a scored case in the case log once, not on every rerun of the page."""
+    """Record a scored case in the case log once, not on every rerun of the page: the first answer
+    for a case adds its row, a later one (other labs, another age) replaces what the row holds."""
     logged = st.session_state.setdefault("logged_cases", set())
     if key in logged:
         return
+    rows = st.session_state.setdefault("case_rows", {})
+    identity = case_identity(result)
     try:
-        st.session_state.setdefault("logged_rows", {})[key] = CaseLog().record(
-            result, labs=case.labs, origin="app", user=current_user())
+        log = CaseLog()
+        if identity in rows:
+            log.update(rows[identity], result, labs=case.labs)
+        else:
+            rows[identity] = log.record(result, labs=case.labs, origin="app", user=current_user())
+        st.session_state.setdefault("logged_rows", {})[key] = rows[identity]
     except PneumoError as err:
         st.warning(f"The case was not logged: {md_escape(str(err))}")
     logged.add(key)

@@ -66,7 +66,8 @@ def history_frame(frame: pd.DataFrame) -> pd.DataFrame:
                 return frame[cols[n]]
         return pd.Series([None] * len(frame), index=frame.index)
 
-    out["Time"] = col("time", "timestamp", "created", "ts")
+    out["Time"] = col("time", "timestamp", "created", "ts").map(_short_time)
+    out["Origin"] = col("origin")          # up front: where the case came from (app, cli, batch, dicom-node)
     out["Outcome"] = col("outcome").fillna("scored")
     out["Image"] = col("image_digest", "digest").map(lambda d: (str(d)[:12] if isinstance(d, str) and d else "—"))
     out["Inputs"] = col("inputs")
@@ -86,5 +87,10 @@ def history_frame(frame: pd.DataFrame) -> pd.DataFrame:
     out["Validity"] = col("validity")
     out["Warnings"] = col("warnings").map(lambda w: "; ".join(map(str, w)) if isinstance(w, list) else "")
     out["Model"] = col("model_version", "model", "version")
-    out["Origin"] = col("origin")
     return out
+
+
+def _short_time(stamp) -> str:
+    """'2026-01-01T09:30:12.345Z' -> '2026-01-01 09:30 UTC': the minute is enough to find a case."""
+    text = str(stamp) if isinstance(stamp, str) else ""
+    return f"{text[:10]} {text[11:16]} UTC" if len(text) >= 16 and text[10] == "T" else text

@@ -34,7 +34,7 @@ from pneumo.service.case_record import (COLUMNS, ORIGINS, LogEntry, clean_user, 
                                         row_values, utc_stamp)
 from pneumo.service.csv_safe import write_safe_csv
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 BUSY_TIMEOUT_MS = 10_000
 
 _SCHEMA_V1 = """
@@ -60,6 +60,10 @@ CREATE TABLE IF NOT EXISTS cases (
 CREATE UNIQUE INDEX IF NOT EXISTS cases_batch_row ON cases (batch_id, row_index);
 CREATE INDEX IF NOT EXISTS cases_time ON cases (time);
 """
+
+_V4_CASES = ("id, time, origin, image_digest, labs, probability, label, threshold, band, validity, warnings, "
+             "contribution, model_name, model_version, weights_sha256, batch_id, row_index, user, intended_use, "
+             "inputs, outside_allowed")
 
 # Each step takes the log from version i to i + 1; a new file runs them all.
 # 2: `user`, the signed-in staff user (pneumo.service.auth) who scored the case, NULL without sign-in.
@@ -88,6 +92,35 @@ CREATE INDEX IF NOT EXISTS refusals_time ON refusals (time);
     3: """
 ALTER TABLE cases ADD COLUMN outside_allowed INTEGER NOT NULL DEFAULT 0;
 UPDATE cases SET label = '' WHERE intended_use = 'outside';
+""",
+    # 5: 'dicom-node' is an origin of its own (the node logged as 'batch', under a batch id
+    # 'dicom-node-...', which tells its old rows apart; its old refusals carry no batch id and stay
+    # 'batch'). SQLite cannot alter a CHECK: both tables are rebuilt, ids and indexes kept.
+    4: f"""
+CREATE TABLE cases_v5 (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL,
+    origin TEXT NOT NULL CHECK (origin IN ('app', 'cli', 'batch', 'dicom-node')),
+    image_digest TEXT, labs TEXT NOT NULL, probability REAL NOT NULL, label TEXT NOT NULL, threshold REAL,
+    band TEXT, validity TEXT, warnings TEXT NOT NULL, contribution TEXT, model_name TEXT, model_version TEXT,
+    weights_sha256 TEXT, batch_id TEXT, row_index INTEGER, user TEXT, intended_use TEXT, inputs TEXT,
+    outside_allowed INTEGER NOT NULL DEFAULT 0
+);
+INSERT INTO cases_v5 ({_V4_CASES}) SELECT {_V4_CASES} FROM cases;
+DROP TABLE cases;
+ALTER TABLE cases_v5 RENAME TO cases;
+CREATE UNIQUE INDEX IF NOT EXISTS cases_batch_row ON cases (batch_id, row_index);
+CREATE INDEX IF NOT EXISTS cases_time ON cases (time);
+CREATE INDEX IF NOT EXISTS cases_user ON cases (user);
+UPDATE cases SET origin = 'dicom-node' WHERE origin = 'batch' AND batch_id LIKE 'dicom-node-%';
+CREATE TABLE refusals_v5 (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL,
+    origin TEXT NOT NULL CHECK (origin IN ('app', 'cli', 'batch', 'dicom-node')),
+    reason TEXT NOT NULL, user TEXT
+);
+INSERT INTO refusals_v5 (id, time, origin, reason, user) SELECT id, time, origin, reason, user FROM refusals;
+DROP TABLE refusals;
+ALTER TABLE refusals_v5 RENAME TO refusals;
+CREATE INDEX IF NOT EXISTS refusals_time ON refusals (time);
 """,
 }
 
@@ -213,6 +246,21 @@ class CaseLog:
             kind = CaseLogLocked if _is_locked(err) else PneumoError
             raise kind(f"cannot write the case log: {err}") from None
         return ids
+
+    def update(self, row_id: int, result: Any, *, labs: Any = None) -> None:
+        """Replace what a logged case holds by its newer answer (the page: the same film, its labs
+        or age changed), so one case is one row; time, origin, user and batch stay the first ones."""
+        row = row_values(LogEntry(result, labs, "app"))
+        kept = ("time", "origin", "user", "batch_id", "row_index")
+        cols = [c for c in COLUMNS if c not in kept]
+        values = [row[COLUMNS.index(c)] for c in cols]
+        try:
+            with closing(self._connect()) as conn, _write_transaction(conn):
+                conn.execute(f"UPDATE cases SET {', '.join(f'{c} = ?' for c in cols)} WHERE id = ?",
+                             (*values, int(row_id)))
+        except sqlite3.Error as err:
+            kind = CaseLogLocked if _is_locked(err) else PneumoError
+            raise kind(f"cannot write the case log: {err}") from None
 
     def record_outside_request(self, row_id: int, result: Any) -> None:
         """The user asked, after the case was logged, to see this outside case anyway (the page's

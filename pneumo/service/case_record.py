@@ -17,7 +17,7 @@ from pneumo.errors import PneumoError
 from pneumo.inference.disclosure import shown
 from pneumo.models.names import inputs_words
 
-ORIGINS = ("app", "cli", "batch")
+ORIGINS = ("app", "cli", "batch", "dicom-node")
 
 COLUMNS = ("time", "origin", "image_digest", "labs", "probability", "label", "threshold", "band",
            "validity", "warnings", "contribution", "model_name", "model_version", "weights_sha256",

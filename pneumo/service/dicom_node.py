@@ -298,9 +298,9 @@ class DicomNode:
     def _log_case(self, result, refusal) -> None:
         try:
             if result is None:
-                record_refusal_or_warn(refusal or "not read", origin="batch")
+                record_refusal_or_warn(refusal or "not read", origin="dicom-node")
             else:   # the node's run is the log's batch: one row per film received
-                CaseLog().record(result, labs={}, origin="batch", batch_id=self.session, row_index=self.cases)
+                CaseLog().record(result, labs={}, origin="dicom-node", batch_id=self.session, row_index=self.cases)
         except Exception as err:   # noqa: BLE001 - the answer matters more than its record
             warn_not_logged(err, "this case was not logged")
 
