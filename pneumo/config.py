@@ -71,6 +71,11 @@ def models_dir() -> Path:
     return Path(env).expanduser() if env else REPO_ROOT / "models"
 
 
+def starts_dir() -> Path:
+    """Converted ImageNet starts (`python -m pneumo import-start`), shipped beside the bundles."""
+    return REPO_ROOT / "models" / "starts"
+
+
 def results_dir() -> Path:
     env = os.environ.get("PNEUMO_RESULTS_DIR")
     return Path(env).expanduser() if env else REPO_ROOT / "results"

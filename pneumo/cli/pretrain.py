@@ -1,8 +1,10 @@
-"""Train the MobileNetV2 backbone image-only on Kermany TRAIN (pneumo.training.backbone).
+"""Train the film backbone image-only on Kermany TRAIN (pneumo.training.backbone).
 
     python -m pneumo pretrain --size 224 --alpha 0.35 --intensity equalize --epochs 14
     python -m pneumo pretrain --size 224 --intensity equalize --augment fov --lr 5e-4 --epochs 8 \\
         --init cache/backbone/mobilenetv2_a0.35_224_equalize.weights.h5 --out FINETUNED.weights.h5
+    python -m pneumo pretrain --backbone efficientnet-lite0 --init imagenet --freeze-before block6_expand_conv \
+        --augment acq --lr 3e-4 --epochs 6
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from pneumo.training.distribute import STRATEGIES, STRATEGY_HELP, make_strategy
 
 
 def main(argv=None) -> int:
-    from pneumo.models.network import DEFAULT_INTENSITY, INTENSITY_MODES
+    from pneumo.models.network import BACKBONES, DEFAULT_BACKBONE, DEFAULT_INTENSITY, INTENSITY_MODES
     ap = argparse.ArgumentParser(prog="python -m pneumo pretrain", description=__doc__.split("\n")[0])
     ap.add_argument("--size", type=int, default=224, help="image side in px (224, as train; 128 for speed)")
     ap.add_argument("--alpha", type=float, default=0.35)
@@ -27,7 +29,14 @@ def main(argv=None) -> int:
                          "fov (10 deg, 8%%, zoom in up to 40%% with aspect jitter), fov_wide (fov, and zoom out "
                          "up to 25%% into a black border) or acq (fov_wide, plus noise and blur)")
     ap.add_argument("--mixup", type=float, default=0.0, help="mixup Beta parameter (0 = off; 0.2 typical)")
-    ap.add_argument("--init", type=Path, default=None, help="start from this saved backbone (fine-tune)")
+    ap.add_argument("--backbone", choices=sorted(BACKBONES), default=DEFAULT_BACKBONE,
+                    help="the film network's trunk (--alpha widens mobilenetv2 only)")
+    ap.add_argument("--init", default=None,
+                    help="start from this saved backbone (fine-tune), or 'imagenet' (efficientnet-lite0: the start "
+                         "that `python -m pneumo import-start` converted)")
+    ap.add_argument("--freeze-before", default=None, metavar="LAYER",
+                    help="freeze every layer before this one (e.g. block6_expand_conv: the stem and the first "
+                         "three stages keep their ImageNet weights)")
     ap.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (cosine schedule)")
     ap.add_argument("--max-minutes", type=float, default=240.0,
                     help="stop after the epoch that passes this budget (logged; the sidecar records the epochs run)")
@@ -37,7 +46,8 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     try:
         pretrain(a.size, a.alpha, a.epochs, a.max_minutes, a.seed, a.out, a.intensity, a.augment, a.mixup,
-                 a.init, a.lr, dist=make_strategy(a.strategy), log=lambda s: print(s, flush=True))
+                 a.init, a.lr, dist=make_strategy(a.strategy), backbone=a.backbone, freeze_before=a.freeze_before,
+                 log=lambda s: print(s, flush=True))
     except PneumoError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

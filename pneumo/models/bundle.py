@@ -268,6 +268,7 @@ def _rebuild(arch: dict):
                                   alpha=float(arch["alpha"]), weights=None,
                                   intensity=str(arch.get("intensity", "none")),   # absent: bundles before it existed
                                   members=int(arch.get("members", 1)),            # absent: a single model
+                                  backbone=str(arch.get("backbone", "mobilenetv2")),   # absent: before 2.0.0
                                   **dict(arch["head"]))
     except (TypeError, ValueError) as err:
         raise BundleError(f"bundle.json architecture cannot be built: {err}") from None

@@ -6,9 +6,14 @@ Layer names follow Keras' own applications where a reader looks for them: `out_r
 conv activation (the Grad-CAM target) and `block2_add` ends the stride-4 stage (the early embedding)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 import numpy as np
 from keras import layers
+
+from pneumo import config
+from pneumo.errors import PneumoError
 
 # (repeats, kernel, first stride, expansion, output channels) per stage: efficientnet_lite_builder.py, lite0
 LITE0_STAGES = ((1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80),
@@ -35,9 +40,10 @@ def block_specs(stages=LITE0_STAGES) -> list[tuple[int, int, int, int, int]]:
     return specs
 
 
-def lite0_features(x, name_prefix: str = "") -> keras.KerasTensor:
-    """The convolutional trunk on x (N,H,W,3) scaled to [-1, 1]: stem, 16 blocks, head -> out_relu."""
-    p = name_prefix
+def lite0_features(x, name_prefix: str = "") -> tuple[keras.KerasTensor, keras.KerasTensor]:
+    """The convolutional trunk on x (N,H,W,3) scaled to [-1, 1]: stem, 16 blocks, head
+    -> (the early layer's output, out_relu)."""
+    p, early = name_prefix, None
     x = _conv_bn(x, STEM, 3, 2, f"{p}stem")
     for i, (kernel, stride, expand, cin, cout) in enumerate(block_specs()):
         inputs = x
@@ -49,16 +55,38 @@ def lite0_features(x, name_prefix: str = "") -> keras.KerasTensor:
         x = _conv_bn(x, cout, 1, 1, f"{p}block{i}_project", act=False)
         if stride == 1 and cin == cout:
             x = layers.Add(name=f"{p}block{i}_add")([inputs, x])
+            early = x if f"block{i}_add" == EARLY_LAYER else early
     x = layers.Conv2D(HEAD, 1, padding="same", use_bias=False, name=f"{p}head_conv")(x)
     x = layers.BatchNormalization(epsilon=BN_EPS, momentum=0.99, name=f"{p}head_bn")(x)
-    return layers.ReLU(6.0, name=f"{p}{LAST_CONV_LAYER}")(x)
+    return early, layers.ReLU(6.0, name=f"{p}{LAST_CONV_LAYER}")(x)
 
 
 def build_lite0_classifier(size: int | None = 224) -> keras.Model:
     """The ImageNet classifier as published: RGB in [-1, 1] -> 1000 logits (for checking a conversion)."""
     rgb = keras.Input((size, size, 3), name="rgb_pm1")
-    x = layers.GlobalAveragePooling2D(name="avg_pool")(lite0_features(rgb))
+    x = layers.GlobalAveragePooling2D(name="avg_pool")(lite0_features(rgb)[1])
     return keras.Model(rgb, layers.Dense(1000, name="predictions")(x), name="efficientnet_lite0")
+
+
+def load_start(model: keras.Model, start_file=None) -> int:
+    """Copy the converted ImageNet start (`python -m pneumo import-start efficientnet-lite0`) into
+    the trunk layers of `model` by name; the classifier's top is not copied. Returns layers copied."""
+    path = Path(start_file) if start_file else config.starts_dir() / "efficientnet-lite0.weights.h5"
+    if not path.is_file():
+        raise PneumoError(f"no ImageNet start at {path}: run `python -m pneumo import-start efficientnet-lite0`")
+    source = build_lite0_classifier(None)
+    source.load_weights(str(path))
+    copied = 0
+    for layer in model.layers:
+        if layer.weights and layer.name != "predictions":
+            try:
+                layer.set_weights(source.get_layer(layer.name).get_weights())
+            except ValueError:
+                continue       # a layer of the model that the trunk does not have (a head, a classifier)
+            copied += 1
+    if copied != sum(1 for layer in source.layers if layer.weights) - 1:
+        raise PneumoError(f"the start filled {copied} layers of {model.name}: not an EfficientNet-Lite0 trunk")
+    return copied
 
 
 def _torch_name(keras_layer: str) -> tuple[str, str]:

@@ -11,10 +11,14 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from pneumo.models import efficientnet_lite
 from pneumo.models.features import Features
 
 EARLY_LAYER = "block_2_add"     # end of the first residual bottleneck stage (stride 4)
-LAST_CONV_LAYER = "out_relu"    # last conv activation: Grad-CAM target
+LAST_CONV_LAYER = "out_relu"    # last conv activation: Grad-CAM target (the same name in every backbone)
+# The film network's trunk -> its early layer (the stride-4 stage's end). "alpha" widens MobileNetV2 only.
+BACKBONES = {"mobilenetv2": EARLY_LAYER, "efficientnet-lite0": efficientnet_lite.EARLY_LAYER}
+DEFAULT_BACKBONE = "mobilenetv2"   # a bundle without architecture.backbone
 INPUT_NAMES = ("image", "image_present", "labs", "lab_missing")
 HEAD_INPUT_NAMES = ("img_early", "img_late", "image_present", "labs", "lab_missing")
 
@@ -52,28 +56,53 @@ class HistogramEqualize(layers.Layer):
 
 
 def build_image_encoder(size: int = 224, alpha: float = 0.35, weights: str | None = None,
-                        intensity: str = "none", name: str = "image_encoder") -> keras.Model:
+                        intensity: str = "none", name: str = "image_encoder",
+                        backbone: str = DEFAULT_BACKBONE, freeze_before: str | None = None) -> keras.Model:
     """image (S,S,1) float [0,1] -> (img_early, img_late), both global-average-pooled.
 
-    weights: None (random), "imagenet" (needs internet once), or a path to a saved
-    encoder `.weights.h5` (e.g. the offline Kermany-pretrained backbone, pneumo.training.backbone).
+    weights: None (random), "imagenet" (MobileNetV2: needs internet once; EfficientNet-Lite0: the
+    start converted by `python -m pneumo import-start`), or a path to a saved encoder `.weights.h5`.
     intensity: "none" or "equalize" (HistogramEqualize on the input; it has no weights, so
-    the bundle's architecture must say which one its weights were trained with)."""
+    the bundle's architecture must say which one its weights were trained with).
+    freeze_before: a layer name; every weight layer before it is frozen (BatchNorm in inference mode)."""
     if intensity not in INTENSITY_MODES:
         raise ValueError(f"intensity must be one of {INTENSITY_MODES}, got {intensity!r}")
+    if backbone not in BACKBONES:
+        raise ValueError(f"backbone must be one of {sorted(BACKBONES)}, got {backbone!r}")
     image = keras.Input((size, size, 1), name="image")
     x = HistogramEqualize(name="equalize")(image) if intensity == "equalize" else image
     rgb = layers.Concatenate(axis=-1, name="gray_to_rgb")([x, x, x])
-    scaled = layers.Rescaling(2.0, offset=-1.0, name="to_pm1")(rgb)   # MobileNetV2 expects [-1, 1]
+    scaled = layers.Rescaling(2.0, offset=-1.0, name="to_pm1")(rgb)   # both trunks expect [-1, 1]
     imagenet = weights == "imagenet"
-    base = keras.applications.MobileNetV2(input_tensor=scaled, alpha=alpha, include_top=False,
-                                          weights="imagenet" if imagenet else None)
-    early = layers.GlobalAveragePooling2D(name="img_early")(base.get_layer(EARLY_LAYER).output)
-    late = layers.GlobalAveragePooling2D(name="img_late")(base.get_layer(LAST_CONV_LAYER).output)
+    if backbone == "mobilenetv2":
+        base = keras.applications.MobileNetV2(input_tensor=scaled, alpha=alpha, include_top=False,
+                                              weights="imagenet" if imagenet else None)
+        early_out, late_out = base.get_layer(EARLY_LAYER).output, base.get_layer(LAST_CONV_LAYER).output
+    else:
+        early_out, late_out = efficientnet_lite.lite0_features(scaled)
+    early = layers.GlobalAveragePooling2D(name="img_early")(early_out)
+    late = layers.GlobalAveragePooling2D(name="img_late")(late_out)
     encoder = keras.Model(image, [early, late], name=name)
-    if weights not in (None, "imagenet", "none"):
+    if imagenet and backbone != "mobilenetv2":
+        efficientnet_lite.load_start(encoder)
+    elif weights not in (None, "imagenet", "none"):
         encoder.load_weights(str(weights))
+    if freeze_before:
+        freeze_layers_before(encoder, freeze_before)
     return encoder
+
+
+def freeze_layers_before(encoder: keras.Model, name: str) -> int:
+    """Freeze every layer that comes before `name` in the encoder's order; returns how many hold weights."""
+    names = [layer.name for layer in encoder.layers]
+    if name not in names:
+        raise ValueError(f"no layer {name!r} in {encoder.name}")
+    frozen = 0
+    for layer in encoder.layers[:names.index(name)]:
+        if layer.weights:
+            layer.trainable = False
+            frozen += 1
+    return frozen
 
 
 # ----------------------------------------------------------------------------- lab branch
@@ -145,12 +174,13 @@ def build_fusion_head(n_tests: int, early_dim: int, late_dim: int, d_model: int 
 
 def build_fusion_model(size: int = 224, n_tests: int = 20, alpha: float = 0.35,
                        weights: str | None = None, encoder: keras.Model | None = None, intensity: str = "none",
-                       head: keras.Model | None = None, members: int = 1, **head_kw) -> keras.Model:
+                       head: keras.Model | None = None, members: int = 1, backbone: str = DEFAULT_BACKBONE,
+                       **head_kw) -> keras.Model:
     """image_encoder + fusion_head composed: inputs {image, image_present, labs, lab_missing}.
     members > 1: a seed ensemble of that many whole fusion models (build_ensemble_parts)."""
     if members > 1 and encoder is None and head is None:
-        encoder, head = build_ensemble_parts(size, n_tests, alpha, intensity, members, **head_kw)
-    encoder = encoder or build_image_encoder(size, alpha, weights, intensity)
+        encoder, head = build_ensemble_parts(size, n_tests, alpha, intensity, members, backbone=backbone, **head_kw)
+    encoder = encoder or build_image_encoder(size, alpha, weights, intensity, backbone=backbone)
     if head is None:
         e_dim, l_dim = (int(t.shape[-1]) for t in encoder.outputs)
         head = build_fusion_head(n_tests, e_dim, l_dim, **head_kw)
@@ -196,14 +226,14 @@ def member_name(kind: str, k: int) -> str:
 
 
 def build_ensemble_parts(size: int, n_tests: int, alpha: float, intensity: str, members: int,
-                         **head_kw) -> tuple[keras.Model, keras.Model]:
+                         backbone: str = DEFAULT_BACKBONE, **head_kw) -> tuple[keras.Model, keras.Model]:
     """A prediction-averaging ensemble of `members` whole fusion models, as one encoder and one head
     with the single model's interface, so caching, SHAP, the gate and Grad-CAM work unchanged:
       image_encoder: image -> (img_early, img_late) = every member's embeddings, concatenated
       fusion_head:   slices each member's embeddings back out, restandardises the labs for each
                      member, runs each member's own head and averages the softmax outputs."""
     image = keras.Input((size, size, 1), name="image")
-    encoders = [build_image_encoder(size, alpha, None, intensity, name=member_name("image_encoder", k))
+    encoders = [build_image_encoder(size, alpha, None, intensity, name=member_name("image_encoder", k), backbone=backbone)
                 for k in range(members)]
     outs = [enc(image) for enc in encoders]
     early = layers.Concatenate(name="img_early_members")([o[0] for o in outs])

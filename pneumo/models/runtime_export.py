@@ -21,7 +21,7 @@ import tensorflow as tf  # noqa: E402
 from pneumo.errors import BundleError  # noqa: E402
 from pneumo.models.bundle import WEIGHTS_FILE, load_bundle, update_meta  # noqa: E402
 from pneumo.models.grad_cam import conv_models as backbone_conv_models, grad_cam_function  # noqa: E402
-from pneumo.models.network import build_ensemble_parts, build_image_encoder  # noqa: E402
+from pneumo.models.network import DEFAULT_BACKBONE, build_ensemble_parts, build_image_encoder  # noqa: E402
 from pneumo.models.runtime import (CAM_FILE, CAM_INPUTS, ENCODER_FILE, ENCODER_OUTPUTS, FORMAT, HEAD_FILE,  # noqa: E402
                                    HEAD_INPUTS, HEAD_OUTPUTS, RUNTIME_KEY, LiteGraph, architecture_digest,
                                    equalize, normalise_cam)
@@ -158,10 +158,12 @@ def _plain_encoder(bundle) -> keras.Model:
     """The bundle's image encoder with the same weights and no equalising layer (done in numpy)."""
     arch = bundle.meta["architecture"]
     size, alpha, k = int(arch["image_size"]), float(arch["alpha"]), int(arch.get("members", 1))
+    trunk = str(arch.get("backbone", DEFAULT_BACKBONE))
     if k > 1:
-        plain, _ = build_ensemble_parts(size, int(arch["n_tests"]), alpha, "none", k, **dict(arch["head"]))
+        plain, _ = build_ensemble_parts(size, int(arch["n_tests"]), alpha, "none", k, backbone=trunk,
+                                        **dict(arch["head"]))
     else:
-        plain = build_image_encoder(size, alpha, None, "none")
+        plain = build_image_encoder(size, alpha, None, "none", backbone=trunk)
     weights = bundle.image_encoder.get_weights()
     if len(weights) != len(plain.weights):
         raise BundleError("the bundle's image encoder does not match its architecture")

@@ -36,7 +36,8 @@ def set_threads(n: int | None = None) -> None:
         pass   # no TensorFlow here, or already initialised: keep what is set
 
 
-RECIPE_KEYS = ("size", "alpha", "intensity", "augment", "mixup", "init", "lr", "epochs", "seed")
+RECIPE_KEYS = ("backbone", "size", "alpha", "intensity", "augment", "mixup", "init", "freeze_before", "lr", "epochs",
+               "seed")
 
 
 def _recipe_suffix(augment: str, mixup: float, seed: int = 0) -> str:
@@ -46,10 +47,11 @@ def _recipe_suffix(augment: str, mixup: float, seed: int = 0) -> str:
 
 
 def backbone_path(size: int, alpha: float, intensity: str = "none", augment: str = "standard",
-                  mixup: float = 0.0, seed: int = 0) -> Path:
+                  mixup: float = 0.0, seed: int = 0, backbone: str = "mobilenetv2") -> Path:
     """Where a backbone of this recipe is cached; each non-default choice adds to the name."""
     suffix = ("" if intensity == "none" else f"_{intensity}") + _recipe_suffix(augment, mixup, seed)
-    return CACHE_DIR / "backbone" / f"mobilenetv2_a{alpha:g}_{size}{suffix}.weights.h5"
+    trunk = f"mobilenetv2_a{alpha:g}" if backbone == "mobilenetv2" else backbone
+    return CACHE_DIR / "backbone" / f"{trunk}_{size}{suffix}.weights.h5"
 
 
 def finetuned_path(base: str | Path, augment: str, mixup: float = 0.0, seed: int = 0) -> Path:
@@ -188,12 +190,15 @@ def _mix_batch(xb, yb, w: tuple, a: float):
     return xm, ym, tuple(lam * t + (1 - lam) * tf.reverse(t, [0]) for t in w)
 
 
-def build_classifier(size: int, alpha: float, init: str | Path | None, intensity: str, dropout: float = 0.2):
-    """The encoder and the image-only classifier trained on it (softmax over normal/pneumonia)."""
+def build_classifier(size: int, alpha: float, init: str | Path | None, intensity: str, dropout: float = 0.2,
+                     backbone: str = "mobilenetv2", freeze_before: str | None = None):
+    """The encoder and the image-only classifier trained on it (softmax over normal/pneumonia).
+    init: a saved encoder, "imagenet" (the backbone's ImageNet start) or None (random)."""
     import keras
 
     from pneumo.models.network import build_image_encoder
-    encoder = build_image_encoder(size, alpha, weights=str(init) if init else None, intensity=intensity)
+    encoder = build_image_encoder(size, alpha, weights=str(init) if init else None, intensity=intensity,
+                                  backbone=backbone, freeze_before=freeze_before)
     for layer in encoder.layers:   # Keras' 0.999 needs thousands of steps to settle: from scratch val scores stay constant
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = 0.9
@@ -212,14 +217,16 @@ def _class_weights(y: np.ndarray) -> np.ndarray:
 def fit_backbone(x_train, y_train, x_val, y_val, *, size: int, alpha: float = 0.35, epochs: int = 24,
                  batch: int = 32, lr: float = 2e-3, patience: int = 8, max_minutes: float = 45.0,
                  seed: int = 0, intensity: str = "none", label_smoothing: float = 0.1,
-                 augment: str = "standard", mixup: float = 0.0, init: str | Path | None = None, log=print):
+                 augment: str = "standard", mixup: float = 0.0, init: str | Path | None = None,
+                 backbone: str = "mobilenetv2", freeze_before: str | None = None, on_epoch=None, log=print):
     """Train encoder + softmax classifier on films in memory (uint8 arrays); keep the epoch with the
     best val ROC AUC; returns (encoder, history). The loop: train_epochs.
     Label smoothing keeps the from-scratch network from saturating on the easy train films.
-    init: a saved encoder (.weights.h5) to start from instead of random weights (fine-tuning)."""
+    init: a saved encoder (.weights.h5) or "imagenet" to start from instead of random weights.
+    on_epoch(encoder, history, best): after each epoch (best: this epoch is the best so far)."""
     import keras
     keras.utils.set_random_seed(seed)
-    encoder, clf = build_classifier(size, alpha, init, intensity)
+    encoder, clf = build_classifier(size, alpha, init, intensity, backbone=backbone, freeze_before=freeze_before)
     clf.compile(optimizer=keras.optimizers.Adam(lr),
                 loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing))
     cw = _class_weights(y_train)
@@ -227,7 +234,8 @@ def fit_backbone(x_train, y_train, x_val, y_val, *, size: int, alpha: float = 0.
     val_x = x_val.astype("float32")[..., None] / 255.0
     history = train_epochs(clf, clf.optimizer, y_val, epochs=epochs, lr=lr, patience=patience, max_minutes=max_minutes,
                            run_epoch=lambda: float(clf.fit(train_ds, epochs=1, verbose=0).history["loss"][-1]),
-                           val_probs=lambda: clf.predict(val_x, batch_size=128, verbose=0)[:, 1], log=log)
+                           val_probs=lambda: clf.predict(val_x, batch_size=128, verbose=0)[:, 1], log=log,
+                           on_epoch=(lambda h, best: on_epoch(encoder, h, best)) if on_epoch else None)
     return encoder, history
 
 
@@ -236,14 +244,16 @@ def fit_backbone_films(train_paths, y_train, val_paths, y_val, *, dist, size: in
                        epochs: int = 24, batch: int = 32, lr: float = 2e-3, patience: int = 8,
                        max_minutes: float = 45.0, seed: int = 0, intensity: str = "none",
                        label_smoothing: float = 0.1, augment: str | None = "standard", mixup: float = 0.0,
-                       init: str | Path | None = None, dropout: float = 0.2, log=print):
+                       init: str | Path | None = None, dropout: float = 0.2, backbone: str = "mobilenetv2",
+                       freeze_before: str | None = None, on_epoch=None, log=print):
     """fit_backbone under a tf.distribute strategy (pneumo.training.distribute), films streamed from
     disk. batch: the global batch (split over every replica; the remainder of an epoch is dropped).
     augment None: no augmentation (with dropout 0, the run is the same on any layout; the tests' case)."""
     import keras
     keras.utils.set_random_seed(seed)
     with dist.strategy.scope():
-        encoder, clf = build_classifier(size, alpha, init, intensity, dropout)
+        encoder, clf = build_classifier(size, alpha, init, intensity, dropout, backbone=backbone,
+                                        freeze_before=freeze_before)
         optimizer = keras.optimizers.Adam(lr)
     D.prepare(dist, clf, optimizer)
     step = D.train_step_fn(dist, clf, optimizer, keras.losses.CategoricalCrossentropy(
@@ -261,12 +271,12 @@ def fit_backbone_films(train_paths, y_train, val_paths, y_val, *, dist, size: in
         return D.fit_epoch(dist, step, cw[y_train], batch, rng, False, rows)
     history = train_epochs(clf, optimizer, y_val, epochs=epochs, lr=lr, patience=patience, max_minutes=max_minutes,
                            run_epoch=run_epoch, val_probs=lambda: stream_outputs(clf, val_paths, size, 128)[0][:, 1],
-                           log=log)
+                           log=log, on_epoch=(lambda h, best: on_epoch(encoder, h, best)) if on_epoch else None)
     return encoder, history
 
 
 def train_epochs(clf, optimizer, y_val, *, epochs: int, lr: float, patience: int, max_minutes: float,
-                 run_epoch, val_probs, log=print) -> list[dict]:
+                 run_epoch, val_probs, log=print, on_epoch=None) -> list[dict]:
     """The epochs of a backbone's training, however each is run: cosine decay from `lr` to lr/50
     (one epoch of linear warm-up), early stopping on val ROC AUC, the best epoch's weights kept.
     run_epoch() -> the epoch's train loss; val_probs() -> P(pneumonia) on the val films."""
@@ -285,10 +295,13 @@ def train_epochs(clf, optimizer, y_val, *, epochs: int, lr: float, patience: int
                    lr=cur_lr, seconds=round(time.time() - te, 1))
         history.append(row)
         log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
-        if auc > best_auc + 1e-4:
+        improved = auc > best_auc + 1e-4
+        if improved:
             best_auc, bad, best = auc, 0, clf.get_weights()
         else:
             bad += 1
+        if on_epoch is not None:
+            on_epoch(history, improved)
         if bad >= patience:
             log(f"early stop: no val AUC gain for {patience} epochs")
             break
@@ -310,14 +323,18 @@ def cosine_lr(epoch: int, epochs: int, lr: float, floor: float = 0.02) -> float:
 
 def pretrain(size: int = 224, alpha: float = 0.35, epochs: int = 24, max_minutes: float = 45.0,
              seed: int = 0, out: Path | None = None, intensity: str = "none", augment: str = "standard",
-             mixup: float = 0.0, init: str | Path | None = None, lr: float = 2e-3, dist=None, log=print) -> Path:
+             mixup: float = 0.0, init: str | Path | None = None, lr: float = 2e-3, dist=None,
+             backbone: str = "mobilenetv2", freeze_before: str | None = None, log=print) -> Path:
     """Pretrain on Kermany train (carved val for early stopping) and save the encoder weights.
-    init: continue from a saved backbone (its intensity must match); lr: the peak learning rate.
+    init: continue from a saved backbone (its intensity must match), or "imagenet" (the backbone's
+    ImageNet start); lr: the peak learning rate. The best epoch so far is saved after every epoch
+    (its sidecar says "complete": false until the run ends), so an interruption loses nothing.
     dist: a pneumo.training.distribute.Distribution: train under it, films streamed from disk
     (no image cache), and only its chief writes the weights."""
     set_threads()
-    init_info = backbone_info(init) if init is not None else {}
-    if init is not None and init_info.get("intensity", "none") != intensity:
+    imagenet = str(init) == "imagenet"
+    init_info = backbone_info(init) if init is not None and not imagenet else {}
+    if init is not None and not imagenet and init_info.get("intensity", "none") != intensity:
         raise PneumoError(f"backbone {Path(init).name} was trained with intensity "
                           f"{init_info.get('intensity', 'none')!r}, not {intensity!r}")
     t0 = time.time()
@@ -331,23 +348,44 @@ def pretrain(size: int = 224, alpha: float = 0.35, epochs: int = 24, max_minutes
     tr, va = split == "train", split == "val"
     log(f"pretrain on Kermany train: {tr.sum()} images ({np.bincount(y[tr]).tolist()} normal/pneumonia), "
         f"val {va.sum()}; test never read" + (f"; {dist.name}, {dist.replicas} replicas" if dist else ""))
+    out = Path(out) if out else backbone_path(size, alpha, intensity, augment, mixup, seed, backbone)   # a seed never overwrites seed 0
+    writes = dist is None or dist.is_chief
+
+    def save(encoder, history, complete: bool) -> None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        encoder.save_weights(str(out))
+        start = _start_record(backbone) if imagenet else None
+        meta = {"backbone": backbone, "size": size, "alpha": alpha, "intensity": intensity, "augment": augment,
+                "mixup": mixup, "init": "imagenet" if imagenet else (Path(init).name if init else None),
+                "init_recipe": {k: init_info.get(k) for k in RECIPE_KEYS} if init and not imagenet else None,
+                **({"start": start} if start else {}), "freeze_before": freeze_before,
+                "lr": lr, "epochs": epochs, "seed": seed, "train_images": int(tr.sum()), "val_images": int(va.sum()),
+                "history": history, "complete": complete, "cache_seconds": round(t_cache, 1),
+                "train_seconds": round(time.time() - t0 - t_cache, 1),
+                "data": cohort.description.get("notes", ""), **({"distribution": dist.describe()} if dist else {})}
+        backbone_info_path(out).write_text(json.dumps(meta, indent=1))
+
+    def checkpoint(encoder, history, best: bool) -> None:
+        if writes and best:      # the best epoch so far: what the finished run would keep
+            save(encoder, history, complete=False)
     kw = dict(size=size, alpha=alpha, epochs=epochs, max_minutes=max_minutes, seed=seed, intensity=intensity,
-              augment=augment, mixup=mixup, init=init, lr=lr, log=log)
+              augment=augment, mixup=mixup, init=init, lr=lr, backbone=backbone, freeze_before=freeze_before,
+              on_epoch=checkpoint, log=log)
     if dist is None:
         encoder, history = fit_backbone(x[tr], y[tr], x[va], y[va], **kw)
     else:
         paths = cohort.frame["image_path"].astype(str).to_numpy()
         encoder, history = fit_backbone_films(paths[tr], y[tr], paths[va], y[va], dist=dist, **kw)
-    out = Path(out) if out else backbone_path(size, alpha, intensity, augment, mixup, seed)   # a seed never overwrites seed 0
-    if dist is not None and not dist.is_chief:
+    if not writes:
         return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    encoder.save_weights(str(out))
-    meta = {"size": size, "alpha": alpha, "intensity": intensity, "augment": augment, "mixup": mixup, "init": Path(init).name if init else None,
-            "init_recipe": {k: init_info.get(k) for k in RECIPE_KEYS} if init else None,
-            "lr": lr, "epochs": epochs, "seed": seed, "train_images": int(tr.sum()), "val_images": int(va.sum()),
-            "history": history, "cache_seconds": round(t_cache, 1), "train_seconds": round(time.time() - t0 - t_cache, 1),
-            "data": cohort.description.get("notes", ""), **({"distribution": dist.describe()} if dist else {})}
-    backbone_info_path(out).write_text(json.dumps(meta, indent=1))
+    save(encoder, history, complete=True)
     log(f"saved backbone {out}")
     return out
+
+
+def _start_record(backbone: str) -> dict:
+    """The converted ImageNet start's provenance (package, version, licence, sha256s), for the sidecar."""
+    record = config.starts_dir() / f"{backbone}.json"
+    if not record.is_file():
+        raise PneumoError(f"no ImageNet start recorded for {backbone}: run `python -m pneumo import-start {backbone}`")
+    return json.loads(record.read_text())

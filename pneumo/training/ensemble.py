@@ -23,7 +23,7 @@ from pneumo.training.reference import build_for_bundle
 
 COMBINATION = ("mean of the members' softmax outputs (each member with its own backbone, head and lab "
                "standardisation), then temperature scaling and the Youden-J threshold fitted on val")
-_SAME = ("image_size", "alpha", "intensity", "n_tests", "head")
+_SAME = ("image_size", "alpha", "intensity", "n_tests", "head", "backbone")
 
 
 def check_compatible(bundles) -> None:
@@ -38,7 +38,7 @@ def check_compatible(bundles) -> None:
             raise PneumoError(f"{b.path.name} is itself an ensemble; compose single models")
         if diff:
             raise PneumoError(f"{b.path.name} differs from {first.path.name} in {', '.join(diff)}: "
-                              "members must share image size, width, intensity, panel size and head")
+                              "members must share image size, backbone, width, intensity, panel size and head")
         if b.panel.keys != first.panel.keys:
             raise PneumoError(f"{b.path.name} has another lab panel than {first.path.name}")
 
@@ -49,7 +49,8 @@ def compose(bundles):
     check_compatible(bundles)
     arch = bundles[0].meta["architecture"]
     model = build_fusion_model(size=int(arch["image_size"]), n_tests=int(arch["n_tests"]), alpha=float(arch["alpha"]),
-                               intensity=str(arch.get("intensity", "none")), members=len(bundles), **dict(arch["head"]))
+                               intensity=str(arch.get("intensity", "none")), members=len(bundles),
+                               backbone=str(arch.get("backbone", "mobilenetv2")), **dict(arch["head"]))
     encoder, head = model.get_layer("image_encoder"), model.get_layer("fusion_head")
     mean0, sd0 = bundles[0].standardisation.mean, bundles[0].standardisation.sd
     for k, b in enumerate(bundles):

@@ -26,7 +26,10 @@ from pneumo.models.bundle import save_bundle, write_metrics
 from pneumo.models.calibration import apply_temperature, fit_temperature
 from pneumo.models.features import VIEWS, Features, class_weights
 from pneumo.models.network import (
+    BACKBONES,
+    DEFAULT_BACKBONE,
     DEFAULT_INTENSITY,
+    LAST_CONV_LAYER,
     build_fusion_head,
     build_fusion_model,
     build_image_encoder,
@@ -167,7 +170,8 @@ def train(cohort, out: str | Path, *, image_size: int = 224, alpha: float = 0.35
     y = frame["label"].to_numpy().astype(int)
 
     t = time.time()
-    encoder = build_image_encoder(image_size, alpha, weights=backbone, intensity=intensity)
+    trunk = info.get("backbone", DEFAULT_BACKBONE)
+    encoder = build_image_encoder(image_size, alpha, weights=backbone, intensity=intensity, backbone=trunk)
     encoder.trainable = False
     std = LabStandardisation.fit(frame.iloc[tr][keys].to_numpy("float64"), keys)   # train rows only
     panel = cohort.panel
@@ -199,8 +203,9 @@ def train(cohort, out: str | Path, *, image_size: int = 224, alpha: float = 0.35
     meta = {
         "name": name, "version": version, "image_size": image_size,
         "architecture": {"kind": "fusion", "image_size": image_size, "alpha": alpha, "intensity": intensity,
-                         "n_tests": len(keys),
-                         "early_layer": "block_2_add", "last_conv_layer": "out_relu", "head": head_kw,
+                         "n_tests": len(keys), "backbone": trunk,
+                         "early_layer": BACKBONES[trunk], "last_conv_layer": LAST_CONV_LAYER, "head": head_kw,
+                         **({"start": info["start"]} if info.get("start") else {}),
                          "backbone_init": Path(str(backbone)).name if backbone else "random",
                          "backbone_recipe": backbone_recipe(backbone, info) if saved else {}},
         "lab_panel": panel.to_dict(), "lab_standardisation": std.to_meta(), **operating,
@@ -308,7 +313,8 @@ def _check_backbone_shape(backbone, info: dict, image_size: int, alpha: float) -
         raise PneumoError(f"backbone {name} was pretrained at {info['size']} px, this model is {image_size} px: "
                           f"pretrain it at {image_size} (python -m pneumo pretrain --size {image_size}) "
                           f"or train at --image-size {info['size']}")
-    if info.get("alpha") is not None and float(info["alpha"]) != float(alpha):
+    if info.get("backbone", DEFAULT_BACKBONE) == DEFAULT_BACKBONE and info.get("alpha") is not None \
+            and float(info["alpha"]) != float(alpha):
         raise PneumoError(f"backbone {name} has width alpha {info['alpha']:g}, this model {alpha:g}")
 
 
