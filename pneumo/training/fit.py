@@ -275,7 +275,13 @@ PRESETS = {"shipped": dict(cohort="kermany+mimic", image_size=224, alpha=0.35, i
                                      dict(epochs=8, augment="fov", mixup=0.0, lr=5e-4),       # 1.2.0's: zoom in
                                      dict(epochs=6, augment="fov_wide", mixup=0.0, lr=3e-4),  # and out (1.3.0)
                                      dict(epochs=6, augment="acq", mixup=0.0, lr=3e-4)],      # noise, blur (1.4.0)
-                           aug_copies=1, lab_noise=1.0, epochs=80, name="pneumo-fusion", version="1.4.0-single")}
+                           aug_copies=1, lab_noise=1.0, epochs=80, name="pneumo-fusion", version="1.4.0-single"),
+           # 2.0.0: one EfficientNet-Lite0 from its ImageNet start, stem and first three stages frozen
+           "shipped-2": dict(cohort="kermany+mimic", image_size=224, alpha=0.35, intensity="equalize",
+                             backbone="pretrained",
+                             pretrain=[dict(backbone="efficientnet-lite0", init="imagenet", epochs=8, augment="acq",
+                                            lr=3e-4, freeze_before="block5_expand_conv", max_minutes=70.0)],
+                             aug_copies=1, lab_noise=1.0, epochs=80, name="pneumo-fusion", version="2.0.0")}
 # one seed: the shipped 1.4.0 is seeds 0-2 of it averaged (python -m pneumo ensemble --preset shipped)
 
 
@@ -331,11 +337,13 @@ def resolve_backbone(spec: str | None, size: int, alpha: float, log=print, inten
         for stage in stages:
             # a generous time budget: a recipe cut short by a slow machine would not be the recipe
             kw = {"epochs": 24, "augment": "standard", "mixup": 0.0, "seed": 0, "max_minutes": 240.0, **stage}
-            target = (pretrain.backbone_path(size, alpha, intensity, kw["augment"], kw["mixup"], kw["seed"])
+            init = kw.pop("init", None) if path is None else path      # a first stage may start from ImageNet
+            target = (pretrain.backbone_path(size, alpha, intensity, kw["augment"], kw["mixup"], kw["seed"],
+                                             kw.get("backbone", DEFAULT_BACKBONE))
                       if path is None else pretrain.finetuned_path(path, kw["augment"], kw["mixup"], kw["seed"]))
             if not target.exists():
                 log(f"no pretrained backbone at {target}: {'pretraining on Kermany train' if path is None else 'fine-tuning'} first (long)")
-                pretrain.pretrain(size, alpha, intensity=intensity, init=path, out=target, dist=dist, log=log, **kw)
+                pretrain.pretrain(size, alpha, intensity=intensity, init=init, out=target, dist=dist, log=log, **kw)
                 if dist is not None:
                     dist.barrier()   # the chief has written it: every worker reads the same weights next
             path = target
