@@ -38,7 +38,7 @@ if frame.empty:
             icon=":material/history:")
 else:
     st.dataframe(frame, hide_index=True, column_config={
-        "Time": st.column_config.TextColumn(width="small"), "Origin": st.column_config.TextColumn(width="small"),
+        "Time": st.column_config.TextColumn(width="medium"), "Origin": st.column_config.TextColumn(width="small"),
         "Outcome": st.column_config.TextColumn(width="small"), "Image": st.column_config.TextColumn(width="small"),
         "P(pneumonia)": st.column_config.NumberColumn(format="%.3f", width="small"),
         "Threshold": st.column_config.NumberColumn(width="small"),

@@ -27,7 +27,7 @@ def _age_not_known(page):
     """Tick "Age not known": a film without a header age is scored only once the age is answered."""
     box = page.get_by_label("Age not known")
     if not box.is_checked():
-        page.get_by_text("Age not known").first.click()
+        page.locator("[data-testid='stCheckbox'] label").first.click()   # not the prompt's words
         page.wait_for_function("() => [...document.querySelectorAll(\"[data-testid='stCheckbox'] input\")]"
                                ".some(e => e.checked)")
         _wait_drawn(page)
