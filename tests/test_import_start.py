@@ -42,7 +42,8 @@ def _same_pad(x, k, s):
     return np.pad(x, ((0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)))
 
 
-def _conv(x, w, s):            # w: torch (out, in, kh, kw)
+def _conv(x, w, s, depthwise=False):
+    """w: torch (out, in, kh, kw), or (channels, 1, kh, kw) depthwise."""
     k = w.shape[2]
     xp = _same_pad(x, k, s)
     oh, ow = -(-x.shape[1] // s), -(-x.shape[2] // s)
@@ -50,18 +51,7 @@ def _conv(x, w, s):            # w: torch (out, in, kh, kw)
     for i in range(k):
         for j in range(k):
             patch = xp[:, i:i + s * oh:s, j:j + s * ow:s, :]
-            out += patch @ w[:, :, i, j].T
-    return out
-
-
-def _dwconv(x, w, s):          # w: torch (channels, 1, kh, kw)
-    k = w.shape[2]
-    xp = _same_pad(x, k, s)
-    oh, ow = -(-x.shape[1] // s), -(-x.shape[2] // s)
-    out = np.zeros((x.shape[0], oh, ow, w.shape[0]))
-    for i in range(k):
-        for j in range(k):
-            out += xp[:, i:i + s * oh:s, j:j + s * ow:s, :] * w[:, 0, i, j]
+            out += patch * w[:, 0, i, j] if depthwise else patch @ w[:, :, i, j].T
     return out
 
 
@@ -82,7 +72,7 @@ def reference_logits(sd, x, eps=1e-3):
             inp, cin = x, x.shape[-1]
             if int(f["e"]) != 1:
                 x = relu6(_bn(_conv(x, sd[f"{p}._expand_conv.weight"], 1), sd, f"{p}._bn0", eps))
-            x = relu6(_bn(_dwconv(x, sd[f"{p}._depthwise_conv.weight"], s), sd, f"{p}._bn1", eps))
+            x = relu6(_bn(_conv(x, sd[f"{p}._depthwise_conv.weight"], s, depthwise=True), sd, f"{p}._bn1", eps))
             x = _bn(_conv(x, sd[f"{p}._project_conv.weight"], 1), sd, f"{p}._bn2", eps)
             if s == 1 and cin == x.shape[-1]:
                 x = x + inp
