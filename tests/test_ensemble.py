@@ -175,7 +175,7 @@ def test_incompatible_members_are_refused(members, tmp_path):
 
 
 def test_seeded_stages_seed_the_fine_tunes_not_the_first_stage():
-    from pneumo.training.fit import PRESETS, seeded_stages
+    from pneumo.training.recipes import PRESETS, seeded_stages
     stages = seeded_stages(PRESETS["shipped"]["pretrain"], 2)
     assert [st.get("seed") for st in stages] == [None, 2, 2, 2]
     assert "seed" not in PRESETS["shipped"]["pretrain"][-1]        # the preset itself is untouched

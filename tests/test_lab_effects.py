@@ -49,7 +49,7 @@ def test_tiny_bars_sit_on_an_axis_of_at_least_five_hundredths():
     e = _expl({"wbc": 0.003, "sodium": 0.002}, {"wbc": 0.003, "sodium": 0.002})
     fig = figures.shap_figure(fx.effects_frame(e))
     assert fig.layout.xaxis.tickvals[0] == -0.05 and fig.layout.xaxis.tickvals[-1] == 0.05
-    assert list(fig.data[0].y) == ["Sodium 131 (normal 140)", "WBC 16.2 (normal 7.5)"]
+    assert list(fig.data[0].y) == ["Sodium 131 (normal 140)", "WBC 16.2 (normal 11.5)"]   # a child 1-5: paediatric WBC
 
 
 def test_negligible_labs_are_said_to_be_negligible():

@@ -27,6 +27,7 @@ LAZY = {
     "pneumo.models.runtime_export": "TensorFlow: writes the LiteRT graph; predict and batch run it without TensorFlow",
     "pneumo.training.head_fit": "Keras: the head's training loop",
     "pneumo.training.fit": "Keras: the ensemble and the experiments' TOML checks load without it",
+    "pneumo.training.recipes": "Keras (through fit): the ensemble's checks load without it",
     "pneumo.training.rethreshold": "scikit-learn: a maintenance command, imported by nothing",
     "pneumo.experiments.classifiers": "Keras: an experiment's config is checked before any model is built",
     "pneumo.evaluation.metrics": "scikit-learn: the case record and the results page load without it",

@@ -8,6 +8,7 @@ import pytest
 
 from pneumo.data.labs import default_panel
 from pneumo.data.labs import paediatric_ranges as pr
+from pneumo.data.labs.healthy import healthy_value
 from pneumo.present import lab_display
 
 PANEL = default_panel()
@@ -42,9 +43,9 @@ def test_flags_use_the_childs_range():
 
 
 def test_healthy_value_is_the_midpoint_for_the_age():
-    assert pr.healthy_value(PANEL["hemoglobin"], 4) == 12.5
-    assert pr.healthy_value(PANEL["wbc"], 2) == 11.75
-    assert pr.healthy_value(PANEL["wbc"], 40) == 7.5                # an adult: the panel's range
+    assert healthy_value(PANEL["hemoglobin"], 4) == 12.5
+    assert healthy_value(PANEL["wbc"], 2) == 11.75
+    assert healthy_value(PANEL["wbc"], 40) == 7.5                # an adult: the panel's range
 
 
 def test_the_module_text_runs():

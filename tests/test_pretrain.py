@@ -12,6 +12,7 @@ import tensorflow as tf
 from pneumo.errors import PneumoError  # noqa: E402
 from pneumo.training import backbone as P  # noqa: E402
 from pneumo.training import fit as T  # noqa: E402
+from pneumo.training import recipes as R  # noqa: E402
 
 
 def test_default_recipe_keeps_the_old_cache_name_and_others_differ():
@@ -112,7 +113,7 @@ def test_pretrain_records_the_recipe_and_train_finds_it(tiny_kermany, base_backb
     assert (meta["augment"], meta["mixup"], meta["intensity"], meta["init"], meta["seed"]) == \
         ("strong", 0.2, "equalize", None, 3)
     assert len(meta["history"]) == 2 and meta["train_images"] == 16
-    found = T.resolve_backbone("pretrained", size, 0.35, lambda s: None, "equalize", [BASE_RECIPE])
+    found = R.resolve_backbone("pretrained", size, 0.35, lambda s: None, "equalize", [BASE_RECIPE])
     assert found == str(out)                                          # cached: no second pretraining
 
 
@@ -130,7 +131,7 @@ def fov_stage(tiny_kermany, base_backbone):
     stages = [BASE_RECIPE, {"epochs": 1, "augment": "fov", "lr": 5e-4}]
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(network, "build_image_encoder", spy)
-        path = T.resolve_backbone("pretrained", tiny_kermany, 0.35, lambda s: None, "equalize", stages)
+        path = R.resolve_backbone("pretrained", tiny_kermany, 0.35, lambda s: None, "equalize", stages)
     return SimpleNamespace(path=path, stages=stages, init_weights=seen)
 
 
@@ -169,7 +170,7 @@ def test_staged_recipe_fine_tunes_the_first_stage_and_is_cached(tiny_kermany, ba
     assert meta["init"] == base.name and meta["augment"] == "fov" and meta["lr"] == 5e-4
     calls = []
     monkeypatch.setattr(P, "pretrain", lambda *a, **k: calls.append(k))
-    assert T.resolve_backbone("pretrained", tiny_kermany, 0.35, lambda s: None, "equalize", stages) == path
+    assert R.resolve_backbone("pretrained", tiny_kermany, 0.35, lambda s: None, "equalize", stages) == path
     assert calls == []
 
 

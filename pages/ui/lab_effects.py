@@ -55,8 +55,9 @@ def what_if(pred, case, expl, *, label_words: bool = True) -> None:
     k = st.selectbox("Lab", keys, index=keys.index(default), key="whatif_lab",
                      format_func=lambda k: f"{pred.panel[k].name} ({pred.panel[k].display_unit})")
     t = pred.panel[k]
-    current, normal = values.get(k), healthy_value(t)
-    options = effects.what_if_values(t, current)
+    age = case.age
+    current, normal = values.get(k), healthy_value(t, age)
+    options = effects.what_if_values(t, current, age)
     start = effects.nearest(options, current if current is not None else normal)
     new = st.select_slider(f"{lab_display.short_name(t.key, t.name)} ({t.display_unit})", options=options,
                            value=start, key=f"whatif_{k}", format_func=lab_display.fmt_number,

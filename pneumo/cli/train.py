@@ -15,7 +15,7 @@ from pathlib import Path
 from pneumo.errors import PneumoError
 from pneumo.models.network import INTENSITY_MODES
 from pneumo.training.distribute import STRATEGIES, STRATEGY_HELP, make_strategy
-from pneumo.training.fit import COHORTS, PRESETS, TRAIN_DEFAULTS, train_from_config
+from pneumo.training.recipes import COHORTS, PRESETS, TRAIN_DEFAULTS, train_from_config
 
 
 def main(argv=None) -> int:

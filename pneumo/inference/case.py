@@ -35,6 +35,12 @@ class Case:
         return cls(xray, reading, name, parse_age(age))
 
     @property
+    def age(self) -> float | None:
+        """The patient's age as the case knows it: the DICOM header's, else the one given."""
+        header = getattr(getattr(self.image, "meta", None), "age_years", None)
+        return header if header is not None else self.age_years
+
+    @property
     def has_labs(self) -> bool:
         """At least one usable lab value (a file of unrecognised columns has none)."""
         return self.labs is not None and any(v is not None for v in self.labs.values.values())

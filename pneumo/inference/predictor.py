@@ -232,18 +232,18 @@ class Predictor:
             over = explain.overlay(film, heat)
         effects = {}
         if shap and show.probability is not None and result.modalities["labs"]:
-            effects = self._lab_effects(state, labs_row[0])
+            effects = self._lab_effects(state, labs_row[0], case.age)
         return Explanation(result, heat, over, effects.get("values", {}), effects.get("base", result.probability),
                            self.lab_display(case), dict(result.modality_contribution),
                            lab_reference=effects.get("reference", {}), back_to_normal=effects.get("back", {}),
                            shap_noise=effects.get("noise", {}))
 
-    def _lab_effects(self, state: ImageState, row: np.ndarray) -> dict:
+    def _lab_effects(self, state: ImageState, row: np.ndarray, age: float | None) -> dict:
         """Shapley values of the measured tests against the same tests at healthy values (the film
         and the tests not measured as they are), and what moving each test back to healthy does."""
         e, l = self._embeddings_or_zeros(state.early, state.late)
         present = 0.0 if state.early is None else 1.0
-        reference = healthy_row(self.panel, row)
+        reference = healthy_row(self.panel, row, age)
         s = shapley_vs_reference(lambda m: self.runner.head_for_one_image(e, l, present, m), row, reference)
         given = [(i, k) for i, k in enumerate(self.panel.keys) if np.isfinite(row[i])]
         return {"values": {k: float(s.values[i]) for i, k in given}, "base": float(s.base),

@@ -9,6 +9,9 @@ import re
 
 import pandas as pd
 
+from pneumo.data.labs import paediatric_ranges as pr
+from pneumo.data.labs.catalogue import CATALOGUE
+
 _SHORT = {"wbc": "WBC", "rbc": "RBC", "hemoglobin": "Hb", "hematocrit": "Hct",
           "platelets": "Platelets", "calcium": "Calcium", "crp": "CRP"}
 
@@ -90,8 +93,6 @@ _PAREN = re.compile(r"\s*[\[(].*$")
 def not_used_lines(labels: list[str], panel, escape=str) -> list[str]:
     """Why each column or entry the model did not read was not used: a lab test pneumo knows but the
     model was not trained on (CRP, procalcitonin) is not a model input; anything else is unknown."""
-    from pneumo.data.labs.catalogue import CATALOGUE
-
     lines: list[str] = []
     for label in labels:
         norm = _PAREN.sub("", str(label)).strip().lower()
@@ -121,8 +122,6 @@ def shap_frame(shap_values: dict[str, float], lab_display: list[dict]) -> pd.Dat
 
 def ranges_caption(age: float | None) -> str:
     """Which reference ranges the flags and the table use, in one line."""
-    from pneumo.data.labs import paediatric_ranges as pr
-
     if pr.covers(age):
         whose = "children aged 1-5" + (" (age not given: the span over ages 1-5)" if age is None else "")
         return f"Reference ranges: {whose}; Harriet Lane Handbook, Nelson, CALIPER."

@@ -91,7 +91,7 @@ def change_text(delta: float) -> str | None:
     return None if shown == 0 else f"{shown:+.{SHOWN}f}"
 
 
-def what_if_values(test, current: float | None = None) -> list[float]:
+def what_if_values(test, current: float | None = None, age: float | None = None) -> list[float]:
     """The what-if's values for one test, from its plausible low to its plausible high (the lab
     schema's, the one place they are kept): fine steps around the reference range, steps growing
     with the distance beyond it, the patient's value and the normal value included."""
@@ -101,7 +101,7 @@ def what_if_values(test, current: float | None = None) -> list[float]:
     span = max(hi - lo, 1e-6)
     fine = _nice(span / 20)
     a, b = max(lo - 2 * span, lo_p), min(hi + 2 * span, hi_p)
-    values = {a, b, lo_p, hi_p, healthy_value(test)}
+    values = {a, b, lo_p, hi_p, healthy_value(test, age)}
     v = math.ceil(a / fine) * fine
     while v < b:
         values.add(v)

@@ -12,7 +12,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from pneumo.explain.attribution import heat_layer
+from pneumo.explain.attribution import colour_bar, heat_layer
 
 DEFAULT_OPACITY = 0.45
 
@@ -38,8 +38,6 @@ def no_region(heat: np.ndarray | None, floor: float = 1e-3) -> bool:
 
 def _bar_gradient(stops: int = 11) -> str:
     """The heat layer's colour scale as a CSS gradient, top = the film's strongest heat."""
-    from pneumo.explain.attribution import colour_bar
-
     strip = colour_bar(stops, 1)[0]
     colours = [f"rgb({r},{g},{b}) {100 * i / (stops - 1):.0f}%" for i, (r, g, b) in enumerate(strip[::-1])]
     return "linear-gradient(to bottom, " + ", ".join(colours) + ")"

@@ -75,7 +75,8 @@ def build(member_dirs, out, *, name: str = "pneumo-fusion", version: str = "1.4.
           seed: int = 0, n_boot: int = 1000, reference: bool = True, log=print) -> dict:
     """Compose, calibrate and threshold on val, evaluate on test, check robustness, write the bundle
     (+ its reference set for the gate and SHAP). Returns metrics.json's content."""
-    from pneumo.training.fit import calibrate_and_report, cohort_features, load_cohort, save_with_reports
+    from pneumo.training.fit import calibrate_and_report, cohort_features, save_with_reports
+    from pneumo.training.recipes import load_cohort
     t0 = time.time()
     bundles = [load_bundle(d) for d in member_dirs]
     model = compose(bundles)
@@ -123,7 +124,7 @@ PRESETS = {"shipped": dict(train_preset="shipped", seeds=(0, 1, 2), version="1.4
 
 def train_members(preset: str, members_dir: Path, log=print) -> list[Path]:
     """Train each seed member of an ensemble preset that is not already in members_dir."""
-    from pneumo.training.fit import train_from_config  # Keras, only when members are trained
+    from pneumo.training.recipes import train_from_config  # Keras, only when members are trained
     p = PRESETS[preset]
     out = []
     for s in p["seeds"]:

@@ -15,8 +15,8 @@ paediatric range here and the panel's own range stands.
 
     >>> reference_range("wbc", 3)
     (6.0, 17.5)
-    >>> healthy_value(panel["hemoglobin"], 4)       # the midpoint: a lab bar's "normal"
-    12.5
+    >>> for_age(panel["hemoglobin"], 4).ref_low     # pneumo.data.labs.healthy takes the midpoint
+    11.5
 """
 from __future__ import annotations
 
@@ -82,12 +82,3 @@ def for_age(test: LabTest, age: float | None = None) -> LabTest:
 def panel_for_age(panel: LabPanel, age: float | None = None) -> LabPanel:
     """The panel with each test's reference range for this age: what a screen flags and shows."""
     return LabPanel([for_age(t, age) for t in panel])
-
-
-def healthy_value(test: LabTest, age: float | None = None) -> float:
-    """The midpoint of the test's reference range for this age (its plausible range's where it has
-    no reference range): the "healthy reference" a lab's effect is measured against."""
-    t = for_age(test, age)
-    lo = t.ref_low if t.ref_low is not None else t.plaus_low
-    hi = t.ref_high if t.ref_high is not None else t.plaus_high
-    return float(f"{(float(lo) + float(hi)) / 2.0:.6g}")
