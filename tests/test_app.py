@@ -292,7 +292,7 @@ def test_what_if_moves_the_probability(fake_predictor, home):
     for value in (0.5, 40.0, 500.0):                      # clinical extremes are on the scale
         at.select_slider(key="whatif_wbc").set_value(value).run()
         assert not at.exception, at.exception
-    assert "Back to normal (7.5)" in _texts(at, "caption")
+    assert "Back to normal (11.5)" in _texts(at, "caption")        # age not known: a child 1-5 (5.5-17.5)
     at.selectbox(key="whatif_lab").set_value("sodium").run()   # a test not given starts at normal
     assert at.select_slider(key="whatif_sodium").value == 140.0
     assert min(float(o) for o in at.select_slider(key="whatif_sodium").options) <= 115
