@@ -5,7 +5,8 @@ Each case is judged against it from the strongest evidence there is:
   1. the DICOM header: the patient's age (PatientAge, or birth date vs study date), ViewPosition
      (pneumo.data.dicom_terms) and Modality (against the film kinds);
   2. an age the user gives (the form, `--age`, a manifest's `age` column);
-  3. a learned check on the film itself (`FilmCheck`): adult vs child on the image embedding,
+  3. a learned check on the film itself (`FilmCheck`): adult vs child on the film's shape
+     (pneumo.inference.film_features),
      frontal vs lateral on the film's left-right symmetry;
 and says `within`, `outside` or `unknown`, with the reason in words. An age is used only as an
 age: no reason quotes it, so it cannot reach a screen, a log or a report.
@@ -18,6 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from pneumo.data.dicom_terms import FRONTAL_VIEWS, NOT_FRONTAL_VIEWS, film_kind
+from pneumo.inference.film_features import FEATURES as FILM_FEATURES
+from pneumo.inference.film_features import film_features
 from pneumo.errors import PneumoError
 
 WITHIN, OUTSIDE, UNKNOWN = "within", "outside", "unknown"
@@ -132,17 +135,20 @@ class FilmCheck:
     intercept: float
     adult_at: float          # P(adult) at or above this: an adult's film
     frontal_at: float        # frontal score below this: a lateral film
+    inputs: str = "embedding"   # what the regression reads: the image embedding, or film_features.FEATURES
 
     def adult_scores(self, features: np.ndarray) -> np.ndarray:
         z = (np.atleast_2d(features) - self.mean) / self.scale
         return 1.0 / (1.0 + np.exp(-(z @ self.coef + self.intercept)))
 
     def read(self, features: np.ndarray, model_input: np.ndarray) -> FilmReading:
+        if self.inputs != "embedding":     # read from the film itself (pneumo.inference.film_features)
+            features = film_features(model_input)
         adult, frontal = float(self.adult_scores(features)[0]), frontal_score(model_input)
         return FilmReading(adult, frontal, adult >= self.adult_at, frontal < self.frontal_at)
 
     def save(self, path: str | Path) -> Path:
-        np.savez(path, mean=self.mean, scale=self.scale, coef=self.coef,
+        np.savez(path, mean=self.mean, scale=self.scale, coef=self.coef, inputs=np.array(self.inputs),
                  intercept=np.array(self.intercept), thresholds=np.array([self.adult_at, self.frontal_at]))
         return Path(path)
 
@@ -150,8 +156,11 @@ class FilmCheck:
     def load(cls, path: str | Path) -> "FilmCheck":
         with np.load(path, allow_pickle=False) as z:
             adult_at, frontal_at = (float(v) for v in z["thresholds"])
+            inputs = str(z["inputs"]) if "inputs" in z.files else "embedding"
+            if inputs not in ("embedding", FILM_FEATURES):
+                raise PneumoError(f"the film check reads unknown inputs {inputs!r}")
             return cls(np.asarray(z["mean"], np.float64), np.asarray(z["scale"], np.float64),
-                       np.asarray(z["coef"], np.float64), float(z["intercept"]), adult_at, frontal_at)
+                       np.asarray(z["coef"], np.float64), float(z["intercept"]), adult_at, frontal_at, inputs)
 
 
 def read_film_check(bundle_dir) -> FilmCheck | None:

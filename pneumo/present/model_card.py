@@ -155,7 +155,8 @@ def intended_use_rows(meta: dict) -> list[dict]:
         r = ((report.get("leave_one_source_out") or {}).get(left) or {}).get("adults")
         if r and r.get("n"):
             rows.append({"films": name, "n": r["n"], "flagged outside": f"{r['flagged']:.1%}",
-                         "as adult": f"{r['flagged_adult']:.1%}", "as lateral": f"{r['flagged_lateral']:.1%}"})
+                         **{col: f"{r[key]:.1%}" if key in r else "" for col, key in
+                            (("as adult", "flagged_adult"), ("as lateral", "flagged_lateral"))}})
     return rows
 
 
