@@ -2,6 +2,7 @@
 dir), Debian's chromium driven by Playwright. Screenshots go to tests/e2e/artifacts/."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -86,11 +87,24 @@ def app_url(tmp_path_factory):
         (tmp / "results").mkdir()
         write_demo_results(tmp / "results")
         env["PNEUMO_RESULTS_DIR"] = str(tmp / "results")
+    with running_app(tmp, env) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def app_starter():
+    """running_app, for a test module that needs an app of its own settings (sign-in on, say)."""
+    return running_app
+
+
+@contextlib.contextmanager
+def running_app(tmp: Path, env: dict, script: str = "serve.py"):
+    """`streamlit run serve.py` (what `make run` serves) in its own process group; yields its URL."""
     log = open(tmp / "streamlit.log", "wb")
     APP_LOG[:] = [tmp / "streamlit.log"]
     for attempt in range(3):     # a free port is released before streamlit binds it: another may take it
         port = _free_port()
-        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", script, "--server.port", str(port),
                                  "--server.headless", "true", "--browser.gatherUsageStats", "false"],
                                 cwd=config.REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)

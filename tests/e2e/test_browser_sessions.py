@@ -11,11 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
 import sqlite3
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -23,7 +19,6 @@ from pathlib import Path
 
 import pytest
 
-from pneumo import config
 from pneumo.service import auth
 
 pytestmark = pytest.mark.e2e
@@ -32,14 +27,8 @@ FREE_TRIES = 3
 MODEL_WAIT = 120_000
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def signed_app(tmp_path_factory):
+def signed_app(tmp_path_factory, app_starter):
     """serve.py with sign-in on; yields (url, PNEUMO_HOME)."""
     tmp = tmp_path_factory.mktemp("sessions")
     users = tmp / "users"
@@ -47,31 +36,8 @@ def signed_app(tmp_path_factory):
         auth.add_user(users, name, password)
     env = dict(os.environ, PNEUMO_HOME=str(tmp / "home"), PNEUMO_USERS_FILE=str(users), TF_CPP_MIN_LOG_LEVEL="3",
                PNEUMO_SIGN_IN_FREE_TRIES=str(FREE_TRIES))
-    log = open(tmp / "streamlit.log", "wb")
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "serve.py", "--server.port", str(port),
-                             "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-                            cwd=config.REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
-                break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        pytest.fail("the app did not start:\n" + (tmp / "streamlit.log").read_text(errors="replace")[-3000:])
-    try:
+    with app_starter(tmp, env) as url:
         yield url, tmp / "home"
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
 
 
 @pytest.fixture
