@@ -17,14 +17,15 @@ SHOWN = 3             # decimals of P on the what-if: a change that rounds to 0 
 
 
 def effects_frame(expl) -> pd.DataFrame:
-    """One row per measured test: key, a label like 'Na 131 (normal 140)', the bar's value,
+    """One row per measured test: key, a label like 'Sodium 131 mEq/L (normal 140)', the bar's value,
     largest |value| first."""
     info = {d.get("key"): d for d in expl.lab_display or []}
     rows = []
     for key, val in expl.shap_values.items():
         d = info.get(key, {})
         ref = (expl.lab_reference or {}).get(key)
-        label = f"{short_name(key, d.get('name'))} {fmt_number(d.get('value'))}"
+        unit = f" {d['unit']}" if d.get("unit") else ""
+        label = f"{short_name(key, d.get('name'))} {fmt_number(d.get('value'))}{unit}"
         rows.append({"key": key, "label": label + (f" (normal {fmt_number(ref)})" if ref is not None else ""),
                      "value": float(val)})
     frame = pd.DataFrame(rows, columns=["key", "label", "value"])

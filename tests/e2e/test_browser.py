@@ -135,13 +135,15 @@ def test_example_case_on_a_narrow_window(page, app_url, shot):
     page.get_by_text("Semi-real example").first.wait_for()
     page.get_by_text("P(pneumonia)").first.wait_for(timeout=MODEL_WAIT)
     page.locator(".js-plotly-plot").nth(1).wait_for()       # the probability bar and the SHAP bars
-    page.locator("[data-testid='stImage'] img").nth(1).wait_for()
+    page.locator("[data-testid='stImage'] img").first.wait_for()       # the film
+    page.frame_locator("iframe").first.locator("#heat").wait_for(timeout=MODEL_WAIT)   # the Grad-CAM widget
     verdict = page.locator(".pneumo-result").first.bounding_box()
     assert verdict["y"] + verdict["height"] <= 860       # the answer is on the first screen
     # one column: nothing wider than the window, the sidebar folded away
     assert page.evaluate("document.documentElement.scrollWidth") <= 420 + 1
     assert all(box["x"] >= 0 and box["x"] + box["width"] <= 420 + 1
-               for box in (el.bounding_box() for el in page.locator("[data-testid='stImage'] img").all()) if box)
+               for box in (el.bounding_box() for el in page.locator("[data-testid='stImage'] img, iframe").all())
+               if box)
     sidebar = page.locator("[data-testid='stSidebar']").first.bounding_box()
     assert sidebar is None or sidebar["x"] + sidebar["width"] <= 1
     shot(page, "06-narrow-example")

@@ -26,7 +26,7 @@ def test_the_example_bars_and_a_what_if_that_keeps_up_with_the_keys(page, app_ur
     main = page.locator("[data-testid='stMain']")
     page.get_by_text(re.compile(r"^At WBC 16\.2: ")).first.wait_for(timeout=MODEL_WAIT)
     text = main.inner_text()
-    assert "WBC 16.2 (normal 7.5)" in text and "Sodium 131 (normal 140)" in text
+    assert "WBC 16.2 10³/µL (normal 11.5)" in text and "Sodium 131 mEq/L (normal 140)" in text   # a child 1-5
     assert "no change" in text and "labs moved P by less than 0.01" in text
     page.get_by_text("Download the case report").first.scroll_into_view_if_needed()
     shot(page, "09-lab-effects")
