@@ -12,12 +12,14 @@ from PIL import Image
 
 from pneumo.errors import PneumoError
 from pneumo.inference.case import Case
+from pneumo.inference.film_features import FEATURES as FILM_FEATURES
 from pneumo.inference.decision_rule import band_of, label_of
 from pneumo.inference.intended_use import (
     KERMANY_CHILDREN,
     OUTSIDE,
     UNKNOWN,
     WITHIN,
+    AdultRegression,
     FilmCheck,
     FilmReading,
     assess,
@@ -79,13 +81,60 @@ def test_frontal_score_tells_a_bright_midline_from_a_lopsided_film():
     assert frontal_score(lateral[..., None]) < 0.05
 
 
+def _regression(rng, dims, at):
+    return AdultRegression(rng.normal(size=dims), np.ones(dims), rng.normal(size=dims), 0.1, at)
+
+
 def test_film_check_round_trip(tmp_path):
     rng = np.random.default_rng(0)
-    check = FilmCheck(rng.normal(size=8), np.ones(8), rng.normal(size=8), 0.1, 0.7, 0.05)
+    check = FilmCheck(_regression(rng, 8, 0.7), None, 0.05)
     loaded = FilmCheck.load(check.save(tmp_path / "c.npz"))
+    assert loaded.inputs == "embedding" and loaded.shape is None
     x = rng.normal(size=(5, 8))
-    np.testing.assert_allclose(loaded.adult_scores(x), check.adult_scores(x))
-    assert (loaded.adult_at, loaded.frontal_at) == (0.7, 0.05)
+    np.testing.assert_allclose(loaded.adult_scores(x)["embedding"], check.adult_scores(x)["embedding"])
+    assert (loaded.embedding.at, loaded.frontal_at) == (0.7, 0.05)
+
+
+def test_a_combined_check_flags_when_either_regression_says_adult(tmp_path):
+    rng = np.random.default_rng(2)
+    emb, shape = _regression(rng, 8, 0.5), _regression(rng, 2020, 0.5)
+    check = FilmCheck.load(FilmCheck(emb, shape, 0.0).save(tmp_path / "both.npz"))
+    assert check.inputs == "both"
+    np.testing.assert_allclose(check.shape.coef, shape.coef)
+    e, s = rng.normal(size=(40, 8)), rng.normal(size=(40, 2020))
+    p = check.adult_scores(e, s)
+    np.testing.assert_array_equal(check.adult_flags(e, s), (p["embedding"] >= 0.5) | (p["shape"] >= 0.5))
+    assert 0 < check.adult_flags(e, s).sum() < 40
+    film = rng.random((224, 224, 1)).astype(np.float32)
+    from pneumo.inference.film_features import film_features
+
+    f = film_features(film)
+    for emb_at, shape_at in ((0.0, 1.1), (1.1, 0.0), (1.1, 1.1)):    # embedding only, shape only, neither
+        check.embedding.at, check.shape.at = emb_at, shape_at
+        reading = check.read(e[:1], film)
+        assert reading.adult == (emb_at < 1 or shape_at < 1)
+        if shape_at == 0.0:
+            assert reading.adult_score == pytest.approx(float(check.shape.scores(f)[0]))
+
+
+def test_film_checks_saved_before_the_combined_format_load_as_they_were(tmp_path):
+    rng = np.random.default_rng(3)
+    mean, coef = rng.normal(size=8), rng.normal(size=8)
+    np.savez(tmp_path / "old.npz", mean=mean, scale=np.ones(8), coef=coef, intercept=np.array(0.2),
+             thresholds=np.array([0.6, 0.04]))                             # 1.5.0: no `inputs`
+    old = FilmCheck.load(tmp_path / "old.npz")
+    assert old.inputs == "embedding" and (old.embedding.at, old.frontal_at) == (0.6, 0.04)
+    np.testing.assert_allclose(old.embedding.coef, coef)
+    np.savez(tmp_path / "shape.npz", mean=mean, scale=np.ones(8), coef=coef, intercept=np.array(0.2),
+             thresholds=np.array([0.6, 0.04]), inputs=np.array(FILM_FEATURES))   # a film-shape check, one regression
+    shape = FilmCheck.load(tmp_path / "shape.npz")
+    assert shape.inputs == "shape" and shape.embedding is None and shape.shape.at == 0.6
+    np.savez(tmp_path / "bad.npz", mean=mean, scale=np.ones(8), coef=coef, intercept=np.array(0.2),
+             thresholds=np.array([0.6, 0.04]), inputs=np.array("pixels"))
+    with pytest.raises(PneumoError, match="unknown inputs"):
+        FilmCheck.load(tmp_path / "bad.npz")
+    with pytest.raises(PneumoError):
+        FilmCheck(None, None, 0.0)
 
 
 def test_one_threshold_is_youden_on_the_views_pooled():

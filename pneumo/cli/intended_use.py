@@ -1,10 +1,10 @@
 """Fit and measure a bundle's intended-use film check (pneumo.training.intended_use_fit).
 
-    python -m pneumo intended-use --bundle models/pneumo-fusion [--seed 0]
+    python -m pneumo intended-use --bundle DIR [--seed 0] [--features embedding|shape|both]
 
-Fits the film-shape check with source shifts and states its leave-one-adult-source-out figures
-(docs/model-history.md); the shipped 1.5.0 check (image embedding) was fitted by the earlier recipe
-in the git history and is kept because this one does not yet reach its targets.
+Adult vs child from the image embedding, from the film's shape (HOG + thumbnail, with source
+shifts), or both (a film flagged when either says adult; the default), each thresholded on the
+validation children; states the leave-one-adult-source-out figures (docs/model-history.md).
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import argparse
 import os
 from pathlib import Path
 
+from pneumo.inference.intended_use import BOTH, INPUTS
 from pneumo.training.intended_use_fit import build
 
 
@@ -20,7 +21,9 @@ def main(argv=None) -> int:
     parser.add_argument("--bundle", required=True)
     parser.add_argument("--data", default=os.environ.get("PNEUMO_DATA_DIR"), help="data folder (PNEUMO_DATA_DIR)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--cache", type=Path, help="an .npz to keep the embeddings in between refits")
+    parser.add_argument("--features", choices=INPUTS, default=BOTH,
+                        help="what the adult check reads: the image embedding, the film's shape, or both (either flags)")
+    parser.add_argument("--cache", type=Path, help="an .npz to keep the film sets (features, embeddings) in between refits")
     args = parser.parse_args(argv)
-    build(args.bundle, Path(args.data) if args.data else None, args.seed, cache=args.cache)
+    build(args.bundle, Path(args.data) if args.data else None, args.seed, cache=args.cache, inputs=args.features)
     return 0

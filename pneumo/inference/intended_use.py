@@ -5,8 +5,8 @@ Each case is judged against it from the strongest evidence there is:
   1. the DICOM header: the patient's age (PatientAge, or birth date vs study date), ViewPosition
      (pneumo.data.dicom_terms) and Modality (against the film kinds);
   2. an age the user gives (the form, `--age`, a manifest's `age` column);
-  3. a learned check on the film itself (`FilmCheck`): adult vs child on the film's shape
-     (pneumo.inference.film_features),
+  3. a learned check on the film itself (`FilmCheck`): adult vs child on the image embedding,
+     on the film's shape (pneumo.inference.film_features), or either of the two saying adult;
      frontal vs lateral on the film's left-right symmetry;
 and says `within`, `outside` or `unknown`, with the reason in words. An age is used only as an
 age: no reason quotes it, so it cannot reach a screen, a log or a report.
@@ -24,6 +24,8 @@ from pneumo.inference.film_features import film_features
 from pneumo.errors import PneumoError
 
 WITHIN, OUTSIDE, UNKNOWN = "within", "outside", "unknown"
+EMBEDDING, SHAPE, BOTH = "embedding", "shape", "both"
+INPUTS = (EMBEDDING, SHAPE, BOTH)   # what the adult check reads: the image embedding, the film's shape, or both
 FILM_CHECK_FILE = "intended_use.npz"
 MAX_AGE = 130             # an age above this is a typing error, not a patient
 
@@ -85,7 +87,7 @@ class IntendedUse:
 @dataclass(frozen=True)
 class FilmReading:
     """What the learned check found on one film: both scores and whether they cross the line."""
-    adult_score: float      # P(adult) of the adult-vs-child check
+    adult_score: float      # P(adult) of the adult-vs-child regression nearest its line (or furthest over)
     frontal_score: float    # central strip minus lung fields (high on a frontal film)
     adult: bool
     lateral: bool
@@ -126,41 +128,96 @@ def frontal_score(model_input: np.ndarray) -> float:
 
 
 @dataclass
-class FilmCheck:
-    """The learned part: a logistic regression of adult vs child on the standardised image
-    embedding, and the frontal score; both thresholds set on validation films."""
+class AdultRegression:
+    """Logistic regression adult (1) vs child (0) on standardised features; an adult's film at
+    P(adult) >= `at` (a percentile of the validation children's)."""
     mean: np.ndarray
     scale: np.ndarray
     coef: np.ndarray
     intercept: float
-    adult_at: float          # P(adult) at or above this: an adult's film
-    frontal_at: float        # frontal score below this: a lateral film
-    inputs: str = "embedding"   # what the regression reads: the image embedding, or film_features.FEATURES
+    at: float
 
-    def adult_scores(self, features: np.ndarray) -> np.ndarray:
+    def scores(self, features: np.ndarray) -> np.ndarray:
         z = (np.atleast_2d(features) - self.mean) / self.scale
         return 1.0 / (1.0 + np.exp(-(z @ self.coef + self.intercept)))
 
+    def arrays(self, prefix: str) -> dict:
+        return {f"{prefix}mean": self.mean, f"{prefix}scale": self.scale, f"{prefix}coef": self.coef,
+                f"{prefix}intercept": np.array(self.intercept), f"{prefix}at": np.array(self.at)}
+
+    @classmethod
+    def from_arrays(cls, z, prefix: str, at: float | None = None) -> "AdultRegression":
+        return cls(np.asarray(z[f"{prefix}mean"], np.float64), np.asarray(z[f"{prefix}scale"], np.float64),
+                   np.asarray(z[f"{prefix}coef"], np.float64), float(z[f"{prefix}intercept"]),
+                   float(z[f"{prefix}at"]) if at is None else at)
+
+
+@dataclass
+class FilmCheck:
+    """The learned part. Adult vs child: a regression on the image embedding (computed for the case
+    anyway), one on the film's shape (pneumo.inference.film_features, ~1.3 ms), or both, a film
+    flagged when either says adult; frontal vs lateral: the frontal score. Thresholds on validation."""
+    embedding: AdultRegression | None     # reads gate_features(early, late)
+    shape: AdultRegression | None         # reads film_features(model input)
+    frontal_at: float                     # frontal score below this: a lateral film
+
+    def __post_init__(self):
+        if self.embedding is None and self.shape is None:
+            raise PneumoError("a film check needs an embedding or a film-shape regression")
+
+    @property
+    def inputs(self) -> str:
+        return BOTH if self.embedding and self.shape else EMBEDDING if self.embedding else SHAPE
+
+    def parts(self) -> dict[str, AdultRegression]:
+        return {k: r for k, r in ((EMBEDDING, self.embedding), (SHAPE, self.shape)) if r is not None}
+
+    def adult_scores(self, embedding=None, shape=None) -> dict[str, np.ndarray]:
+        """P(adult) of each regression, from its features (the image embedding; film_features)."""
+        given = {EMBEDDING: embedding, SHAPE: shape}
+        return {k: r.scores(given[k]) for k, r in self.parts().items()}
+
+    def adult_flags(self, embedding=None, shape=None) -> np.ndarray:
+        """Either regression at or above its line."""
+        scores = self.adult_scores(embedding, shape)
+        return np.any([s >= self.parts()[k].at for k, s in scores.items()], axis=0)
+
     def read(self, features: np.ndarray, model_input: np.ndarray) -> FilmReading:
-        if self.inputs != "embedding":     # read from the film itself (pneumo.inference.film_features)
-            features = film_features(model_input)
-        adult, frontal = float(self.adult_scores(features)[0]), frontal_score(model_input)
-        return FilmReading(adult, frontal, adult >= self.adult_at, frontal < self.frontal_at)
+        """features: the case's image embedding (gate_features); model_input: the (S, S[, 1]) input."""
+        shape = film_features(model_input) if self.shape is not None else None
+        scores = {k: float(s[0]) for k, s in self.adult_scores(features, shape).items()}
+        # the reading's score is that of the regression furthest over (or nearest to) its line
+        key = max(scores, key=lambda k: scores[k] - self.parts()[k].at)
+        frontal = frontal_score(model_input)
+        return FilmReading(scores[key], frontal, bool(self.adult_flags(features, shape)[0]),
+                           frontal < self.frontal_at)
 
     def save(self, path: str | Path) -> Path:
-        np.savez(path, mean=self.mean, scale=self.scale, coef=self.coef, inputs=np.array(self.inputs),
-                 intercept=np.array(self.intercept), thresholds=np.array([self.adult_at, self.frontal_at]))
+        arrays = {"inputs": np.array(self.inputs), "frontal_at": np.array(self.frontal_at)}
+        if self.embedding is not None:     # the pre-2.0 keys: mean, scale, coef, intercept, thresholds
+            arrays.update({k: v for k, v in self.embedding.arrays("").items() if k != "at"},
+                          thresholds=np.array([self.embedding.at, self.frontal_at]))
+        if self.shape is not None:
+            arrays.update(self.shape.arrays("shape_"), shape_features=np.array(FILM_FEATURES))
+        np.savez(path, **arrays)
         return Path(path)
 
     @classmethod
     def load(cls, path: str | Path) -> "FilmCheck":
         with np.load(path, allow_pickle=False) as z:
-            adult_at, frontal_at = (float(v) for v in z["thresholds"])
-            inputs = str(z["inputs"]) if "inputs" in z.files else "embedding"
-            if inputs not in ("embedding", FILM_FEATURES):
+            inputs = str(z["inputs"]) if "inputs" in z.files else EMBEDDING
+            if inputs == FILM_FEATURES:   # a film-shape check saved before the combined format
+                adult_at, frontal_at = (float(v) for v in z["thresholds"])
+                return cls(None, AdultRegression.from_arrays(z, "", adult_at), frontal_at)
+            if inputs not in INPUTS:
                 raise PneumoError(f"the film check reads unknown inputs {inputs!r}")
-            return cls(np.asarray(z["mean"], np.float64), np.asarray(z["scale"], np.float64),
-                       np.asarray(z["coef"], np.float64), float(z["intercept"]), adult_at, frontal_at, inputs)
+            if inputs != EMBEDDING and str(z["shape_features"]) != FILM_FEATURES:
+                raise PneumoError(f"the film check was fitted on film features {str(z['shape_features'])!r}, "
+                                  f"this version computes {FILM_FEATURES!r}")
+            frontal_at = float(z["frontal_at"]) if "frontal_at" in z.files else float(z["thresholds"][1])
+            embedding = AdultRegression.from_arrays(z, "", float(z["thresholds"][0])) if inputs != SHAPE else None
+            shape = AdultRegression.from_arrays(z, "shape_") if inputs != EMBEDDING else None
+            return cls(embedding, shape, frontal_at)
 
 
 def read_film_check(bundle_dir) -> FilmCheck | None:

@@ -35,16 +35,28 @@ from pneumo.data.cohorts.base import split_groups
 from pneumo.data.image_cache import image_cache, kermany_cache
 from pneumo.data.imaging import read_image
 from pneumo.inference.film_features import FEATURES, film_features
-from pneumo.inference.intended_use import FILM_CHECK_FILE, KERMANY_CHILDREN, FilmCheck, Population, frontal_score
-from pneumo.models.bundle import open_bundle, update_meta
+from pneumo.inference.intended_use import (
+    BOTH,
+    EMBEDDING,
+    FILM_CHECK_FILE,
+    KERMANY_CHILDREN,
+    SHAPE,
+    AdultRegression,
+    FilmCheck,
+    Population,
+    frontal_score,
+)
+from pneumo.inference.reference_set import gate_features
+from pneumo.models.bundle import load_bundle, open_bundle, update_meta
 from pneumo.training.film_augment import child_aspects, full_size_like, shifted_inputs
 
 ADULT_SPLIT = (0.6, 0.2, 0.2)
 LOW_RES = 128
-C = 0.003
-CHILD_QUANTILE = 0.995
+C = {EMBEDDING: 0.2, SHAPE: 0.003}     # each regression's inverse regularisation (chosen leaving one source out)
+CHILD_QUANTILE = {EMBEDDING: 0.995, SHAPE: 0.995, BOTH: 0.998}   # per regression, by what the check reads
 CHILD_COPIES = 2
 ADULT_COPIES = 3
+EMBED_CHILD_SHIFTED = 2000             # of the children's shifted copies, embedded for the embedding regression
 SOURCES = ("hannover-covid", "nih-chestxray14")
 
 
@@ -78,39 +90,59 @@ def _low_res(x: np.ndarray, side: int = LOW_RES) -> np.ndarray:
                                 .resize((s, s), Image.BILINEAR)) for a in x])
 
 
-def fit_check(child_train, adult_train, child_val_x, child_val,
-              c: float = C, child_quantile: float = CHILD_QUANTILE) -> FilmCheck:
-    """Logistic regression adult (1) vs child (0) on standardised film features; thresholds from
-    the val children (child_val: their features, plain and full-size-like; child_val_x: their inputs)."""
+def fit_regression(child, adult, child_val, c: float, child_quantile: float = CHILD_QUANTILE[SHAPE]) -> AdultRegression:
+    """Logistic regression adult (1) vs child (0) on standardised features, flagging at the
+    `child_quantile` of P(adult) of the val children (child_val: their features)."""
     from sklearn.linear_model import LogisticRegression
 
-    X = np.concatenate([child_train, adult_train]).astype(np.float64)
-    y = np.r_[np.zeros(len(child_train)), np.ones(len(adult_train))]
+    X = np.concatenate([child, adult]).astype(np.float64)
+    y = np.r_[np.zeros(len(child)), np.ones(len(adult))]
     mean, scale = X.mean(axis=0), X.std(axis=0) + 1e-6
     model = LogisticRegression(C=c, class_weight="balanced", max_iter=3000)
     model.fit((X - mean) / scale, y)
-    check = FilmCheck(mean, scale, model.coef_[0].astype(np.float64), float(model.intercept_[0]), 0.5, 0.0, FEATURES)
-    check.adult_at = float(np.quantile(check.adult_scores(child_val), child_quantile))
+    reg = AdultRegression(mean, scale, model.coef_[0].astype(np.float64), float(model.intercept_[0]), 0.5)
+    reg.at = float(np.quantile(reg.scores(child_val), child_quantile))
+    return reg
+
+
+def fit_check(child_train: dict, adult_train: dict, child_val_x, child_val: dict, inputs: str = BOTH,
+              c: dict | None = None, child_quantile: float | None = None) -> FilmCheck:
+    """The film check: for each kind of features `inputs` names (EMBEDDING, SHAPE; dicts kind ->
+    features), a regression thresholded on the val children (child_val: plain and full-size-like;
+    child_val_x: their plain inputs, for the view check)."""
+    c = {**C, **(c or {})}
+    child_quantile = CHILD_QUANTILE[inputs] if child_quantile is None else child_quantile
+    kinds = (EMBEDDING, SHAPE) if inputs == BOTH else (inputs,)
+    regs = {k: fit_regression(child_train[k], adult_train[k], child_val[k], c[k], child_quantile) for k in kinds}
     # the view check's false alarms matter inside the population only (an adult is outside anyway)
-    check.frontal_at = float(np.quantile([frontal_score(a) for a in child_val_x], 0.005))
-    return check
+    frontal_at = float(np.quantile([frontal_score(a) for a in child_val_x], 0.005))
+    return FilmCheck(regs.get(EMBEDDING), regs.get(SHAPE), frontal_at)
 
 
-def _rates(check: FilmCheck, feats, x) -> dict:
-    if not len(feats):
+def _rates(check: FilmCheck, feats: dict, x) -> dict:
+    if not len(x):
         return {"n": 0, "flagged": None, "flagged_adult": None, "flagged_lateral": None}
-    adult = check.adult_scores(feats) >= check.adult_at
+    adult = check.adult_flags(feats.get(EMBEDDING), feats.get(SHAPE))
     lateral = np.array([frontal_score(a) for a in x]) < check.frontal_at
-    return {"n": int(len(feats)), "flagged": round(float(np.mean(adult | lateral)), 4),
-            "flagged_adult": round(float(np.mean(adult)), 4), "flagged_lateral": round(float(np.mean(lateral)), 4)}
+    out = {"n": int(len(x)), "flagged": round(float(np.mean(adult | lateral)), 4),
+           "flagged_adult": round(float(np.mean(adult)), 4), "flagged_lateral": round(float(np.mean(lateral)), 4)}
+    if check.inputs == BOTH:    # what each regression alone flags as adult
+        out.update({f"flagged_adult_{k}": round(float(np.mean(s >= check.parts()[k].at)), 4)
+                    for k, s in check.adult_scores(feats.get(EMBEDDING), feats.get(SHAPE)).items()})
+    return out
 
 
 class FilmSets:
-    """Every film set the fit and its measures read, as model inputs (uint8) and film features;
-    `take`: at most that many films per set (a quick measure), seeded."""
+    """Every film set the fit and its measures read, as film features, image embeddings (when an
+    `embed` is given: uint8 (n, S, S) -> (n, D)) and, for the sets measured, model inputs (uint8);
+    `take`: at most that many films per set (a quick measure), seeded. The embedding regression
+    sees the plain train films, EMBED_CHILD_SHIFTED of the children's shifted copies and the first
+    of the adults' (the encoder costs ~40 ms a film on one CPU thread, the film features ~1.3 ms)."""
 
-    def __init__(self, data_dir: Path, size: int, seed: int = 0, take: int | None = None, log=print):
+    def __init__(self, data_dir: Path, size: int, seed: int = 0, take: int | None = None, log=print,
+                 embed=None):
         rng = np.random.default_rng(seed)
+        erng = np.random.default_rng([seed, 1])     # its own stream: the film features do not change with it
         cohort, xk = kermany_cache(size, log=log)
         split = cohort.frame["split"].to_numpy()
         adults = adult_films(data_dir, seed)
@@ -122,54 +154,133 @@ class FilmSets:
         k = {part: pick(split == part) for part in ("train", "val", "test")}
         a = {src: pick((adults["source"] == src).to_numpy()) for src in SOURCES}
         self.adult_split = {src: adults["split"].to_numpy()[i] for src, i in a.items()}
+        self.val_patients = cohort.frame["patient_id"].to_numpy().astype(str)[k["val"]]
         a_plain = {src: image_cache(adults["path"].iloc[i].tolist(), size, None, log=lambda *_: None)
                    for src, i in a.items()}
         originals = {src: [read_image(p).pixels for p in adults["path"].iloc[i]] for src, i in a.items()}
-        self.x, self.f = {}, {}
+        self.x, self.f, self.e, self.e_rows = {}, {}, {}, {}
+        self.embedded = embed is not None
 
-        def put(name, x):
-            self.x[name], self.f[name] = x, film_features(x)
+        def put(name, x, keep_inputs=True, embed_rows=None):
+            self.f[name] = film_features(x)
+            if keep_inputs:
+                self.x[name] = x
+            if embed is not None:
+                rows = np.arange(len(x)) if embed_rows is None else np.asarray(embed_rows)
+                self.e_rows[name], self.e[name] = rows, embed(x[rows])
 
-        log(f"film features: {sum(map(len, k.values()))} Kermany films, {sum(map(len, a.values()))} adult films, "
-            f"with {CHILD_COPIES} / {ADULT_COPIES} shifted copies of the train ones")
+        log(f"film features{' and embeddings' if embed else ''}: {sum(map(len, k.values()))} Kermany films, "
+            f"{sum(map(len, a.values()))} adult films, with {CHILD_COPIES} / {ADULT_COPIES} shifted copies of the train ones")
         for part in ("train", "val", "test"):
-            put(f"child_{part}", xk[k[part]])
+            put(f"child_{part}", xk[k[part]], part != "train")
         for part in ("val", "test"):
             put(f"child_{part}_full", np.stack([full_size_like(f, size) for f in xk[k[part]]]))
         xt = xk[k["train"]]
         shifted = [shifted_inputs(xt, rng, size, child_aspects(len(xt), rng)) for _ in range(CHILD_COPIES)]
-        put("child_train_shifted", np.concatenate([_low_res(xt)] + shifted))
+        xs = np.concatenate([_low_res(xt)] + shifted)
+        put("child_train_shifted", xs, False,
+            np.sort(erng.choice(len(xs), min(len(xs), EMBED_CHILD_SHIFTED), replace=False)))
         for src in SOURCES:
             put(f"adult_{src}", a_plain[src])
             put(f"adult_{src}_shifted", np.concatenate([shifted_inputs(originals[src], rng, size)
-                                                        for _ in range(ADULT_COPIES)]))
+                                                        for _ in range(ADULT_COPIES)]), False,
+                np.arange(len(a_plain[src])))     # the first copy
         put("laterals", image_cache(lateral_films(data_dir), size, None, log=lambda *_: None))
 
+    def save(self, path: Path, key: str) -> None:
+        """Keep the sets (features, embeddings, measured inputs) in one .npz, under `key`."""
+        arrays = {"key": np.array(key), "val_patients": self.val_patients}
+        for kind, d in (("f", self.f), ("e", self.e), ("e_rows", self.e_rows), ("x", self.x),
+                        ("split", {s: v.astype(str) for s, v in self.adult_split.items()})):
+            arrays.update({f"{kind}:{n}": v for n, v in d.items()})
+        np.savez(path, **arrays)
+
+    @classmethod
+    def cached(cls, path: Path | None, key: str) -> "FilmSets | None":
+        """The sets saved at `path` under `key`; None when there are none (or under another key)."""
+        if path is None or not Path(path).is_file():
+            return None
+        with np.load(path, allow_pickle=False) as z:
+            if str(z["key"]) != key or "val_patients" not in z.files:
+                return None
+            sets = cls.__new__(cls)
+            sets.f, sets.e, sets.e_rows, sets.x, sets.adult_split = {}, {}, {}, {}, {}
+            names = {"f": sets.f, "e": sets.e, "e_rows": sets.e_rows, "x": sets.x, "split": sets.adult_split}
+            for name in z.files:
+                if ":" in name:
+                    kind, n = name.split(":", 1)
+                    names[kind][n] = z[name]
+            sets.embedded, sets.val_patients = bool(sets.e), z["val_patients"]
+            return sets
+
+    def feats(self, name: str, keep=None) -> dict:
+        """{SHAPE: film features[, EMBEDDING: embeddings]} of a set, its films `keep` (a mask) only."""
+        keep = np.ones(len(self.f[name]), bool) if keep is None else keep
+        out = {SHAPE: self.f[name][keep]}
+        if self.embedded:
+            out[EMBEDDING] = self.e[name][keep[self.e_rows[name]]]
+        return out
+
     def adults(self, src: str, part: str | None = None, shifted: bool = False):
+        """(features dict, inputs or None) of a source's films (its `part` patients, or all)."""
         keep = np.ones(len(self.f[f"adult_{src}"]), bool) if part is None else self.adult_split[src] == part
         if shifted:     # the shifted copies follow the plain films, copy after copy
             keep = np.tile(keep, ADULT_COPIES)
         name = f"adult_{src}" + ("_shifted" if shifted else "")
-        return self.f[name][keep], self.x[name][keep]
+        return self.feats(name, keep), (self.x[name][keep] if name in self.x else None)
 
-    def check(self, adult_sources, part: str | None = None, c: float = C) -> FilmCheck:
+    def check(self, adult_sources, part: str | None = None, inputs: str = BOTH, c: dict | None = None,
+              child_quantile: float | None = None) -> FilmCheck:
         """The check fitted on these adult sources (their `part` patients, or all films)."""
-        children = np.concatenate([self.f["child_train"], self.f["child_train_shifted"]])
-        adults = np.concatenate([self.adults(s, part, shifted)[0] for s in adult_sources for shifted in (False, True)])
-        return fit_check(children, adults, self.x["child_val"],
-                         np.concatenate([self.f["child_val"], self.f["child_val_full"]]), c=c)
+        kinds = [EMBEDDING, SHAPE] if self.embedded else [SHAPE]
+        children = [self.feats("child_train"), self.feats("child_train_shifted")]
+        adults = [self.adults(s, part, shifted)[0] for s in adult_sources for shifted in (False, True)]
+        val = [self.feats("child_val"), self.feats("child_val_full")]
+        return fit_check(*({k: np.concatenate([d[k] for d in ds]) for k in kinds} for ds in (children, adults)),
+                         self.x["child_val"], {k: np.concatenate([d[k] for d in val]) for k in kinds},
+                         inputs, c, child_quantile)
+
+    def rates(self, check: FilmCheck, name: str) -> dict:
+        return _rates(check, self.feats(name), self.x[name])
 
     def children_rates(self, check: FilmCheck) -> dict:
-        return {"kermany_children": _rates(check, self.f["child_test"], self.x["child_test"]),
-                "kermany_children_full_size_like": _rates(check, self.f["child_test_full"], self.x["child_test_full"])}
+        return {"kermany_children": self.rates(check, "child_test"),
+                "kermany_children_full_size_like": self.rates(check, "child_test_full")}
 
 
-def carry_over(sets: FilmSets, c: float = C) -> dict:
+def children_out_of_sample(sets: FilmSets, check: FilmCheck, child_quantile: float, repeats: int = 100,
+                            seed: int = 0) -> dict:
+    """The val children's flag rate with the thresholds set on the other half of the val patients
+    (repeated random halves, both ways): the thresholds' in-sample rate is optimistic, this is not.
+    Read on validation films only; it picks the percentile (CHILD_QUANTILE)."""
+    rng = np.random.default_rng(seed)
+    pid, patients = sets.val_patients, np.unique(sets.val_patients)
+    films = {name: sets.feats(name) for name in ("child_val", "child_val_full")}
+    scores = {name: check.adult_scores(f.get(EMBEDDING), f.get(SHAPE)) for name, f in films.items()}
+    frontal = {name: np.array([frontal_score(a) for a in sets.x[name]]) for name in films}
+    rates = {name: [] for name in films}
+    for _ in range(repeats):
+        half = np.isin(pid, rng.choice(patients, len(patients) // 2, replace=False))
+        for a, b in ((half, ~half), (~half, half)):
+            frontal_at = np.quantile(frontal["child_val"][a], 0.005)
+            at = {k: np.quantile(np.r_[scores["child_val"][k][a], scores["child_val_full"][k][a]], child_quantile)
+                  for k in check.parts()}
+            for name in films:
+                flag = frontal[name][b] < frontal_at
+                for k, s in scores[name].items():
+                    flag = flag | (s[b] >= at[k])
+                rates[name].append(float(np.mean(flag)))
+    return {"kermany_children" if name == "child_val" else "kermany_children_full_size_like":
+            round(float(np.mean(r)), 4) for name, r in rates.items()}
+
+
+def carry_over(sets: FilmSets, inputs: str = BOTH, c: dict | None = None,
+               child_quantile: float | None = None) -> dict:
     """Leave one adult source out: fit on the other (all its films), measure the left-out source's
     films and the Kermany test films (224 px and full-size-like)."""
     out = {}
     for left in SOURCES:
-        check = sets.check([s for s in SOURCES if s != left], c=c)
+        check = sets.check([s for s in SOURCES if s != left], inputs=inputs, c=c, child_quantile=child_quantile)
         out[f"left_out_{left}"] = {"adults": _rates(check, *sets.adults(left)), **sets.children_rates(check)}
     return out
 
@@ -183,40 +294,74 @@ def write_intended_use(bundle_dir, population: Population, check: FilmCheck, rep
     return path
 
 
-def build(bundle_dir, data_dir: Path | None = None, seed: int = 0, log=print, cache: Path | None = None) -> dict:
+def bundle_embedder(bundle_dir):
+    """(uint8 (n, S, S) -> the image embedding the predictor gives the check, key of the weights)."""
+    from pneumo.models.network import embed_images
+
+    bundle = load_bundle(bundle_dir)
+    return (lambda x: gate_features(*embed_images(bundle.image_encoder, x))), bundle.meta["weights"]["model.weights.h5"]
+
+
+def method_text(inputs: str, c: dict, child_quantile: float) -> str:
+    parts = {EMBEDDING: f"one on the standardised image embedding [img_early, img_late] (C {c[EMBEDDING]})",
+             SHAPE: (f"one on the film's shape ({FEATURES}: HOG of the histogram-equalised film at 64 px and a "
+                     f"16 px thumbnail; C {c[SHAPE]})")}
+    kinds = (EMBEDDING, SHAPE) if inputs == BOTH else (inputs,)
+    return ("adult vs child: " + " and ".join(parts[k] for k in kinds)
+            + " logistic regression (balanced), every train film also seen with random source shifts (crop, "
+              "border, contrast, text, low resolution, blur, noise, JPEG); "
+            + ("a film is flagged when either says adult, each " if inputs == BOTH else "flagged ")
+            + f"at P(adult) >= the {100 * child_quantile:g}th percentile of the Kermany val children (224 px and "
+              "full-size-like). Features, C, shifts and percentile chosen leaving one adult source out and on the "
+              "val children. Frontal vs lateral: the central strip's brightness over the lung fields' "
+              "(rank-normalised column profile); flags below frontal_at = the 0.5th percentile of the Kermany val "
+              "children. Thresholds on validation only; lateral films never fitted or thresholded on.")
+
+
+def build(bundle_dir, data_dir: Path | None = None, seed: int = 0, log=print, cache: Path | None = None,
+          inputs: str = BOTH) -> dict:
     """Measure the check leaving one adult source out, then fit it on both sources' train patients,
     measure it and write it into the bundle (seeded: the same seed gives the same check).
-    `cache` is no longer used (the features are cheap); kept so old command lines still run."""
+    `cache`: an .npz keeping the film sets (features, embeddings) between refits of one bundle."""
     data_dir = Path(data_dir or config.data_dir())
     size = open_bundle(bundle_dir).image_size
-    sets = FilmSets(data_dir, size, seed, log=log)
-    loso = carry_over(sets)
-    check = sets.check(SOURCES, part="train")
+    embed, key = bundle_embedder(bundle_dir) if inputs != SHAPE else (None, "shape")
+    key = f"{key}:{size}:{seed}"
+    sets = FilmSets.cached(cache, key) if cache is not None else None
+    if sets is None or (embed is not None and not sets.embedded):
+        sets = FilmSets(data_dir, size, seed, log=log, embed=embed)
+        if cache is not None:
+            sets.save(cache, key)
+    loso = carry_over(sets, inputs)
+    check = sets.check(SOURCES, part="train", inputs=inputs)
     a_val = [sets.adults(s, "val") for s in SOURCES]
+    a_test = [sets.adults(s, "test") for s in SOURCES]
+
+    def pooled(pairs):
+        return ({k: np.concatenate([f[k] for f, _ in pairs]) for k in pairs[0][0]},
+                np.concatenate([x for _, x in pairs]))
+
     report = {
-        "method": (f"adult vs child: logistic regression (C {C}, balanced) on the film's shape ({FEATURES}: HOG of "
-                   "the histogram-equalised film at 64 px and a 16 px thumbnail), every train film also seen with "
-                   "random source shifts (crop, border, contrast, text, low resolution, blur, noise, JPEG); "
-                   "features, C and shifts chosen leaving one adult source out. Flags at P(adult) >= adult_at = "
-                   "the 99.5th percentile of the Kermany val children (224 px and full-size-like; raised from the 99th "
-                   "after a first fit flagged 3.2% of Kermany test children). Frontal vs "
-                   "lateral: the central strip's brightness over the lung fields' (rank-normalised column "
-                   "profile); flags below frontal_at = the 0.5th percentile of the Kermany val children. "
-                   "Thresholds on validation only; lateral films never fitted or thresholded on."),
-        "features": FEATURES, "seed": seed,
-        "adult_at": check.adult_at, "frontal_at": check.frontal_at,
+        "method": method_text(inputs, C, CHILD_QUANTILE[inputs]),
+        "inputs": inputs, "features": FEATURES if inputs != EMBEDDING else "image embedding", "seed": seed,
+        "adult_at": {k: r.at for k, r in check.parts().items()}, "frontal_at": check.frontal_at,
+        "c": {k: C[k] for k in check.parts()}, "child_quantile": CHILD_QUANTILE[inputs],
         "train": {"children": int(len(sets.f["child_train"])), "children_shifted": int(len(sets.f["child_train_shifted"])),
-                  "adults": int(sum(len(sets.adults(s, "train")[0]) for s in SOURCES)),
-                  "adults_shifted": int(sum(len(sets.adults(s, "train", True)[0]) for s in SOURCES))},
-        "val": {"kermany_children": _rates(check, sets.f["child_val"], sets.x["child_val"]),
-                "adults": _rates(check, np.concatenate([f for f, _ in a_val]), np.concatenate([x for _, x in a_val]))},
+                  "adults": int(sum(len(sets.adults(s, "train")[0][SHAPE]) for s in SOURCES)),
+                  "adults_shifted": int(sum(len(sets.adults(s, "train", True)[0][SHAPE]) for s in SOURCES)),
+                  **({"embedding_children_shifted": int(len(sets.e_rows["child_train_shifted"])),
+                      "embedding_adult_shifted_copies": 1} if inputs != SHAPE else {})},
+        "val_out_of_sample": children_out_of_sample(sets, check, CHILD_QUANTILE[inputs], seed=seed),
+        "val": {"kermany_children": sets.rates(check, "child_val"),
+                "kermany_children_full_size_like": sets.rates(check, "child_val_full"),
+                "adults": _rates(check, *pooled(a_val))},
         "test": {**sets.children_rates(check),
-                 **{f"adults_{src}": _rates(check, *sets.adults(src, "test")) for src in SOURCES},
-                 "adults": _rates(check, *(np.concatenate(v) for v in zip(*[sets.adults(s, "test") for s in SOURCES]))),
-                 "laterals": _rates(check, sets.f["laterals"], sets.x["laterals"])},
+                 **{f"adults_{src}": _rates(check, *pair) for src, pair in zip(SOURCES, a_test)},
+                 "adults": _rates(check, *pooled(a_test)),
+                 "laterals": sets.rates(check, "laterals")},
         "leave_one_source_out": loso,
         "films": {"children": "Kermany (train / carved val / official test, by patient); full-size-like: "
-                              "each test film upscaled to 1500x1100 (aspect restored), JPEG q90, read back",
+                              "each film upscaled to 1500x1100 (aspect restored), JPEG q90, read back",
                   "adults": "Hannover COVID-19 repository + NIH ChestX-ray14 sample (kcr2019d1), split by patient here",
                   "laterals": "ieee8023 lateral films (evaluation only)"},
     }
