@@ -52,7 +52,7 @@ def test_the_example_case_bars_and_what_if_agree(shipped, films):
     assert bars["sodium"] > 0 and bars["wbc"] > 0
     assert shipped.what_if(case, {"sodium": 140.0})["probability"] < e.result.probability
     assert e.shap_base + sum(bars.values()) == pytest.approx(e.result.probability, abs=2e-6)
-    assert e.lab_reference == {"sodium": 140.0, "wbc": 7.5}
+    assert e.lab_reference == {"sodium": 140.0, "wbc": 11.5}        # a child of 1-5 (no age given): 5.5-17.5
     for k, bar, back, _ in rows:
         assert np.sign(bar) == np.sign(back), (k, bar, back)
     assert disagreeing(e) == [] and interaction_line(e, shipped.panel) is None
@@ -60,15 +60,16 @@ def test_the_example_case_bars_and_what_if_agree(shipped, films):
 
 @pytest.mark.parametrize("film", ["pneumonia", "normal", None])
 def test_random_panels_bars_and_what_if_agree_in_sign(shipped, films, film):
+    from pneumo.data.labs.paediatric_ranges import for_age
     from pneumo.inference.case import Case
 
     rng = np.random.default_rng({"pneumonia": 1, "normal": 2, None: 3}[film])
     checked, differ = 0, 0
-    for _ in range(4):
+    for _ in range(6):
         keys = rng.choice(shipped.panel.keys, size=int(rng.integers(2, 9)), replace=False)
         labs = {}
-        for k in keys:       # a value between a third below and a third above the reference range
-            t = shipped.panel[k]
+        for k in keys:       # a value up to a range's width beyond the range the bars read against (a child's)
+            t = for_age(shipped.panel[k], None)
             span = t.ref_high - t.ref_low
             labs[str(k)] = float(np.clip(rng.uniform(t.ref_low - span, t.ref_high + span), t.plaus_low, t.plaus_high))
         case = Case.from_sources(image=films[film] if film else None, labs=labs, panel=shipped.panel)
