@@ -125,9 +125,9 @@ def fov_stage(tiny_kermany, base_backbone):
     import pneumo.models.network as network
     seen, real_build = [], network.build_image_encoder
 
-    def spy(size, alpha, weights=None, intensity="none"):
+    def spy(size, alpha, weights=None, intensity="none", **kw):
         seen.append(weights)
-        return real_build(size, alpha, weights=weights, intensity=intensity)
+        return real_build(size, alpha, weights=weights, intensity=intensity, **kw)
     stages = [BASE_RECIPE, {"epochs": 1, "augment": "fov", "lr": 5e-4}]
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(network, "build_image_encoder", spy)

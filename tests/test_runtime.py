@@ -135,7 +135,9 @@ def test_predict_explain_and_batch_never_import_tensorflow(tmp_path, shipped_bun
     run = _no_tensorflow_run(["predict", "--image", str(film), "--json", "--no-log"])
     assert run.returncode == 0, run.stderr[-2000:]
     assert 0 <= json.loads(run.stdout)["probability"] <= 1
-    run = _no_tensorflow_run(["explain", "--image", str(film), "--no-log", "--out", str(tmp_path / "why")])
+    # a made-up film is outside the intended use: asked for anyway, so that Grad-CAM runs (on LiteRT)
+    run = _no_tensorflow_run(["explain", "--image", str(film), "--no-log", "--allow-outside",
+                              "--out", str(tmp_path / "why")])
     assert run.returncode == 0, run.stderr[-2000:]
     assert (tmp_path / "why" / "overlay.png").is_file()
     (tmp_path / "m.csv").write_text("image_path,wbc\nfilm.png,14\nfilm.png,\n")
