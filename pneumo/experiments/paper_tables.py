@@ -41,6 +41,12 @@ PAPER_TABLES = {
 }
 
 
+# what our 'Test loss, %' is: the CLI's tables and the metrics page say it in these words
+LOSS_NOTE = ("Test loss, %: for ours, 100 × the mean binary cross-entropy of the test films (natural log, the "
+             "paper's equation 1), averaged over runs. The paper does not say how its figure is scaled, so read "
+             "our loss against our rows, not against the paper's.")
+
+
 def load_results(path: str | Path) -> dict:
     """One results JSON; PneumoError when unreadable or not a pneumo results file."""
     path = Path(path)
@@ -125,8 +131,7 @@ def render(results: dict) -> str:
     t1, t2 = PAPER_TABLES["table1"], PAPER_TABLES["table2"]
     return "\n".join([
         f"## Table 1. {t1['caption']}", "", table1(results), "",
-        "Test loss, %: 100 x mean binary cross-entropy (nats) for ours; the paper does not define its unit. "
-        "The paper's single-modality rows are published CNNs re-run on the paper's data; ours is the same "
+        LOSS_NOTE + " The paper's single-modality rows are published CNNs re-run on the paper's data; ours is the same "
         "frozen backbone as the fusion model with an image-only head.", "",
         f"## Table 2. {t2['caption']}", "", table2(results), "",
         f"Paper: {SOURCE}: their private MIMIC-derived cohort (50 pneumonia + 500 other), 5 runs.",

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 
 from pneumo import config
-from pneumo.evaluation import bootstrap as st
-from pneumo.evaluation.bootstrap import METRICS
-from pneumo.experiments.paper_tables import PAPER_TABLES
+from pneumo.experiments.comparisons import (BOOTSTRAP, WELCH, cases_of, experiment_label,  # noqa: F401 - the page's
+                                            model_differences, regime_differences, summary_mean, welch_interval)
+from pneumo.experiments.paper_tables import LOSS_NOTE, PAPER_TABLES  # noqa: F401 - the page's words
 from pneumo.models.names import model_name, regime_name
 
 METRIC_NAMES = {"accuracy": "Accuracy", "roc_auc": "ROC AUC", "pr_auc": "PR AUC", "f1": "F1",
@@ -33,9 +33,10 @@ def load_entries(results_dir: Path | None = None, models_dir: Path | None = None
         try:
             doc = json.loads(path.read_text())
             semi = bool((doc.get("cohort") or {}).get("semi_real"))
+            about = _description(doc)
             for e in doc.get("entries", []):
                 entries.append({"experiment": doc.get("experiment", path.stem), "model": e["model"],
-                                "regime": e.get("regime", "—"), "semi_real": semi,
+                                "regime": e.get("regime", "—"), "semi_real": semi, "description": about,
                                 "summary": e.get("summary", {}), "runs": e.get("runs", []),
                                 "test_cases": e.get("test_cases"), "source": path.name})
         except (OSError, ValueError, KeyError, TypeError) as err:
@@ -63,9 +64,92 @@ def _bundle_entries(path: Path, doc: dict) -> list[dict]:
         cases = {"y": labels, "p": [probs[view]]} if labels and view in probs else None
         out.append({"experiment": f"bundle:{path.parent.name}", "model": view, "regime": "shipped",
                     "semi_real": bool(doc.get("semi_real", True)), "summary": summary,
+                    "description": _bundle_description(path.parent.name, doc.get("cohort") or {}),
                     "runs": [{"threshold": metrics.get("threshold", 0.5)}], "test_cases": cases,
                     "source": f"{path.parent.name}/metrics.json"})
     return out
+
+
+def _description(doc: dict) -> str:
+    """What a results file measured, in its own words: its description (top level or the config's),
+    else its cohort's name; the page adds the test split it counts from the cases."""
+    return str(doc.get("description") or (doc.get("config") or {}).get("description")
+               or (doc.get("cohort") or {}).get("name") or "no description stored")
+
+
+def _bundle_description(name: str, cohort: dict) -> str:
+    """A shipped bundle's line from its metrics.json cohort: the source, and where its test films come from."""
+    test = ((cohort.get("images") or {}).get("notes") or "").split(";")[0].strip().replace("test = ", "test films: ", 1)
+    size = f", {cohort['n_cases']} cases" if cohort.get("n_cases") else ""
+    return f"Shipped model {name}: {cohort.get('source', 'its own cohort')}{size}" + (f"; {test}" if test else "")
+
+
+def split_size(e: dict) -> tuple[int, int] | None:
+    """(films, pneumonia) of an entry's test split, from its stored per-case labels."""
+    y = (e.get("test_cases") or {}).get("y")
+    return (len(y), int(np.sum(y))) if y else None
+
+
+def experiment_lines(entries: list[dict]) -> dict[str, str]:
+    """One line per experiment: its description, then its test split and runs counted from the data
+    (so two files of one protocol on different test films read apart)."""
+    out: dict[str, str] = {}
+    for e in entries:
+        if "error" in e or e["experiment"] in out:
+            continue
+        split, runs = split_size(e), len(e.get("runs") or [])
+        facts = [f"test split {split[0]} films, {split[1]} pneumonia"] if split else []
+        facts += [f"{runs} runs"] if runs > 1 else []
+        out[e["experiment"]] = "; ".join([e.get("description") or "no description stored"] + facts)
+    return out
+
+
+def thresholded_notes(entries: list[dict], max_prevalence: float = 0.25, gap: float = 0.15) -> list[str]:
+    """Per experiment whose test split is rare in pneumonia and whose F1 trails ROC AUC by `gap`:
+    why, in one line counted from the data (the normals flagged at each run's threshold)."""
+    out = []
+    for x in dict.fromkeys(e["experiment"] for e in entries):
+        mine = [e for e in entries if e["experiment"] == x and cases_of(e) is not None]
+        mine.sort(key=lambda e: (e["model"] != "fusion", e["regime"] != "imbalanced"))
+        if not mine:
+            continue
+        e = mine[0]
+        y, probs, thresholds, _ = cases_of(e)
+        n, pos = len(y), int(y.sum())
+        auc, f1 = summary_mean(e, "test", "roc_auc"), summary_mean(e, "test", "f1")
+        if not pos or pos / n > max_prevalence or auc is None or f1 is None or auc - f1 < gap:
+            continue
+        fp = np.mean([((p >= t) & (y == 0)).sum() for p, t in zip(probs, thresholds)])
+        tp = np.mean([((p >= t) & (y == 1)).sum() for p, t in zip(probs, thresholds)])
+        out.append(f"Why F1 is low beside ROC AUC: {x}'s test split holds {pos} pneumonia among {n} films "
+                   f"(1:{round((n - pos) / pos)}). {curve_label(e)} finds {tp:.1f} of the {pos} at its runs' "
+                   f"thresholds but also flags {fp:.1f} of the {n - pos} normals, so F1 is {f1:.2f} (MCC and "
+                   f"accuracy alike) while ROC AUC, which ranks films without a threshold, is {auc:.3f}.")
+    return out
+
+
+def loss_note(entries: list[dict]) -> str | None:
+    """Where our largest fusion test loss comes from, counted: the normals' share of the cross-entropy
+    and their mean P(pneumonia), beside the same model trained imbalanced."""
+    def normals(e: dict) -> tuple[float, float]:    # (share of the summed cross-entropy, mean p) on normals
+        y, probs, _, _ = cases_of(e)
+        ce = [-(y * np.log(pc) + (1 - y) * np.log(1 - pc)) for pc in (np.clip(p, 1e-7, 1 - 1e-7) for p in probs)]
+        return (float(np.mean([c[y == 0].sum() / c.sum() for c in ce])),
+                float(np.mean([p[y == 0].mean() for p in probs])))
+
+    table1 = {tuple(r["ours"]) for r in PAPER_TABLES["table1"]["rows"]}
+    rows = [e for e in entries if e["model"] == "fusion" and (e["model"], e["regime"]) in table1
+            and cases_of(e) is not None and summary_mean(e, "test", "loss") is not None]
+    if not rows:
+        return None
+    e = max(rows, key=lambda e: summary_mean(e, "test", "loss"))
+    share, p_normal = normals(e)
+    text = (f"Largest here: {curve_label(e)}, {100 * summary_mean(e, 'test', 'loss'):.1f}; its test normals carry "
+            f"{'over 99%' if share > 0.99 else f'{share:.0%}'} of it (mean P(pneumonia) on them {p_normal:.2f}")
+    base = next((b for b in rows if b["experiment"] == e["experiment"] and b["regime"] == "imbalanced"), None)
+    if base is not None and base is not e:
+        text += f", {normals(base)[1]:.2f} when trained imbalanced"
+    return text + "): confident calls on the many normals, not missed pneumonia, set the loss."
 
 
 def entry_name(e: dict) -> str:
@@ -74,6 +158,8 @@ def entry_name(e: dict) -> str:
 
 def curve_label(e: dict, with_experiment: bool = False) -> str:
     """A legend name a reader can parse: 'Fusion (image + labs) · imbalanced' (+ experiment)."""
+    if e["regime"] == "shipped":   # a bundle's name says its experiment: no 'bundle:' tag to repeat
+        return f"{model_name(e['model'])} · shipped {e['experiment'].removeprefix('bundle:')}"
     label = f"{model_name(e['model'])} · {regime_name(e['regime'])}"
     return f"{label} · {e['experiment']}" if with_experiment else label
 
@@ -101,27 +187,35 @@ def default_selection(entries: list[dict]) -> dict[str, list[str]]:
     return {"experiment": [experiment], "model": models[:MAX_DEFAULT_CURVES], "regime": [regime]}
 
 
-def _stat_text(stat: dict | None) -> str:
+def _stat_text(stat: dict | None, cells: str = "full") -> str:
+    """'mean ± sd [ci]' ('full'), 'mean ± sd' ('sd') or 'mean [ci]' ('ci'); what a cell lacks, left out."""
     if not stat or stat.get("mean") is None:
         return "—"
     text = f"{stat['mean']:.3f}"
-    if stat.get("sd") is not None:
+    if stat.get("sd") is not None and cells in ("full", "sd"):
         text += f" ± {stat['sd']:.3f}"
-    if stat.get("ci_low") is not None and stat.get("ci_high") is not None:
+    if stat.get("ci_low") is not None and stat.get("ci_high") is not None and cells in ("full", "ci"):
         text += f" [{stat['ci_low']:.3f}, {stat['ci_high']:.3f}]"
     return text
 
 
-def metrics_table(entries: list[dict], split: str = "test") -> pd.DataFrame:
-    """Accuracy, ROC AUC, PR AUC, F1, MCC as 'mean ± sd [95% CI]' per entry."""
+def metrics_table(entries: list[dict], split: str = "test", cells: str = "full", compact: bool = False) -> pd.DataFrame:
+    """Accuracy, ROC AUC, PR AUC, F1, MCC as 'mean ± sd [95% CI]' per entry ('cells': which parts).
+    compact: display names, and the Experiment / Regime columns only where the entries differ in them
+    (the page names the experiment above the table), so five metrics fit one screen's width."""
     rows = []
     for e in entries:
         stats = (e.get("summary") or {}).get(split, {})
-        row = {"Experiment": e["experiment"], "Model": e["model"], "Regime": e["regime"],
+        row = {"Experiment": experiment_label(e["experiment"]) if compact else e["experiment"],
+               "Model": model_name(e["model"]) if compact else e["model"],
+               "Regime": regime_name(e["regime"]) if compact else e["regime"],
                "Runs": len(e.get("runs") or [])}
-        row.update({METRIC_NAMES[m]: _stat_text(stats.get(m)) for m in TABLE_METRICS})
+        row.update({METRIC_NAMES[m]: _stat_text(stats.get(m), cells) for m in TABLE_METRICS})
         rows.append(row)
-    return _dashes(pd.DataFrame(rows))
+    frame = _dashes(pd.DataFrame(rows))
+    if compact:
+        frame = frame.drop(columns=[c for c in ("Experiment", "Regime") if c in frame and frame[c].nunique() < 2])
+    return frame
 
 
 def _pooled(e: dict) -> tuple[np.ndarray, np.ndarray] | None:
@@ -178,11 +272,6 @@ def confusion(e: dict) -> tuple[np.ndarray, float] | None:
     return m, t
 
 
-def _mean(e: dict, split: str, metric: str) -> float | None:
-    stat = ((e.get("summary") or {}).get(split) or {}).get(metric) or {}
-    return stat.get("mean")
-
-
 def paper_table1(entries: list[dict]) -> pd.DataFrame:
     """Table 1: each paper row with our matching (model, regime) per experiment; test
     accuracy % and test loss % (x100, as the paper prints them)."""
@@ -193,9 +282,9 @@ def paper_table1(entries: list[dict]) -> pd.DataFrame:
         model, regime = ref["ours"]
         matches = [e for e in entries if e["model"] == model and e["regime"] == regime]
         for e in matches or [None]:
-            acc = _mean(e, "test", "accuracy") if e else None
-            loss = _mean(e, "test", "loss") if e else None
-            rows.append({**base, "Ours": entry_name(e) if e else "—",
+            acc = summary_mean(e, "test", "accuracy") if e else None
+            loss = summary_mean(e, "test", "loss") if e else None
+            rows.append({**base, "Ours": f"{curve_label(e)} · {e['experiment']}" if e else "—",
                          "Our acc %": None if acc is None else round(100 * acc, 1),
                          "Our loss %": None if loss is None else round(100 * loss, 2)})
     return _dashes(pd.DataFrame(rows))
@@ -214,8 +303,8 @@ def paper_table2(entries: list[dict]) -> pd.DataFrame:
         row = {"Metric": label, "Paper train": spec["train"][key], "Paper test": spec["test"][key]}
         for e in entries:
             if e["model"] == spec["model"] and e["regime"] == spec["regime"]:
-                row[f"{e['experiment']} train"] = _round(_mean(e, "train", key))
-                row[f"{e['experiment']} test"] = _round(_mean(e, "test", key))
+                row[f"{e['experiment']} train"] = _round(summary_mean(e, "train", key))
+                row[f"{e['experiment']} test"] = _round(summary_mean(e, "test", key))
         rows.append(row)
     return _dashes(pd.DataFrame(rows))
 
@@ -229,113 +318,7 @@ def regime_pairs(entries: list[dict], metric: str = "roc_auc") -> pd.DataFrame:
     table: dict[tuple, dict] = {}
     for e in entries:
         if e["regime"] in ("imbalanced", "adasyn"):
-            table.setdefault((e["experiment"], e["model"]), {})[e["regime"]] = _round(_mean(e, "test", metric))
+            table.setdefault((e["experiment"], e["model"]), {})[e["regime"]] = _round(summary_mean(e, "test", metric))
     rows = [{"Experiment": x, "Model": m, "imbalanced": r.get("imbalanced"), "adasyn": r.get("adasyn")}
             for (x, m), r in table.items()]
     return _dashes(pd.DataFrame(rows, columns=["Experiment", "Model", "imbalanced", "adasyn"]))
-
-
-DIFFERENCE_COLUMNS = ["Experiment", "Model", "imbalanced", "adasyn", "Difference", "CI low", "CI high",
-                      "Interval"]
-BOOTSTRAP = "paired bootstrap of test cases and runs"
-WELCH = "Welch t-interval over runs"
-
-
-def _run_values(e: dict, metric: str) -> list[float]:
-    vals = [((r.get("test") or {}).get(metric)) for r in e.get("runs") or []]
-    return [float(v) for v in vals if isinstance(v, (int, float)) and np.isfinite(v)]
-
-
-def _values(e: dict | None, metric: str) -> list[float]:
-    """Per-run test values: stored, else from the per-case probabilities at each run's threshold
-    (so the difference and its bootstrap interval agree), else the summary mean alone."""
-    if e is None:
-        return []
-    stored = _run_values(e, metric)
-    cases = _cases(e)
-    if not stored and cases is not None:
-        from pneumo.evaluation.metrics import binary_metrics
-        stored = [float(v) for p, t in zip(cases[1], cases[2])
-                  if np.isfinite(v := binary_metrics(cases[0], p, t).get(metric, np.nan))]
-    mean = _mean(e, "test", metric)
-    return stored or ([] if mean is None else [float(mean)])
-
-
-def _cases(e: dict) -> tuple[np.ndarray, list[np.ndarray], list[float], list | None] | None:
-    """(y, per-run probabilities, per-run thresholds, case ids) when every run has both."""
-    cases = e.get("test_cases") or {}
-    y, probs, runs = cases.get("y"), cases.get("p") or [], e.get("runs") or []
-    thresholds = [r.get("threshold") for r in runs]
-    if not y or not probs or len(probs) != len(runs) or any(t is None for t in thresholds) \
-            or any(len(p) != len(y) for p in probs):
-        return None
-    return (np.asarray(y, dtype=float), [np.asarray(p, dtype=float) for p in probs],
-            [float(t) for t in thresholds], cases.get("case_id"))
-
-
-def welch_interval(a: list[float], b: list[float], level: float = 0.95) -> tuple[float, float, float]:
-    """mean(b) - mean(a) and its Welch t-interval (the runs of two regimes are independent fits)."""
-    from scipy import stats
-
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    diff = float(b.mean() - a.mean())
-    se = float(np.sqrt(va + vb))
-    if se == 0:
-        return diff, diff, diff
-    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
-    half = float(stats.t.ppf(0.5 + level / 2, df)) * se
-    return diff, diff - half, diff + half
-
-
-def paired_bootstrap_interval(base: tuple, other: tuple, metric: str, n_boot: int = 2000, seed: int = 0,
-                              level: float = 0.95) -> tuple[float | None, float | None]:
-    """95% interval of mean-over-runs(other) - mean-over-runs(base): each replicate draws one
-    resample of the shared test cases (the same for both regimes) and, per regime, the runs with
-    replacement, each run's metric at its own threshold (as pneumo.experiments.results_json's comparisons)."""
-
-    (y, pa, ta, _), (_, pb, tb, _) = base, other
-    rng = np.random.default_rng(seed)
-    W = st.case_weights(len(y), n_boot, rng)
-    ra = st.per_run_replicates(y, pa, ta, W)[metric]
-    rb = st.per_run_replicates(y, pb, tb, W)[metric]
-    da = rng.integers(0, len(pa), size=(n_boot, len(pa)))
-    db = rng.integers(0, len(pb), size=(n_boot, len(pb)))
-    return st.percentile_ci(st.mean_over_drawn_runs(rb, db) - st.mean_over_drawn_runs(ra, da), level)
-
-
-def regime_differences(entries: list[dict], metric: str = "roc_auc", n_boot: int = 2000,
-                       seed: int = 0) -> pd.DataFrame:
-    """Per (experiment, model): ADASYN - imbalanced of the run-mean test metric with a 95% interval.
-    Both regimes scored on the same test cases: a paired bootstrap of cases and runs (it carries
-    test-sampling and seed variability). Otherwise, with >= 2 runs each: a Welch t-interval over
-    the per-run values. Numbers stay numeric (NaN where missing); 'Interval' names the method."""
-    table: dict[tuple, dict] = {}
-    for e in entries:
-        if "error" not in e and e["regime"] in ("imbalanced", "adasyn"):
-            table.setdefault((e["experiment"], e["model"]), {})[e["regime"]] = e
-    rows = []
-    for (x, m), pair in table.items():
-        a, b = pair.get("imbalanced"), pair.get("adasyn")
-        va, vb = _values(a, metric), _values(b, metric)
-        row = {"Experiment": x, "Model": m, "imbalanced": np.mean(va) if va else np.nan,
-               "adasyn": np.mean(vb) if vb else np.nan, "Difference": np.nan, "CI low": np.nan,
-               "CI high": np.nan, "Interval": "—"}
-        if va and vb:
-            row["Difference"] = float(np.mean(vb) - np.mean(va))
-            ca, cb = (_cases(a), _cases(b))
-            same = (ca is not None and cb is not None and np.array_equal(ca[0], cb[0])
-                    and (ca[3] is None or cb[3] is None or list(ca[3]) == list(cb[3])))
-            if same and metric in _bootstrap_metrics():
-                lo, hi = paired_bootstrap_interval(ca, cb, metric, n_boot, seed)
-                if lo is not None:
-                    row.update({"CI low": lo, "CI high": hi, "Interval": BOOTSTRAP})
-            elif len(va) >= 2 and len(vb) >= 2:
-                _, lo, hi = welch_interval(va, vb)
-                row.update({"CI low": lo, "CI high": hi, "Interval": WELCH})
-        rows.append(row)
-    return pd.DataFrame(rows, columns=DIFFERENCE_COLUMNS)
-
-
-def _bootstrap_metrics() -> tuple[str, ...]:
-    return METRICS
