@@ -17,17 +17,17 @@ if not entries:
             icon=":material/monitoring:")
     st.stop()
 
-st.caption("Test metrics as mean ± sd over runs [95% CI]. Curves pool the per-case test probabilities "
-           "of every run. The cohorts are semi-real (real images and real-format labs of different people).")
 chosen, pick = results_view.selection(entries)
 if not chosen:
     st.info("Nothing matches this selection.")
     st.stop()
 several = len(pick["experiment"]) > 1
-st.dataframe(res.metrics_table(chosen), hide_index=True)
+results_view.about(entries, chosen)
+results_view.table(chosen)
 st.caption("Colour: model (the same in every plot) · line: solid imbalanced or shipped, dashed ADASYN, "
            "dotted class-weighted" + (" · marker: experiment" if several else "")
-           + (f" · {len(chosen)} curves: fewer read better" if len(chosen) > res.MAX_DEFAULT_CURVES else ""))
+           + (f" · {len(chosen)} curves: fewer read better" if len(chosen) > res.MAX_DEFAULT_CURVES else "")
+           + ". The cohorts are semi-real (real images and real-format labs of different people).")
 results_view.curves(chosen, several)
-results_view.regime_differences(entries, pick, several)
-results_view.paper_tables(chosen)
+results_view.differences(entries, pick)
+results_view.paper_tables([e for e in entries if e["experiment"] in pick["experiment"]])  # each row picks its own
