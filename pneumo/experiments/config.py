@@ -1,6 +1,8 @@
 """An experiment's configuration (TOML): which cohort, regimes, models, runs and seeds.
 
-See configs/paper.toml (the paper's full grid) and configs/smoke.toml (one tiny run)."""
+See configs/paper.toml (the paper's full grid, frozen shipped encoder: the fast variant),
+configs/paper-same-source.toml (the protocol end to end: one release, film network trained per run)
+and configs/smoke.toml (one tiny run)."""
 from __future__ import annotations
 
 import tomllib
@@ -11,9 +13,10 @@ from pneumo.errors import PneumoError
 from pneumo.experiments.balance import REGIMES
 
 MODELS = ("fusion", "image_only", "labs_only", "late_fusion", "gbm_labs")
-COHORT_SOURCES = ("paired", "mimic-cxr", "synthetic", "manifest")
+COHORT_SOURCES = ("paired", "same-source", "mimic-cxr", "synthetic", "manifest")
+FILM_MODES = ("frozen", "per_run")
 TOP_KEYS = {"name", "description", "runs", "seeds", "regimes", "models", "image_size", "finetune",
-            "bootstrap", "threshold", "cohort", "encoder", "train"}
+            "bootstrap", "threshold", "cohort", "encoder", "film", "train"}
 
 
 class ConfigError(PneumoError):
@@ -22,7 +25,9 @@ class ConfigError(PneumoError):
 
 @dataclass
 class CohortSpec:
-    source: str = "paired"                  # paired (kermany + mimic, semi-real) | mimic-cxr (real pairs) | synthetic | manifest
+    source: str = "paired"                  # paired (kermany + mimic, semi-real; test = official test) |
+    #   same-source (all films from one Kermany release, split at random; semi-real) | mimic-cxr (real pairs) | synthetic | manifest
+    release: str = "train"                  # same-source: the Kermany official split every film comes from
     preset: str | None = "paper"            # paired, mimic-cxr: "paper" = 50 pneumonia + 500 other
     n_pos: int | None = None
     n_neg: int | None = None
@@ -44,6 +49,26 @@ class EncoderSpec:
 
 
 @dataclass
+class FilmSpec:
+    """How the film network is had: "frozen" (encoder.weights, embeddings cached once: the fast variant)
+    or "per_run" (from the ImageNet start, the tail after `freeze_before` trained on each run's train films;
+    pneumo.experiments.film_per_run)."""
+    mode: str = "frozen"
+    backbone: str = "efficientnet-lite0"
+    start: str = "imagenet"             # "imagenet" (models/starts) or "random" (tests only)
+    intensity: str = "equalize"
+    freeze_before: str = "block5_expand_conv"
+    epochs: int = 30
+    patience: int = 8
+    lr: float = 1e-3
+    batch_size: int = 32
+    dropout: float = 0.2
+    label_smoothing: float = 0.1
+    shift: int = 2                      # feature-map translation augmentation, in cells of the cut map (0 = none)
+    max_minutes: float = 15.0           # per run
+
+
+@dataclass
 class ExperimentConfig:
     name: str
     description: str = ""
@@ -57,12 +82,15 @@ class ExperimentConfig:
     threshold: str = "youden"      # chosen on val per run: Youden's J
     cohort: CohortSpec = field(default_factory=CohortSpec)
     encoder: EncoderSpec = field(default_factory=EncoderSpec)
+    film: FilmSpec = field(default_factory=FilmSpec)
     train: dict = field(default_factory=dict)   # passed to the model constructors (epochs, ...)
     path: str | None = None
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["cohort"]["split_fractions"] = list(self.cohort.split_fractions)
+        if self.film.mode == "frozen":     # the per-run settings say nothing about a frozen encoder
+            d["film"] = {"mode": "frozen"}
         d.pop("path")
         return d
 
@@ -89,7 +117,8 @@ def from_dict(data: dict, *, path: str | None = None) -> ExperimentConfig:
     data = dict(data)
     cohort = _typed(data.pop("cohort", {}), CohortSpec, f"{where} [cohort]")
     encoder = _typed(data.pop("encoder", {}), EncoderSpec, f"{where} [encoder]")
-    cfg = _typed(dict(data, cohort=cohort, encoder=encoder, path=path), ExperimentConfig, where)
+    film = _typed(data.pop("film", {}), FilmSpec, f"{where} [film]")
+    cfg = _typed(dict(data, cohort=cohort, encoder=encoder, film=film, path=path), ExperimentConfig, where)
     cohort.split_fractions = tuple(float(x) for x in cohort.split_fractions)
     if "seeds" not in data:
         cfg.seeds = list(range(cfg.runs))
@@ -111,6 +140,13 @@ def _check(cfg: ExperimentConfig, where: str) -> None:
         raise ConfigError(f"{where}: a manifest cohort needs cohort.manifest (CSV path)")
     if cfg.image_size < 32 or cfg.bootstrap < 0 or cfg.threshold != "youden":
         raise ConfigError(f"{where}: need image_size >= 32, bootstrap >= 0 and threshold = 'youden'")
+    if cfg.film.mode not in FILM_MODES or cfg.film.start not in ("imagenet", "random"):
+        raise ConfigError(f"{where}: film.mode must be one of {list(FILM_MODES)} and film.start 'imagenet' or 'random'")
+    if cfg.film.mode == "per_run" and (cfg.finetune or cfg.film.epochs < 1 or cfg.film.shift < 0):
+        raise ConfigError(f"{where}: film.mode = 'per_run' needs finetune = false, film.epochs >= 1 and film.shift >= 0")
+    if cfg.cohort.source == "same-source" and cfg.film.mode == "frozen" and cfg.encoder.weights != "random":
+        # the shipped encoder was trained on Kermany's official train: every same-source film would leak
+        raise ConfigError(f"{where}: a same-source cohort needs film.mode = 'per_run' (the frozen encoder has seen its films)")
     if not cfg.name.replace("-", "").replace("_", "").isalnum():
         raise ConfigError(f"{where}: name {cfg.name!r} must be letters, digits, - and _ (it is a file stem)")
 

@@ -9,7 +9,9 @@ Key: sha256 of (the image file's bytes, the encoder's weights sha256, image size
 cache/embeddings/<weights sha[:16]>-<size>/<key>.npz. The file's content rather than its path:
 an image changed in place is recomputed, the same image under another path (a regenerated
 synthetic cohort) is reused. The weights hash is over the encoder's actual weight arrays, so a
-retrained or different encoder never reads stale rows.
+retrained or different encoder never reads stale rows. A `tag` names what the weights do not say
+(pneumo.experiments.film_per_run caches the frozen stem's cut-point maps with tag = intensity + cut
+layer: the equalisation layer has no weights); it joins the key and the folder name.
 """
 from __future__ import annotations
 
@@ -61,16 +63,17 @@ class EmbeddingCache:
     """Embeds image files with a frozen encoder: image (S, S, 1) -> (img_early, img_late)."""
 
     def __init__(self, encoder, *, size: int = 224, root: str | os.PathLike | None = None,
-                 batch_size: int = 32, weights_sha: str | None = None):
+                 batch_size: int = 32, weights_sha: str | None = None, tag: str = ""):
         self.encoder = encoder
         self.size = int(size)
         self.batch_size = int(batch_size)
         self.weights_sha = weights_sha or weights_sha256(encoder)
         self.folder = Path(root) if root is not None else config.embedding_cache_dir()
-        self.folder = self.folder / f"{self.weights_sha[:16]}-{self.size}"
+        self.tag = str(tag)
+        self.folder = self.folder / (f"{self.weights_sha[:16]}-{self.size}" + (f"-{self.tag}" if self.tag else ""))
 
     def key(self, path: str) -> str:
-        digest = hashlib.sha256(f"{self.weights_sha}|{self.size}|".encode())
+        digest = hashlib.sha256(f"{self.weights_sha}|{self.size}|".encode() + (f"{self.tag}|".encode() if self.tag else b""))
         try:
             with open(path, "rb") as f:
                 for chunk in iter(lambda: f.read(1 << 20), b""):

@@ -6,6 +6,8 @@ Protocol, per run (seed) and regime and model:
 - the cohort is drawn once (cohort.seed): every run sees the same train/val/test cases, so runs
   differ only in training randomness (init, batches, ADASYN draws) and test cases are paired;
 - image embeddings come from the frozen encoder, computed once (pneumo.experiments.embedding_cache);
+  film.mode = "per_run" instead trains the film network per run from the ImageNet start on that run's
+  train films, shared by the run's regimes (pneumo.experiments.film_per_run);
   --finetune instead trains the whole network end to end per fit (GPU advised; see _finetune);
 - labs are standardised with train statistics; ADASYN (pneumo.experiments.balance) touches train only;
   class_weight = inverse-frequency class weights, no resampling; imbalanced = neither;
@@ -30,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from pneumo import config
-from pneumo.data.cohorts import kermany, manifest, mimic, paired, real_pairs, synthetic
+from pneumo.data.cohorts import kermany, manifest, mimic, paired, real_pairs, same_source, synthetic
 from pneumo.data.cohorts.base import Cohort, _allocate
 from pneumo.data.imaging import load_for_model
 from pneumo.data.labs.standardisation import LabStandardisation
@@ -39,7 +41,9 @@ from pneumo.evaluation import bootstrap as stats
 from pneumo.experiments.balance import balance_train
 from pneumo.experiments.config import ExperimentConfig
 from pneumo.experiments.embedding_cache import EmbeddingCache
+from pneumo.experiments.film_per_run import PerRunFilms
 from pneumo.experiments.results_json import assemble, split_counts, write_results
+from pneumo.experiments.variants import FROZEN_LINE, OFFICIAL_TEST, OFFICIAL_TEST_LINE
 from pneumo.models.bundle import load_bundle
 from pneumo.models.features import Features, class_weights
 from pneumo.training.backbone import backbone_intensity
@@ -50,9 +54,15 @@ def build_cohort(cfg: ExperimentConfig, workdir: Path | None = None) -> Cohort:
     spec = cfg.cohort
     if spec.source == "paired":
         # kermany's val carve stays at its default: the pretrained backbone's train split is then ours
-        return paired.pair(kermany.load(), mimic.load(seed=spec.seed), n_pos=spec.n_pos,
-                           n_neg=spec.n_neg, preset=spec.preset, seed=spec.seed,
-                           split_fractions=spec.split_fractions)
+        cohort = paired.pair(kermany.load(), mimic.load(seed=spec.seed), n_pos=spec.n_pos,
+                             n_neg=spec.n_neg, preset=spec.preset, seed=spec.seed,
+                             split_fractions=spec.split_fractions)
+        cohort.description.update(variant=OFFICIAL_TEST, variant_line=OFFICIAL_TEST_LINE)
+        return cohort
+    if spec.source == "same-source":
+        return same_source.draw(kermany.load(val_fraction=0.0), mimic.load(seed=spec.seed), release=spec.release,
+                                n_pos=spec.n_pos, n_neg=spec.n_neg, preset=spec.preset, seed=spec.seed,
+                                split_fractions=spec.split_fractions)
     if spec.source == "mimic-cxr":      # real pairs: no semi-real pairing anywhere in this path
         return real_pairs.load(spec.mimic_dir, spec.cxr_dir, seed=spec.seed, split_fractions=spec.split_fractions,
                                n_pos=spec.n_pos, n_neg=spec.n_neg, preset=spec.preset)
@@ -140,18 +150,27 @@ def run_experiment(cfg: ExperimentConfig, *, out_dir: str | os.PathLike | None =
         frame, keys = cohort.frame.reset_index(drop=True), cohort.lab_keys
         _check_cohort(cfg, frame)
         progress(f"cohort {cohort.name}: " + ", ".join(f"{s} {c['1']}+{c['0']}" for s, c in split_counts(frame).items()))
-        enc_desc = {}
-        if encoder is None:
-            encoder, enc_desc = make_encoder(cfg)
-        cache = EmbeddingCache(encoder, size=cfg.image_size, batch_size=cfg.encoder.batch_size)
-        emb = cache.embed(frame.loc[frame["image_path"].notna(), "image_path"].astype(str).tolist(), progress)
-        progress(f"embeddings: {emb.computed} computed, {len(emb.paths) - emb.computed} from cache, {emb.seconds:.1f} s")
-        t_embed = emb.seconds
+        paths = frame.loc[frame["image_path"].notna(), "image_path"].astype(str).tolist()
+        if cfg.film.mode == "per_run":
+            emb = PerRunFilms.build(cfg.image_size, cfg.film, paths, cfg.encoder.batch_size, progress)
+            t_embed = emb.maps.seconds
+            progress(f"frozen stem maps: {emb.maps.computed} computed, {len(paths) - emb.maps.computed} from cache, "
+                     f"{t_embed:.1f} s")
+        else:
+            enc_desc = {}
+            if encoder is None:
+                encoder, enc_desc = make_encoder(cfg)
+            cache = EmbeddingCache(encoder, size=cfg.image_size, batch_size=cfg.encoder.batch_size)
+            emb = cache.embed(paths, progress)
+            progress(f"embeddings: {emb.computed} computed, {len(emb.paths) - emb.computed} from cache, {emb.seconds:.1f} s")
+            t_embed = emb.seconds
+            enc_desc = {"mode": "frozen", "line": FROZEN_LINE} | enc_desc | {"weights_sha256": cache.weights_sha}
         from threadpoolctl import threadpool_limits
         with threadpool_limits(limits=1, user_api="openmp"):   # OpenMP spin-waits crawl on shared cores (gbm: 60 s -> 1 s)
             cells = _grid(cfg, frame, keys, emb, encoder, finetune, progress)
-    results = assemble(cfg, cohort, frame, cells, enc_desc | {"weights_sha256": cache.weights_sha},
-                       time.perf_counter() - t0, t_embed, finetune)
+        if isinstance(emb, PerRunFilms):
+            enc_desc = emb.describe()
+    results = assemble(cfg, cohort, frame, cells, enc_desc, time.perf_counter() - t0, t_embed, finetune)
     return write_results(results, Path(out_dir) if out_dir is not None else config.results_dir(), cfg.name)
 
 
@@ -165,17 +184,22 @@ def _check_cohort(cfg: ExperimentConfig, frame: pd.DataFrame) -> None:
                           f"cohort.min_test_positives = {cfg.cohort.min_test_positives}")
 
 
-def _grid(cfg, frame, keys, emb, encoder, finetune, progress) -> dict:
+def _grid(cfg, frame, keys, emb_source, encoder, finetune, progress) -> dict:
     """Fit every (run, regime, model); returns {"cells": {(model, regime): [run dicts]}, ...}.
-    A fitted model is kept as predict(split) -> P(pneumonia) for split in val / test / train."""
+    A fitted model is kept as predict(split) -> P(pneumonia) for split in val / test / train.
+    emb_source: the frozen encoder's Embeddings, or PerRunFilms (a film network trained per run on
+    the train rows, its embeddings shared by the run's regimes)."""
     split = frame["split"].to_numpy()
     rows = {"train": frame[split == "train"], "val": frame[split == "val"], "test": frame[split == "test"]}
     std = LabStandardisation.fit(rows["train"][keys].to_numpy(np.float64), keys) if keys else None
-    feats = {s: features(r, emb, std, keys) for s, r in rows.items()}
     ys = {s: r["label"].to_numpy(int) for s, r in rows.items()}
     cells: dict = {(m, r): [] for m in cfg.models for r in cfg.regimes}
     total, step = cfg.runs * len(cfg.regimes) * len(cfg.models), 0
     for run, seed in enumerate(cfg.seeds):
+        emb, film = emb_source, None
+        if isinstance(emb_source, PerRunFilms):
+            emb, film = emb_source.for_run(rows["train"], rows["val"], seed, progress)
+        feats = {s: features(r, emb, std, keys) for s, r in rows.items()}
         for regime in cfg.regimes:
             balance_report, train = None, rows["train"]
             if regime == "adasyn":
@@ -205,6 +229,8 @@ def _grid(cfg, frame, keys, emb, encoder, finetune, progress) -> dict:
                        "seconds": round(time.perf_counter() - t, 2), "p_test": p["test"]}
                 if balance_report is not None:
                     rec["balance"] = balance_report
+                if film is not None:
+                    rec["film"] = film
                 cells[(name, regime)].append(rec)
                 m = rec["test"]
                 progress(f"[{step:3d}/{total}] run {run + 1}/{cfg.runs} {regime:12s} {name:11s} test mcc {m['mcc']:.3f} "
