@@ -163,3 +163,34 @@ def test_each_run_trains_its_film_network_on_its_own_train_films_only(tmp_path, 
     assert {f["seed"] for f in film_recs} == {0, 1}
     assert sum(line.startswith("film network") for line in lines) == 2      # one film network per run, not per regime
     assert path.is_file()
+
+
+# ----------------------------------------------------------------------------- both variants, labelled
+def _results(name: str, variant: str | None, f1: float) -> dict:
+    stat = {"mean": f1, "sd": 0.01, "ci_low": f1 - 0.1, "ci_high": f1 + 0.05}
+    cohort = {"name": "kermany+mimic-demo (semi-real)", "counts": {"test": {"1": 10, "0": 100}}}
+    if variant:
+        cohort.update(variant=variant, variant_line=f"{variant}: where its films come from")
+    return {"schema": "pneumo.results/1", "experiment": name, "n_runs": 5, "cohort": cohort,
+            "protocol": {"encoder": {"weights": "bundle"}}, "timing": {"wall_seconds": 600},
+            "comparisons": [{"model": "fusion", "regime": "adasyn", "versus": "imbalanced", "metric": "f1",
+                             "difference": 0.02, "ci_low": -0.03, "ci_high": 0.07}],
+            "entries": [{"model": "fusion", "regime": "imbalanced",
+                         "summary": {"test": {"f1": stat, "mcc": stat}, "train": {"f1": stat}}}]}
+
+
+def test_tables_print_the_paper_beside_both_variants_each_labelled(tmp_path):
+    import json
+    import subprocess
+    import sys
+    (tmp_path / "paper-50-500.json").write_text(json.dumps(_results("paper-50-500", None, 0.56)))
+    (tmp_path / "paper-same-source.json").write_text(json.dumps(_results("paper-same-source", "same-source", 0.91)))
+    out = subprocess.run([sys.executable, "-m", "pneumo", "tables", "--results", str(tmp_path)],
+                         capture_output=True, text=True, cwd=config.REPO_ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert "0.9501" in text and "0.9455" in text and "96.0" in text                      # the paper's figures
+    assert "Test (official-test)" in text and "Test (same-source)" in text
+    assert "0.5600 [0.4600, 0.6100]" in text and "0.9100 [0.8100, 0.9600]" in text
+    assert "official-test: train/val films from Kermany's official train" in text        # an old file, labelled
+    assert "same-source: where its films come from" in text and "f1 +0.020 [-0.030, +0.070]" in text
