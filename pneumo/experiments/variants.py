@@ -101,7 +101,7 @@ def render(all_results: list[dict]) -> str:
         test = r.get("cohort", {}).get("counts", {}).get("test", {})
         wall = r.get("timing", {}).get("wall_seconds")
         legend.append(f"- **{variant(r)}** ({r.get('experiment', '?')}, test {test.get('1', '?')} pneumonia + "
-                      f"{test.get('0', '?')} other, {r.get("n_runs", "?")} run(s)"
+                      f"{test.get('0', '?')} other, {r.get('n_runs', '?')} run(s)"
                       + (f", grid {wall / 60:.0f} min" if wall else "") + f"): {variant_line(r)}. "
                       f"Fusion ADASYN - imbalanced (paired bootstrap 95% CI): {adasyn_vs_imbalanced(r)}.")
     return "\n".join([
