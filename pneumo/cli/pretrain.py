@@ -27,7 +27,8 @@ def main(argv=None) -> int:
     ap.add_argument("--augment", choices=sorted(AUG_STRENGTHS), default="standard",
                     help="geometric augmentation: standard (7 deg, 6%% shift, 10%% zoom), strong (10 deg, 10%%, 20%%) "
                          "fov (10 deg, 8%%, zoom in up to 40%% with aspect jitter), fov_wide (fov, and zoom out "
-                         "up to 25%% into a black border) or acq (fov_wide, plus noise and blur)")
+                         "up to 25%% into a black border), acq (fov_wide, plus noise and blur) or acq_jpeg (acq, plus "
+                         "resolution drops, unsharp masking and JPEG at quality 15-95)")
     ap.add_argument("--mixup", type=float, default=0.0, help="mixup Beta parameter (0 = off; 0.2 typical)")
     ap.add_argument("--backbone", choices=sorted(BACKBONES), default=DEFAULT_BACKBONE,
                     help="the film network's trunk (--alpha widens mobilenetv2 only)")

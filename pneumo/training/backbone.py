@@ -103,6 +103,11 @@ AUG_STRENGTHS["acq"] = dict(AUG_STRENGTHS["fov_wide"], noise=(0.5, 0.05), blur=(
 # "acq" is fov_wide plus acquisition changes a film carries: on half the films Gaussian noise of sd
 # drawn from U(0, 0.05) (1.3.0 reads noisy val normals as pneumonia: spec 0.94 -> 0.89 at sd 0.03),
 # on 30% a Gaussian blur (sigma 1 px at 224) blended in by a U(0, 1) weight (a softer detector).
+AUG_STRENGTHS["acq_jpeg"] = dict(AUG_STRENGTHS["acq"], resample=(0.4, 0.35, 1.0), sharpen=(0.25, 1.0),
+                                 jpeg=(0.5, 15, 95))
+# "acq_jpeg" adds what a file goes through before it reaches us: on 40% of batches a resolution drop
+# (shrunk to 35-100% and back, per batch), on 25% of films an unsharp mask of up to weight 1 (a full-size
+# original read down is crisper than the publisher's copies) and on half a JPEG round trip at q 15-95.
 
 
 def augmenter(seed: int = 0, strength: str = "standard"):
@@ -144,10 +149,29 @@ def acquisition(xb, strength: str):
         blurred = tf.nn.conv2d(tf.pad(xb, [[0, 0], [r, r], [r, r], [0, 0]], "REFLECT"), k, strides=1, padding="VALID")
         m = tf.cast(tf.random.uniform([n]) < p, tf.float32) * tf.random.uniform([n])
         xb = xb + m[:, None, None, None] * (blurred - xb)
+    if "resample" in a:
+        p, lo, hi = a["resample"]
+        side = tf.cast(tf.cast(tf.shape(xb)[1], tf.float32) * tf.random.uniform([], lo, hi), tf.int32)
+        small = tf.image.resize(tf.image.resize(xb, [side, side], antialias=True), tf.shape(xb)[1:3])
+        xb = tf.where(tf.random.uniform([]) < p, small, xb)
+    if "sharpen" in a:
+        p, w_max = a["sharpen"]
+        k = _gaussian_kernel(1.0)
+        r = k.shape[0] // 2
+        soft = tf.nn.conv2d(tf.pad(xb, [[0, 0], [r, r], [r, r], [0, 0]], "REFLECT"), k, strides=1, padding="VALID")
+        w = tf.cast(tf.random.uniform([n]) < p, tf.float32) * tf.random.uniform([n], 0.0, w_max)
+        xb = xb + w[:, None, None, None] * (xb - soft)
     if "noise" in a:
         p, sd_max = a["noise"]
         sd = tf.cast(tf.random.uniform([n]) < p, tf.float32) * tf.random.uniform([n], 0.0, sd_max)
         xb = xb + sd[:, None, None, None] * tf.random.normal(tf.shape(xb))
+    if "jpeg" in a:
+        p, q_lo, q_hi = a["jpeg"]
+        xb = tf.clip_by_value(xb, 0.0, 1.0)
+        quality = tf.random.uniform([n], q_lo, q_hi + 1, dtype=tf.int32)
+        use = tf.random.uniform([n]) < p
+        xb = tf.map_fn(lambda t: tf.where(t[2], tf.image.adjust_jpeg_quality(t[0], t[1]), t[0]),
+                       (xb, quality, use), fn_output_signature=tf.float32)
     return xb
 
 

@@ -26,7 +26,10 @@ PRESETS = {"shipped": dict(cohort="kermany+mimic", image_size=224, alpha=0.35, i
            "shipped-2": dict(cohort="kermany+mimic", image_size=224, alpha=0.35, intensity="equalize",
                              backbone="pretrained",
                              pretrain=[dict(backbone="efficientnet-lite0", init="imagenet", epochs=8, augment="acq",
-                                            lr=3e-4, freeze_before="block5_expand_conv", max_minutes=70.0)],
+                                            lr=3e-4, freeze_before="block5_expand_conv", max_minutes=70.0),
+                                       # then JPEG, resampling and crisper films (the files users upload)
+                                       dict(backbone="efficientnet-lite0", epochs=4, augment="acq_jpeg", lr=1e-4,
+                                            freeze_before="block5_expand_conv", max_minutes=70.0)],
                              aug_copies=1, lab_noise=1.0, epochs=80, name="pneumo-fusion", version="2.0.0")}
 # one seed: the shipped 1.4.0 is seeds 0-2 of it averaged (python -m pneumo ensemble --preset shipped)
 
