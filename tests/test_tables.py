@@ -59,7 +59,9 @@ def test_missing_entries_render_as_dashes():
 def test_main_reads_a_results_folder(tmp_path, capsys):
     (tmp_path / "paper-50-500.json").write_text(json.dumps(_results()))
     (tmp_path / "other.json").write_text(json.dumps(dict(_results(), experiment="other")))
-    assert tables_cli.main(["--results", str(tmp_path)]) == 0
+    assert tables_cli.main(["--results", str(tmp_path)]) == 0      # the variants' files found: both variants' view
+    assert "official-test" in capsys.readouterr().out
+    assert tables_cli.main(["--results", str(tmp_path), "--experiment", "paper-50-500"]) == 0
     assert "Ours: paper-50-500" in capsys.readouterr().out
     assert tables_cli.main(["--results", str(tmp_path), "--experiment", "other"]) == 0
     assert "Ours: other" in capsys.readouterr().out

@@ -71,10 +71,15 @@ def _bundle_entries(path: Path, doc: dict) -> list[dict]:
 
 
 def _description(doc: dict) -> str:
-    """What a results file measured, in its own words: its description (top level or the config's),
-    else its cohort's name; the page adds the test split it counts from the cases."""
+    """What a results file measured, in its own words: its variant's line (the cohort and how the film
+    network was had) where it records one, else its description (top level or the config's), else its
+    cohort's name; the page adds the test split it counts from the cases."""
+    from pneumo.experiments.variants import variant_line
+    cohort = doc.get("cohort") or {}
+    if cohort.get("variant_line") or "kermany+" in str(cohort.get("name", "")):
+        return variant_line(doc)
     return str(doc.get("description") or (doc.get("config") or {}).get("description")
-               or (doc.get("cohort") or {}).get("name") or "no description stored")
+               or cohort.get("name") or "no description stored")
 
 
 def _bundle_description(name: str, cohort: dict) -> str:
