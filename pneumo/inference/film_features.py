@@ -31,3 +31,36 @@ def film_features(model_inputs) -> np.ndarray:
         thumb = np.asarray(Image.fromarray((s * 255).astype(np.uint8)).resize((16, 16), Image.BILINEAR), np.float64)
         out.append(np.r_[h, thumb.ravel() / 255])
     return np.array(out, np.float64)
+
+
+TRUNK_FILE = "film_trunk.tflite"
+TRUNK_OUTPUT = "features"
+TRUNK_START = "efficientnet-lite0 (ImageNet, models/starts)"
+TRUNK_KINDS = {"trunk_grid2": (0, 384), "trunk_grid4": (384, 1024), "trunk_stats": (1024, 1104)}
+"""The film trunk's features (pneumo.models.film_trunk), by kind: columns of its one output."""
+
+
+class FilmTrunk:
+    """The bundle's film trunk graph (LiteRT, no TensorFlow): model inputs -> {kind: features}."""
+
+    def __init__(self, path, threads: int = 1):
+        from pneumo.models.runtime import LiteGraph
+        self._graph = LiteGraph(path, {TRUNK_OUTPUT: _output_name(path)}, threads)
+
+    def __call__(self, model_inputs) -> dict:
+        """(n, S, S[, 1]) or (S, S[, 1]) float [0, 1] or uint8 -> {kind: (n, d) float64}."""
+        from pneumo.models.runtime import equalize
+        x = np.asarray(model_inputs)
+        x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
+        if x.ndim == 2 or (x.ndim == 3 and x.shape[-1] == 1 and x.shape[0] == x.shape[1]):
+            x = x[None]
+        if x.ndim == 3:
+            x = x[..., None]
+        out = np.concatenate([self._graph.run({"image": equalize(x[i:i + 64])})[TRUNK_OUTPUT]
+                              for i in range(0, len(x), 64)]).astype(np.float64)
+        return {k: out[:, a:b] for k, (a, b) in TRUNK_KINDS.items()}
+
+
+def _output_name(path) -> str:
+    from ai_edge_litert.interpreter import Interpreter
+    return Interpreter(model_path=str(path)).get_output_details()[0]["name"]

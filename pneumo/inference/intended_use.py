@@ -7,20 +7,22 @@ Each case is judged against it from the strongest evidence there is:
   2. an age the user gives (the form, `--age`, a manifest's `age` column);
   3. a learned check on the film itself (`FilmCheck`): adult vs child on the image embedding,
      on the film's shape (pneumo.inference.film_features), or either of the two saying adult;
-     frontal vs lateral on the film's left-right symmetry;
+     how unlike the training children the film is in each (`Unfamiliarity`: fitted on children
+     only, so it owes nothing to the adult sources at hand); frontal vs lateral on the film's
+     left-right symmetry;
 and says `within`, `outside` or `unknown`, with the reason in words. An age is used only as an
 age: no reason quotes it, so it cannot reach a screen, a log or a report.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from pneumo.data.dicom_terms import FRONTAL_VIEWS, NOT_FRONTAL_VIEWS, film_kind
 from pneumo.inference.film_features import FEATURES as FILM_FEATURES
-from pneumo.inference.film_features import film_features
+from pneumo.inference.film_features import TRUNK_FILE, TRUNK_KINDS, FilmTrunk, film_features
 from pneumo.errors import PneumoError
 
 WITHIN, OUTSIDE, UNKNOWN = "within", "outside", "unknown"
@@ -91,6 +93,7 @@ class FilmReading:
     frontal_score: float    # central strip minus lung fields (high on a frontal film)
     adult: bool
     lateral: bool
+    unfamiliar: bool = False    # unlike every child the model was trained on (and not read as an adult)
 
 
 def column_profile(model_input: np.ndarray) -> np.ndarray:
@@ -152,6 +155,45 @@ class AdultRegression:
                    float(z[f"{prefix}at"]) if at is None else at)
 
 
+NEIGHBOURS = 5     # an unfamiliarity score: the mean distance to this many nearest training children
+
+
+@dataclass
+class Unfamiliarity:
+    """How far a film lies from the Kermany children in one kind of features, read two ways: the
+    mean distance to its NEIGHBOURS nearest training children on their first principal axes, and
+    the squared length of what lies off those axes; unfamiliar when either reaches its line
+    (`at`: percentiles of the val children's). Fitted on children only: an adult source never seen
+    is caught for being unlike them, not for being like another adult source."""
+    mean: np.ndarray          # (D,) standardisation of the features
+    scale: np.ndarray
+    axes: np.ndarray          # (k, D) orthonormal principal axes of the standardised training children
+    reference: np.ndarray     # (n, k) training children on those axes
+    at: np.ndarray            # (2,) lines: neighbour distance, off-axis residual
+
+    def scores(self, features: np.ndarray) -> np.ndarray:
+        """(n, 2): neighbour distance and off-axis residual of each film."""
+        z = (np.atleast_2d(np.asarray(features, np.float64)) - self.mean) / self.scale
+        t = z @ self.axes.T
+        residual = ((z - t @ self.axes) ** 2).sum(axis=1)
+        near = []
+        for i in range(0, len(t), 256):      # bounded memory: 256 films x n references at a time
+            d2 = ((t[i:i + 256, None, :] - self.reference[None]) ** 2).sum(axis=-1)
+            near.append(np.sqrt(np.partition(d2, NEIGHBOURS - 1, axis=1)[:, :NEIGHBOURS]).mean(axis=1))
+        return np.c_[np.concatenate(near) if near else np.zeros(0), residual]
+
+    def flags(self, features: np.ndarray) -> np.ndarray:
+        return np.any(self.scores(features) >= self.at, axis=1)   # an unused line sits at +inf
+
+    def arrays(self, prefix: str) -> dict:
+        return {f"{prefix}mean": self.mean, f"{prefix}scale": self.scale, f"{prefix}axes": self.axes,
+                f"{prefix}reference": self.reference, f"{prefix}at": np.asarray(self.at, np.float64)}
+
+    @classmethod
+    def from_arrays(cls, z, prefix: str) -> "Unfamiliarity":
+        return cls(*(np.asarray(z[f"{prefix}{k}"], np.float64) for k in ("mean", "scale", "axes", "reference", "at")))
+
+
 @dataclass
 class FilmCheck:
     """The learned part. Adult vs child: a regression on the image embedding (computed for the case
@@ -160,6 +202,8 @@ class FilmCheck:
     embedding: AdultRegression | None     # reads gate_features(early, late)
     shape: AdultRegression | None         # reads film_features(model input)
     frontal_at: float                     # frontal score below this: a lateral film
+    unfamiliar: dict = field(default_factory=dict)   # kind (SHAPE, TRUNK_KINDS) -> Unfamiliarity
+    trunk: object = field(default=None, compare=False, repr=False)   # FilmTrunk: the trunk kinds' features
 
     def __post_init__(self):
         if self.embedding is None and self.shape is None:
@@ -182,28 +226,49 @@ class FilmCheck:
         scores = self.adult_scores(embedding, shape)
         return np.any([s >= self.parts()[k].at for k, s in scores.items()], axis=0)
 
+    def unfamiliar_flags(self, feats: dict, n: int) -> np.ndarray:
+        """Unlike the training children in any kind of features (feats: kind -> (n, d)) read that way."""
+        flags = [u.flags(feats[k]) for k, u in self.unfamiliar.items()]
+        return np.any(flags, axis=0) if flags else np.zeros(n, bool)
+
+    def features(self, model_inputs, embedding=None) -> dict:
+        """Every kind of features this check reads, of (n, S, S[, 1]) model inputs."""
+        feats = {EMBEDDING: embedding}
+        if self.shape is not None or SHAPE in self.unfamiliar:
+            feats[SHAPE] = film_features(model_inputs)
+        if set(self.unfamiliar) & set(TRUNK_KINDS):
+            feats.update(self.trunk(model_inputs))
+        return feats
+
     def read(self, features: np.ndarray, model_input: np.ndarray) -> FilmReading:
         """features: the case's image embedding (gate_features); model_input: the (S, S[, 1]) input."""
-        shape = film_features(model_input) if self.shape is not None else None
-        scores = {k: float(s[0]) for k, s in self.adult_scores(features, shape).items()}
+        feats = self.features(model_input, features)
+        scores = {k: float(s[0]) for k, s in self.adult_scores(features, feats.get(SHAPE)).items()}
         # the reading's score is that of the regression furthest over (or nearest to) its line
         key = max(scores, key=lambda k: scores[k] - self.parts()[k].at)
         frontal = frontal_score(model_input)
-        return FilmReading(scores[key], frontal, bool(self.adult_flags(features, shape)[0]),
-                           frontal < self.frontal_at)
+        adult = bool(self.adult_flags(features, feats.get(SHAPE))[0])
+        return FilmReading(scores[key], frontal, adult, frontal < self.frontal_at,
+                           not adult and bool(self.unfamiliar_flags(feats, 1)[0]))
 
     def save(self, path: str | Path) -> Path:
         arrays = {"inputs": np.array(self.inputs), "frontal_at": np.array(self.frontal_at)}
         if self.embedding is not None:     # the pre-2.0 keys: mean, scale, coef, intercept, thresholds
             arrays.update({k: v for k, v in self.embedding.arrays("").items() if k != "at"},
                           thresholds=np.array([self.embedding.at, self.frontal_at]))
+        if self.shape is not None or SHAPE in self.unfamiliar:
+            arrays.update(shape_features=np.array(FILM_FEATURES))
         if self.shape is not None:
-            arrays.update(self.shape.arrays("shape_"), shape_features=np.array(FILM_FEATURES))
+            arrays.update(self.shape.arrays("shape_"))
+        for kind, u in self.unfamiliar.items():
+            arrays.update(u.arrays(f"unfamiliar_{kind}_"))
+        arrays["unfamiliar"] = np.array(",".join(self.unfamiliar))
         np.savez(path, **arrays)
         return Path(path)
 
     @classmethod
-    def load(cls, path: str | Path) -> "FilmCheck":
+    def load(cls, path: str | Path, trunk=None) -> "FilmCheck":
+        """trunk: the bundle's FilmTrunk, for a check that reads the trunk's features."""
         with np.load(path, allow_pickle=False) as z:
             inputs = str(z["inputs"]) if "inputs" in z.files else EMBEDDING
             if inputs == FILM_FEATURES:   # a film-shape check saved before the combined format
@@ -217,12 +282,19 @@ class FilmCheck:
             frontal_at = float(z["frontal_at"]) if "frontal_at" in z.files else float(z["thresholds"][1])
             embedding = AdultRegression.from_arrays(z, "", float(z["thresholds"][0])) if inputs != SHAPE else None
             shape = AdultRegression.from_arrays(z, "shape_") if inputs != EMBEDDING else None
-            return cls(embedding, shape, frontal_at)
+            kinds = [k for k in str(z["unfamiliar"]).split(",") if k] if "unfamiliar" in z.files else []
+            if SHAPE in kinds and str(z["shape_features"]) != FILM_FEATURES:
+                raise PneumoError(f"the film check was fitted on film features {str(z['shape_features'])!r}, "
+                                  f"this version computes {FILM_FEATURES!r}")
+            if set(kinds) & set(TRUNK_KINDS) and trunk is None:
+                raise PneumoError("the film check reads the film trunk, and the bundle has no film_trunk.tflite")
+            return cls(embedding, shape, frontal_at,
+                       {k: Unfamiliarity.from_arrays(z, f"unfamiliar_{k}_") for k in kinds}, trunk)
 
 
 def read_film_check(bundle_dir) -> FilmCheck | None:
-    path = Path(bundle_dir) / FILM_CHECK_FILE
-    return FilmCheck.load(path) if path.is_file() else None
+    path, trunk = Path(bundle_dir) / FILM_CHECK_FILE, Path(bundle_dir) / TRUNK_FILE
+    return FilmCheck.load(path, FilmTrunk(trunk) if trunk.is_file() else None) if path.is_file() else None
 
 
 def assess(population: Population | None, *, has_image: bool, header_age: float | None = None,
@@ -279,6 +351,10 @@ def assess(population: Population | None, *, has_image: bool, header_age: float 
         return IntendedUse(OUTSIDE, "the film looks like an adult's (learned check on the film; give the "
                                     f"age if it is known); the model was validated on {population.description}",
                            "film check")
+    if film.unfamiliar:
+        return IntendedUse(OUTSIDE, "the film is unlike every child's film the model was trained on (learned check "
+                                    f"on the film; give the age if it is known); it was validated on "
+                                    f"{population.description}", "film check")
     return IntendedUse(WITHIN, "the film looks like a child's frontal film (learned check; no age given)",
                        "film check")
 

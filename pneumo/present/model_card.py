@@ -150,14 +150,19 @@ def intended_use_rows(meta: dict) -> list[dict]:
         r = (report.get(part) or {}).get(key)
         if r and r.get("n"):
             rows.append({"films": name, "n": r["n"], "flagged outside": f"{r['flagged']:.1%}",
-                         "as adult": f"{r['flagged_adult']:.1%}", "as lateral": f"{r['flagged_lateral']:.1%}"})
+                         **_reasons(r)})
     for left, name in _UNSEEN_ROWS:    # carry-over: the check refitted without that adult source
         r = ((report.get("leave_one_source_out") or {}).get(left) or {}).get("adults")
         if r and r.get("n"):
-            rows.append({"films": name, "n": r["n"], "flagged outside": f"{r['flagged']:.1%}",
-                         **{col: f"{r[key]:.1%}" if key in r else "" for col, key in
-                            (("as adult", "flagged_adult"), ("as lateral", "flagged_lateral"))}})
+            rows.append({"films": name, "n": r["n"], "flagged outside": f"{r['flagged']:.1%}", **_reasons(r)})
     return rows
+
+
+def _reasons(r: dict) -> dict:
+    """What each part of the check flagged (a record from before the unfamiliarity part has no such column)."""
+    return {col: f"{r[key]:.1%}" if key in r else "" for col, key in
+            (("as adult", "flagged_adult"), ("as unlike the children", "flagged_unfamiliar"),
+             ("as lateral", "flagged_lateral"))}
 
 
 _UNSEEN_ROWS = (("left_out_nih-chestxray14", "Adults of a source the check never saw: NIH (fitted on Hannover only)"),

@@ -42,7 +42,7 @@ from pneumo import config
 from pneumo.data.cohorts.base import split_groups
 from pneumo.data.image_cache import image_cache, kermany_cache
 from pneumo.data.imaging import read_image
-from pneumo.inference.film_features import FEATURES, film_features
+from pneumo.inference.film_features import FEATURES, TRUNK_FILE, FilmTrunk, film_features
 from pneumo.inference.intended_use import (
     BOTH,
     EMBEDDING,
@@ -52,10 +52,11 @@ from pneumo.inference.intended_use import (
     AdultRegression,
     FilmCheck,
     Population,
+    Unfamiliarity,
     frontal_score,
 )
 from pneumo.inference.reference_set import gate_features
-from pneumo.models.bundle import load_bundle, open_bundle, update_meta
+from pneumo.models.bundle import load_bundle, open_bundle, sha256_file, update_meta
 from pneumo.training.film_augment import child_aspects, full_size_like, shifted_inputs
 
 ADULT_SPLIT = (0.6, 0.2, 0.2)
@@ -66,6 +67,11 @@ CHILD_COPIES = 2
 ADULT_COPIES = 3
 EMBED_CHILD_SHIFTED = 2000             # of the children's shifted copies, embedded for the embedding regression
 SOURCES = ("hannover-covid", "nih-chestxray14")
+UNFAMILIAR = {SHAPE: (64, True), "trunk_grid2": (16, False), "trunk_grid4": (16, False), "trunk_stats": (64, False)}
+"""Unfamiliarity per kind: (principal axes kept, whether the off-axis residual is a line too); chosen
+with every adult source unseen (docs/model-history.md). The embedding is not used: adults of a
+source never seen lie among the children in it."""
+UNFAMILIAR_REFERENCE = 4000                   # training children kept as neighbours (the bundle's file stays small)
 
 
 def adult_films(data_dir: Path, seed: int = 0) -> pd.DataFrame:
@@ -113,6 +119,23 @@ def fit_regression(child, adult, child_val, c: float, child_quantile: float = CH
     return reg
 
 
+def fit_unfamiliarity(child, child_val, axes: int, residual: bool, child_quantile: float,
+                      seed: int = 0) -> Unfamiliarity:
+    """Unfamiliarity fitted on the training children's features (`child`; adults never seen), each
+    line at the `child_quantile` of the val children's scores (child_val: plain and full-size-like);
+    residual False: the off-axis line is not used (at +inf)."""
+    X = np.asarray(child, np.float64)
+    mean, scale = X.mean(axis=0), X.std(axis=0) + 1e-6
+    z = (X - mean) / scale
+    _, _, vt = np.linalg.svd(z - z.mean(axis=0), full_matrices=False)
+    keep = np.random.default_rng(seed).choice(len(z), min(len(z), UNFAMILIAR_REFERENCE), replace=False)
+    u = Unfamiliarity(mean, scale, vt[:axes], z[np.sort(keep)] @ vt[:axes].T, np.zeros(2))
+    u.at = np.quantile(u.scores(child_val), child_quantile, axis=0)
+    if not residual:
+        u.at[1] = np.inf
+    return u
+
+
 def fit_check(child_train: dict, adult_train: dict, child_val_x, child_val: dict, inputs: str = BOTH,
               c: dict | None = None, child_quantile: float | None = None) -> FilmCheck:
     """The film check: for each kind of features `inputs` names (EMBEDDING, SHAPE; dicts kind ->
@@ -122,9 +145,11 @@ def fit_check(child_train: dict, adult_train: dict, child_val_x, child_val: dict
     child_quantile = CHILD_QUANTILE[inputs] if child_quantile is None else child_quantile
     kinds = (EMBEDDING, SHAPE) if inputs == BOTH else (inputs,)
     regs = {k: fit_regression(child_train[k], adult_train[k], child_val[k], c[k], child_quantile) for k in kinds}
+    unfamiliar = {k: fit_unfamiliarity(child_train[k], child_val[k], *UNFAMILIAR[k], child_quantile)
+                  for k in UNFAMILIAR if k in child_train}
     # the view check's false alarms matter inside the population only (an adult is outside anyway)
     frontal_at = float(np.quantile([frontal_score(a) for a in child_val_x], 0.005))
-    return FilmCheck(regs.get(EMBEDDING), regs.get(SHAPE), frontal_at)
+    return FilmCheck(regs.get(EMBEDDING), regs.get(SHAPE), frontal_at, unfamiliar)
 
 
 def _rates(check: FilmCheck, feats: dict, x) -> dict:
@@ -132,8 +157,10 @@ def _rates(check: FilmCheck, feats: dict, x) -> dict:
         return {"n": 0, "flagged": None, "flagged_adult": None, "flagged_lateral": None}
     adult = check.adult_flags(feats.get(EMBEDDING), feats.get(SHAPE))
     lateral = np.array([frontal_score(a) for a in x]) < check.frontal_at
-    out = {"n": int(len(x)), "flagged": round(float(np.mean(adult | lateral)), 4),
-           "flagged_adult": round(float(np.mean(adult)), 4), "flagged_lateral": round(float(np.mean(lateral)), 4)}
+    unfamiliar = check.unfamiliar_flags(feats, len(x)) & ~adult
+    out = {"n": int(len(x)), "flagged": round(float(np.mean(adult | lateral | unfamiliar)), 4),
+           "flagged_adult": round(float(np.mean(adult)), 4), "flagged_lateral": round(float(np.mean(lateral)), 4),
+           "flagged_unfamiliar": round(float(np.mean(unfamiliar)), 4)}
     if check.inputs == BOTH:    # what each regression alone flags as adult
         out.update({f"flagged_adult_{k}": round(float(np.mean(s >= check.parts()[k].at)), 4)
                     for k, s in check.adult_scores(feats.get(EMBEDDING), feats.get(SHAPE)).items()})
@@ -148,7 +175,7 @@ class FilmSets:
     of the adults' (the encoder costs ~40 ms a film on one CPU thread, the film features ~1.3 ms)."""
 
     def __init__(self, data_dir: Path, size: int, seed: int = 0, take: int | None = None, log=print,
-                 embed=None):
+                 embed=None, trunk=None):
         rng = np.random.default_rng(seed)
         erng = np.random.default_rng([seed, 1])     # its own stream: the film features do not change with it
         cohort, xk = kermany_cache(size, log=log)
@@ -166,11 +193,13 @@ class FilmSets:
         a_plain = {src: image_cache(adults["path"].iloc[i].tolist(), size, None, log=lambda *_: None)
                    for src, i in a.items()}
         originals = {src: [read_image(p).pixels for p in adults["path"].iloc[i]] for src, i in a.items()}
-        self.x, self.f, self.e, self.e_rows = {}, {}, {}, {}
+        self.x, self.f, self.e, self.e_rows, self.t = {}, {}, {}, {}, {}
         self.embedded = embed is not None
 
         def put(name, x, keep_inputs=True, embed_rows=None):
             self.f[name] = film_features(x)
+            if trunk is not None:
+                self.t.update({f"{kind}|{name}": v for kind, v in trunk(x).items()})
             if keep_inputs:
                 self.x[name] = x
             if embed is not None:
@@ -198,7 +227,7 @@ class FilmSets:
     def save(self, path: Path, key: str) -> None:
         """Keep the sets (features, embeddings, measured inputs) in one .npz, under `key`."""
         arrays = {"key": np.array(key), "val_patients": self.val_patients}
-        for kind, d in (("f", self.f), ("e", self.e), ("e_rows", self.e_rows), ("x", self.x),
+        for kind, d in (("f", self.f), ("e", self.e), ("e_rows", self.e_rows), ("x", self.x), ("t", self.t),
                         ("split", {s: v.astype(str) for s, v in self.adult_split.items()})):
             arrays.update({f"{kind}:{n}": v for n, v in d.items()})
         np.savez(path, **arrays)
@@ -212,8 +241,9 @@ class FilmSets:
             if str(z["key"]) != key or "val_patients" not in z.files:
                 return None
             sets = cls.__new__(cls)
-            sets.f, sets.e, sets.e_rows, sets.x, sets.adult_split = {}, {}, {}, {}, {}
-            names = {"f": sets.f, "e": sets.e, "e_rows": sets.e_rows, "x": sets.x, "split": sets.adult_split}
+            sets.f, sets.e, sets.e_rows, sets.x, sets.adult_split, sets.t = {}, {}, {}, {}, {}, {}
+            names = {"f": sets.f, "e": sets.e, "e_rows": sets.e_rows, "x": sets.x, "split": sets.adult_split,
+                     "t": sets.t}
             for name in z.files:
                 if ":" in name:
                     kind, n = name.split(":", 1)
@@ -227,6 +257,7 @@ class FilmSets:
         out = {SHAPE: self.f[name][keep]}
         if self.embedded:
             out[EMBEDDING] = self.e[name][keep[self.e_rows[name]]]
+        out.update({key.split("|")[0]: v[keep] for key, v in self.t.items() if key.split("|")[1] == name})
         return out
 
     def adults(self, src: str, part: str | None = None, shifted: bool = False):
@@ -240,7 +271,7 @@ class FilmSets:
     def check(self, adult_sources, part: str | None = None, inputs: str = BOTH, c: dict | None = None,
               child_quantile: float | None = None) -> FilmCheck:
         """The check fitted on these adult sources (their `part` patients, or all films)."""
-        kinds = [EMBEDDING, SHAPE] if self.embedded else [SHAPE]
+        kinds = list(self.feats("child_val"))
         children = [self.feats("child_train"), self.feats("child_train_shifted")]
         adults = [self.adults(s, part, shifted)[0] for s in adult_sources for shifted in (False, True)]
         val = [self.feats("child_val"), self.feats("child_val_full")]
@@ -265,6 +296,10 @@ def children_out_of_sample(sets: FilmSets, check: FilmCheck, child_quantile: flo
     pid, patients = sets.val_patients, np.unique(sets.val_patients)
     films = {name: sets.feats(name) for name in ("child_val", "child_val_full")}
     scores = {name: check.adult_scores(f.get(EMBEDDING), f.get(SHAPE)) for name, f in films.items()}
+    for name, f in films.items():      # each unfamiliarity line is one more score with its own threshold
+        for kind, u in check.unfamiliar.items():
+            s2 = u.scores(f[kind])
+            scores[name].update({f"unfamiliar_{kind}_{j}": s2[:, j] for j in range(2) if np.isfinite(u.at[j])})
     frontal = {name: np.array([frontal_score(a) for a in sets.x[name]]) for name in films}
     rates = {name: [] for name in films}
     for _ in range(repeats):
@@ -272,7 +307,7 @@ def children_out_of_sample(sets: FilmSets, check: FilmCheck, child_quantile: flo
         for a, b in ((half, ~half), (~half, half)):
             frontal_at = np.quantile(frontal["child_val"][a], 0.005)
             at = {k: np.quantile(np.r_[scores["child_val"][k][a], scores["child_val_full"][k][a]], child_quantile)
-                  for k in check.parts()}
+                  for k in scores["child_val"]}
             for name in films:
                 flag = frontal[name][b] < frontal_at
                 for k, s in scores[name].items():
@@ -321,7 +356,11 @@ def method_text(inputs: str, c: dict, child_quantile: float) -> str:
             + ("a film is flagged when either says adult, each " if inputs == BOTH else "flagged ")
             + f"at P(adult) >= the {100 * child_quantile:g}th percentile of the Kermany val children (224 px and "
               "full-size-like). Features, C, shifts and percentile chosen leaving one adult source out and on the "
-              "val children. Frontal vs lateral: the central strip's brightness over the lung fields' "
+              "val children. Unlike the children (fitted on children only, every adult source unseen): the mean "
+              "distance to the 5 nearest of 4000 training children on their first principal axes, in the film "
+              "features (64 axes, and what lies off them) and in three poolings of the ImageNet EfficientNet-Lite0 "
+              "start's block2 and block4 maps (film_trunk.tflite: 4x4 grids on 16 axes, mean and sd on 64), each "
+              "line at the same percentile. Frontal vs lateral: the central strip's brightness over the lung fields' "
               "(rank-normalised column profile); flags below frontal_at = the 0.5th percentile of the Kermany val "
               "children. Thresholds on validation only; lateral films never fitted or thresholded on.")
 
@@ -333,15 +372,19 @@ def build(bundle_dir, data_dir: Path | None = None, seed: int = 0, log=print, ca
     `cache`: an .npz keeping the film sets (features, embeddings) between refits of one bundle."""
     data_dir = Path(data_dir or config.data_dir())
     size = open_bundle(bundle_dir).image_size
+    from pneumo.models.film_trunk import export_trunk
     embed, key = bundle_embedder(bundle_dir) if inputs != SHAPE else (None, "shape")
-    key = f"{key}:{size}:{seed}"
+    export_trunk(bundle_dir, size, log=log)     # the check's own generic view of the film (ImageNet start)
+    trunk = FilmTrunk(Path(bundle_dir) / TRUNK_FILE)
+    key = f"{key}:{size}:{seed}:trunk-{sha256_file(Path(bundle_dir) / TRUNK_FILE)[:16]}"
     sets = FilmSets.cached(cache, key) if cache is not None else None
     if sets is None or (embed is not None and not sets.embedded):
-        sets = FilmSets(data_dir, size, seed, log=log, embed=embed)
+        sets = FilmSets(data_dir, size, seed, log=log, embed=embed, trunk=trunk)
         if cache is not None:
             sets.save(cache, key)
     loso = carry_over(sets, inputs)
     check = sets.check(SOURCES, part="train", inputs=inputs)
+    check.trunk = trunk
     a_val = [sets.adults(s, "val") for s in SOURCES]
     a_test = [sets.adults(s, "test") for s in SOURCES]
 
@@ -354,6 +397,9 @@ def build(bundle_dir, data_dir: Path | None = None, seed: int = 0, log=print, ca
         "inputs": inputs, "features": FEATURES if inputs != EMBEDDING else "image embedding", "seed": seed,
         "adult_at": {k: r.at for k, r in check.parts().items()}, "frontal_at": check.frontal_at,
         "c": {k: C[k] for k in check.parts()}, "child_quantile": CHILD_QUANTILE[inputs],
+        "unfamiliar": {k: {"axes": int(u.axes.shape[0]), "reference": int(len(u.reference)),
+                           "at": [float(v) if np.isfinite(v) else None for v in u.at]}
+                       for k, u in check.unfamiliar.items()},
         "train": {"children": int(len(sets.f["child_train"])), "children_shifted": int(len(sets.f["child_train_shifted"])),
                   "adults": int(sum(len(sets.adults(s, "train")[0][SHAPE]) for s in SOURCES)),
                   "adults_shifted": int(sum(len(sets.adults(s, "train", True)[0][SHAPE]) for s in SOURCES)),
