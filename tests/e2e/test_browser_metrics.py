@@ -14,7 +14,15 @@ def _open_metrics(page, url):
     page.goto(f"{url}/metrics")
     page.get_by_role("heading", level=1).first.wait_for()
     page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
-    page.wait_for_function("() => !document.querySelector(\"[data-testid='stSkeleton']\")", timeout=60_000)
+    _settled(page)
+
+
+def _settled(page) -> None:
+    """Wait out the rerun a click starts: until Streamlit's running indicator is gone and every
+    section (metrics, fusion vs others, regimes, Tables 1 and 2) is drawn, so nothing is measured mid-draw."""
+    page.wait_for_timeout(300)      # the rerun's indicator appears a moment after the click
+    page.wait_for_function("() => !document.querySelector(\"[data-testid='stStatusWidget'] [data-testid='stStatusWidgetRunningIcon'], [data-testid='stSkeleton']\")"
+                           " && document.querySelectorAll(\"[data-testid='stDataFrame']\").length >= 5", timeout=90_000)
 
 
 def _overflow(page, frame_index: int = 0) -> dict:
@@ -61,8 +69,8 @@ def test_adding_the_shipped_bundle_stays_readable(page, app_url, shot):
     if not option.count():
         pytest.skip("no shipped bundle in models/")
     option.first.click()
-    page.get_by_text("shipped pneumo-fusion").first.wait_for()
-    page.wait_for_function("() => !document.querySelector(\"[data-testid='stSkeleton']\")", timeout=60_000)
+    page.get_by_text("shipped pneumo-fusion").first.wait_for(timeout=60_000)
+    _settled(page)
     page.locator(".js-plotly-plot").first.wait_for()
     assert not _hidden_chips(page)
     assert page.get_by_text("shipped pneumo-fusion").first.is_visible()
