@@ -149,24 +149,22 @@ def intended_use_rows(meta: dict) -> list[dict]:
     for part, key, name in _CHECK_ROWS:
         r = (report.get(part) or {}).get(key)
         if r and r.get("n"):
-            rows.append({"films": name, "n": r["n"], "flagged outside": f"{r['flagged']:.1%}",
-                         **_reasons(r)})
+            rows.append({"films": name, "n": r["n"], "outside": f"{r['flagged']:.1%}", **_reasons(r)})
     for left, name in _UNSEEN_ROWS:    # carry-over: the check refitted without that adult source
         r = ((report.get("leave_one_source_out") or {}).get(left) or {}).get("adults")
         if r and r.get("n"):
-            rows.append({"films": name, "n": r["n"], "flagged outside": f"{r['flagged']:.1%}", **_reasons(r)})
+            rows.append({"films": name, "n": r["n"], "outside": f"{r['flagged']:.1%}", **_reasons(r)})
     return rows
 
 
 def _reasons(r: dict) -> dict:
     """What each part of the check flagged (a record from before the unfamiliarity part has no such column)."""
     return {col: f"{r[key]:.1%}" if key in r else "" for col, key in
-            (("as adult", "flagged_adult"), ("as unlike the children", "flagged_unfamiliar"),
-             ("as lateral", "flagged_lateral"))}
+            (("adult", "flagged_adult"), ("unlike", "flagged_unfamiliar"), ("lateral", "flagged_lateral"))}
 
 
-_UNSEEN_ROWS = (("left_out_nih-chestxray14", "Adults of a source the check never saw: NIH (fitted on Hannover only)"),
-                ("left_out_hannover-covid", "Adults of a source the check never saw: Hannover (fitted on NIH only)"))
+_UNSEEN_ROWS = (("left_out_nih-chestxray14", "Adults, source never seen: NIH (fitted on Hannover)"),
+                ("left_out_hannover-covid", "Adults, source never seen: Hannover (fitted on NIH)"))
 
 
 def gate_description(meta: dict) -> str | None:
@@ -235,7 +233,8 @@ def intended_use_text(meta: dict) -> list[str]:
             "Every answer says whether the case is **within** that use, **outside** it, or **unknown**, from "
             "the strongest evidence there is: the DICOM header (the patient's age, used only as an age and never "
             "shown, and the view position), then an age the user gives, then a check on the film itself "
-            "(adult or child, frontal or lateral). Outside it no surface gives a label, a number or a Grad-CAM "
+            "(adult or child; unlike every child it was trained on, which also catches a child's film from "
+            "another hospital; frontal or lateral). Outside it no surface gives a label, a number or a Grad-CAM "
             "image unless asked for that case: the app shows the number only (never a verdict) behind an "
             "explicit *show the number anyway*, off again for every new case; the command line and batches "
             "leave `label` empty unless `--allow-outside` is given; the reports open with the reason."]
@@ -244,8 +243,8 @@ def intended_use_text(meta: dict) -> list[str]:
 INTENDED_USE_CAPTION = ("How often the check on the film flags a film as outside the intended use, on films of each "
                         "kind (the adult films are split by patient; no test film was used to fit or threshold it). "
                         "The last rows measure adults from a source the check never saw, by refitting it on the other "
-                        "adult source only: the honest guide to films from other hospitals, and well below the "
-                        "held-out figures of the sources it knows.")
+                        "adult source only: the honest guide to films from other hospitals. Columns: what flagged "
+                        "it (adult, unlike every training child, lateral; a film may be flagged by more than one).")
 
 PROVENANCE = ("The training cohort is **semi-real**: real paediatric chest X-rays (Kermany et al. 2018, "
               "Guangzhou) paired *by class* with real-format adult lab panels from the MIMIC-IV demo "
