@@ -55,7 +55,8 @@ def explained(tmp_path_factory):
     done = {}
     for kind, film in (("dicom", write_cr(root / "film.dcm")), ("png", write_png(root / "film.png"))):
         labs = config.REPO_ROOT / "assets" / "example_labs_pneumonia.csv" if kind == "dicom" else None
-        case = Case.from_sources(image=str(film), panel=predictor.panel, labs=labs)
+        # the made-up PNG is no child's film (the film check says so): its age makes it a case within use
+        case = Case.from_sources(image=str(film), panel=predictor.panel, labs=labs, age=3 if kind == "png" else None)
         # real Grad-CAM loads Keras (10 s+: the slow CLI test below does it); a made-up heat map here
         explanation = predictor.explain(case, shap=False, gradcam=False, allow_outside=False)
         heat = np.outer(np.hanning(case.image.pixels.shape[0]), np.hanning(case.image.pixels.shape[1]))
@@ -199,7 +200,7 @@ def test_explain_cli_on_a_dicom_film_shows_and_logs_no_identifier(tmp_path):
 def test_batch_outputs_writes_each_scored_rows_standard_outputs(tmp_path):
     write_cr(tmp_path / "Doe^Jane.dcm")         # a file name can name the patient: the folder must not
     write_png(tmp_path / "film.png")
-    (tmp_path / "m.csv").write_text("image_path\nDoe^Jane.dcm\nfilm.png\nmissing.png\n")
+    (tmp_path / "m.csv").write_text("image_path,age\nDoe^Jane.dcm,\nfilm.png,3\nmissing.png,\n")   # a made-up film: aged
     proc = run_cli("batch", tmp_path / "m.csv", "--out", tmp_path / "out.csv", "--outputs", tmp_path / "outputs",
                    "--quiet", home=tmp_path / "home")
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -44,8 +44,10 @@ class FilmTrunk:
     """The bundle's film trunk graph (LiteRT, no TensorFlow): model inputs -> {kind: features}."""
 
     def __init__(self, path, threads: int = 1):
+        from pneumo.inference.native_stderr import native_stderr_silenced
         from pneumo.models.runtime import LiteGraph
-        self._graph = LiteGraph(path, {TRUNK_OUTPUT: _output_name(path)}, threads)
+        with native_stderr_silenced():      # XNNPACK's "Created delegate" line: the CLI owes one line on stderr
+            self._graph = LiteGraph(path, {TRUNK_OUTPUT: _output_name(path)}, threads)
 
     def __call__(self, model_inputs) -> dict:
         """(n, S, S[, 1]) or (S, S[, 1]) float [0, 1] or uint8 -> {kind: (n, d) float64}."""
