@@ -25,6 +25,7 @@ LAZY = {
     "pneumo.inference.runner": "TensorFlow: the Keras path, for a bundle without an exported runtime (or cam graph)",
     "pneumo.models.grad_cam": "TensorFlow: Keras's Grad-CAM, the reference the exported cam graph is checked against",
     "pneumo.models.runtime_export": "TensorFlow: writes the LiteRT graph; predict and batch run it without TensorFlow",
+    "pneumo.models.film_trunk": "TensorFlow: builds and exports the film check's trunk; the check runs it in LiteRT",
     "pneumo.training.head_fit": "Keras: the head's training loop",
     "pneumo.training.fit": "Keras: the ensemble and the experiments' TOML checks load without it",
     "pneumo.training.recipes": "Keras (through fit): the ensemble's checks load without it",

@@ -34,6 +34,7 @@ import pandas as pd
 from pneumo.errors import PneumoError
 from pneumo.experiments.config import FilmSpec
 from pneumo.experiments.embedding_cache import EmbeddingCache, Embeddings
+from pneumo.training.backbone import _class_weights, train_epochs
 
 
 @dataclass
@@ -102,7 +103,6 @@ def fit_film_network(start: FilmStart, maps: Embeddings, train_paths, y_train, v
     early-stopped on these val films; returns (classifier, history). Only the paths given are read."""
     import keras
 
-    from pneumo.training.backbone import _class_weights, train_epochs
     spec = start.spec
     y_train, y_val = np.asarray(y_train, int), np.asarray(y_val, int)
     x_train, x_val = maps.rows(train_paths)[1], maps.rows(val_paths)[1]

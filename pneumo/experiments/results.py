@@ -13,6 +13,7 @@ from pneumo import config
 from pneumo.experiments.comparisons import (BOOTSTRAP, WELCH, cases_of, experiment_label,  # noqa: F401 - the page's
                                             model_differences, regime_differences, summary_mean, welch_interval)
 from pneumo.experiments.paper_tables import LOSS_NOTE, PAPER_TABLES  # noqa: F401 - the page's words
+from pneumo.experiments.variants import variant_line
 from pneumo.models.names import model_name, regime_name
 
 METRIC_NAMES = {"accuracy": "Accuracy", "roc_auc": "ROC AUC", "pr_auc": "PR AUC", "f1": "F1",
@@ -74,7 +75,6 @@ def _description(doc: dict) -> str:
     """What a results file measured, in its own words: its variant's line (the cohort and how the film
     network was had) where it records one, else its description (top level or the config's), else its
     cohort's name; the page adds the test split it counts from the cases."""
-    from pneumo.experiments.variants import variant_line
     cohort = doc.get("cohort") or {}
     if cohort.get("variant_line") or "kermany+" in str(cohort.get("name", "")):
         return variant_line(doc)

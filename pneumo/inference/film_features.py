@@ -9,6 +9,9 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from pneumo.inference.native_stderr import native_stderr_silenced
+from pneumo.models.runtime import TRUNK_FILE, TRUNK_KINDS, TRUNK_OUTPUT, LiteGraph, equalize  # noqa: F401  (TRUNK_FILE: for callers)
+
 FEATURES = "film-hog64+thumb16"
 
 
@@ -33,25 +36,15 @@ def film_features(model_inputs) -> np.ndarray:
     return np.array(out, np.float64)
 
 
-TRUNK_FILE = "film_trunk.tflite"
-TRUNK_OUTPUT = "features"
-TRUNK_START = "efficientnet-lite0 (ImageNet, models/starts)"
-TRUNK_KINDS = {"trunk_grid2": (0, 384), "trunk_grid4": (384, 1024), "trunk_stats": (1024, 1104)}
-"""The film trunk's features (pneumo.models.film_trunk), by kind: columns of its one output."""
-
-
 class FilmTrunk:
     """The bundle's film trunk graph (LiteRT, no TensorFlow): model inputs -> {kind: features}."""
 
     def __init__(self, path, threads: int = 1):
-        from pneumo.inference.native_stderr import native_stderr_silenced
-        from pneumo.models.runtime import LiteGraph
         with native_stderr_silenced():      # XNNPACK's "Created delegate" line: the CLI owes one line on stderr
             self._graph = LiteGraph(path, {TRUNK_OUTPUT: _output_name(path)}, threads)
 
     def __call__(self, model_inputs) -> dict:
         """(n, S, S[, 1]) or (S, S[, 1]) float [0, 1] or uint8 -> {kind: (n, d) float64}."""
-        from pneumo.models.runtime import equalize
         x = np.asarray(model_inputs)
         x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
         if x.ndim == 2 or (x.ndim == 3 and x.shape[-1] == 1 and x.shape[0] == x.shape[1]):

@@ -1,6 +1,6 @@
 """The film check's own view of a film: the first stages of the ImageNet EfficientNet-Lite0 start
 (as converted by `python -m pneumo import-start`, never trained here), pooled three ways, exported
-as one LiteRT graph into the bundle (pneumo.inference.film_features.FilmTrunk reads it).
+as one LiteRT graph into the bundle (pneumo.inference.film_features.FilmTrunk reads it; its layout: pneumo.models.runtime).
 
 Why a network of its own: the pneumonia encoder learned what tells pneumonia from a normal child,
 and an adult film of a source it never saw lies among the children in its embedding; generic
@@ -25,9 +25,8 @@ import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 
 from pneumo.errors import BundleError  # noqa: E402
-from pneumo.inference.film_features import TRUNK_FILE, TRUNK_KINDS, TRUNK_OUTPUT, TRUNK_START  # noqa: E402
 from pneumo.models.bundle import update_meta  # noqa: E402
-from pneumo.models.runtime import equalize  # noqa: E402
+from pneumo.models.runtime import TRUNK_FILE, TRUNK_KINDS, TRUNK_OUTPUT, TRUNK_START, equalize  # noqa: E402
 
 GRID = 4
 TOLERANCE = 1e-3

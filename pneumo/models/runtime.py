@@ -34,6 +34,11 @@ HEAD_INPUTS = ("early", "late", "present", "labs", "missing")
 HEAD_OUTPUTS = ("probs", "members")
 CAM_FILE = "cam.tflite"
 CAM_INPUTS = ("convs", "early", "late", "present", "labs", "missing")
+TRUNK_FILE = "film_trunk.tflite"       # the film check's own graph (pneumo.models.film_trunk writes it)
+TRUNK_OUTPUT = "features"
+TRUNK_START = "efficientnet-lite0 (ImageNet, models/starts)"
+TRUNK_KINDS = {"trunk_grid2": (0, 384), "trunk_grid4": (384, 1024), "trunk_stats": (1024, 1104)}
+"""The film trunk's features, by kind: columns of its one output."""
 
 
 def runtime_files(directory, meta: dict) -> tuple[Path, Path, Path | None] | str:

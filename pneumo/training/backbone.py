@@ -8,6 +8,9 @@ uint8 cache (cache/kermany_<size>.npz), then train with radiograph-safe augmenta
     python -m pneumo pretrain --size 224 --alpha 0.35 --intensity equalize --epochs 14
     python -m pneumo pretrain --size 224 --intensity equalize --augment fov --lr 5e-4 --epochs 8 \
         --init cache/backbone/mobilenetv2_a0.35_224_equalize.weights.h5 --out FINETUNED.weights.h5
+
+Long by design: the augmentation strengths, the two fits (films in memory, and streamed under a
+tf.distribute strategy) and the one epoch loop they share are one recipe, read in one place.
 """
 from __future__ import annotations
 
