@@ -15,7 +15,6 @@ from pneumo.inference.intended_use import (
     WITHIN,
     FilmCheck,
     FilmReading,
-    Unfamiliarity,
     assess,
 )
 from pneumo.training.intended_use_fit import fit_unfamiliarity
