@@ -142,7 +142,8 @@ def _child(name: str, args: dict) -> None:
         res.update(cases_per_s=s.cases_per_second, seconds=s.seconds, scored=s.scored, errors=s.errors)
     elif name == "memory":                                  # what pages/second_opinion.py does
         t = time.perf_counter()
-        case = Case.from_sources(image=Path(args["image"]).read_bytes(), labs=args["labs"], panel=pred.panel)
+        # a made-up film, which the film check rightly finds unlike any child: a child's age makes it a case within use
+        case = Case.from_sources(image=Path(args["image"]).read_bytes(), labs=args["labs"], panel=pred.panel, age=3)
         res["read_s"] = time.perf_counter() - t
         res["rss_after_read_mb"] = rss_mb()
         t = time.perf_counter()
