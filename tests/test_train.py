@@ -17,7 +17,7 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("train")
     cohort = synthetic.make(48, size=64, seed=0, tmpdir=root / "images")
     metrics = T.train(cohort, root / "bundle", image_size=64, alpha=0.35, backbone=None, epochs=1,
-                      head_kw={"d_model": 8, "heads": 2, "fusion_units": 8}, n_boot=20, log=lambda s: None)
+                      head_kw={"d_model": 8, "heads": 2, "fusion_units": 8}, n_boot=20, head_seeds=3, log=lambda s: None)
     return cohort, root / "bundle", metrics
 
 
@@ -44,6 +44,19 @@ def test_bundle_reproduces_the_reported_test_probabilities(trained):
     images = np.stack([load_for_model(p, 64)[0] for p in test["image_path"]])
     p = b.predict_proba(images, test[cohort.lab_keys].to_numpy(float))
     assert np.allclose(p, metrics["test_probabilities"]["fusion"], atol=1e-4)
+
+
+def test_the_kept_head_is_the_candidate_with_the_best_mean_val_auc(trained):
+    _, out, metrics = trained
+    choice = metrics["head_choice"]
+    assert [c["seed"] for c in choice["candidates"]] == [0, 1, 2]
+    means = [np.mean(list(c["val_roc_auc"].values())) for c in choice["candidates"]]
+    best = choice["candidates"][int(np.argmax(means))]
+    assert choice["chosen_seed"] == best["seed"]
+    # the bundle's own val figures are the chosen candidate's (temperature does not move ROC AUC)
+    for view, auc in best["val_roc_auc"].items():
+        assert metrics["val"][view]["roc_auc"] == pytest.approx(auc, abs=1e-5)
+    assert load_bundle(out).meta["training"]["head_choice"]["chosen_seed"] == best["seed"]
 
 
 def test_train_refuses_a_cohort_without_val(tmp_path):

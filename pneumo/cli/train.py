@@ -34,6 +34,8 @@ def main(argv=None) -> int:
     ap.add_argument("--aug-copies", type=int)
     ap.add_argument("--lab-noise", type=float, help="sd of noise on standardised labs in training")
     ap.add_argument("--no-class-weights", action="store_true")
+    ap.add_argument("--head-seeds", type=int, help="fit this many heads (consecutive seeds) on the same embeddings "
+                    "and keep the one with the highest mean val ROC AUC over the three views (default 1)")
     ap.add_argument("--seed", type=int, help="seed of the pairing, the head and the lab noise (default 0, or the "
                     "preset's); with a preset it also seeds the backbone's fine-tune stages, so seeds "
                     "differ in backbone and head and share the first stage")

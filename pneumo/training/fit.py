@@ -93,6 +93,15 @@ def _image_embeddings(encoder, paths: list[str], size: int, aug_copies: int, see
 
 
 # ----------------------------------------------------------------------------- evaluation
+HEAD_CHOICE = ("of the heads fitted with consecutive seeds on the same embeddings, the one with the highest "
+               "mean validation ROC AUC over the three views (film + labs, film only, labs only)")
+
+
+def view_aucs(head, X: Features, y) -> dict:
+    """Validation ROC AUC of each view (temperature does not move it, so it is read before calibration)."""
+    return {v: round(M.metric_fn("roc_auc")(y, predict_head(head, X.as_view(v))), 5) for v in VIEWS}
+
+
 def evaluate_views(head, X: Features, y, temps: dict, thresholds: dict) -> tuple[dict, dict]:
     """Calibrated probabilities and metrics per view at the threshold given for it (fit gives all views one)."""
     probs, out = {}, {}
@@ -136,13 +145,16 @@ def train(cohort, out: str | Path, *, image_size: int = 224, alpha: float = 0.35
           intensity: str | None = None,
           head_kw: dict | None = None, epochs: int = 80, lr: float = 1e-3, batch_size: int = 64, patience: int = 10,
           class_weight: bool = True, aug_copies: int = 0, lab_noise: float = 0.3, seed: int = 0, name: str = "pneumo-fusion",
-          version: str = "0.1.0", n_boot: int = 1000, timings: dict | None = None, dist=None, log=print) -> dict:
+          version: str = "0.1.0", n_boot: int = 1000, timings: dict | None = None, head_seeds: int = 1, dist=None,
+          log=print) -> dict:
     """Fit, calibrate, threshold, evaluate and save a bundle; returns the metrics dict (also metrics.json).
 
     dist: a pneumo.training.distribute.Distribution: films streamed from disk for the embeddings, the
     head trained under it; only its chief calibrates and writes the bundle (the others return the history).
 
-    intensity: "none" | "equalize"; default = what a pretrained backbone was trained with, else "equalize"."""
+    intensity: "none" | "equalize"; default = what a pretrained backbone was trained with, else "equalize".
+    head_seeds: heads fitted with seeds seed, seed+1, ... on the same embeddings; the one with the highest
+    mean val ROC AUC over the three views is kept (HEAD_CHOICE)."""
     import keras
     saved = bool(backbone) and backbone != "imagenet"
     info = backbone_info(backbone) if saved else {}           # the backbone's sidecar, read once
@@ -179,21 +191,32 @@ def train(cohort, out: str | Path, *, image_size: int = 224, alpha: float = 0.35
     timings["embed_seconds"] = round(time.time() - t, 1)
 
     t = time.time()
-    keras.utils.set_random_seed(seed)
-    with distribute.collectives(dist):
-        with distribute.scope(dist):
-            head = build_fusion_head(len(keys), X.img_early.shape[1], X.img_late.shape[1], **head_kw)
-        cw = class_weights(y[tr]) if class_weight else None
-        variants = [X.subset(tr)] + [Features(e[tr], l[tr], X.image_present[tr], X.labs[tr], X.lab_missing[tr])
-                                     for e, l in aug]
-        history = fit_head(head, variants, y[tr], X.subset(va), y[va], lr=lr, epochs=epochs, batch_size=batch_size,
-                           patience=patience, class_weight=cw, lab_noise=lab_noise, seed=seed, dist=dist, log=log)
+    cw = class_weights(y[tr]) if class_weight else None
+    variants = [X.subset(tr)] + [Features(e[tr], l[tr], X.image_present[tr], X.labs[tr], X.lab_missing[tr])
+                                 for e, l in aug]
+    candidates = []
+    for head_seed in range(seed, seed + max(1, int(head_seeds))):
+        keras.utils.set_random_seed(head_seed)
+        with distribute.collectives(dist):
+            with distribute.scope(dist):
+                head = build_fusion_head(len(keys), X.img_early.shape[1], X.img_late.shape[1], **head_kw)
+            history = fit_head(head, variants, y[tr], X.subset(va), y[va], lr=lr, epochs=epochs,
+                               batch_size=batch_size, patience=patience, class_weight=cw, lab_noise=lab_noise,
+                               seed=head_seed, dist=dist, log=log)
+        candidates.append((head, history, head_seed, view_aucs(head, X.subset(va), y[va])))
+    head, history, head_seed, _ = max(candidates, key=lambda c: np.mean(list(c[3].values())))
+    head_choice = {"rule": HEAD_CHOICE, "chosen_seed": head_seed,
+                   "candidates": [{"seed": s, "epochs_run": len(h), "val_roc_auc": a} for _, h, s, a in candidates]}
+    if len(candidates) > 1:
+        log(f"head seed {head_seed} chosen of {len(candidates)} on val: " + "; ".join(
+            f"seed {s}: " + " ".join(f"{v} {a[v]:.3f}" for v in VIEWS) for _, _, s, a in candidates))
     timings["head_seconds"] = round(time.time() - t, 1)
     if dist is not None and not dist.is_chief:
         return {"history": history}
 
     metrics, operating = calibrate_and_report(head, X, y, va, te, cohort, n_boot, seed, log)
     metrics["history"] = history
+    metrics["head_choice"] = head_choice
 
     model = build_fusion_model(encoder=encoder, head=head)
     meta = {
@@ -208,7 +231,7 @@ def train(cohort, out: str | Path, *, image_size: int = 224, alpha: float = 0.35
         "training_data": _portable(cohort.description), "semi_real": bool(cohort.semi_real),
         "training": {"epochs_run": len(history), "seed": seed, "class_weight": cw, "modality_dropout": True,
                      "aug_copies": aug_copies, "augment": augment, "lab_noise": lab_noise, "lr": lr, "batch_size": batch_size,
-                     **({"distribution": dist.describe()} if dist else {})},
+                     "head_choice": head_choice, **({"distribution": dist.describe()} if dist else {})},
     }
     metrics["timings_seconds"] = timings
     save_with_reports(out, model, meta, metrics, cohort, image_size, log)
