@@ -18,7 +18,7 @@ from pneumo.present import app_support as sup
 from pneumo.present import case_words as words
 from pneumo.present import figures as figs
 from pneumo.present import lab_display
-from pneumo.present.overlay_view import MEDIASTINUM_CAVEAT, NO_REGION, blend_widget, no_region, widget_height
+from pneumo.present.overlay_view import GRADCAM_CAVEAT, NO_REGION, blend_widget, no_region, widget_height
 from pneumo.present.case_outputs import structured_report_bytes
 from pneumo.present.pdf_report import render_case_pdf
 from pneumo.present.report import render_case_report
@@ -124,7 +124,7 @@ def details(pred, case, expl, *, example: bool, image_bytes: bytes | None = None
                     st.info(NO_REGION + ".", icon=":material/check_circle:")
                 st.iframe(widget, height=widget_height(film.shape),
                           alt="The film with its Grad-CAM heat map, a colour scale and an opacity slider")
-                st.caption(MEDIASTINUM_CAVEAT)
+                st.caption(GRADCAM_CAVEAT)
             over = expl.overlay
     lab_effects(pred, case, expl, label_words=verdict_words)
     downloads(pred, case, expl, over, example=example, image_bytes=image_bytes)

@@ -25,9 +25,9 @@ def png_data_uri(pixels: np.ndarray) -> str:
 
 
 NO_REGION = "No region raised the score (the film reads as normal)"
-MEDIASTINUM_CAVEAT = ("Grad-CAM shows which region moved the score, not a lesion map; on this model it leans on "
-                      "the mediastinum (the central 16% of columns holds about a third of the heat on pneumonia "
-                      "test films), so read a central hot spot with care.")
+GRADCAM_CAVEAT = ("Grad-CAM shows which region moved the score, not a lesion map: on pneumonia test films about "
+                  "60% of the heat lies over the lung fields and 15% on the central strip (mediastinum, spine); read a hot "
+                  "spot outside the lungs with care.")
 
 
 def no_region(heat: np.ndarray | None, floor: float = 1e-3) -> bool:
