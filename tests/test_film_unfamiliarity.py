@@ -105,3 +105,31 @@ def test_the_exported_trunk_reads_as_its_keras_graph(tmp_path):
     for kind, (a, b) in TRUNK_KINDS.items():
         np.testing.assert_allclose(got[kind], want[:, a:b], atol=1e-3)
     assert json.loads((tmp_path / "bundle.json").read_text())["weights"]["film_trunk.tflite"]
+
+
+@pytest.mark.data
+def test_the_shipped_encoder_gives_the_film_trunks_features(shipped_bundle):
+    """2.0.0's stem is the frozen ImageNet start, so its encoder graph also gives the film trunk's
+    features (one network a film instead of two). On real films they must be the trunk graph's, to a
+    thousandth of how much each feature varies between films, and every film reading the same."""
+    from pneumo import config
+    from pneumo.data.imaging import load_for_model
+    from pneumo.inference.film_features import FilmTrunk
+    from pneumo.inference.lite_runner import load_runner
+    from pneumo.models.runtime import TRUNK_FILE
+
+    assert shipped_bundle.meta["runtime"]["trunk_in_encoder"] is True
+    test = config.kermany_dir() / "test"
+    paths = [p for cls in ("NORMAL", "PNEUMONIA") for p in sorted((test / cls).glob("*.jpeg"))[:24]]
+    x = np.stack([load_for_model(p, shipped_bundle.image_size)[0] for p in paths])
+    runner = load_runner(shipped_bundle.path)
+    early, late, shared = runner.embed_with_trunk(x)
+    own = FilmTrunk(shipped_bundle.path / TRUNK_FILE)(x)
+    for kind, (a, b) in TRUNK_KINDS.items():
+        spread = own[kind].std(axis=0) + 1e-12
+        assert np.max(np.abs(shared[:, a:b] - own[kind]) / spread) < 1e-3, kind
+    check = runner.film_check
+    from pneumo.inference.reference_set import gate_features
+    for i in range(len(x)):
+        g = gate_features(early[i:i + 1], late[i:i + 1])
+        assert check.read(g, x[i], shared[i:i + 1]) == check.read(g, x[i])

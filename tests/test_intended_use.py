@@ -301,9 +301,16 @@ def test_birth_and_study_date_three_years_apart_is_within(predictor):
     assert "2020" not in r.intended_use_reason and "2023" not in r.intended_use_reason
 
 
+@pytest.mark.data
 def test_the_cli_reads_a_1950_birth_date_as_outside(tmp_path):
+    """A real film (a made-up one is refused by the gate before the age is read) with a 1950 birth date."""
+    from PIL import Image
+
+    from pneumo import config
+    first = sorted((config.kermany_dir() / "test" / "PNEUMONIA").glob("*.jpeg"))[0]
+    pixels = np.asarray(Image.open(first).convert("L").resize((160, 128)), np.uint16) * 16
     film = tmp_path / "born1950.dcm"
-    film.write_bytes(_dicom_born("19500607"))
+    film.write_bytes(_dicom_born("19500607", pixels=pixels))
     proc = subprocess.run([sys.executable, "-m", "pneumo", "predict", "--image", str(film), "--no-log", "--json"],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr

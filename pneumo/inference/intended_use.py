@@ -231,18 +231,21 @@ class FilmCheck:
         flags = [u.flags(feats[k]) for k, u in self.unfamiliar.items()]
         return np.any(flags, axis=0) if flags else np.zeros(n, bool)
 
-    def features(self, model_inputs, embedding=None) -> dict:
-        """Every kind of features this check reads, of (n, S, S[, 1]) model inputs."""
+    def features(self, model_inputs, embedding=None, trunk=None) -> dict:
+        """Every kind of features this check reads, of (n, S, S[, 1]) model inputs; `trunk`: the film
+        trunk's (n, TRUNK_WIDTH) features where the encoder already gave them, else the trunk runs."""
         feats = {EMBEDDING: embedding}
         if self.shape is not None or SHAPE in self.unfamiliar:
             feats[SHAPE] = film_features(model_inputs)
         if set(self.unfamiliar) & set(TRUNK_KINDS):
-            feats.update(self.trunk(model_inputs))
+            feats.update(self.trunk(model_inputs) if trunk is None else
+                         {k: np.asarray(trunk, np.float64)[:, a:b] for k, (a, b) in TRUNK_KINDS.items()})
         return feats
 
-    def read(self, features: np.ndarray, model_input: np.ndarray) -> FilmReading:
-        """features: the case's image embedding (gate_features); model_input: the (S, S[, 1]) input."""
-        feats = self.features(model_input, features)
+    def read(self, features: np.ndarray, model_input: np.ndarray, trunk=None) -> FilmReading:
+        """features: the case's image embedding (gate_features); model_input: the (S, S[, 1]) input;
+        trunk: its (1, TRUNK_WIDTH) trunk features where the encoder gave them."""
+        feats = self.features(model_input, features, trunk)
         scores = {k: float(s[0]) for k, s in self.adult_scores(features, feats.get(SHAPE)).items()}
         # the reading's score is that of the regression furthest over (or nearest to) its line
         key = max(scores, key=lambda k: scores[k] - self.parts()[k].at)

@@ -16,9 +16,9 @@ import numpy as np
 from pneumo import config
 from pneumo.errors import BundleError
 from pneumo.inference.native_stderr import native_stderr_silenced
-from pneumo.inference.runner_base import RunnerBase
+from pneumo.inference.runner_base import EMBED_BATCH, RunnerBase
 from pneumo.models.bundle import open_bundle, with_keras_model
-from pneumo.models.runtime import (CAM_INPUTS, ENCODER_OUTPUTS, HEAD_INPUTS, RUNTIME_KEY, LiteGraph, equalize,
+from pneumo.models.runtime import (CAM_INPUTS, ENCODER_OUTPUTS, ENCODER_TRUNK, HEAD_INPUTS, RUNTIME_KEY, LiteGraph, equalize,
                                    normalise_cam, runtime_files)
 
 log = logging.getLogger("pneumo")
@@ -36,6 +36,7 @@ class LiteRunner(RunnerBase):
             self._graph = LiteGraph(head_file, info["head_outputs"], threads)
             self._cam = LiteGraph(cam_file, info["cam_outputs"], threads) if cam_file else None
         self._equalize = bool(info["equalize"])
+        self._has_trunk = ENCODER_TRUNK in info["encoder_outputs"]
         s, n = self.image_size, len(self.panel)
         if self._encoder.input_shape("image")[1:] != (s, s, 1) or self._graph.input_shape("labs")[1:] != (n,):
             raise BundleError(f"the exported runtime of {Path(bundle.path).name} does not fit its "
@@ -46,6 +47,15 @@ class LiteRunner(RunnerBase):
     def _embed_batch(self, images):
         out = self._encoder.run({"image": self._equalised(images)}, ENCODER_OUTPUTS)
         return out["early"], out["late"]
+
+    def embed_with_trunk(self, images):
+        """One encoder call gives the embeddings and, where exported with them, the film trunk's features."""
+        if not self._has_trunk:
+            return super().embed_with_trunk(images)
+        outs = [self._encoder.run({"image": self._equalised(np.ascontiguousarray(images[i:i + EMBED_BATCH],
+                                                                                   np.float32))},
+                                  (*ENCODER_OUTPUTS, ENCODER_TRUNK)) for i in range(0, len(images), EMBED_BATCH)]
+        return tuple(np.concatenate([o[k] for o in outs]) for k in (*ENCODER_OUTPUTS, ENCODER_TRUNK))
 
     def _equalised(self, images):
         return equalize(images) if self._equalize else images

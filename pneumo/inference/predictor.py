@@ -42,7 +42,7 @@ class Predictor:
         self.meta, self.metrics = runner.meta, runner.metrics
         self.population, self.film_check = runner.population, runner.film_check
         self._labs_only_figures = _view_figures((self.metrics.get("test") or {}).get("labs_only"))
-        self._embeddings: OrderedDict[str, tuple] = OrderedDict()   # digest -> (input, early, late)
+        self._embeddings: OrderedDict[str, tuple] = OrderedDict()   # digest -> (input, early, late, trunk or None)
         self._lock = threading.Lock()   # one Predictor serves every app session: guard the cache
 
     @classmethod
@@ -71,10 +71,11 @@ class Predictor:
         todo = [d for d in by_digest if d not in found]
         if todo:   # the backbone runs outside the lock; a film two sessions embed at once is embedded twice
             xs = np.stack([preprocess(by_digest[d].image.pixels, self.runner.image_size) for d in todo])
-            early, late = self.runner.embed(xs)
+            early, late, trunk = self.runner.embed_with_trunk(xs)
             with self._lock:
                 for i, d in enumerate(todo):
-                    found[d] = self._embeddings[d] = (xs[i], early[i:i + 1], late[i:i + 1])
+                    found[d] = self._embeddings[d] = (xs[i], early[i:i + 1], late[i:i + 1],
+                                                      None if trunk is None else trunk[i:i + 1])
                 while len(self._embeddings) > max(16, len(todo)):
                     self._embeddings.popitem(last=False)
         states = []
@@ -82,9 +83,9 @@ class Predictor:
             if digest is None:
                 states.append(ImageState())
                 continue
-            x, early, late = found[digest]
+            x, early, late, trunk = found[digest]
             verdict = self.runner.judge(early, late, cheap_checks(case.image.pixels, case.image.meta, x))
-            film = (self.film_check.read(gate_features(early, late), x)
+            film = (self.film_check.read(gate_features(early, late), x, trunk)
                     if self.film_check is not None else None)
             states.append(ImageState(x, early, late, digest, verdict, film))
         return states

@@ -96,6 +96,11 @@ class RunnerBase:
             late.append(l)
         return np.concatenate(early), np.concatenate(late)
 
+    def embed_with_trunk(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(early, late, the film trunk's features or None): None where the runtime's encoder does not
+        give them, and the film check runs its own trunk."""
+        return (*self.embed(images), None)
+
     def _head_inputs(self, early, late, present, labs_raw):
         present = np.asarray(present, np.float32).reshape(-1, 1)
         z, missing = self.lab_inputs(labs_raw)

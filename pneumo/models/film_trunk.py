@@ -40,6 +40,11 @@ def build_trunk(size: int) -> keras.Model:
 
     encoder = build_image_encoder(size, intensity="none", backbone="efficientnet-lite0")
     load_start(encoder)
+    return pooled_trunk(encoder)
+
+
+def pooled_trunk(encoder: keras.Model) -> keras.Model:
+    """An EfficientNet-Lite0 encoder's block2 and block4 maps pooled three ways: its input -> (n, 1104)."""
     b2, b4 = encoder.get_layer("block2_add").output, encoder.get_layer("block4_add").output
     grid2 = layers.Flatten()(layers.AveragePooling2D(int(b2.shape[1]) // GRID)(b2))
     grid4 = layers.Flatten()(layers.AveragePooling2D(int(b4.shape[1]) // GRID)(b4))
@@ -52,6 +57,20 @@ def build_trunk(size: int) -> keras.Model:
     if int(out.shape[-1]) != max(b for _, b in TRUNK_KINDS.values()) or widths["trunk_stats"] != 2 * int(b4.shape[-1]):
         raise BundleError(f"the film trunk gives {out.shape[-1]} features, not the {sorted(widths.items())} expected")
     return model
+
+
+def shared_trunk(encoder: keras.Model, size: int) -> keras.Model | None:
+    """The film trunk read off a bundle's own (plain, one-member) encoder where its block2 and block4
+    maps are still the ImageNet start's (a frozen stem: 2.0.0), so the film check costs no second
+    network; None where the encoder has no such layers or they were trained."""
+    names = {layer.name for layer in encoder.layers}
+    if not {"block2_add", "block4_add"} <= names:
+        return None
+    mine, start = pooled_trunk(encoder), build_trunk(size)
+    probe = equalize(np.clip(np.random.default_rng(2).normal(0.5, 0.2, (3, size, size, 1)), 0, 1).astype(np.float32))
+    a, b = (np.asarray(m(probe, training=False)) for m in (mine, start))
+    # the same weights give the same float32 sums: a trained stem moves them by far more than 1e-5
+    return mine if float(np.max(np.abs(a - b))) <= 1e-5 * max(1.0, float(np.max(np.abs(b)))) else None
 
 
 def export_trunk(bundle_dir, size: int, log=print) -> Path:

@@ -30,6 +30,7 @@ FORMAT = "litert/1"
 ENCODER_FILE = "encoder.tflite"
 HEAD_FILE = "head.tflite"
 ENCODER_OUTPUTS = ("early", "late")
+ENCODER_TRUNK = "trunk"    # the film trunk's features, where the encoder's stem is the trunk (TRUNK_WIDTH)
 HEAD_INPUTS = ("early", "late", "present", "labs", "missing")
 HEAD_OUTPUTS = ("probs", "members")
 CAM_FILE = "cam.tflite"
@@ -39,6 +40,8 @@ TRUNK_OUTPUT = "features"
 TRUNK_START = "efficientnet-lite0 (ImageNet, models/starts)"
 TRUNK_KINDS = {"trunk_grid2": (0, 384), "trunk_grid4": (384, 1024), "trunk_stats": (1024, 1104)}
 """The film trunk's features, by kind: columns of its one output."""
+TRUNK_WIDTH = max(b for _, b in TRUNK_KINDS.values())
+"""A 2.0.0-style encoder (frozen ImageNet stem) also gives the trunk's features, as its output TRUNK_OUTPUT."""
 
 
 def runtime_files(directory, meta: dict) -> tuple[Path, Path, Path | None] | str:

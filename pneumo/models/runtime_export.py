@@ -20,11 +20,12 @@ import tensorflow as tf  # noqa: E402
 
 from pneumo.errors import BundleError  # noqa: E402
 from pneumo.models.bundle import WEIGHTS_FILE, load_bundle, update_meta  # noqa: E402
+from pneumo.models.film_trunk import TOLERANCE as TRUNK_TOLERANCE, shared_trunk  # noqa: E402
 from pneumo.models.grad_cam import conv_models as backbone_conv_models, grad_cam_function  # noqa: E402
 from pneumo.models.network import DEFAULT_BACKBONE, build_ensemble_parts, build_image_encoder  # noqa: E402
 from pneumo.models.runtime import (CAM_FILE, CAM_INPUTS, ENCODER_FILE, ENCODER_OUTPUTS, FORMAT, HEAD_FILE,  # noqa: E402
-                                   HEAD_INPUTS, HEAD_OUTPUTS, RUNTIME_KEY, LiteGraph, architecture_digest,
-                                   equalize, normalise_cam)
+                                   ENCODER_TRUNK, HEAD_INPUTS, HEAD_OUTPUTS, RUNTIME_KEY, TRUNK_WIDTH, LiteGraph,
+                                   architecture_digest, equalize, normalise_cam)
 
 TOLERANCE = 1e-4
 """The most a probe's probability may differ from the Keras model's."""
@@ -47,12 +48,14 @@ def export_runtime(bundle_dir, log=print) -> dict:
     with_members = keras.Model(head.inputs, [head.output, *(members or [])])
 
     conv_models = backbone_conv_models(encoder)
+    trunk = shared_trunk(encoder, s)    # the film check's trunk, where the encoder's stem still is it
 
     @tf.function(input_signature=[tf.TensorSpec((None, s, s, 1), tf.float32, name="image")])
     def encode(image):
         outs = [m(image, training=False) for m in conv_models]     # per member: conv, early, late
         early, late, convs = (tf.concat([o[i] for o in outs], axis=-1) for i in (1, 2, 0))
-        return {"early": early, "late": late, "convs": convs}
+        return {"early": early, "late": late, "convs": convs,
+                **({ENCODER_TRUNK: trunk(image, training=False)} if trunk is not None else {})}
 
     @tf.function(input_signature=[tf.TensorSpec((None, dim), tf.float32, name=name) for name, dim in
                                   zip(HEAD_INPUTS, (early_dim, late_dim, 1, n, n))])
@@ -72,7 +75,8 @@ def export_runtime(bundle_dir, log=print) -> dict:
             files[name] = Path(tmp) / name
             files[name].write_bytes(converter.convert())
         enc_out = _output_names(Interpreter(model_path=str(files[ENCODER_FILE])),
-                                {"early": (2, early_dim), "late": (2, late_dim), "convs": (4, late_dim)})
+                                {"early": (2, early_dim), "late": (2, late_dim), "convs": (4, late_dim),
+                                 **({ENCODER_TRUNK: (2, TRUNK_WIDTH)} if trunk is not None else {})})
         head_out = _output_names(Interpreter(model_path=str(files[HEAD_FILE])), {"probs": (2, 2), "members": (3, 2)})
         cam_out = _output_names(Interpreter(model_path=str(files[CAM_FILE])), {"cam": (3, None)})
         worst = _check(bundle, files, enc_out, head_out, Interpreter)
@@ -83,12 +87,18 @@ def export_runtime(bundle_dir, log=print) -> dict:
         if not worst_cam <= CAM_TOLERANCE:
             raise BundleError(f"the exported Grad-CAM differs from the Keras model's by {worst_cam:.2g} "
                               f"on probe films (allowed {CAM_TOLERANCE:g}); not written")
+        worst_trunk = _check_trunk(trunk, files, enc_out, s, Interpreter) if trunk is not None else None
+        if worst_trunk is not None and not worst_trunk <= TRUNK_TOLERANCE:
+            raise BundleError(f"the encoder's film-trunk output differs from Keras by {worst_trunk:.2g} "
+                              f"(allowed {TRUNK_TOLERANCE:g}); not written")
         for name, path in files.items():
             os.replace(path, d / name)
     info = {"format": FORMAT, "encoder": ENCODER_FILE, "head": HEAD_FILE, "cam": CAM_FILE,
             "cam_outputs": cam_out, "cam_probe_max_abs_diff": float(worst_cam),
             "equalize": bundle.meta["architecture"].get("intensity", "none") == "equalize",
             "encoder_outputs": enc_out, "head_outputs": head_out, "members": len(members or [None]),
+            "trunk_in_encoder": trunk is not None,
+            **({"trunk_probe_max_abs_diff": worst_trunk} if trunk is not None else {}),
             "early_dim": early_dim, "late_dim": late_dim, "probe_max_abs_diff": float(worst),
             "encoder_macs_per_film": macs_per_film(encoder),
             "from_weights": bundle.meta["weights"][WEIGHTS_FILE],
@@ -230,6 +240,13 @@ def _check(bundle, files: dict, enc_out: dict, head_out: dict, interpreter_cls) 
         worst = max(worst, float(np.abs(out[HEAD_OUTPUTS[0]][:, 1] - keras_p).max()),
                     float(np.abs(out[HEAD_OUTPUTS[1]].mean(axis=0)[:, 1] - keras_p).max()))
     return worst
+
+
+def _check_trunk(trunk, files: dict, enc_out: dict, size: int, interpreter_cls) -> float:
+    """The largest difference between the encoder's exported film-trunk output and Keras's, on probes."""
+    probe = equalize(np.clip(np.random.default_rng(3).normal(0.5, 0.2, (3, size, size, 1)), 0, 1).astype(np.float32))
+    got = LiteGraph(files[ENCODER_FILE], enc_out, 1, interpreter_cls).run({"image": probe})[ENCODER_TRUNK]
+    return float(np.max(np.abs(got - np.asarray(trunk(probe, training=False)))))
 
 
 def _check_cam(bundle, files: dict, enc_out: dict, cam_out: dict, interpreter_cls) -> float:
