@@ -40,13 +40,13 @@ def test_shared_predictor_under_threads(shipped):
     alone = [pred.predict(c).probability for c in cases]           # each case on its own, in turn
 
     embedded = []                       # how many films the backbone embedded (the cache's misses)
-    real_embed = pred.runner.embed
+    real_embed = pred.runner.embed_with_trunk
 
     def counting_embed(xs):
         embedded.append(len(xs))
         return real_embed(xs)
 
-    pred.runner.embed = counting_embed
+    pred.runner.embed_with_trunk = counting_embed
     lock = threading.Lock()
     errors: list[str] = []
     mismatches: list[str] = []
@@ -96,7 +96,7 @@ def test_shared_predictor_under_threads(shipped):
     for t in threads:
         t.join(timeout=300)
     seconds = time.perf_counter() - t0
-    pred.runner.embed = real_embed
+    pred.runner.embed_with_trunk = real_embed
     print(f"\nconcurrency: {THREADS} threads x {ROUNDS} rounds, {scored[0]} cases in {seconds:.1f} s "
           f"({scored[0] / seconds:.1f} cases/s), {len(errors)} errors, {len(mismatches)} mismatches, "
           f"{sum(embedded)} films embedded for {FILMS} distinct")

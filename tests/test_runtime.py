@@ -129,13 +129,16 @@ def _no_tensorflow_run(argv):
                           cwd=config.REPO_ROOT)
 
 
+@pytest.mark.data
 def test_predict_explain_and_batch_never_import_tensorflow(tmp_path, shipped_bundle):
+    # a real film: the shipped gate refuses a made-up one before the model's answer is read
     film = tmp_path / "film.png"
-    Image.fromarray((_films(1, 256)[0, ..., 0] * 255).astype(np.uint8)).save(film)
+    first = sorted((config.kermany_dir() / "test" / "NORMAL").glob("*.jpeg"))[0]
+    Image.open(first).convert("L").resize((256, 256)).save(film)
     run = _no_tensorflow_run(["predict", "--image", str(film), "--json", "--no-log"])
     assert run.returncode == 0, run.stderr[-2000:]
     assert 0 <= json.loads(run.stdout)["probability"] <= 1
-    # a made-up film is outside the intended use: asked for anyway, so that Grad-CAM runs (on LiteRT)
+    # asked for even if the film check finds it outside, so that Grad-CAM runs (on LiteRT)
     run = _no_tensorflow_run(["explain", "--image", str(film), "--no-log", "--allow-outside",
                               "--out", str(tmp_path / "why")])
     assert run.returncode == 0, run.stderr[-2000:]
