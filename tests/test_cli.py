@@ -85,9 +85,12 @@ def test_predict_json_contract_on_a_real_film(tmp_path):
 
 @needs_model
 def test_dicom_identifiers_never_reach_the_output(tmp_path):
+    from dicom_support import chest_pixels
+
     from pneumo.qa.hostile_bytes import dicom_bytes
 
-    data = dicom_bytes(256, 256, PatientName="DOE^JANE", PatientID="MRN998877",
+    data = dicom_bytes(256, 256, pixels=(chest_pixels(256) * 4095).astype("uint16"), PatientName="DOE^JANE",
+                       PatientID="MRN998877",
                        PatientBirthDate="19700101", AccessionNumber="ACC445566")
     path = tmp_path / "DOE_JANE.dcm"
     path.write_bytes(data)
