@@ -194,3 +194,42 @@ def test_tables_print_the_paper_beside_both_variants_each_labelled(tmp_path):
     assert "0.5600 [0.4600, 0.6100]" in text and "0.9100 [0.8100, 0.9600]" in text
     assert "official-test: train/val films from Kermany's official train" in text        # an old file, labelled
     assert "same-source: where its films come from" in text and "f1 +0.020 [-0.030, +0.070]" in text
+
+
+# ----------------------------------------------------------------------------- reproduction
+def test_the_grid_run_twice_reproduces_bit_for_bit_and_a_changed_count_is_caught(tmp_path, monkeypatch):
+    """The same config on the same machine gives the same file (what `experiment --check` relies on);
+    a perturbed probability is "same answers", a moved count "differs", another config "not comparable"."""
+    import copy
+
+    from pneumo.experiments import reproduce
+    monkeypatch.setenv("PNEUMO_CACHE_DIR", str(tmp_path / "cache"))
+    cfg = dict(TINY, runs=1, seeds=[0], regimes=["imbalanced"])
+    first, _ = experiments.run_experiment(from_dict(cfg), out_dir=tmp_path / "a", progress=lambda _: None)
+    again, _ = experiments.run_experiment(from_dict(cfg), out_dir=tmp_path / "b", progress=lambda _: None)
+    same = reproduce.compare(again, first)
+    assert (same.verdict, same.max_prob_diff, same.runs_compared) == ("bit for bit", 0.0, 1), same.lines()
+
+    nudged = copy.deepcopy(again)
+    nudged["entries"][0]["test_cases"]["p"][0][0] += 1e-9
+    assert reproduce.compare(nudged, first).verdict == "same answers"
+    moved = copy.deepcopy(again)
+    run = moved["entries"][0]["runs"][0]["test"]
+    run["tp"], run["fn"] = run["tp"] - 1, run["fn"] + 1
+    check = reproduce.compare(moved, first)
+    assert check.verdict == "differs" and "seed 0: test tp/fp/fn/tn" in check.differences[0]
+    other = copy.deepcopy(again)
+    other["config"]["film"]["epochs"] = 99
+    assert reproduce.compare(other, first).verdict == "not comparable"
+    budget = copy.deepcopy(again)
+    budget["config"]["film"]["max_minutes"] = 1.0      # a safety net, not the protocol
+    assert reproduce.compare(budget, first).verdict == "bit for bit"
+
+
+def test_a_run_cut_by_the_time_budget_is_named_so():
+    from pneumo.training.backbone import kept_epoch, stop_reason
+    rows = lambda flags: [{"epoch": i + 1, "improved": f} for i, f in enumerate(flags)]   # noqa: E731
+    assert stop_reason(rows([True] * 5), epochs=5, patience=2) == "epochs"
+    assert stop_reason(rows([True, True, False, False]), epochs=9, patience=2) == "patience"
+    assert stop_reason(rows([True, True, False]), epochs=9, patience=2) == "time budget"
+    assert kept_epoch(rows([True, False, True, False]))["epoch"] == 3     # a later tie with lower val loss is kept

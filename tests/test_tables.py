@@ -84,3 +84,26 @@ def test_table1_says_what_our_loss_is():
     text = tables.render(_results())
     assert tables.LOSS_NOTE in text and "100 × the mean binary cross-entropy" in tables.LOSS_NOTE
     assert res.LOSS_NOTE is tables.LOSS_NOTE
+
+
+@pytest.mark.parametrize("n_pos,n_neg,errors", [(10, 100, 4), (10, 100, 1), (50, 500, 22), (20, 80, 7)])
+def test_the_best_f1_and_mcc_at_an_accuracy_are_those_of_the_best_confusion_matrix(n_pos, n_neg, errors):
+    """Against every integer confusion matrix with that many errors (sklearn's own F1 and MCC)."""
+    import numpy as np
+    from sklearn.metrics import f1_score, matthews_corrcoef
+    y = np.r_[np.ones(n_pos), np.zeros(n_neg)]
+    f1s, mccs = [], []
+    for fn in range(min(errors, n_pos) + 1):
+        fp = errors - fn
+        pred = np.r_[np.ones(n_pos - fn), np.zeros(fn), np.ones(fp), np.zeros(n_neg - fp)]
+        f1s.append(f1_score(y, pred))
+        mccs.append(matthews_corrcoef(y, pred))
+    best = tables.best_at_accuracy(1 - errors / (n_pos + n_neg), n_pos / (n_pos + n_neg))
+    assert best["f1"] == pytest.approx(max(f1s), abs=1e-9)
+    assert best["mcc"] == pytest.approx(max(mccs), abs=1e-6)   # a 2001-point grid of the error split
+
+
+def test_the_papers_table2_is_read_against_its_own_table1_accuracy():
+    note = tables.paper_consistency_note()
+    assert "96.0%" in note and "0.820" in note and "0.815" in note and "0.9501" in note
+    assert note in tables.render(_results())

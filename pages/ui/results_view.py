@@ -182,4 +182,5 @@ def paper_tables(chosen: list[dict]) -> None:
     st.markdown("**Table 2** · fusion on imbalanced classes, train and test")
     st.dataframe(res.paper_table2(chosen).astype(str), hide_index=True)
     st.caption("Paper: Ivanova et al., 2024 (MIMIC-IV images and labs of the same patients). Ours: open "
-               "semi-real pairs, so the numbers are comparable in protocol, not in data.")
+               "semi-real pairs, so the numbers are comparable in protocol, not in data. "
+               + res.paper_consistency_note())

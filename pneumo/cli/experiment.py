@@ -1,12 +1,15 @@
 """Run the paper's protocol from a TOML config into one results JSON (pneumo.experiments.protocol).
 
     python -m pneumo experiment configs/paper.toml
+    python -m pneumo experiment configs/paper-same-source.toml --out /tmp/again --check results/paper-same-source.json
 """
 from __future__ import annotations
 
 import argparse
 
+from pneumo.experiments import reproduce
 from pneumo.experiments.config import load as load_config
+from pneumo.experiments.paper_tables import load_results
 from pneumo.experiments.protocol import run_experiment
 from pneumo.experiments.results_json import comparison_table, summary_table
 from pneumo.training.backbone import set_threads
@@ -20,8 +23,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="train the whole network end to end per fit instead of caching frozen embeddings (GPU)")
     parser.add_argument("--encoder", default=None,
                         help="override encoder.weights: 'bundle', a bundle folder, an encoder .weights.h5, or 'random'")
+    parser.add_argument("--check", default=None, metavar="RESULTS_JSON",
+                        help="compare the fresh results with this committed file, cell by cell; exit 1 if a count differs")
     args = parser.parse_args(argv)
     cfg = load_config(args.config)
+    committed = load_results(args.check) if args.check else None   # read first: --out may overwrite it
     if args.encoder:
         cfg.encoder.weights = args.encoder
     set_threads()
@@ -31,4 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     if results["comparisons"]:
         print(comparison_table(results))
     print(f"wrote {path} in {results['timing']['wall_seconds']:.0f} s")
-    return 0
+    if committed is None:
+        return 0
+    check = reproduce.compare(results, committed)
+    print("\n".join(check.lines()))
+    return 0 if check.verdict in ("bit for bit", "same answers") else 1

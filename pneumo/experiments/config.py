@@ -65,7 +65,7 @@ class FilmSpec:
     dropout: float = 0.2
     label_smoothing: float = 0.1
     shift: int = 2                      # feature-map translation augmentation, in cells of the cut map (0 = none)
-    max_minutes: float = 15.0           # per run
+    max_minutes: float = 60.0           # per run: a safety net, never the stopping rule (epochs then depend on the machine)
 
 
 @dataclass

@@ -34,7 +34,7 @@ import pandas as pd
 from pneumo.errors import PneumoError
 from pneumo.experiments.config import FilmSpec
 from pneumo.experiments.embedding_cache import EmbeddingCache, Embeddings
-from pneumo.training.backbone import _class_weights, train_epochs
+from pneumo.training.backbone import _class_weights, kept_epoch, stop_reason, train_epochs
 
 
 @dataclass
@@ -146,11 +146,17 @@ class PerRunFilms:
         _, history = fit_film_network(self.start, self.maps, tr["image_path"].tolist(), tr["label"].to_numpy(int),
                                       va["image_path"].tolist(), va["label"].to_numpy(int), seed=seed, log=log)
         late = _predict(self.start.tail, self.maps.img_late).astype("float32")
-        best = max(history, key=lambda h: h["val_auc"])
+        best, spec = kept_epoch(history), self.start.spec
         record = {"seed": int(seed), "train_films": int(len(tr)), "val_films": int(len(va)),
                   "epochs_run": len(history), "best_epoch": int(best["epoch"]),
-                  "best_val_auc": round(float(best["val_auc"]), 4), "seconds": round(time.perf_counter() - t0, 1)}
+                  "best_val_auc": round(float(best["val_auc"]), 4),
+                  "best_val_loss": round(float(best["val_loss"]), 4),
+                  "stopped_by": stop_reason(history, epochs=spec.epochs, patience=spec.patience),
+                  "seconds": round(time.perf_counter() - t0, 1)}
         self.runs.append(record)
+        if record["stopped_by"] == "time budget":   # the epochs run then depend on the machine's speed
+            progress(f"warning: film network, seed {seed}, stopped by the {spec.max_minutes} min budget: "
+                     "this run will not reproduce on a faster or slower machine")
         progress(f"film network, seed {seed}: {record['train_films']} train films, {record['epochs_run']} epochs, "
                  f"best val AUC {record['best_val_auc']:.3f} at epoch {record['best_epoch']} ({record['seconds']:.0f} s)")
         return Embeddings(self.maps.paths, self.maps.img_early, late, 0, 0.0), record

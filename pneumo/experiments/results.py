@@ -12,7 +12,7 @@ import pandas as pd
 from pneumo import config
 from pneumo.experiments.comparisons import (BOOTSTRAP, WELCH, cases_of, experiment_label,  # noqa: F401 - the page's
                                             model_differences, regime_differences, summary_mean, welch_interval)
-from pneumo.experiments.paper_tables import LOSS_NOTE, PAPER_TABLES  # noqa: F401 - the page's words
+from pneumo.experiments.paper_tables import LOSS_NOTE, PAPER_TABLES, paper_consistency_note  # noqa: F401 - the page's words
 from pneumo.experiments.variants import variant_line
 from pneumo.models.names import model_name, regime_name
 

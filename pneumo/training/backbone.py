@@ -320,11 +320,11 @@ def train_epochs(clf, optimizer, y_val, *, epochs: int, lr: float, patience: int
         auc = float(roc_auc_score(y_val, p))
         vloss = float(-np.mean(np.log(np.clip(np.where(y_val == 1, p, 1 - p), 1e-7, 1))))
         acc = float(np.mean((p >= 0.5) == y_val))
+        improved = auc > best_auc + 1e-4 or (loss_breaks_ties and auc >= best_auc - 1e-4 and vloss < best_loss)
         row = dict(epoch=epoch, loss=loss, val_loss=vloss, val_auc=auc, val_acc=acc,
-                   lr=cur_lr, seconds=round(time.time() - te, 1))
+                   lr=cur_lr, seconds=round(time.time() - te, 1), improved=bool(improved))
         history.append(row)
         log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
-        improved = auc > best_auc + 1e-4 or (loss_breaks_ties and auc >= best_auc - 1e-4 and vloss < best_loss)
         if improved:
             best_auc, best_loss, bad, best = max(auc, best_auc), vloss, 0, clf.get_weights()
         else:
@@ -340,6 +340,19 @@ def train_epochs(clf, optimizer, y_val, *, epochs: int, lr: float, patience: int
     clf.set_weights(best)
     log(f"best val AUC {best_auc:.4f}; {time.time() - t0:.0f}s")
     return history
+
+
+def kept_epoch(history: list[dict]) -> dict:
+    """The epoch whose weights train_epochs kept: the last one that improved on the best so far."""
+    return [row for row in history if row["improved"]][-1]
+
+
+def stop_reason(history: list[dict], *, epochs: int, patience: int) -> str:
+    """Why train_epochs stopped: "epochs" (all run), "patience" (early stopping) or "time budget"
+    (max_minutes: then the result depends on the machine's speed)."""
+    if len(history) >= epochs:
+        return "epochs"
+    return "patience" if len(history) - kept_epoch(history)["epoch"] >= patience else "time budget"
 
 
 def cosine_lr(epoch: int, epochs: int, lr: float, floor: float = 0.02) -> float:
