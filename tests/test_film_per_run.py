@@ -225,6 +225,17 @@ def test_the_grid_run_twice_reproduces_bit_for_bit_and_a_changed_count_is_caught
     budget["config"]["film"]["max_minutes"] = 1.0      # a safety net, not the protocol
     assert reproduce.compare(budget, first).verdict == "bit for bit"
 
+    five = copy.deepcopy(first)                        # a committed file with more runs: matched by seed
+    five["seeds"] = [7, 0]
+    for entry in five["entries"]:
+        entry["runs"].insert(0, dict(copy.deepcopy(entry["runs"][0]), seed=7))
+        entry["test_cases"]["p"].insert(0, [1 - v for v in entry["test_cases"]["p"][0]])
+    subset = reproduce.compare(again, five)
+    assert (subset.verdict, subset.runs_compared) == ("bit for bit", 1), subset.lines()
+    seven = copy.deepcopy(again)
+    seven["seeds"] = [8]
+    assert reproduce.compare(seven, first).verdict == "not comparable"
+
 
 def test_a_run_cut_by_the_time_budget_is_named_so():
     from pneumo.training.backbone import kept_epoch, stop_reason

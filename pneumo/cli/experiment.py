@@ -25,11 +25,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="override encoder.weights: 'bundle', a bundle folder, an encoder .weights.h5, or 'random'")
     parser.add_argument("--check", default=None, metavar="RESULTS_JSON",
                         help="compare the fresh results with this committed file, cell by cell; exit 1 if a count differs")
+    parser.add_argument("--runs", type=int, default=None, metavar="N",
+                        help="run only the config's first N seeds (with --check: compare those runs)")
     args = parser.parse_args(argv)
     cfg = load_config(args.config)
     committed = load_results(args.check) if args.check else None   # read first: --out may overwrite it
     if args.encoder:
         cfg.encoder.weights = args.encoder
+    if args.runs is not None:
+        if not 1 <= args.runs <= cfg.runs:
+            parser.error(f"--runs must be between 1 and the config's {cfg.runs}")
+        cfg.runs, cfg.seeds = args.runs, cfg.seeds[:args.runs]
     set_threads()
     log = lambda line: print(line, flush=True)
     results, path = run_experiment(cfg, out_dir=args.out, finetune=args.finetune, progress=log)

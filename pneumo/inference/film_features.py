@@ -6,6 +6,8 @@ left-out adults); the histogram-equalised film at 64 px, as gradient orientation
 clavicles, the heart's and the diaphragm's outline) and a 16 px thumbnail, carries over better."""
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from PIL import Image
 
@@ -37,11 +39,18 @@ def film_features(model_inputs) -> np.ndarray:
 
 
 class FilmTrunk:
-    """The bundle's film trunk graph (LiteRT, no TensorFlow): model inputs -> {kind: features}."""
+    """The bundle's film trunk graph (LiteRT, no TensorFlow): model inputs -> {kind: features}.
+    Opened on first use: a 2.0 encoder gives the same maps itself, so most processes never need it."""
 
     def __init__(self, path, threads: int = 1):
-        with native_stderr_silenced():      # XNNPACK's "Created delegate" line: the CLI owes one line on stderr
-            self._graph = LiteGraph(path, {TRUNK_OUTPUT: _output_name(path)}, threads)
+        self._path, self._threads, self._graph, self._lock = path, threads, None, threading.Lock()
+
+    def _opened(self) -> LiteGraph:
+        with self._lock:                    # one Predictor serves every app session
+            if self._graph is None:
+                with native_stderr_silenced():      # XNNPACK's "Created delegate" line: the CLI owes one line on stderr
+                    self._graph = LiteGraph(self._path, {TRUNK_OUTPUT: _output_name(self._path)}, self._threads)
+            return self._graph
 
     def __call__(self, model_inputs) -> dict:
         """(n, S, S[, 1]) or (S, S[, 1]) float [0, 1] or uint8 -> {kind: (n, d) float64}."""
@@ -51,7 +60,8 @@ class FilmTrunk:
             x = x[None]
         if x.ndim == 3:
             x = x[..., None]
-        out = np.concatenate([self._graph.run({"image": equalize(x[i:i + 64])})[TRUNK_OUTPUT]
+        graph = self._opened()
+        out = np.concatenate([graph.run({"image": equalize(x[i:i + 64])})[TRUNK_OUTPUT]
                               for i in range(0, len(x), 64)]).astype(np.float64)
         return {k: out[:, a:b] for k, (a, b) in TRUNK_KINDS.items()}
 
