@@ -60,6 +60,7 @@ def test_metrics_table_fits_and_differences_show(page, app_url, shot):
                            timeout=60_000)   # metrics, fusion vs others, regimes, Tables 1 and 2
     for i in range(page.locator("[data-testid='stDataFrame']").count()):   # every table fits, not only the first
         assert _overflow(page, i)["scroll"] <= 1, (i, _overflow(page, i))
+    assert page.get_by_text("Read the paper's Table 2 with care").first.is_visible()   # its F1 read against its accuracy
     shot(page, "metrics-1440")
 
 
