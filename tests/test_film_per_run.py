@@ -194,6 +194,7 @@ def test_tables_print_the_paper_beside_both_variants_each_labelled(tmp_path):
     assert "0.5600 [0.4600, 0.6100]" in text and "0.9100 [0.8100, 0.9600]" in text
     assert "official-test: train/val films from Kermany's official train" in text        # an old file, labelled
     assert "same-source: where its films come from" in text and "f1 +0.020 [-0.030, +0.070]" in text
+    assert "Read the paper's Table 2 with care" in text      # its F1 and MCC against its own accuracy
 
 
 # ----------------------------------------------------------------------------- reproduction

@@ -68,8 +68,8 @@ def paper_consistency_note() -> str:
             f"{cohort['n_pos']} pneumonia in {cohort['n_pos'] + cohort['n_neg']} cases, no classifier reaches a "
             f"pneumonia-class F1 above {best['f1']:.3f} or an MCC above {best['mcc']:.3f} (every error a false "
             f"alarm). Its F1 {t2['test']['f1']:.4f} and MCC {t2['test']['mcc']:.4f} therefore come from another "
-            "averaging (a class-weighted F1 is about the accuracy) or another test set; ours are the pneumonia "
-            "class's on the test split named above.")
+            "averaging (a class-weighted F1 is about the accuracy) or another test set. Ours are the pneumonia "
+            "class's, as the paper defines F1 (section 2).")
 
 
 # what our 'Test loss, %' is: the CLI's tables and the metrics page say it in these words

@@ -9,7 +9,7 @@ Tables 1-2 beside both (`python -m pneumo tables`).
 Both pair each film with another person's lab panel (semi-real)."""
 from __future__ import annotations
 
-from pneumo.experiments.paper_tables import PAPER_TABLES, SOURCE
+from pneumo.experiments.paper_tables import PAPER_TABLES, SOURCE, paper_consistency_note
 from pneumo.models.names import model_name, regime_name
 
 VARIANT_FILES = ("paper-50-500", "paper-same-source")     # the order they are shown in
@@ -110,4 +110,5 @@ def render(all_results: list[dict]) -> str:
         f"## Table 2. {t2['caption']}", "", table2(all_results), "",
         f"Paper: {SOURCE}: their private MIMIC-derived cohort (50 pneumonia + 500 other), 5 runs. "
         "Ours: mean over runs [bootstrap 95% CI of the mean]; train figures are run means.", "",
+        paper_consistency_note(), "",
     ])
